@@ -1,0 +1,14 @@
+// stepverify/stepverify.h: the umbrella header.
+//
+//   #include <stepverify/stepverify.h>
+//   auto model = stepverify::Model::load("path/to/checkpoint");
+#pragma once
+
+#include "stepverify/checkpoint.h"
+#include "stepverify/config.h"
+#include "stepverify/errors.h"
+#include "stepverify/kv_cache.h"
+#include "stepverify/model.h"
+#include "stepverify/runtime.h"
+#include "stepverify/tokenizer.h"
+#include "stepverify/version.h"

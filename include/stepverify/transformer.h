@@ -1,0 +1,135 @@
+// stepverify/transformer.h: the libtorch modules of the decoder backbone.
+//
+// Most users go through stepverify::Model (model.h). This header is for those
+// who need the modules themselves: training heads over the backbone, reading
+// parameters by their Hugging Face names:
+//
+//   auto& t = model->transformer();
+//   for (auto& [name, p] : t.named_parameters())   // "model.layers.0.self_attn.q_proj.weight", ...
+//
+// Submodules are registered under Hugging Face's names: the root holds
+// "model" (embed_tokens, layers.N.{self_attn,mlp,input_layernorm,
+// post_attention_layernorm}, norm) and, when present, "lm_head".
+//
+// Thread safety: forward() does not modify the module; concurrent forwards are
+// safe. Changing parameters while forwards run is not.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "stepverify/config.h"
+#include "stepverify/model.h"
+
+namespace stepverify {
+
+/// Rotary position embeddings (rotate-half), with linear, dynamic and llama3 scaling.
+class RotaryEmbedding {
+ public:
+  RotaryEmbedding(const ModelConfig& config, c10::Device device);
+  /// cos and sin [B, T, head_dim] in `dtype` for integer positions [B, T].
+  std::pair<at::Tensor, at::Tensor> cos_sin(const at::Tensor& position_ids, c10::ScalarType dtype) const;
+  /// The inverse frequencies used for a call whose largest position is `max_pos`.
+  at::Tensor inv_freq(int64_t max_pos) const;
+
+ private:
+  ModelConfig config_;
+  at::Tensor inv_freq_;  // float32 [head_dim / 2]
+};
+
+/// y = x W^T + b. Parameters are allocated uninitialised: loading fills them
+/// (no wasted random init on multi-GB checkpoints).
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in, int64_t out, bool bias);
+  at::Tensor forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+  at::Tensor weight, bias;
+};
+TORCH_MODULE(Linear);
+
+/// Token embeddings: a [vocab, hidden] parameter, read by index.
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t vocab, int64_t hidden);
+  at::Tensor weight;
+};
+TORCH_MODULE(Embedding);
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t hidden, double eps);
+  at::Tensor forward(const at::Tensor& x) const;
+  at::Tensor weight;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const ModelConfig& config);
+  /// x [B,T,H]; cos/sin [B,T,d]; mask [B,1,1,T,S] additive; cache optional.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                     KVCache* cache, int64_t layer) const;
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_;
+};
+TORCH_MODULE(Attention);
+
+class MLPImpl : public torch::nn::Module {
+ public:
+  explicit MLPImpl(const ModelConfig& config);
+  at::Tensor forward(const at::Tensor& x) const;
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(MLP);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const ModelConfig& config);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                     KVCache* cache, int64_t layer) const;
+  Attention self_attn{nullptr};
+  MLP mlp{nullptr};
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+/// embed_tokens, layers, norm: registered as "model" under the root.
+class DecoderImpl : public torch::nn::Module {
+ public:
+  explicit DecoderImpl(const ModelConfig& config);
+  Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+  std::vector<DecoderLayer> layer_list;
+};
+TORCH_MODULE(Decoder);
+
+/// The root module: "model" and optionally "lm_head".
+class TransformerImpl : public torch::nn::Module {
+ public:
+  TransformerImpl(const ModelConfig& config, bool with_lm_head, c10::Device device);
+  ForwardOutput forward(const ForwardInput& input) const;
+  /// Float32 logits [..., vocab] from hidden states.
+  at::Tensor logits(const at::Tensor& hidden) const;
+  bool has_lm_head() const { return !lm_head.is_empty(); }
+  /// Shares the embedding matrix with the LM head (tie_word_embeddings).
+  void tie_lm_head();
+  const ModelConfig& config() const { return config_; }
+
+  Decoder model{nullptr};
+  Linear lm_head{nullptr};
+
+ private:
+  at::Tensor build_mask(const at::Tensor& key_valid, int64_t past, int64_t T, c10::ScalarType dtype) const;
+  ModelConfig config_;
+  RotaryEmbedding rope_;
+};
+
+}  // namespace stepverify

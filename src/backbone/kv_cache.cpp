@@ -1,0 +1,149 @@
+#include "stepverify/kv_cache.h"
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "stepverify/config.h"
+#include "stepverify/errors.h"
+
+namespace stepverify {
+
+struct KVCache::Storage {
+  int64_t layers = 0, batch = 0, kv_heads = 0, head_dim = 0;
+  int64_t allocated = 0, capacity = 0;
+  c10::Device device = c10::kCPU;
+  c10::ScalarType dtype = c10::kFloat;
+  std::vector<at::Tensor> k, v;  // [batch, kv_heads, allocated, head_dim]
+  at::Tensor mask;               // [batch, allocated] int64
+  std::mutex mu;
+  int64_t high_water = 0;        // longest prefix any sharer has claimed
+
+  // Fresh buffers of the same geometry with `allocated` positions and `batch` rows.
+  std::shared_ptr<Storage> like(int64_t new_batch, int64_t new_allocated) const {
+    auto s = std::make_shared<Storage>();
+    s->layers = layers;
+    s->batch = new_batch;
+    s->kv_heads = kv_heads;
+    s->head_dim = head_dim;
+    s->allocated = new_allocated;
+    s->capacity = capacity;
+    s->device = device;
+    s->dtype = dtype;
+    auto opts = at::TensorOptions().dtype(dtype).device(device);
+    for (int64_t l = 0; l < layers; ++l) {
+      s->k.push_back(at::empty({new_batch, kv_heads, new_allocated, head_dim}, opts));
+      s->v.push_back(at::empty({new_batch, kv_heads, new_allocated, head_dim}, opts));
+    }
+    s->mask = at::zeros({new_batch, new_allocated}, at::TensorOptions().dtype(at::kLong).device(device));
+    return s;
+  }
+};
+
+KVCache::KVCache(const ModelConfig& config, int64_t batch, c10::Device device, c10::ScalarType dtype,
+                 const KVCacheOptions& options) {
+  if (batch <= 0) throw InputError("KVCache: batch must be positive, got " + std::to_string(batch));
+  Storage proto;
+  proto.layers = config.num_hidden_layers;
+  proto.kv_heads = config.num_key_value_heads;
+  proto.head_dim = config.head_dim;
+  proto.capacity = options.capacity > 0 ? options.capacity : config.max_position_embeddings;
+  proto.device = device;
+  proto.dtype = dtype;
+  const int64_t initial = std::clamp<int64_t>(options.initial_allocation, 1, proto.capacity);
+  storage_ = proto.like(batch, initial);
+}
+
+KVCache::KVCache(std::shared_ptr<Storage> storage, int64_t length)
+    : storage_(std::move(storage)), length_(length) {}
+KVCache::KVCache(KVCache&&) noexcept = default;
+KVCache& KVCache::operator=(KVCache&&) noexcept = default;
+KVCache::~KVCache() = default;
+
+int64_t KVCache::batch() const { return storage_->batch; }
+int64_t KVCache::capacity() const { return storage_->capacity; }
+
+KVCache KVCache::fork() const { return KVCache(storage_, length_); }
+
+void KVCache::truncate(int64_t n) {
+  if (n < 0 || n > length_)
+    throw InputError("KVCache::truncate(" + std::to_string(n) + "): the cache holds " + std::to_string(length_) +
+                     " positions");
+  length_ = n;
+}
+
+void KVCache::reorder(const at::Tensor& rows) {
+  if (rows.dim() != 1 || rows.numel() == 0)
+    throw InputError("KVCache::reorder: rows must be a non-empty 1-D index tensor");
+  auto idx = rows.to(storage_->device, at::kLong);
+  const int64_t lo = idx.min().item<int64_t>(), hi = idx.max().item<int64_t>();
+  if (lo < 0 || hi >= storage_->batch)
+    throw InputError("KVCache::reorder: row index " + std::to_string(lo < 0 ? lo : hi) + " outside the batch of " +
+                     std::to_string(storage_->batch));
+  torch::NoGradGuard no_grad;
+  auto fresh = storage_->like(idx.size(0), storage_->allocated);
+  for (int64_t l = 0; l < storage_->layers; ++l) {
+    fresh->k[l].narrow(2, 0, length_).copy_(storage_->k[l].narrow(2, 0, length_).index_select(0, idx));
+    fresh->v[l].narrow(2, 0, length_).copy_(storage_->v[l].narrow(2, 0, length_).index_select(0, idx));
+  }
+  fresh->mask.narrow(1, 0, length_).copy_(storage_->mask.narrow(1, 0, length_).index_select(0, idx));
+  fresh->high_water = length_;
+  storage_ = std::move(fresh);
+}
+
+at::Tensor KVCache::mask() const { return storage_->mask.narrow(1, 0, length_).clone(); }
+
+void KVCache::reserve(int64_t new_tokens, const at::Tensor& new_mask) {
+  const int64_t need = length_ + new_tokens;
+  if (need > storage_->capacity)
+    throw InputError("input of " + std::to_string(new_tokens) + " tokens after " + std::to_string(length_) +
+                     " cached positions exceeds the cache capacity of " + std::to_string(storage_->capacity));
+  if (new_mask.size(0) != storage_->batch)
+    throw InputError("batch of " + std::to_string(new_mask.size(0)) + " rows given to a cache of " +
+                     std::to_string(storage_->batch) + " rows");
+  bool in_place = false;
+  {
+    std::lock_guard<std::mutex> lock(storage_->mu);
+    if (storage_.use_count() == 1) storage_->high_water = length_;
+    if (storage_->high_water == length_ && need <= storage_->allocated) {
+      storage_->high_water = need;  // claim [length, need) for this cache
+      in_place = true;
+    }
+  }
+  if (!in_place) {
+    int64_t alloc = storage_->allocated;
+    while (alloc < need) alloc *= 2;
+    alloc = std::min(alloc, storage_->capacity);
+    torch::NoGradGuard no_grad;
+    auto fresh = storage_->like(storage_->batch, alloc);
+    for (int64_t l = 0; l < storage_->layers; ++l) {
+      fresh->k[l].narrow(2, 0, length_).copy_(storage_->k[l].narrow(2, 0, length_));
+      fresh->v[l].narrow(2, 0, length_).copy_(storage_->v[l].narrow(2, 0, length_));
+    }
+    fresh->mask.narrow(1, 0, length_).copy_(storage_->mask.narrow(1, 0, length_));
+    fresh->high_water = need;
+    storage_ = std::move(fresh);
+  }
+  storage_->mask.narrow(1, length_, new_tokens).copy_(new_mask);
+  pending_ = new_tokens;
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::write(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
+  auto& K = storage_->k[layer];
+  auto& V = storage_->v[layer];
+  K.narrow(2, length_, pending_).copy_(k);
+  V.narrow(2, length_, pending_).copy_(v);
+  return {K.narrow(2, 0, length_ + pending_), V.narrow(2, 0, length_ + pending_)};
+}
+
+at::Tensor KVCache::pending_mask() const { return storage_->mask.narrow(1, 0, length_ + pending_); }
+
+void KVCache::commit() {
+  length_ += pending_;
+  pending_ = 0;
+}
+
+}  // namespace stepverify

@@ -1,0 +1,215 @@
+// Model: loading a checkpoint into the backbone (a checked one-to-one copy).
+#include <cstring>
+#include <set>
+
+#include "stepverify/errors.h"
+#include "stepverify/model.h"
+#include "stepverify/transformer.h"
+#include "backbone/tensor_io.h"
+
+namespace stepverify {
+namespace {
+
+bool is_floating(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::F64; }
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+void check_options(const LoadOptions& o) {
+  if (o.dtype != torch::kFloat && o.dtype != torch::kBFloat16 && o.dtype != torch::kHalf)
+    throw ConfigError("LoadOptions.dtype must be float32, bfloat16 or float16");
+  if (o.device.is_cuda() && !torch::cuda::is_available())
+    throw ConfigError("LoadOptions.device is CUDA but no CUDA device is available to libtorch");
+}
+
+}  // namespace
+
+at::Tensor to_tensor(const TensorView& v) {
+  auto t = torch::empty(v.shape, torch::dtype(torch_dtype(v.dtype)));
+  if (v.nbytes) std::memcpy(t.data_ptr(), v.data, v.nbytes);
+  return t;
+}
+
+c10::ScalarType torch_dtype(DType d) {
+  switch (d) {
+    case DType::F64: return torch::kDouble;
+    case DType::F32: return torch::kFloat;
+    case DType::F16: return torch::kHalf;
+    case DType::BF16: return torch::kBFloat16;
+    case DType::I64: return torch::kLong;
+    case DType::I32: return torch::kInt;
+    case DType::I16: return torch::kShort;
+    case DType::I8: return torch::kChar;
+    case DType::U8: return torch::kByte;
+    case DType::BOOL: return torch::kBool;
+  }
+  return torch::kFloat;
+}
+
+std::optional<DType> stepverify_dtype(c10::ScalarType t) {
+  switch (t) {
+    case torch::kDouble: return DType::F64;
+    case torch::kFloat: return DType::F32;
+    case torch::kHalf: return DType::F16;
+    case torch::kBFloat16: return DType::BF16;
+    case torch::kLong: return DType::I64;
+    case torch::kInt: return DType::I32;
+    case torch::kShort: return DType::I16;
+    case torch::kChar: return DType::I8;
+    case torch::kByte: return DType::U8;
+    case torch::kBool: return DType::BOOL;
+    default: return std::nullopt;
+  }
+}
+
+at::Tensor load_parameter(const Checkpoint& ckpt, const std::string& name, at::IntArrayRef expected_shape,
+                          c10::Device device, c10::ScalarType dtype) {
+  TensorView view = ckpt.tensor(name);
+  if (!is_floating(view.dtype))
+    throw ShapeError(ckpt.name() + ": tensor " + name + ": dtype " + std::string(dtype_name(view.dtype)) +
+                     " where a floating-point weight is expected");
+  if (at::IntArrayRef(view.shape) != expected_shape)
+    throw ShapeError(ckpt.name() + ": tensor " + name + ": expected " + shape_str(expected_shape) + ", found " +
+                     shape_str(view.shape));
+  return to_tensor(view).to(device, dtype);
+}
+
+at::Tensor to_batch(const std::vector<int64_t>& ids) {
+  return torch::tensor(ids, torch::kLong).view({1, static_cast<int64_t>(ids.size())});
+}
+
+Model::~Model() = default;
+
+std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options) {
+  configure_runtime(options.runtime);
+  const auto config = ModelConfig::from_file(dir / "config.json");
+  auto ckpt = Checkpoint::open(dir);
+  auto model = std::const_pointer_cast<Model>(from_checkpoint(config, *ckpt, options));
+  if (options.load_tokenizer) model->tokenizer_ = load_tokenizer(dir, options.tokenizer);
+  return model;
+}
+
+std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, const Checkpoint& ckpt,
+                                                    const LoadOptions& options) {
+  configure_runtime(options.runtime);
+  check_options(options);
+  torch::NoGradGuard no_grad;
+  auto model = std::shared_ptr<Model>(new Model());
+  model->config_ = config;
+  model->options_ = options;
+  const bool with_lm_head = options.load_lm_head && config.head == HeadKind::CausalLM;
+  model->transformer_ = std::make_shared<TransformerImpl>(config, with_lm_head, options.device);
+
+  // Backbones are saved under "model." by every *For* class, bare by *Model.
+  std::string prefix = "model.";
+  if (!ckpt.contains("model.embed_tokens.weight") && ckpt.contains("embed_tokens.weight")) prefix = "";
+  const bool tied = config.tie_word_embeddings;
+  std::set<std::string> consumed;
+  for (auto& item : model->transformer_->named_parameters()) {
+    const std::string& name = item.key();
+    if (name == "lm_head.weight" && tied) continue;
+    const std::string key = name.rfind("model.", 0) == 0 ? prefix + name.substr(6) : name;
+    auto t = load_parameter(ckpt, key, item.value().sizes(), options.device, options.dtype);
+    item.value().set_data(t);
+    consumed.insert(key);
+  }
+  if (with_lm_head && tied) model->transformer_->tie_lm_head();
+  for (const auto& n : ckpt.names()) {
+    if (consumed.count(n)) continue;
+    if (n.size() >= 20 && n.compare(n.size() - 20, 20, "rotary_emb.inv_freq") == 0) continue;
+    model->unused_.push_back(n);
+  }
+  return model;
+}
+
+std::shared_ptr<const Model> Model::random(const ModelConfig& config, uint64_t seed, const LoadOptions& options) {
+  configure_runtime(options.runtime);
+  check_options(options);
+  torch::NoGradGuard no_grad;
+  auto model = std::shared_ptr<Model>(new Model());
+  model->config_ = config;
+  model->options_ = options;
+  const bool with_lm_head = options.load_lm_head && config.head == HeadKind::CausalLM;
+  model->transformer_ = std::make_shared<TransformerImpl>(config, with_lm_head, options.device);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& item : model->transformer_->named_parameters()) {
+    const std::string& name = item.key();
+    at::Tensor t;
+    if (name.find("norm") != std::string::npos) t = torch::ones(item.value().sizes());
+    else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) t = torch::zeros(item.value().sizes());
+    else t = at::normal(0.0, 0.02, item.value().sizes(), gen);
+    item.value().set_data(t.to(options.device, options.dtype));
+  }
+  if (with_lm_head && config.tie_word_embeddings) model->transformer_->tie_lm_head();
+  return model;
+}
+
+const Tokenizer& Model::tokenizer() const {
+  if (!tokenizer_) throw Error(config_.source + ": model was loaded without a tokenizer");
+  return *tokenizer_;
+}
+
+bool Model::has_lm_head() const { return transformer_->has_lm_head(); }
+
+ForwardOutput Model::forward(const ForwardInput& input) const {
+  c10::InferenceMode guard;
+  try {
+    return transformer_->forward(input);
+  } catch (const Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Error(std::string("forward: libtorch error: ") + e.what_without_backtrace());
+  }
+}
+
+at::Tensor Model::logits(const at::Tensor& hidden) const {
+  c10::InferenceMode guard;
+  return transformer_->logits(hidden.to(options_.device, options_.dtype));
+}
+
+KVCache Model::new_cache(int64_t batch, const KVCacheOptions& options) const {
+  c10::InferenceMode guard;
+  return KVCache(config_, batch, options_.device, options_.dtype, options);
+}
+
+std::vector<int64_t> Model::generate_greedy(const std::vector<int64_t>& prompt, int64_t max_new_tokens,
+                                            bool stop_at_eos) const {
+  if (prompt.empty()) throw InputError("generate_greedy: empty prompt");
+  c10::InferenceMode guard;
+  KVCacheOptions co;
+  co.capacity = static_cast<int64_t>(prompt.size()) + max_new_tokens;
+  co.initial_allocation = co.capacity;
+  auto cache = new_cache(1, co);
+  std::vector<int64_t> out;
+  at::Tensor next = to_batch(prompt);
+  for (int64_t step = 0; step < max_new_tokens; ++step) {
+    ForwardInput in;
+    in.input_ids = next;
+    in.cache = &cache;
+    auto h = forward(in).hidden;
+    auto logit = logits(h.select(1, h.size(1) - 1));
+    const int64_t tok = logit.argmax(-1).item<int64_t>();
+    out.push_back(tok);
+    if (stop_at_eos && std::find(config_.eos_token_ids.begin(), config_.eos_token_ids.end(), tok) !=
+                           config_.eos_token_ids.end())
+      break;
+    next = to_batch({tok});
+  }
+  return out;
+}
+
+int64_t Model::num_parameters(bool include_embeddings) const {
+  int64_t n = 0;
+  std::set<const void*> seen;
+  for (const auto& item : transformer_->named_parameters()) {
+    if (!include_embeddings && (item.key() == "model.embed_tokens.weight" || item.key() == "lm_head.weight")) continue;
+    if (!seen.insert(item.value().data_ptr()).second) continue;
+    n += item.value().numel();
+  }
+  return n;
+}
+
+}  // namespace stepverify

@@ -1,0 +1,196 @@
+// The decoder backbone, matching transformers 4.40 eager attention.
+#include "stepverify/transformer.h"
+
+#include <cmath>
+#include <limits>
+
+#include "stepverify/errors.h"
+
+namespace stepverify {
+namespace {
+
+Linear make_linear(int64_t in, int64_t out, bool bias) { return Linear(in, out, bias); }
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out}));
+}
+
+EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t hidden) {
+  weight = register_parameter("weight", torch::empty({vocab, hidden}));
+}
+
+RMSNormImpl::RMSNormImpl(int64_t hidden, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({hidden}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) const {
+  // HF: computed in float32, cast back to the input dtype before the weight.
+  auto xf = x.to(torch::kFloat);
+  auto var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  xf = xf * at::rsqrt(var + eps_);
+  return weight * xf.to(x.scalar_type());
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& c)
+    : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
+  q_proj = register_module("q_proj", make_linear(c.hidden_size, heads_ * head_dim_, c.qkv_bias));
+  k_proj = register_module("k_proj", make_linear(c.hidden_size, kv_heads_ * head_dim_, c.qkv_bias));
+  v_proj = register_module("v_proj", make_linear(c.hidden_size, kv_heads_ * head_dim_, c.qkv_bias));
+  o_proj = register_module("o_proj", make_linear(heads_ * head_dim_, c.hidden_size, c.o_bias));
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                  const at::Tensor& mask, KVCache* cache, int64_t layer) const {
+  const int64_t B = x.size(0), T = x.size(1), G = heads_ / kv_heads_;
+  auto q = q_proj->forward(x).view({B, T, heads_, head_dim_}).transpose(1, 2);
+  auto k = k_proj->forward(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  auto v = v_proj->forward(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [B, 1, T, d]
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+  at::Tensor K = k, V = v;
+  if (cache) std::tie(K, V) = cache->write(layer, k, v);
+  const int64_t S = K.size(2);
+  // Grouped-query attention without repeating K/V: the G query heads of one
+  // KV head are stacked along the query axis (HF's repeat_kv order).
+  auto qg = q.reshape({B, kv_heads_, G * T, head_dim_});
+  auto scores = at::matmul(qg, K.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim_));
+  scores = scores.view({B, kv_heads_, G, T, S}) + mask;
+  auto probs = at::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
+  auto out = at::matmul(probs.view({B, kv_heads_, G * T, S}), V);  // [B, kv, G*T, d]
+  out = out.view({B, heads_, T, head_dim_}).transpose(1, 2).reshape({B, T, heads_ * head_dim_});
+  return o_proj->forward(out);
+}
+
+MLPImpl::MLPImpl(const ModelConfig& c) {
+  gate_proj = register_module("gate_proj", make_linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  up_proj = register_module("up_proj", make_linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  down_proj = register_module("down_proj", make_linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
+}
+
+at::Tensor MLPImpl::forward(const at::Tensor& x) const {
+  return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+  self_attn = register_module("self_attn", Attention(c));
+  mlp = register_module("mlp", MLP(c));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                     const at::Tensor& mask, KVCache* cache, int64_t layer) const {
+  auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, cache, layer);
+  return h + mlp->forward(post_attention_layernorm->forward(h));
+}
+
+DecoderImpl::DecoderImpl(const ModelConfig& c) {
+  embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    layer_list.push_back(DecoderLayer(c));
+    layers->push_back(layer_list.back());
+  }
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+TransformerImpl::TransformerImpl(const ModelConfig& c, bool with_lm_head, c10::Device device)
+    : config_(c), rope_(c, device) {
+  model = register_module("model", Decoder(c));
+  if (with_lm_head) lm_head = register_module("lm_head", make_linear(c.hidden_size, c.vocab_size, false));
+}
+
+at::Tensor TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t past, int64_t T,
+                                       c10::ScalarType dtype) const {
+  const int64_t S = key_valid.size(1);
+  auto dev = key_valid.device();
+  auto qi = torch::arange(past, past + T, torch::dtype(torch::kLong).device(dev)).unsqueeze(1);  // [T, 1]
+  auto kj = torch::arange(0, S, torch::dtype(torch::kLong).device(dev)).unsqueeze(0);           // [1, S]
+  auto visible = kj <= qi;
+  if (config_.sliding_window) visible = visible.logical_and(qi - kj <= *config_.sliding_window);
+  visible = visible.unsqueeze(0).logical_and(key_valid.unsqueeze(1).to(torch::kBool));  // [B, T, S]
+  // Finite minimum, as HF: a row with no visible key gets uniform attention
+  // instead of NaN.
+  const double minval = dtype == torch::kFloat    ? std::numeric_limits<float>::lowest()
+                        : dtype == torch::kDouble ? std::numeric_limits<double>::lowest()
+                        : dtype == torch::kBFloat16 ? -3.3895313892515355e38
+                                                    : -65504.0;
+  auto mask = at::zeros(visible.sizes(), torch::dtype(dtype).device(dev)).masked_fill(visible.logical_not(), minval);
+  return mask.view({mask.size(0), 1, 1, T, S});
+}
+
+ForwardOutput TransformerImpl::forward(const ForwardInput& in) const {
+  const auto& c = config_;
+  const auto dev = model->norm->weight.device();
+  const auto dtype = model->norm->weight.scalar_type();
+  if (!in.input_ids.defined() || in.input_ids.dim() != 2)
+    throw InputError("forward: input_ids must be an int64 tensor [batch, T]");
+  const int64_t B = in.input_ids.size(0), T = in.input_ids.size(1);
+  if (B == 0 || T == 0) throw InputError("forward: empty input (batch " + std::to_string(B) + ", T " + std::to_string(T) + ")");
+  auto ids = in.input_ids.to(dev, torch::kLong);
+  {
+    const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    if (lo < 0 || hi >= c.vocab_size) {
+      const int64_t bad = lo < 0 ? lo : hi;
+      auto where = (ids == bad).nonzero()[0];
+      throw InputError("forward: token id " + std::to_string(bad) + " at row " + std::to_string(where[0].item<int64_t>()) +
+                       ", position " + std::to_string(where[1].item<int64_t>()) + " is outside the vocabulary of " +
+                       std::to_string(c.vocab_size));
+    }
+  }
+  auto check_shape = [&](const at::Tensor& t, const char* what) {
+    if (t.defined() && (t.dim() != 2 || t.size(0) != B || t.size(1) != T))
+      throw InputError(std::string("forward: ") + what + " must be [" + std::to_string(B) + ", " + std::to_string(T) + "]");
+  };
+  check_shape(in.attention_mask, "attention_mask");
+  check_shape(in.position_ids, "position_ids");
+  auto mask2d = in.attention_mask.defined() ? in.attention_mask.to(dev, torch::kLong)
+                                            : torch::ones({B, T}, torch::dtype(torch::kLong).device(dev));
+  const int64_t past = in.cache ? in.cache->length() : 0;
+  if (in.cache && in.cache->batch() != B)
+    throw InputError("forward: batch of " + std::to_string(B) + " rows given to a cache of " +
+                     std::to_string(in.cache->batch()) + " rows");
+  auto pos = in.position_ids.defined()
+                 ? in.position_ids.to(dev, torch::kLong)
+                 : torch::arange(past, past + T, torch::dtype(torch::kLong).device(dev)).unsqueeze(0).expand({B, T});
+
+  at::Tensor key_valid = mask2d;
+  if (in.cache) {
+    in.cache->reserve(T, mask2d);  // throws, leaving the cache unchanged, when there is no room
+    key_valid = in.cache->pending_mask();
+  }
+  auto mask = build_mask(key_valid, past, T, dtype);
+  auto [cos, sin] = rope_.cos_sin(pos, dtype);
+
+  ForwardOutput out;
+  auto h = model->embed_tokens->weight.index_select(0, ids.reshape({-1})).view({B, T, c.hidden_size});
+  if (in.output_hidden_states) out.hidden_states.push_back(h);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    h = model->layer_list[i]->forward(h, cos, sin, mask, in.cache, i);
+    if (in.output_hidden_states && i + 1 < c.num_hidden_layers) out.hidden_states.push_back(h);
+  }
+  out.hidden = model->norm->forward(h);
+  if (in.output_hidden_states) out.hidden_states.push_back(out.hidden);
+  if (in.cache) in.cache->commit();
+  return out;
+}
+
+void TransformerImpl::tie_lm_head() {
+  if (has_lm_head()) lm_head->weight.set_data(model->embed_tokens->weight);
+}
+
+at::Tensor TransformerImpl::logits(const at::Tensor& hidden) const {
+  if (!has_lm_head()) throw Error("logits: " + config_.architecture + " checkpoint has no LM head loaded");
+  return lm_head->forward(hidden).to(torch::kFloat);
+}
+
+}  // namespace stepverify

@@ -1,0 +1,17 @@
+// Internal: the subcommands of the `stepverify` CLI. Each registers its
+// options on the app and returns the function that runs it.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace stepverify::cli {
+
+using Run = std::function<int()>;
+
+Run add_tokenize(CLI::App& app);
+Run add_forward(CLI::App& app);
+Run add_demo(CLI::App& app);
+
+}  // namespace stepverify::cli

@@ -1,0 +1,37 @@
+// stepverify: a thin command-line layer over the library.
+#include <iostream>
+#include <map>
+
+#include "cli/commands.h"
+#include "stepverify/errors.h"
+#include "stepverify/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"stepverify: step-level verification of LLM reasoning"};
+  app.set_version_flag("--version", std::string(stepverify::kVersion));
+  app.require_subcommand(1);
+  std::map<CLI::App*, stepverify::cli::Run> runs;
+  auto add = [&](const char* name, auto adder) {
+    CLI::App* sub = app.add_subcommand(name);
+    runs[sub] = adder(*sub);
+  };
+  add("tokenize", stepverify::cli::add_tokenize);
+  add("forward", stepverify::cli::add_forward);
+  add("demo", stepverify::cli::add_demo);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : runs)
+      if (sub->parsed()) return run();
+  } catch (const stepverify::Error& e) {
+    std::cerr << "stepverify: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "stepverify: internal error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,19 @@
+// Links against the installed stepverify and reads a config and a checkpoint.
+#include <iostream>
+
+#include <stepverify/stepverify.h>
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cout << "stepverify " << stepverify::kVersion << ", " << stepverify::supported_architectures().size()
+              << " architectures\n";
+    return 0;
+  }
+  auto model = stepverify::Model::load(argv[1]);
+  auto ids = model->tokenizer().encode("1 + 1 = 2");
+  stepverify::ForwardInput in;
+  in.input_ids = stepverify::to_batch(ids);
+  auto h = model->forward(in).hidden;
+  std::cout << "hidden " << h.size(1) << "x" << h.size(2) << "\n";
+  return h.size(1) == static_cast<int64_t>(ids.size()) ? 0 : 1;
+}
