@@ -1,0 +1,139 @@
+// KV cache semantics: append, fork (copy-on-write), truncate, reorder, capacity.
+#include "test_support.h"
+
+#include "stepverify/errors.h"
+#include "stepverify/model.h"
+
+using namespace stepverify;
+
+namespace {
+
+ModelConfig tiny(const std::string& arch = "LlamaForCausalLM", const std::string& extra = "") {
+  return ModelConfig::from_json(R"({"architectures":[")" + arch +
+                                R"("],"vocab_size":50,"hidden_size":32,"intermediate_size":48,"num_hidden_layers":2,)"
+                                R"("num_attention_heads":4,"num_key_value_heads":2,"max_position_embeddings":64)" +
+                                extra + "}");
+}
+
+at::Tensor ids(std::vector<int64_t> v) { return to_batch(v); }
+
+// Logits of the full sequence at its last `n` positions.
+at::Tensor full_tail(const Model& m, const std::vector<int64_t>& seq, int64_t n) {
+  ForwardInput in;
+  in.input_ids = ids(seq);
+  auto h = m.forward(in).hidden;
+  return m.logits(h.narrow(1, h.size(1) - n, n));
+}
+
+at::Tensor step(const Model& m, KVCache& cache, const std::vector<int64_t>& toks) {
+  ForwardInput in;
+  in.input_ids = ids(toks);
+  in.cache = &cache;
+  return m.logits(m.forward(in).hidden);
+}
+
+std::vector<int64_t> cat(std::vector<int64_t> a, const std::vector<int64_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+constexpr double kTol = 1e-5;
+
+}  // namespace
+
+TEST_CASE("fork shares the prefix; siblings diverge correctly in either order", "[kvcache]") {
+  auto m = Model::random(tiny(), 7);
+  const std::vector<int64_t> prefix = {1, 5, 9, 13, 2, 7}, a = {3, 4}, b = {11, 12, 13};
+  auto parent = m->new_cache();
+  step(*m, parent, prefix);
+  SECTION("parent appends first") {
+    auto child = parent.fork();
+    auto la = step(*m, parent, a);
+    auto lb = step(*m, child, b);
+    CHECK(test::max_abs_diff(la, full_tail(*m, cat(prefix, a), 2)) < kTol);
+    CHECK(test::max_abs_diff(lb, full_tail(*m, cat(prefix, b), 3)) < kTol);
+  }
+  SECTION("child appends first, many forks") {
+    auto c1 = parent.fork(), c2 = parent.fork();
+    auto lb = step(*m, c1, b);
+    auto la = step(*m, parent, a);
+    auto l2 = step(*m, c2, a);
+    CHECK(test::max_abs_diff(lb, full_tail(*m, cat(prefix, b), 3)) < kTol);
+    CHECK(test::max_abs_diff(la, full_tail(*m, cat(prefix, a), 2)) < kTol);
+    CHECK(test::max_abs_diff(l2, la) < kTol);
+    CHECK(c1.length() == 9);
+    CHECK(parent.length() == 8);
+  }
+}
+
+TEST_CASE("truncate drops positions; appending after it equals the full pass", "[kvcache]") {
+  auto m = Model::random(tiny(), 3);
+  auto cache = m->new_cache();
+  const std::vector<int64_t> prefix = {1, 2, 3, 4, 5};
+  step(*m, cache, prefix);
+  step(*m, cache, {6, 7, 8});
+  cache.truncate(5);
+  CHECK(cache.length() == 5);
+  auto l = step(*m, cache, {9, 10});
+  CHECK(test::max_abs_diff(l, full_tail(*m, {1, 2, 3, 4, 5, 9, 10}, 2)) < kTol);
+  CHECK_THROWS_AS(cache.truncate(99), InputError);
+}
+
+TEST_CASE("reorder picks beams, with repeats and a new batch size", "[kvcache]") {
+  auto m = Model::random(tiny(), 5);
+  auto cache = m->new_cache(2);
+  ForwardInput in;
+  in.input_ids = torch::tensor({1, 2, 3, 4, 10, 11, 12, 13}, torch::kLong).view({2, 4});
+  in.cache = &cache;
+  m->forward(in);
+  cache.reorder(torch::tensor({1, 1, 0}, torch::kLong));
+  CHECK(cache.batch() == 3);
+  ForwardInput next;
+  next.input_ids = torch::tensor({20, 21, 22}, torch::kLong).view({3, 1});
+  next.cache = &cache;
+  auto l = m->logits(m->forward(next).hidden);
+  CHECK(test::max_abs_diff(l[0], full_tail(*m, {10, 11, 12, 13, 20}, 1)[0]) < kTol);
+  CHECK(test::max_abs_diff(l[1], full_tail(*m, {10, 11, 12, 13, 21}, 1)[0]) < kTol);
+  CHECK(test::max_abs_diff(l[2], full_tail(*m, {1, 2, 3, 4, 22}, 1)[0]) < kTol);
+  CHECK_THROWS_AS(cache.reorder(torch::tensor({5}, torch::kLong)), InputError);
+}
+
+TEST_CASE("input longer than the cache capacity is refused and the cache is unchanged", "[kvcache][errors]") {
+  auto m = Model::random(tiny(), 1);
+  KVCacheOptions o;
+  o.capacity = 8;
+  o.initial_allocation = 2;  // also exercises growth by doubling
+  auto cache = m->new_cache(1, o);
+  step(*m, cache, {1, 2, 3, 4, 5, 6});
+  CHECK_THROWS_WITH(step(*m, cache, {7, 8, 9}), Catch::Matchers::Contains("capacity of 8"));
+  CHECK(cache.length() == 6);
+  auto l = step(*m, cache, {7, 8});
+  CHECK(test::max_abs_diff(l, full_tail(*m, {1, 2, 3, 4, 5, 6, 7, 8}, 2)) < kTol);
+}
+
+TEST_CASE("sliding window and rope scaling stay exact through the cache", "[kvcache]") {
+  const std::vector<int64_t> seq = {1, 4, 9, 16, 25, 36, 49, 3, 8, 15, 24, 35};
+  for (const auto& cfg : {tiny("MistralForCausalLM", R"(,"sliding_window":3)"),
+                          tiny("Qwen2ForCausalLM", R"(,"sliding_window":4)"),
+                          tiny("LlamaForCausalLM", R"(,"rope_scaling":{"type":"linear","factor":2.0})"),
+                          tiny("LlamaForCausalLM", R"(,"rope_scaling":{"rope_type":"llama3","factor":8.0,)"
+                                                   R"("original_max_position_embeddings":16})")}) {
+    INFO(cfg.architecture);
+    auto m = Model::random(cfg, 11);
+    auto cache = m->new_cache();
+    std::vector<at::Tensor> parts;
+    for (size_t t = 0; t < seq.size(); t += 5)
+      parts.push_back(step(*m, cache, std::vector<int64_t>(seq.begin() + t, seq.begin() + std::min(seq.size(), t + 5))));
+    CHECK(test::max_abs_diff(at::cat(parts, 1), full_tail(*m, seq, seq.size())) < kTol);
+  }
+}
+
+TEST_CASE("a window changes what distant tokens see", "[kvcache]") {
+  // Same weights, with and without a window: the last position differs only
+  // when the sequence is longer than the window.
+  auto plain = tiny("MistralForCausalLM");
+  auto windowed = tiny("MistralForCausalLM", R"(,"sliding_window":2)");
+  auto a = Model::random(plain, 2), b = Model::random(windowed, 2);
+  CHECK(test::max_abs_diff(full_tail(*a, {1, 2, 3}, 1), full_tail(*b, {1, 2, 3}, 1)) < kTol);
+  CHECK(test::max_abs_diff(full_tail(*a, {1, 2, 3, 4, 5}, 1), full_tail(*b, {1, 2, 3, 4, 5}, 1)) > 1e-4);
+}

@@ -5,14 +5,13 @@
 // that starts with a space is encoded behind "<unk>" whose pieces are then
 // dropped, so no extra "▁" appears after a special token.
 // legacy = true: plain sentencepiece on each chunk between special tokens.
-#include <sentencepiece_processor.h>
-
 #include <algorithm>
 #include <map>
 #include <set>
 
 #include "stepverify/errors.h"
 #include "stepverify/tokenizer.h"
+#include "tokenizer/spm_shim.h"
 #include "tokenizer/tokenizer_config.h"
 
 namespace stepverify {
@@ -120,9 +119,8 @@ class SentencePieceTokenizer final : public Tokenizer {
     legacy_ = options.legacy.value_or(cfg_.legacy.value_or(true));
     add_bos_ = options.add_bos_token.value_or(cfg_.add_bos_token.value_or(true));
     add_eos_ = options.add_eos_token.value_or(cfg_.add_eos_token.value_or(false));
-    auto status = sp_.LoadFromSerializedProto(legacy_ ? bytes : without_dummy_prefix(bytes, where_));
-    if (!status.ok()) throw TokenizerError(where_ + ": not a valid sentencepiece model: " + status.ToString());
-    base_size_ = sp_.GetPieceSize();
+    sp_ = std::make_unique<detail::SpmModel>(legacy_ ? bytes : without_dummy_prefix(bytes, where_), where_);
+    base_size_ = sp_->size();
 
     // Special tokens: LlamaTokenizer's defaults, overridden by the config files.
     special_.unk = cfg_.unk_token.value_or("<unk>");
@@ -137,8 +135,8 @@ class SentencePieceTokenizer final : public Tokenizer {
       if (!*s) continue;
       bool known = std::any_of(added.begin(), added.end(), [&](const auto& kv) { return kv.second.content == **s; });
       if (known) continue;
-      const int id = sp_.PieceToId(**s);
-      if (id == sp_.unk_id() && **s != sp_.IdToPiece(sp_.unk_id())) continue;  // not in the vocabulary
+      const int id = sp_->piece_to_id(**s);
+      if (id == sp_->unk_id() && **s != sp_->id_to_piece(sp_->unk_id())) continue;  // not in the vocabulary
       AddedToken t;
       t.id = id;
       t.content = **s;
@@ -147,10 +145,10 @@ class SentencePieceTokenizer final : public Tokenizer {
     }
     int64_t next = base_size_;
     for (auto& [id, t] : added) {
-      if (id < base_size_ && sp_.IdToPiece(static_cast<int>(id)) != t.content)
+      if (id < base_size_ && sp_->id_to_piece(static_cast<int>(id)) != t.content)
         throw TokenizerError((dir / "tokenizer_config.json").string() + ": added token '" + t.content + "' has id " +
                              std::to_string(id) + " but " + where_ + " gives that id to '" +
-                             sp_.IdToPiece(static_cast<int>(id)) + "'");
+                             sp_->id_to_piece(static_cast<int>(id)) + "'");
       if (id >= base_size_) next = std::max(next, id + 1);
       added_.push_back(t);
       added_by_content_[t.content] = id;
@@ -171,7 +169,10 @@ class SentencePieceTokenizer final : public Tokenizer {
       throw TokenizerError(where_ + ": add_eos_token is set but the EOS token '" + *special_.eos + "' is not in the vocabulary");
     for (const auto& t : added_)
       if (t.special) special_strings_.insert(t.content);
-    unk_token_length_ = static_cast<int64_t>(sp_.EncodeAsPieces(*special_.unk).size());
+    std::vector<std::string> unk_pieces;
+    std::vector<int64_t> unk_ids;
+    sp_->encode(*special_.unk, unk_pieces, unk_ids);
+    unk_token_length_ = static_cast<int64_t>(unk_pieces.size());
   }
 
   Encoding encode_with_pieces(std::string_view text, const EncodeOptions& options) const override {
@@ -247,14 +248,14 @@ class SentencePieceTokenizer final : public Tokenizer {
         if (t.id == id) return t.content;
       throw TokenizerError(where_ + ": token id " + std::to_string(id) + " is not assigned");
     }
-    return sp_.IdToPiece(static_cast<int>(id));
+    return sp_->id_to_piece(static_cast<int>(id));
   }
 
   std::optional<int64_t> piece_to_id(std::string_view piece) const override {
     auto it = added_by_content_.find(std::string(piece));
     if (it != added_by_content_.end()) return it->second;
-    const int id = sp_.PieceToId(piece);
-    if (id == sp_.unk_id() && piece != sp_.IdToPiece(id)) return std::nullopt;
+    const int id = sp_->piece_to_id(piece);
+    if (id == sp_->unk_id() && piece != sp_->id_to_piece(id)) return std::nullopt;
     return id;
   }
 
@@ -274,13 +275,12 @@ class SentencePieceTokenizer final : public Tokenizer {
       input = *special_.unk + text;
       skip = static_cast<size_t>(unk_token_length_);
     }
-    const auto spt = sp_.EncodeAsImmutableProto(input);
-    const size_t n = spt.pieces_size();
-    for (size_t i = (skip <= n ? skip : 0); i < n; ++i) {
-      const auto piece = spt.pieces(static_cast<int>(i));
-      tokens.push_back(piece.piece());
-      ids.push_back(piece.id());
-    }
+    std::vector<std::string> pieces;
+    std::vector<int64_t> piece_ids;
+    sp_->encode(input, pieces, piece_ids);
+    const size_t from = skip <= pieces.size() ? skip : 0;
+    tokens.insert(tokens.end(), pieces.begin() + from, pieces.end());
+    ids.insert(ids.end(), piece_ids.begin() + from, piece_ids.end());
   }
 
   // HF LlamaTokenizer.convert_tokens_to_string (4.40).
@@ -293,7 +293,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     for (size_t i = 0; i < tokens.size(); ++i) {
       if (special_strings_.count(tokens[i])) {
         if (!prev_special && i != 0 && legacy_) out += " ";
-        out += sp_.DecodePieces(current) + tokens[i];
+        out += sp_->decode_pieces(current) + tokens[i];
         prev_special = true;
         current.clear();
       } else {
@@ -301,11 +301,11 @@ class SentencePieceTokenizer final : public Tokenizer {
         prev_special = false;
       }
     }
-    out += sp_.DecodePieces(current);
+    out += sp_->decode_pieces(current);
     return out;
   }
 
-  sentencepiece::SentencePieceProcessor sp_;
+  std::unique_ptr<detail::SpmModel> sp_;
   detail::HfTokenizerConfig cfg_;
   std::string where_;
   bool legacy_ = true, add_bos_ = true, add_eos_ = false;

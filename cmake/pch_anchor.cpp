@@ -1,0 +1,1 @@
+// Anchor source of the executables precompiled-header target.

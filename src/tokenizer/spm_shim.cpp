@@ -1,0 +1,116 @@
+// Loading libstepverify_spm.so in isolation and calling it.
+#include "tokenizer/spm_shim.h"
+
+#include <dlfcn.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "stepverify/errors.h"
+
+namespace stepverify::detail {
+namespace {
+
+struct Api {
+  void* (*create)(const char*, size_t, char*, size_t);
+  void (*destroy)(void*);
+  int (*size)(void*);
+  int (*unk_id)(void*);
+  int (*piece_to_id)(void*, const char*, size_t);
+  void (*id_to_piece)(void*, int, svspm_string_cb, void*);
+  int (*encode)(void*, const char*, size_t, svspm_piece_cb, void*);
+  void (*decode_pieces)(void*, const char* const*, const size_t*, size_t, svspm_string_cb, void*);
+};
+
+// The shim sits next to libstepverify.so (build tree and install prefix alike).
+std::filesystem::path shim_path() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&shim_path), &info) && info.dli_fname)
+    return std::filesystem::path(info.dli_fname).parent_path() / "libstepverify_spm.so";
+  return "libstepverify_spm.so";
+}
+
+const Api& api() {
+  static Api a{};
+  static std::string error;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto path = shim_path();
+    void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    if (!lib) lib = ::dlopen("libstepverify_spm.so", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    if (!lib) {
+      const char* e = ::dlerror();
+      error = std::string("cannot load the sentencepiece shim ") + path.string() + ": " + (e ? e : "?");
+      return;
+    }
+    auto sym = [&](const char* name) {
+      void* p = ::dlsym(lib, name);
+      if (!p && error.empty()) error = std::string("sentencepiece shim lacks ") + name;
+      return p;
+    };
+    a.create = reinterpret_cast<decltype(a.create)>(sym("svspm_create"));
+    a.destroy = reinterpret_cast<decltype(a.destroy)>(sym("svspm_destroy"));
+    a.size = reinterpret_cast<decltype(a.size)>(sym("svspm_size"));
+    a.unk_id = reinterpret_cast<decltype(a.unk_id)>(sym("svspm_unk_id"));
+    a.piece_to_id = reinterpret_cast<decltype(a.piece_to_id)>(sym("svspm_piece_to_id"));
+    a.id_to_piece = reinterpret_cast<decltype(a.id_to_piece)>(sym("svspm_id_to_piece"));
+    a.encode = reinterpret_cast<decltype(a.encode)>(sym("svspm_encode"));
+    a.decode_pieces = reinterpret_cast<decltype(a.decode_pieces)>(sym("svspm_decode_pieces"));
+  });
+  if (!error.empty()) throw Error(error);
+  return a;
+}
+
+void append_string(void* ctx, const char* s, size_t len) { static_cast<std::string*>(ctx)->assign(s, len); }
+
+struct EncodeSink {
+  std::vector<std::string>* pieces;
+  std::vector<int64_t>* ids;
+};
+
+void append_piece(void* ctx, const char* piece, size_t len, int id) {
+  auto* sink = static_cast<EncodeSink*>(ctx);
+  sink->pieces->emplace_back(piece, len);
+  sink->ids->push_back(id);
+}
+
+}  // namespace
+
+SpmModel::SpmModel(std::string_view serialized, const std::string& where) {
+  char err[512] = {0};
+  handle_ = api().create(serialized.data(), serialized.size(), err, sizeof(err));
+  if (!handle_) throw TokenizerError(where + ": not a valid sentencepiece model: " + err);
+}
+
+SpmModel::~SpmModel() {
+  if (handle_) api().destroy(handle_);
+}
+
+int SpmModel::size() const { return api().size(handle_); }
+int SpmModel::unk_id() const { return api().unk_id(handle_); }
+int SpmModel::piece_to_id(std::string_view piece) const { return api().piece_to_id(handle_, piece.data(), piece.size()); }
+
+std::string SpmModel::id_to_piece(int id) const {
+  std::string out;
+  api().id_to_piece(handle_, id, append_string, &out);
+  return out;
+}
+
+void SpmModel::encode(std::string_view text, std::vector<std::string>& pieces, std::vector<int64_t>& ids) const {
+  EncodeSink sink{&pieces, &ids};
+  api().encode(handle_, text.data(), text.size(), append_piece, &sink);
+}
+
+std::string SpmModel::decode_pieces(const std::vector<std::string>& pieces) const {
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  for (const auto& p : pieces) {
+    ptrs.push_back(p.data());
+    lens.push_back(p.size());
+  }
+  std::string out;
+  api().decode_pieces(handle_, ptrs.data(), lens.data(), pieces.size(), append_string, &out);
+  return out;
+}
+
+}  // namespace stepverify::detail

@@ -1,0 +1,67 @@
+// Shared helpers of the tests: where ../shared is, reading references.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "stepverify/checkpoint.h"
+#include "backbone/tensor_io.h"
+
+namespace stepverify::test {
+
+/// The shared directory: $STEPVERIFY_SHARED_DIR, else the CMake option.
+inline std::filesystem::path shared_dir() {
+  if (const char* env = std::getenv("STEPVERIFY_SHARED_DIR"); env && *env) return env;
+  return STEPVERIFY_DEFAULT_SHARED_DIR;
+}
+
+/// A fixture checkpoint directory, or nullopt (with a WARN) when absent.
+inline std::optional<std::filesystem::path> fixture(const std::string& name) {
+  auto dir = shared_dir() / "fixtures" / "hf" / name;
+  if (!std::filesystem::exists(dir / "reference.json")) {
+    WARN("skipped: fixture " << dir.string() << " is absent (set STEPVERIFY_SHARED_DIR)");
+    return std::nullopt;
+  }
+  return dir;
+}
+
+inline nlohmann::json read_json(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  REQUIRE(in.good());
+  return nlohmann::json::parse(in);
+}
+
+/// A tensor of a reference.safetensors file, as a CPU torch tensor.
+inline at::Tensor ref_tensor(const SafetensorsFile& f, const std::string& name) {
+  REQUIRE(f.contains(name));
+  return to_tensor(f.tensor(name));
+}
+
+inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  REQUIRE(a.sizes() == b.sizes());
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+/// A fresh temporary directory, removed at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/stepverify_test_XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+inline void write_text(const std::filesystem::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary);
+  out << text;
+}
+
+}  // namespace stepverify::test
