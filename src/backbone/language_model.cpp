@@ -117,6 +117,7 @@ std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, c
     consumed.insert(key);
   }
   if (with_lm_head && tied) model->transformer_->tie_lm_head();
+  model->transformer_->fuse_projections();
   for (const auto& n : ckpt.names()) {
     if (consumed.count(n)) continue;
     if (n.size() >= 20 && n.compare(n.size() - 20, 20, "rotary_emb.inv_freq") == 0) continue;
@@ -144,6 +145,7 @@ std::shared_ptr<const Model> Model::random(const ModelConfig& config, uint64_t s
     item.value().set_data(t.to(options.device, options.dtype));
   }
   if (with_lm_head && config.tie_word_embeddings) model->transformer_->tie_lm_head();
+  model->transformer_->fuse_projections();
   return model;
 }
 

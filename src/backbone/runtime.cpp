@@ -43,8 +43,9 @@ RuntimeOptions configure_runtime(const RuntimeOptions& options) {
       applied.blas_threads = hw ? static_cast<int>(hw) : 1;
     }
     if (applied.keep_freed_memory) {
-      // Large buffers come from mmap above 64 MiB only, and free() never trims.
-      ::mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+      // Buffers up to 32 MiB (glibc's maximum threshold) come from the heap
+      // and are reused; free() never trims.
+      ::mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
       ::mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
     }
     if (applied.torch_threads > 0) at::set_num_threads(applied.torch_threads);

@@ -1,6 +1,7 @@
 // The decoder backbone, matching transformers 4.40 eager attention.
 #include "stepverify/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -50,9 +51,21 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                   const at::Tensor& mask, KVCache* cache, int64_t layer) const {
   const int64_t B = x.size(0), T = x.size(1), G = heads_ / kv_heads_;
-  auto q = q_proj->forward(x).view({B, T, heads_, head_dim_}).transpose(1, 2);
-  auto k = k_proj->forward(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
-  auto v = v_proj->forward(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  const int64_t nq = heads_ * head_dim_, nkv = kv_heads_ * head_dim_;
+  at::Tensor q, k, v;
+  if (qkv_weight_.defined() && !at::GradMode::is_enabled()) {
+    auto qkv = at::linear(x, qkv_weight_, qkv_bias_);
+    q = qkv.narrow(-1, 0, nq);
+    k = qkv.narrow(-1, nq, nkv);
+    v = qkv.narrow(-1, nq + nkv, nkv);
+  } else {
+    q = q_proj->forward(x);
+    k = k_proj->forward(x);
+    v = v_proj->forward(x);
+  }
+  q = q.view({B, T, heads_, head_dim_}).transpose(1, 2);
+  k = k.view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  v = v.view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
   auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [B, 1, T, d]
   q = q * c + rotate_half(q) * s;
   k = k * c + rotate_half(k) * s;
@@ -60,14 +73,57 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   if (cache) std::tie(K, V) = cache->write(layer, k, v);
   const int64_t S = K.size(2);
   // Grouped-query attention without repeating K/V: the G query heads of one
-  // KV head are stacked along the query axis (HF's repeat_kv order).
-  auto qg = q.reshape({B, kv_heads_, G * T, head_dim_});
-  auto scores = at::matmul(qg, K.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim_));
-  scores = scores.view({B, kv_heads_, G, T, S}) + mask;
-  auto probs = at::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
-  auto out = at::matmul(probs.view({B, kv_heads_, G * T, S}), V);  // [B, kv, G*T, d]
-  out = out.view({B, heads_, T, head_dim_}).transpose(1, 2).reshape({B, T, heads_ * head_dim_});
+  // KV head are stacked along the query axis (HF's repeat_kv order). Scores
+  // are computed per batch row and block of queries so that the score tensor
+  // stays under kScoreBytes: large blocks would be served by fresh mmap()s
+  // (page faults on every layer) and fall out of cache.
+  constexpr int64_t kScoreBytes = 8 << 20;
+  const double scale = std::sqrt(static_cast<double>(head_dim_));
+  const int64_t row_bytes = kv_heads_ * G * S * static_cast<int64_t>(c10::elementSize(q.scalar_type()));
+  const int64_t block = std::clamp<int64_t>(kScoreBytes / std::max<int64_t>(row_bytes, 1), 1, T);
+  auto qg = q.reshape({B, kv_heads_, G, T, head_dim_});
+  auto out = at::empty({B, T, kv_heads_, G, head_dim_}, q.options());
+  auto Kt = K.transpose(-1, -2);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t0 = 0; t0 < T; t0 += block) {
+      const int64_t n = std::min(block, T - t0);
+      auto qb = qg[b].narrow(2, t0, n).reshape({kv_heads_, G * n, head_dim_});
+      auto scores = (at::matmul(qb, Kt[b]) / scale).view({kv_heads_, G, n, S}) + mask[b].narrow(2, t0, n);
+      auto probs = at::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
+      auto ob = at::matmul(probs.view({kv_heads_, G * n, S}), V[b]);  // [kv, G*n, d]
+      out[b].narrow(0, t0, n).copy_(ob.view({kv_heads_, G, n, head_dim_}).permute({2, 0, 1, 3}));
+    }
+  }
+  out = out.view({B, T, heads_ * head_dim_});
   return o_proj->forward(out);
+}
+
+namespace {
+// Concatenates parameters along dim 0 and turns each into a view of the result.
+at::Tensor fuse_rows(std::initializer_list<at::Tensor*> params) {
+  std::vector<at::Tensor> parts;
+  for (auto* p : params) parts.push_back(*p);
+  auto fused = at::cat(parts, 0);
+  int64_t offset = 0;
+  for (auto* p : params) {
+    const int64_t n = p->size(0);
+    p->set_data(fused.narrow(0, offset, n));
+    offset += n;
+  }
+  return fused;
+}
+}  // namespace
+
+void AttentionImpl::fuse() {
+  torch::NoGradGuard no_grad;
+  qkv_weight_ = fuse_rows({&q_proj->weight, &k_proj->weight, &v_proj->weight});
+  if (q_proj->bias.defined()) qkv_bias_ = fuse_rows({&q_proj->bias, &k_proj->bias, &v_proj->bias});
+}
+
+void MLPImpl::fuse() {
+  torch::NoGradGuard no_grad;
+  gate_up_weight_ = fuse_rows({&gate_proj->weight, &up_proj->weight});
+  if (gate_proj->bias.defined()) gate_up_bias_ = fuse_rows({&gate_proj->bias, &up_proj->bias});
 }
 
 MLPImpl::MLPImpl(const ModelConfig& c) {
@@ -77,6 +133,11 @@ MLPImpl::MLPImpl(const ModelConfig& c) {
 }
 
 at::Tensor MLPImpl::forward(const at::Tensor& x) const {
+  if (gate_up_weight_.defined() && !at::GradMode::is_enabled()) {
+    auto gu = at::linear(x, gate_up_weight_, gate_up_bias_);
+    const int64_t n = gu.size(-1) / 2;
+    return down_proj->forward(at::silu(gu.narrow(-1, 0, n)) * gu.narrow(-1, n, n));
+  }
   return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
 }
 
@@ -186,6 +247,13 @@ ForwardOutput TransformerImpl::forward(const ForwardInput& in) const {
 
 void TransformerImpl::tie_lm_head() {
   if (has_lm_head()) lm_head->weight.set_data(model->embed_tokens->weight);
+}
+
+void TransformerImpl::fuse_projections() {
+  for (auto& layer : model->layer_list) {
+    layer->self_attn->fuse();
+    layer->mlp->fuse();
+  }
 }
 
 at::Tensor TransformerImpl::logits(const at::Tensor& hidden) const {
