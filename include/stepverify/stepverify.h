@@ -10,5 +10,8 @@
 #include "stepverify/kv_cache.h"
 #include "stepverify/model.h"
 #include "stepverify/runtime.h"
+#include "stepverify/session.h"
 #include "stepverify/tokenizer.h"
+#include "stepverify/verifier.h"
+#include "stepverify/verifier_spec.h"
 #include "stepverify/version.h"

@@ -1,0 +1,101 @@
+// stepverify/session.h: incremental scoring, one step at a time, over a KV cache.
+//
+//   auto s = verifier->session(question);         // question prefix computed (or found in the prefix cache)
+//   auto r1 = s->append_step("Janet starts with 16 eggs.");   // r1["prm"] = that step's score
+//   auto b = s->fork();                            // O(1): shares the cached prefix
+//   b->append_step("She eats 3, so 16 - 3 = 13.");
+//   s->rollback(1);                                // drop the last step
+//
+// How a session stays exact. Each append renders (question, steps so far) in
+// the template's partial form, tokenizes the whole text, and keeps the longest
+// prefix of tokens that equals what the cache already holds; only the tokens
+// after it are computed. For token-level templates (TRL, Skywork) and for
+// string-level templates whose steps are split by special tokens (Qwen's
+// <extra_0>) this prefix is everything computed before, so each token is
+// computed once. Where a string-level template tokenizes across a step
+// boundary (a merge between the end of one step and the start of the next),
+// the boundary tokens are recomputed: the scores are those of a full pass on
+// the same text, never of a stitched sequence. Scores of steps whose read
+// positions lie before the kept prefix are reused (causal attention makes them
+// identical).
+//
+// Thread safety: one session is used by one thread at a time; sessions forked
+// from one another may run on different threads.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stepverify/kv_cache.h"
+#include "stepverify/verifier.h"
+
+namespace stepverify {
+
+/// A cache of KV prefixes shared by the sessions of one Verifier, keyed by
+/// token ids, evicting least recently used entries past a memory budget.
+/// Thread-safe.
+class PrefixCache {
+ public:
+  PrefixCache(int64_t budget_bytes, int64_t bytes_per_token);
+  /// A fork of the longest cached prefix of `ids`, and its length (0 and an
+  /// empty optional when none).
+  std::optional<KVCache> lookup(const std::vector<int64_t>& ids, int64_t* length);
+  /// Stores a fork of `cache`, whose positions hold `ids`.
+  void insert(const std::vector<int64_t>& ids, const KVCache& cache);
+  int64_t bytes() const;
+  int64_t entries() const;
+  int64_t hits() const { return hits_; }
+
+ private:
+  struct Entry {
+    std::vector<int64_t> ids;
+    KVCache cache;
+  };
+  void evict_locked();
+  mutable std::mutex mu_;
+  std::list<Entry> lru_;  // front = most recent
+  int64_t budget_, per_token_, bytes_ = 0, hits_ = 0;
+};
+
+class ScoringSession {
+ public:
+  ScoringSession(std::shared_ptr<const Verifier> verifier, std::string question);
+  ScoringSession& operator=(const ScoringSession&) = delete;
+
+  /// Appends one step; returns its score per step-level head. Throws
+  /// InputError (empty step, a step holding the tag, context too long) and
+  /// leaves the session as it was.
+  std::map<std::string, double> append_step(const std::string& step);
+  /// A new session sharing this one's prefix (KV cache forked, O(1)).
+  std::unique_ptr<ScoringSession> fork() const;
+  /// Drops the last `n` steps.
+  void rollback(size_t n);
+
+  const std::string& question() const { return question_; }
+  const std::vector<std::string>& steps() const { return steps_; }
+  /// Per-step scores of every step-level head so far.
+  Scores scores(const ScoreOptions& options = {}) const;
+  /// Tokens this session (and the sessions it was forked from, before the
+  /// fork) ran through the backbone.
+  int64_t tokens_computed() const { return tokens_computed_; }
+  /// Tokens the cache holds now.
+  int64_t cached_tokens() const { return static_cast<int64_t>(ids_.size()); }
+
+ private:
+  ScoringSession(const ScoringSession& other);  // fork()
+  std::shared_ptr<const Verifier> verifier_;
+  std::string question_;
+  std::vector<std::string> steps_;
+  std::vector<int64_t> ids_;  // tokens held by cache_
+  std::unique_ptr<KVCache> cache_;
+  std::map<std::string, std::vector<double>> per_head_;  // per step
+  int64_t tokens_computed_ = 0;
+};
+
+}  // namespace stepverify

@@ -1,0 +1,100 @@
+// stepverify/verifier_spec.h: a declarative description of a released verifier.
+//
+//   auto spec = stepverify::VerifierSpec::preset("math-shepherd");
+//   auto spec2 = stepverify::VerifierSpec::from_file("my_prm/stepverify.json");
+//
+// A spec says how (question, steps) become tokens (the input template), which
+// positions are read, and what head turns the hidden state there into a
+// score. Presets reproduce the released conventions exactly; see README.md for
+// each preset's source and an example input string.
+//
+// JSON form (stepverify.json beside a checkpoint, or any file):
+//   {"name": "...",
+//    "template": {"style": "chatml"|"text"|"tokens", "system": str,
+//                 "question_prefix": str, "question_suffix": str,
+//                 "step_separator": str, "final_suffix": str, "step_tag": str,
+//                 "bos": "auto"|"yes"|"no"|"text", "split_steps_on_newline": bool,
+//                 "steps_in_one_string": bool, "eos_at_end": bool},
+//    "heads": [{"name": str, "meaning": "prm"|"orm"|"ovm"|"sorm",
+//               "type": "lm_candidates"|"mlp"|"linear"|"ovm", "weights": str,
+//               "file": str, "activation": "softmax"|"sigmoid"|"tanh"|"none",
+//               "class_index": int, "candidates": str,
+//               "read": "tag"|"before_tag"|"step_end"|"last"}]}
+//
+// Thread safety: a plain value.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace stepverify {
+
+/// How (question, steps) become token ids.
+struct TemplateSpec {
+  /// "chatml": system/user/assistant messages rendered as
+  ///   <|im_start|>{role}\n{content}<|im_end|>\n, the assistant content being
+  ///   step_tag.join(steps) + step_tag; encoded as one string.
+  /// "text": question_prefix + question + question_suffix +
+  ///   step_separator.join(steps) + final_suffix, encoded as one string.
+  /// "tokens": ids concatenated: [BOS] + enc(question_prefix + question +
+  ///   question_suffix) + for each step enc(step) + enc(step_separator).
+  std::string style = "text";
+  std::string system;            ///< chatml system message (empty: none)
+  std::string question_prefix;   ///< text before the question
+  std::string question_suffix;   ///< text after the question
+  std::string step_separator = "\n";  ///< between steps (text) or after each step (tokens)
+  std::string final_suffix;      ///< text style: after the last step
+  std::string step_tag;          ///< the token whose positions are read ("tag", "before_tag")
+  /// BOS: "auto" (as the tokenizer config says), "yes", "no", or "text" (the
+  /// BOS string written before the question and parsed as a special token).
+  std::string bos = "auto";
+  /// tokens style: steps are split on "\n" first and each piece is followed by
+  /// the id of "\n" (Skywork).
+  bool split_steps_on_newline = false;
+  /// tokens style: the steps are encoded as one string step_separator.join(steps)
+  /// and the step ends are the separator tokens (OVM).
+  bool steps_in_one_string = false;
+  /// tokens style: EOS after the last step; the last step is read there (OVM).
+  bool eos_at_end = false;
+};
+
+/// One head over the shared backbone.
+struct HeadSpec {
+  std::string name = "prm";          ///< key in the results ("prm", "orm", "ovm", "sorm", or any)
+  std::string meaning = "prm";       ///< "prm", "orm", "ovm" or "sorm"
+  /// "lm_candidates": softmax over the LM-head logits of `candidates`;
+  /// "mlp": weights.0 [H,H] + bias, ReLU, weights.2 [C,H] + bias;
+  /// "linear": weights.weight [C,H] (+ weights.bias);
+  /// "ovm": gain [1], bias [1], vscore_head.weight [1,H]: w . (gain * h + bias).
+  std::string type = "linear";
+  std::string weights = "score";     ///< tensor-name prefix in the checkpoint or `file`
+  std::string file;                  ///< separate .safetensors or torch.save file (relative to the checkpoint)
+  std::string activation = "softmax";///< "softmax", "sigmoid", "tanh" or "none"
+  int class_index = 1;               ///< softmax class reported
+  std::string candidates;            ///< lm_candidates: text whose ids (no BOS) are the candidates
+  /// "tag": at each step_tag token; "before_tag": the token before it;
+  /// "step_end": the last token of each step (plus separator);
+  /// "last": the last token of the sequence (one score for the solution).
+  std::string read = "tag";
+};
+
+/// A verifier: template plus heads.
+struct VerifierSpec {
+  std::string name;
+  TemplateSpec input;
+  std::vector<HeadSpec> heads;
+
+  /// Parses JSON text; throws ConfigError naming `source` and the field.
+  static VerifierSpec from_json(const std::string& text, const std::string& source = "spec");
+  static VerifierSpec from_file(const std::filesystem::path& path);
+  /// A built-in preset: "qwen2.5-math-prm", "math-shepherd",
+  /// "trl-token-classification", "skywork", "ovm", "orm", "rlhflow".
+  /// Throws ConfigError listing the presets when unknown.
+  static VerifierSpec preset(const std::string& name);
+  static std::vector<std::string> preset_names();
+  /// The JSON form.
+  std::string to_json() const;
+};
+
+}  // namespace stepverify

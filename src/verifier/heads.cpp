@@ -1,0 +1,187 @@
+// Verifier heads: LM-head candidates, MLP, linear and OVM value heads.
+#include "verifier/heads.h"
+
+#include <fstream>
+#include <map>
+
+#include <torch/csrc/jit/serialization/pickle.h>
+
+#include "backbone/tensor_io.h"
+#include "stepverify/errors.h"
+#include "stepverify/transformer.h"
+
+namespace stepverify {
+namespace {
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// Where head tensors come from: the checkpoint, a safetensors file, or a
+// torch.save file (read without Python through libtorch's unpickler).
+class WeightSource {
+ public:
+  WeightSource(const HeadSpec& spec, const Checkpoint& ckpt, const std::filesystem::path& dir) : ckpt_(ckpt) {
+    if (spec.file.empty()) {
+      where_ = ckpt.name();
+      return;
+    }
+    const auto path = dir / spec.file;
+    where_ = path.string();
+    if (!std::filesystem::exists(path)) throw IoError(where_ + ": head weights file not found (head '" + spec.name + "')");
+    if (path.extension() == ".safetensors") {
+      file_ = Checkpoint::open(path);
+      return;
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), {});
+    c10::IValue v;
+    try {
+      v = torch::jit::pickle_load(bytes);
+    } catch (const c10::Error& e) {
+      throw FormatError(where_ + ": not a torch.save file: " + e.what_without_backtrace());
+    }
+    if (!v.isGenericDict()) throw FormatError(where_ + ": expected a dict of tensors (a state_dict)");
+    for (const auto& item : v.toGenericDict()) {
+      if (!item.key().isString() || !item.value().isTensor()) continue;
+      pickled_[item.key().toStringRef()] = item.value().toTensor();
+    }
+  }
+
+  /// The tensor `name`, whose shape must be `expected`, as float32.
+  at::Tensor get(const std::string& name, const std::vector<int64_t>& expected) const {
+    at::Tensor t = raw(name);
+    if (!t.is_floating_point()) throw ShapeError(where_ + ": tensor " + name + " is not floating point");
+    if (t.sizes() != at::IntArrayRef(expected))
+      throw ShapeError(where_ + ": tensor " + name + ": expected " + shape_str(expected) + ", found " +
+                       shape_str(t.sizes()));
+    return t.to(torch::kFloat);
+  }
+  /// The shape of tensor `name`; throws ShapeError when it is missing.
+  std::vector<int64_t> shape(const std::string& name) const { return raw(name).sizes().vec(); }
+  bool contains(const std::string& name) const {
+    if (!pickled_.empty()) return pickled_.count(name) > 0;
+    return file_ ? file_->contains(name) : ckpt_.contains(name);
+  }
+
+ private:
+  at::Tensor raw(const std::string& name) const {
+    if (!pickled_.empty()) {
+      auto it = pickled_.find(name);
+      if (it == pickled_.end()) throw ShapeError(where_ + ": required tensor " + name + " is missing");
+      return it->second;
+    }
+    return to_tensor((file_ ? *file_ : ckpt_).tensor(name));
+  }
+
+  const Checkpoint& ckpt_;
+  std::shared_ptr<const Checkpoint> file_;
+  std::map<std::string, at::Tensor> pickled_;
+  std::string where_;
+};
+
+std::string join(const std::string& prefix, const std::string& key) { return prefix.empty() ? key : prefix + "." + key; }
+
+class CandidatesHead final : public Head {
+ public:
+  CandidatesHead(const HeadSpec& spec, const Model& model) : Head(spec) {
+    if (!model.has_lm_head())
+      throw ConfigError("head '" + spec.name + "' reads LM-head logits but " + model.config().architecture +
+                        " was loaded without an LM head");
+    EncodeOptions o;
+    o.add_special_tokens = false;
+    auto ids = model.tokenizer().encode(spec.candidates, o);
+    if (ids.size() < 2)
+      throw ConfigError("head '" + spec.name + "': candidates '" + spec.candidates + "' encode to " +
+                        std::to_string(ids.size()) + " token(s); two or more are needed");
+    if (spec.class_index >= static_cast<int>(ids.size()))
+      throw ConfigError("head '" + spec.name + "': class_index outside the candidates");
+    auto idx = torch::tensor(ids, torch::kLong);
+    weight_ = model.transformer().lm_head->weight.detach().index_select(0, idx.to(model.device())).to(torch::kFloat);
+  }
+  at::Tensor outputs(const at::Tensor& h) const override { return at::matmul(h, weight_.t()); }
+
+ private:
+  at::Tensor weight_;  // [C, H]
+};
+
+class MlpHead final : public Head {
+ public:
+  MlpHead(const HeadSpec& spec, const WeightSource& src, int64_t H, c10::Device dev) : Head(spec) {
+    w0_ = src.get(join(spec.weights, "0.weight"), {H, H}).to(dev);
+    b0_ = src.get(join(spec.weights, "0.bias"), {H}).to(dev);
+    // score.2.weight is [C, H]: 2 classes for a PRM, 1 output for a reward model.
+    const std::string w2 = join(spec.weights, "2.weight");
+    const auto s2 = src.shape(w2);
+    const int64_t C = s2.size() == 2 ? s2[0] : 0;
+    if (C < 1) throw ShapeError("tensor " + w2 + ": expected [C," + std::to_string(H) + "], found " + shape_str(s2));
+    w2_ = src.get(w2, {C, H}).to(dev);
+    b2_ = src.get(join(spec.weights, "2.bias"), {C}).to(dev);
+  }
+  at::Tensor outputs(const at::Tensor& h) const override {
+    return at::linear(at::relu(at::linear(h, w0_, b0_)), w2_, b2_);
+  }
+
+ private:
+  at::Tensor w0_, b0_, w2_, b2_;
+};
+
+class LinearHead final : public Head {
+ public:
+  LinearHead(const HeadSpec& spec, const WeightSource& src, int64_t H, int64_t C, c10::Device dev) : Head(spec) {
+    w_ = src.get(join(spec.weights, "weight"), {C, H}).to(dev);
+    const std::string b = join(spec.weights, "bias");
+    if (src.contains(b)) b_ = src.get(b, {C}).to(dev);
+  }
+  at::Tensor outputs(const at::Tensor& h) const override { return at::linear(h, w_, b_); }
+
+ private:
+  at::Tensor w_, b_;
+};
+
+class OvmHead final : public Head {
+ public:
+  OvmHead(const HeadSpec& spec, const WeightSource& src, int64_t H, c10::Device dev) : Head(spec) {
+    gain_ = src.get(join(spec.weights, "gain"), {1}).to(dev);
+    bias_ = src.get(join(spec.weights, "bias"), {1}).to(dev);
+    w_ = src.get(join(spec.weights, "vscore_head.weight"), {1, H}).to(dev);
+  }
+  at::Tensor outputs(const at::Tensor& h) const override { return at::matmul(gain_ * h + bias_, w_.t()); }
+
+ private:
+  at::Tensor gain_, bias_, w_;
+};
+
+}  // namespace
+
+at::Tensor Head::scores(const at::Tensor& hidden) const {
+  auto out = outputs(hidden.to(torch::kFloat));
+  const int64_t C = out.size(-1);
+  const int64_t k = spec_.activation == "softmax" ? spec_.class_index : std::min<int64_t>(spec_.class_index, C - 1);
+  at::Tensor s;
+  if (spec_.activation == "softmax") s = at::softmax(out, -1).select(-1, k);
+  else if (spec_.activation == "sigmoid") s = at::sigmoid(out.select(-1, k));
+  else if (spec_.activation == "tanh") s = at::tanh(out.select(-1, k));
+  else s = out.select(-1, k);
+  return s.to(torch::kDouble).cpu();
+}
+
+std::shared_ptr<const Head> make_head(const HeadSpec& spec, const Checkpoint& ckpt, const std::filesystem::path& dir,
+                                      const Model& model) {
+  const int64_t H = model.config().hidden_size;
+  const auto dev = model.device();
+  if (spec.type == "lm_candidates") return std::make_shared<CandidatesHead>(spec, model);
+  WeightSource src(spec, ckpt, dir);
+  if (spec.type == "mlp") return std::make_shared<MlpHead>(spec, src, H, dev);
+  if (spec.type == "ovm") return std::make_shared<OvmHead>(spec, src, H, dev);
+  // linear: the class count is what the activation needs (softmax: 2+; else 1),
+  // or what the checkpoint holds.
+  int64_t C = spec.activation == "softmax" ? std::max<int64_t>(2, spec.class_index + 1) : 1;
+  if (model.config().head == HeadKind::TokenClassification || model.config().head == HeadKind::SequenceClassification)
+    if (spec.file.empty() && spec.weights == "score") C = model.config().num_labels;
+  return std::make_shared<LinearHead>(spec, src, H, C, dev);
+}
+
+}  // namespace stepverify

@@ -1,0 +1,176 @@
+// Incremental scoring sessions and the prefix cache they share.
+#include "stepverify/session.h"
+
+#include <algorithm>
+
+#include <torch/torch.h>
+
+#include "stepverify/errors.h"
+
+namespace stepverify {
+
+PrefixCache::PrefixCache(int64_t budget_bytes, int64_t bytes_per_token)
+    : budget_(budget_bytes), per_token_(bytes_per_token) {}
+
+std::optional<KVCache> PrefixCache::lookup(const std::vector<int64_t>& ids, int64_t* length) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto best = lru_.end();
+  for (auto it = lru_.begin(); it != lru_.end(); ++it) {
+    if (it->ids.size() > ids.size() || (best != lru_.end() && it->ids.size() <= best->ids.size())) continue;
+    if (std::equal(it->ids.begin(), it->ids.end(), ids.begin())) best = it;
+  }
+  *length = 0;
+  if (best == lru_.end()) return std::nullopt;
+  lru_.splice(lru_.begin(), lru_, best);  // most recently used
+  ++hits_;
+  *length = static_cast<int64_t>(best->ids.size());
+  return best->cache.fork();
+}
+
+void PrefixCache::insert(const std::vector<int64_t>& ids, const KVCache& cache) {
+  if (ids.empty() || static_cast<int64_t>(ids.size()) * per_token_ > budget_) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = lru_.begin(); it != lru_.end(); ++it)
+    if (it->ids == ids) {
+      lru_.splice(lru_.begin(), lru_, it);
+      return;
+    }
+  lru_.push_front(Entry{ids, cache.fork()});
+  bytes_ += static_cast<int64_t>(ids.size()) * per_token_;
+  evict_locked();
+}
+
+void PrefixCache::evict_locked() {
+  while (bytes_ > budget_ && !lru_.empty()) {
+    bytes_ -= static_cast<int64_t>(lru_.back().ids.size()) * per_token_;
+    lru_.pop_back();
+  }
+}
+
+int64_t PrefixCache::bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return bytes_;
+}
+
+int64_t PrefixCache::entries() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(lru_.size());
+}
+
+ScoringSession::ScoringSession(std::shared_ptr<const Verifier> verifier, std::string question)
+    : verifier_(std::move(verifier)), question_(std::move(question)) {
+  const auto r = verifier_->render(question_, {}, true);
+  verifier_->check_length(static_cast<int64_t>(r.ids.size()), "the question");
+  const auto& model = verifier_->model();
+  int64_t have = 0;
+  if (auto* pc = verifier_->prefix_cache()) {
+    if (auto hit = pc->lookup(r.ids, &have)) cache_ = std::make_unique<KVCache>(std::move(*hit));
+  }
+  if (!cache_) cache_ = std::make_unique<KVCache>(model.new_cache());
+  cache_->truncate(have);
+  if (have < static_cast<int64_t>(r.ids.size())) {
+    ForwardInput in;
+    in.input_ids = to_batch(std::vector<int64_t>(r.ids.begin() + have, r.ids.end()));
+    in.cache = cache_.get();
+    model.forward(in);
+    tokens_computed_ += static_cast<int64_t>(r.ids.size()) - have;
+    if (auto* pc = verifier_->prefix_cache()) pc->insert(r.ids, *cache_);
+  }
+  ids_ = r.ids;
+}
+
+std::map<std::string, double> ScoringSession::append_step(const std::string& step) {
+  auto steps = steps_;
+  steps.push_back(step);
+  const auto r = verifier_->render(question_, steps, true);
+  const int64_t n = static_cast<int64_t>(r.ids.size());
+  verifier_->check_length(n, "step " + std::to_string(steps_.size()));
+  const size_t H = verifier_->num_heads();
+
+  // Keep the longest prefix the cache already holds; recompute from the
+  // earliest read position whose score is not known yet.
+  int64_t keep = 0;
+  const int64_t held = static_cast<int64_t>(ids_.size());
+  while (keep < std::min(held, n) && ids_[keep] == r.ids[keep]) ++keep;
+  std::vector<std::vector<int64_t>> positions(H);
+  for (size_t h = 0; h < H; ++h) {
+    positions[h] = verifier_->read_positions(h, r);
+    const bool last = verifier_->head_spec(h).read == "last";
+    // Scores not known yet (the new step; every read of a "last" head) are
+    // computed, so their positions must be recomputed.
+    for (size_t i = 0; i < positions[h].size(); ++i) {
+      const bool known = !last && i < steps_.size();
+      if (!known) keep = std::min(keep, positions[h][i]);
+    }
+  }
+  keep = std::min(keep, n - 1);
+  cache_->truncate(std::min(keep, cache_->length()));
+  ForwardInput in;
+  in.input_ids = to_batch(std::vector<int64_t>(r.ids.begin() + keep, r.ids.end()));
+  in.cache = cache_.get();
+  at::Tensor hidden;
+  try {
+    hidden = verifier_->model().forward(in).hidden[0];  // [n - keep, H]
+  } catch (...) {
+    ids_.resize(static_cast<size_t>(cache_->length()));  // the cache kept [0, keep)
+    throw;
+  }
+  tokens_computed_ += n - keep;
+  ids_ = r.ids;
+
+  std::map<std::string, double> result;
+  for (size_t h = 0; h < H; ++h) {
+    const auto& name = verifier_->head_spec(h).name;
+    auto& scores = per_head_[name];
+    const bool last = verifier_->head_spec(h).read == "last";
+    std::vector<int64_t> rows;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < positions[h].size(); ++i) {
+      const size_t step = last ? steps.size() - 1 : i;
+      if (positions[h][i] >= keep || step >= scores.size()) {
+        rows.push_back(positions[h][i] - keep);
+        which.push_back(step);
+      }
+    }
+    auto values = verifier_->head_scores(h, hidden.index_select(0, torch::tensor(rows, torch::kLong).to(hidden.device())));
+    scores.resize(steps.size());
+    for (size_t k = 0; k < which.size(); ++k) scores[which[k]] = values[k];
+    result[name] = scores.back();
+  }
+  steps_ = std::move(steps);
+  return result;
+}
+
+std::unique_ptr<ScoringSession> ScoringSession::fork() const {
+  return std::unique_ptr<ScoringSession>(new ScoringSession(*this));
+}
+
+ScoringSession::ScoringSession(const ScoringSession& other)
+    : verifier_(other.verifier_),
+      question_(other.question_),
+      steps_(other.steps_),
+      ids_(other.ids_),
+      cache_(std::make_unique<KVCache>(other.cache_->fork())),
+      per_head_(other.per_head_),
+      tokens_computed_(other.tokens_computed_) {}
+
+void ScoringSession::rollback(size_t n) {
+  if (n > steps_.size())
+    throw InputError("rollback(" + std::to_string(n) + "): the session holds " + std::to_string(steps_.size()) + " steps");
+  steps_.resize(steps_.size() - n);
+  for (auto& [name, v] : per_head_) v.resize(steps_.size());
+  // The tokens of the remaining steps stay cached; the next append finds them
+  // as the common prefix.
+  const auto r = verifier_->render(question_, steps_, true);
+  int64_t keep = 0;
+  const int64_t m = std::min<int64_t>(static_cast<int64_t>(ids_.size()), static_cast<int64_t>(r.ids.size()));
+  while (keep < m && ids_[keep] == r.ids[keep]) ++keep;
+  cache_->truncate(std::min(keep, cache_->length()));
+  ids_.resize(static_cast<size_t>(cache_->length()));
+}
+
+Scores ScoringSession::scores(const ScoreOptions& options) const {
+  return verifier_->finish(per_head_, static_cast<int64_t>(ids_.size()), options);
+}
+
+}  // namespace stepverify

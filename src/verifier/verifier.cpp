@@ -1,0 +1,312 @@
+// Verifier: input templates, heads over one backbone pass, batched scoring.
+#include "stepverify/verifier.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include <torch/torch.h>
+
+#include "stepverify/errors.h"
+#include "stepverify/session.h"
+#include "verifier/heads.h"
+
+namespace stepverify {
+namespace {
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
+  return out;
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); ++i)
+    if (i == s.size() || s[i] == '\n') {
+      out.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  return out;
+}
+
+bool blank(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
+}
+
+VerifierSpec choose_spec(const std::filesystem::path& dir, const VerifierOptions& o, const ModelConfig& cfg) {
+  if (!o.spec.empty()) {
+    const auto names = VerifierSpec::preset_names();
+    const bool is_preset = std::find(names.begin(), names.end(), o.spec) != names.end();
+    // Neither a preset nor a file: the preset lookup's error lists the presets.
+    if (is_preset || !std::filesystem::exists(o.spec)) return VerifierSpec::preset(o.spec);
+    return VerifierSpec::from_file(o.spec);
+  }
+  if (std::filesystem::exists(dir / "stepverify.json")) return VerifierSpec::from_file(dir / "stepverify.json");
+  switch (cfg.head) {
+    case HeadKind::ProcessRewardModel: return VerifierSpec::preset("qwen2.5-math-prm");
+    case HeadKind::ValueHead: return VerifierSpec::preset("skywork");
+    case HeadKind::TokenClassification: return VerifierSpec::preset("trl-token-classification");
+    case HeadKind::SequenceClassification: return VerifierSpec::preset("orm");
+    case HeadKind::RewardModel: {
+      auto s = VerifierSpec::preset("orm");
+      s.heads[0].type = "mlp";  // Qwen2.5-Math-RM: score.0, ReLU, score.2 [1, H]
+      return s;
+    }
+    default:
+      throw ConfigError(cfg.source + ": " + cfg.architecture +
+                        " carries no verifier head of its own; name a spec (e.g. math-shepherd, ovm) or add "
+                        "stepverify.json");
+  }
+}
+
+}  // namespace
+
+Aggregate parse_aggregate(const std::string& name) {
+  if (name == "min") return Aggregate::Min;
+  if (name == "max") return Aggregate::Max;
+  if (name == "prod" || name == "product") return Aggregate::Product;
+  if (name == "mean") return Aggregate::Mean;
+  if (name == "last") return Aggregate::Last;
+  if (name == "geomean" || name == "geometric_mean") return Aggregate::GeometricMean;
+  throw ConfigError("unknown aggregate '" + name + "'; expected min, max, prod, mean, last or geomean");
+}
+
+double aggregate(const std::vector<double>& v, Aggregate how) {
+  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
+  switch (how) {
+    case Aggregate::Min: return *std::min_element(v.begin(), v.end());
+    case Aggregate::Max: return *std::max_element(v.begin(), v.end());
+    case Aggregate::Product: return std::accumulate(v.begin(), v.end(), 1.0, std::multiplies<>());
+    case Aggregate::Mean: return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+    case Aggregate::Last: return v.back();
+    case Aggregate::GeometricMean: {
+      double logs = 0;
+      for (double x : v) logs += std::log(x);
+      return std::exp(logs / static_cast<double>(v.size()));
+    }
+  }
+  return v.back();
+}
+
+Verifier::~Verifier() = default;
+
+std::shared_ptr<const Verifier> Verifier::load(const std::filesystem::path& dir, const VerifierOptions& options) {
+  auto v = std::shared_ptr<Verifier>(new Verifier());
+  const auto config = ModelConfig::from_file(dir / "config.json");
+  v->spec_ = choose_spec(dir, options, config);
+  v->model_ = Model::load(dir, options.load);
+  auto ckpt = Checkpoint::open(dir);
+  for (const auto& h : v->spec_.heads) {
+    if (!options.heads.empty() && std::find(options.heads.begin(), options.heads.end(), h.name) == options.heads.end())
+      continue;
+    v->heads_.push_back(make_head(h, *ckpt, dir, *v->model_));
+  }
+  for (const auto& want : options.heads)
+    if (std::none_of(v->heads_.begin(), v->heads_.end(), [&](const auto& h) { return h->spec().name == want; }))
+      throw ConfigError("spec '" + v->spec_.name + "' has no head named '" + want + "'");
+  const auto& tok = v->model_->tokenizer();
+  if (!v->spec_.input.step_tag.empty()) {
+    auto ids = tok.encode(v->spec_.input.step_tag);
+    if (ids.empty()) throw ConfigError("spec '" + v->spec_.name + "': step tag encodes to no token");
+    v->tag_id_ = ids.back();
+  }
+  EncodeOptions raw;
+  raw.add_special_tokens = false;
+  auto nl = tok.encode(v->spec_.input.step_separator, raw);
+  if (!nl.empty()) v->newline_id_ = nl.back();
+  const auto& c = v->model_->config();
+  const int64_t per_token = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim *
+                            static_cast<int64_t>(c10::elementSize(v->model_->dtype()));
+  if (options.prefix_cache_bytes > 0) v->prefix_cache_ = std::make_unique<PrefixCache>(options.prefix_cache_bytes, per_token);
+  return v;
+}
+
+std::vector<std::string> Verifier::head_names() const {
+  std::vector<std::string> out;
+  for (const auto& h : heads_) out.push_back(h->spec().name);
+  return out;
+}
+
+const HeadSpec& Verifier::head_spec(size_t h) const { return heads_.at(h)->spec(); }
+
+void Verifier::check_length(int64_t tokens, const std::string& what) const {
+  const int64_t limit = model_->config().max_position_embeddings;
+  if (tokens > limit)
+    throw InputError(what + ": " + std::to_string(tokens) + " tokens exceed the context of " + std::to_string(limit) +
+                     " (max_position_embeddings)");
+}
+
+Verifier::Rendered Verifier::render(const std::string& question, const std::vector<std::string>& steps,
+                                    bool partial) const {
+  const auto& in = spec_.input;
+  const auto& tok = model_->tokenizer();
+  if (!partial && steps.empty()) throw InputError("the step list is empty");
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (blank(steps[i])) throw InputError("step " + std::to_string(i) + " is empty");
+    if (!in.step_tag.empty() && steps[i].find(in.step_tag) != std::string::npos)
+      throw InputError("step " + std::to_string(i) + " contains the step tag '" + in.step_tag + "'");
+    if (in.style == "tokens" && in.steps_in_one_string && steps[i].find(in.step_separator) != std::string::npos)
+      throw InputError("step " + std::to_string(i) + " contains the step separator");
+  }
+  Rendered r;
+  EncodeOptions raw;
+  raw.add_special_tokens = false;
+  EncodeOptions with_special;
+  const std::string q = in.question_prefix + question + in.question_suffix;
+  if (in.style == "chatml") {
+    std::string text;
+    if (!in.system.empty()) text += "<|im_start|>system\n" + in.system + "<|im_end|>\n";
+    text += "<|im_start|>user\n" + q + "<|im_end|>\n<|im_start|>assistant\n";
+    if (!steps.empty()) text += join(steps, in.step_tag) + in.step_tag;
+    if (!partial) text += "<|im_end|>\n";
+    r.ids = tok.encode(text, in.bos == "no" ? raw : with_special);
+  } else if (in.style == "text") {
+    std::string text = q;
+    if (!steps.empty()) text += join(steps, in.step_separator) + in.final_suffix;
+    r.ids = tok.encode(text, in.bos == "no" ? raw : with_special);
+  } else {
+    const auto& sp = tok.special_tokens();
+    if (in.bos == "yes" && sp.bos_id) r.ids.push_back(*sp.bos_id);
+    const std::string head_text = (in.bos == "text" ? sp.bos.value_or("") : "") + q;
+    auto qids = tok.encode(head_text, in.bos == "auto" ? with_special : raw);
+    r.ids.insert(r.ids.end(), qids.begin(), qids.end());
+    const auto sep_ids = tok.encode(in.step_separator, raw);
+    if (in.steps_in_one_string) {
+      std::string sol = join(steps, in.step_separator);
+      if (partial && !steps.empty()) sol += in.step_separator;
+      const size_t start = r.ids.size();
+      if (!sol.empty()) {
+        auto sids = tok.encode(sol, raw);
+        r.ids.insert(r.ids.end(), sids.begin(), sids.end());
+      }
+      for (size_t p = start; p < r.ids.size(); ++p)
+        if (r.ids[p] == newline_id_) r.step_positions.push_back(static_cast<int64_t>(p));
+    } else {
+      for (const auto& step : steps) {
+        for (const auto& piece : in.split_steps_on_newline ? split_lines(step) : std::vector<std::string>{step}) {
+          auto ids = tok.encode(piece, raw);
+          r.ids.insert(r.ids.end(), ids.begin(), ids.end());
+          if (in.split_steps_on_newline) r.ids.push_back(newline_id_);
+          else r.ids.insert(r.ids.end(), sep_ids.begin(), sep_ids.end());
+        }
+        r.step_positions.push_back(static_cast<int64_t>(r.ids.size()) - 1);
+      }
+    }
+    if (in.eos_at_end && !partial) {
+      if (!sp.eos_id) throw ConfigError("spec '" + spec_.name + "' ends with EOS but the tokenizer has none");
+      r.ids.push_back(*sp.eos_id);
+      if (in.steps_in_one_string) r.step_positions.push_back(static_cast<int64_t>(r.ids.size()) - 1);
+    }
+    if (r.step_positions.size() != steps.size())
+      throw InputError("the steps tokenize to " + std::to_string(r.step_positions.size()) + " step ends for " +
+                       std::to_string(steps.size()) + " steps (a separator merged into a neighbouring token)");
+  }
+  if (tag_id_ >= 0)
+    for (size_t p = 0; p < r.ids.size(); ++p)
+      if (r.ids[p] == tag_id_) r.tag_positions.push_back(static_cast<int64_t>(p));
+  if (in.style != "tokens") {
+    r.step_positions = r.tag_positions;
+    if (!in.step_tag.empty() && r.tag_positions.size() != steps.size())
+      throw InputError("the text holds " + std::to_string(r.tag_positions.size()) + " step tags for " +
+                       std::to_string(steps.size()) + " steps (the question contains the tag, or a step merges with it)");
+  }
+  if (r.ids.empty()) throw InputError("the input renders to no tokens");
+  return r;
+}
+
+std::vector<int64_t> Verifier::read_positions(size_t h, const Rendered& r) const {
+  const auto& read = heads_.at(h)->spec().read;
+  if (read == "last") return {static_cast<int64_t>(r.ids.size()) - 1};
+  if (read == "step_end") return r.step_positions;
+  std::vector<int64_t> pos = r.tag_positions;
+  if (read == "before_tag")
+    for (auto& p : pos) p = std::max<int64_t>(0, p - 1);
+  return pos;
+}
+
+std::vector<double> Verifier::head_scores(size_t h, const at::Tensor& rows) const {
+  auto s = heads_.at(h)->scores(rows);
+  return std::vector<double>(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+}
+
+Scores Verifier::finish(std::map<std::string, std::vector<double>> per_head, int64_t tokens,
+                        const ScoreOptions& options) const {
+  Scores out;
+  out.tokens = tokens;
+  for (const auto& h : heads_) {
+    const auto& name = h->spec().name;
+    auto& v = per_head[name];
+    if (h->spec().read == "last") {
+      out.outcome[name] = v.empty() ? std::numeric_limits<double>::quiet_NaN() : v.back();
+      continue;
+    }
+    out.outcome[name] = options.custom_aggregate ? options.custom_aggregate(v) : aggregate(v, options.aggregate);
+    if (out.step_scores.empty()) out.step_scores = v;
+    out.heads[name] = std::move(v);
+  }
+  return out;
+}
+
+Scores Verifier::score(const std::string& question, const std::vector<std::string>& steps,
+                       const ScoreOptions& options) const {
+  return score_batch({Solution{question, steps}}, options).at(0);
+}
+
+std::vector<Scores> Verifier::score_batch(const std::vector<Solution>& solutions, const ScoreOptions& options) const {
+  std::vector<Rendered> rendered;
+  rendered.reserve(solutions.size());
+  for (size_t i = 0; i < solutions.size(); ++i) {
+    try {
+      rendered.push_back(render(solutions[i].question, solutions[i].steps, false));
+      check_length(static_cast<int64_t>(rendered.back().ids.size()), "the input");
+    } catch (const InputError& e) {
+      if (solutions.size() == 1) throw;
+      throw InputError("solution " + std::to_string(i) + ": " + e.what());
+    }
+  }
+  std::vector<size_t> order(solutions.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return rendered[a].ids.size() > rendered[b].ids.size(); });
+  std::vector<Scores> out(solutions.size());
+  const int64_t pad = model_->tokenizer().special_tokens().pad_id.value_or(0);
+  c10::InferenceMode guard;
+  for (size_t start = 0; start < order.size();) {
+    const int64_t maxlen = static_cast<int64_t>(rendered[order[start]].ids.size());
+    size_t end = start + 1;
+    while (end < order.size() && static_cast<int64_t>(end - start + 1) * maxlen <= options.max_batch_tokens) ++end;
+    const int64_t B = static_cast<int64_t>(end - start);
+    auto ids = torch::full({B, maxlen}, pad, torch::kLong);
+    auto mask = torch::zeros({B, maxlen}, torch::kLong);
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& r = rendered[order[start + b]];
+      const int64_t n = static_cast<int64_t>(r.ids.size());
+      ids[b].narrow(0, 0, n).copy_(torch::tensor(r.ids, torch::kLong));
+      mask[b].narrow(0, 0, n).fill_(1);
+    }
+    ForwardInput in;
+    in.input_ids = ids;
+    in.attention_mask = mask;  // right padding: positions stay 0..T-1, as unpadded runs
+    auto hidden = model_->forward(in).hidden;
+    for (int64_t b = 0; b < B; ++b) {
+      const size_t idx = order[start + b];
+      std::map<std::string, std::vector<double>> per_head;
+      for (size_t h = 0; h < heads_.size(); ++h) {
+        auto pos = torch::tensor(read_positions(h, rendered[idx]), torch::kLong).to(hidden.device());
+        per_head[heads_[h]->spec().name] = head_scores(h, hidden[b].index_select(0, pos));
+      }
+      out[idx] = finish(std::move(per_head), static_cast<int64_t>(rendered[idx].ids.size()), options);
+    }
+    start = end;
+  }
+  return out;
+}
+
+std::unique_ptr<ScoringSession> Verifier::session(const std::string& question) const {
+  return std::make_unique<ScoringSession>(shared_from_this(), question);
+}
+
+}  // namespace stepverify

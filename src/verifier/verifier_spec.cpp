@@ -1,0 +1,280 @@
+// Verifier specs: JSON form and the presets of released verifiers.
+#include "stepverify/verifier_spec.h"
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "stepverify/errors.h"
+
+namespace stepverify {
+namespace {
+
+using nlohmann::json;
+
+template <typename T>
+void take(const json& j, const char* key, T& out, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  try {
+    out = it->get<T>();
+  } catch (const json::exception&) {
+    throw ConfigError(where + ": field '" + key + "' has the wrong type (" + it->dump() + ")");
+  }
+}
+
+void check_one_of(const std::string& value, std::set<std::string> allowed, const std::string& where,
+                  const std::string& field) {
+  if (allowed.count(value)) return;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  throw ConfigError(where + ": field '" + field + "' is '" + value + "'; expected one of " + list);
+}
+
+void validate(const VerifierSpec& s, const std::string& where) {
+  check_one_of(s.input.style, {"chatml", "text", "tokens"}, where, "template.style");
+  check_one_of(s.input.bos, {"auto", "yes", "no", "text"}, where, "template.bos");
+  if (s.heads.empty()) throw ConfigError(where + ": 'heads' must name at least one head");
+  std::set<std::string> names;
+  for (size_t i = 0; i < s.heads.size(); ++i) {
+    const auto& h = s.heads[i];
+    const std::string at = "heads[" + std::to_string(i) + "]";
+    if (!names.insert(h.name).second) throw ConfigError(where + ": " + at + ": head name '" + h.name + "' repeated");
+    check_one_of(h.meaning, {"prm", "orm", "ovm", "sorm"}, where, at + ".meaning");
+    check_one_of(h.type, {"lm_candidates", "mlp", "linear", "ovm"}, where, at + ".type");
+    check_one_of(h.activation, {"softmax", "sigmoid", "tanh", "none"}, where, at + ".activation");
+    check_one_of(h.read, {"tag", "before_tag", "step_end", "last"}, where, at + ".read");
+    if ((h.read == "tag" || h.read == "before_tag") && s.input.step_tag.empty())
+      throw ConfigError(where + ": " + at + " reads at the step tag but template.step_tag is empty");
+    if (h.type == "lm_candidates" && h.candidates.empty())
+      throw ConfigError(where + ": " + at + ": lm_candidates needs 'candidates'");
+    if (h.class_index < 0) throw ConfigError(where + ": " + at + ".class_index must be >= 0");
+  }
+  if (s.input.style == "chatml" && s.input.step_tag.empty())
+    throw ConfigError(where + ": chatml templates need template.step_tag (the step separator)");
+}
+
+std::map<std::string, VerifierSpec> make_presets() {
+  std::map<std::string, VerifierSpec> p;
+  {
+    // Qwen/Qwen2.5-Math-PRM-7B (Qwen2ForProcessRewardModel).
+    VerifierSpec s;
+    s.name = "qwen2.5-math-prm";
+    s.input.style = "chatml";
+    s.input.system = "Please reason step by step, and put your final answer within \\boxed{}.";
+    s.input.step_tag = "<extra_0>";
+    HeadSpec h;
+    h.name = "prm";
+    h.type = "mlp";
+    h.weights = "score";
+    h.activation = "softmax";
+    h.class_index = 1;
+    h.read = "tag";
+    s.heads = {h};
+    p[s.name] = s;
+  }
+  {
+    // peiyi9979/math-shepherd-mistral-7b-prm.
+    VerifierSpec s;
+    s.name = "math-shepherd";
+    s.input.style = "text";
+    s.input.question_suffix = " ";
+    s.input.step_separator = " \xD0\xBA\xD0\xB8\n";  // " ки\n"
+    s.input.final_suffix = " \xD0\xBA\xD0\xB8";      // " ки"
+    s.input.step_tag = "\xD0\xBA\xD0\xB8";           // "ки"
+    HeadSpec h;
+    h.name = "prm";
+    h.type = "lm_candidates";
+    h.candidates = "+ -";
+    h.activation = "softmax";
+    h.class_index = 0;
+    h.read = "tag";
+    s.heads = {h};
+    p[s.name] = s;
+  }
+  {
+    // TRL PRMTrainer checkpoints (*ForTokenClassification, two labels).
+    VerifierSpec s;
+    s.name = "trl-token-classification";
+    s.input.style = "tokens";
+    s.input.bos = "yes";
+    s.input.step_separator = "\n";
+    HeadSpec h;
+    h.name = "prm";
+    h.type = "linear";
+    h.weights = "score";
+    h.activation = "softmax";
+    h.class_index = 1;
+    h.read = "step_end";
+    s.heads = {h};
+    p[s.name] = s;
+  }
+  {
+    // Skywork/Skywork-o1-Open-PRM-Qwen-2.5 (Qwen2ForPrmModel).
+    VerifierSpec s;
+    s.name = "skywork";
+    s.input.style = "tokens";
+    s.input.bos = "text";
+    s.input.question_suffix = "\n";
+    s.input.step_separator = "\n";
+    s.input.split_steps_on_newline = true;
+    HeadSpec h;
+    h.name = "prm";
+    h.type = "linear";
+    h.weights = "v_head.summary";
+    h.activation = "sigmoid";
+    h.class_index = 0;
+    h.read = "step_end";
+    s.heads = {h};
+    p[s.name] = s;
+  }
+  {
+    // OVM (FreedomIntelligence/OVM): value head saved apart as verifier.pth.
+    VerifierSpec s;
+    s.name = "ovm";
+    s.input.style = "tokens";
+    s.input.bos = "auto";
+    s.input.question_suffix = "\n";
+    s.input.step_separator = "\n";
+    s.input.steps_in_one_string = true;
+    s.input.eos_at_end = true;
+    HeadSpec h;
+    h.name = "ovm";
+    h.meaning = "ovm";
+    h.type = "ovm";
+    h.weights = "";
+    h.file = "verifier.pth";
+    h.activation = "none";
+    h.class_index = 0;
+    h.read = "step_end";
+    s.heads = {h};
+    p[s.name] = s;
+  }
+  {
+    // Sequence-classification ORMs (*ForSequenceClassification, one label;
+    // Qwen2ForRewardModel): the GSM8K-verifier input convention.
+    VerifierSpec s;
+    s.name = "orm";
+    s.input.style = "text";
+    s.input.question_suffix = "\n";
+    s.input.step_separator = "\n";
+    HeadSpec h;
+    h.name = "orm";
+    h.meaning = "orm";
+    h.type = "linear";
+    h.weights = "score";
+    h.activation = "none";
+    h.class_index = 0;
+    h.read = "last";
+    s.heads = {h};
+    p[s.name] = s;
+  }
+  return p;
+}
+
+const std::map<std::string, VerifierSpec>& presets() {
+  static const auto p = make_presets();
+  return p;
+}
+
+}  // namespace
+
+VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw ConfigError(source + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw ConfigError(source + ": a spec must be a JSON object");
+  VerifierSpec s;
+  take(j, "name", s.name, source);
+  if (auto t = j.find("template"); t != j.end()) {
+    if (!t->is_object()) throw ConfigError(source + ": 'template' must be an object");
+    auto& in = s.input;
+    take(*t, "style", in.style, source);
+    take(*t, "system", in.system, source);
+    take(*t, "question_prefix", in.question_prefix, source);
+    take(*t, "question_suffix", in.question_suffix, source);
+    take(*t, "step_separator", in.step_separator, source);
+    take(*t, "final_suffix", in.final_suffix, source);
+    take(*t, "step_tag", in.step_tag, source);
+    take(*t, "bos", in.bos, source);
+    take(*t, "split_steps_on_newline", in.split_steps_on_newline, source);
+    take(*t, "steps_in_one_string", in.steps_in_one_string, source);
+    take(*t, "eos_at_end", in.eos_at_end, source);
+  }
+  auto hs = j.find("heads");
+  if (hs == j.end() || !hs->is_array()) throw ConfigError(source + ": 'heads' must be a list");
+  for (const auto& hj : *hs) {
+    if (!hj.is_object()) throw ConfigError(source + ": each entry of 'heads' must be an object");
+    HeadSpec h;
+    take(hj, "name", h.name, source);
+    take(hj, "meaning", h.meaning, source);
+    take(hj, "type", h.type, source);
+    take(hj, "weights", h.weights, source);
+    take(hj, "file", h.file, source);
+    take(hj, "activation", h.activation, source);
+    take(hj, "class_index", h.class_index, source);
+    take(hj, "candidates", h.candidates, source);
+    take(hj, "read", h.read, source);
+    s.heads.push_back(h);
+  }
+  validate(s, source);
+  return s;
+}
+
+VerifierSpec VerifierSpec::from_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(path.string() + ": cannot open spec file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return from_json(ss.str(), path.string());
+}
+
+VerifierSpec VerifierSpec::preset(const std::string& name) {
+  auto it = presets().find(name);
+  if (it == presets().end()) {
+    std::string list;
+    for (const auto& n : preset_names()) list += (list.empty() ? "" : ", ") + n;
+    throw ConfigError("unknown verifier preset '" + name + "'; presets: " + list);
+  }
+  return it->second;
+}
+
+std::vector<std::string> VerifierSpec::preset_names() {
+  std::vector<std::string> out;
+  for (const auto& [n, _] : presets()) out.push_back(n);
+  return out;
+}
+
+std::string VerifierSpec::to_json() const {
+  json t = {{"style", input.style},
+            {"system", input.system},
+            {"question_prefix", input.question_prefix},
+            {"question_suffix", input.question_suffix},
+            {"step_separator", input.step_separator},
+            {"final_suffix", input.final_suffix},
+            {"step_tag", input.step_tag},
+            {"bos", input.bos},
+            {"split_steps_on_newline", input.split_steps_on_newline},
+            {"steps_in_one_string", input.steps_in_one_string},
+            {"eos_at_end", input.eos_at_end}};
+  json hs = json::array();
+  for (const auto& h : heads)
+    hs.push_back({{"name", h.name},
+                  {"meaning", h.meaning},
+                  {"type", h.type},
+                  {"weights", h.weights},
+                  {"file", h.file},
+                  {"activation", h.activation},
+                  {"class_index", h.class_index},
+                  {"candidates", h.candidates},
+                  {"read", h.read}});
+  return json{{"name", name}, {"template", t}, {"heads", hs}}.dump(2);
+}
+
+}  // namespace stepverify

@@ -1,0 +1,377 @@
+// Verifiers: presets against the HF references, sessions, batching, errors.
+#include <functional>
+
+#include <torch/csrc/jit/serialization/pickle.h>
+
+#include "test_support.h"
+
+#include "stepverify/errors.h"
+#include "stepverify/session.h"
+#include "stepverify/tokenizer.h"
+#include "stepverify/verifier.h"
+
+using namespace stepverify;
+using Catch::Matchers::Contains;
+
+namespace {
+
+constexpr double kScoreTol = 1e-5;  // probabilities and rewards (fixtures README)
+
+std::vector<std::string> split(const std::string& s, const std::string& sep) {
+  std::vector<std::string> out;
+  size_t start = 0, pos;
+  while ((pos = s.find(sep, start)) != std::string::npos) {
+    out.push_back(s.substr(start, pos - start));
+    start = pos + sep.size();
+  }
+  out.push_back(s.substr(start));
+  return out;
+}
+
+void check_close(const std::vector<double>& got, const std::vector<double>& want, double tol = kScoreTol) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("step " << i << ": " << got[i] << " vs " << want[i]);
+    CHECK(std::abs(got[i] - want[i]) <= tol);
+  }
+}
+
+// A copy of a fixture with another config and extra tensors (heads with known weights).
+struct BuiltCheckpoint {
+  test::TempDir tmp;
+  std::vector<at::Tensor> keep;
+  BuiltCheckpoint(const std::filesystem::path& src, const std::function<void(nlohmann::json&)>& edit_config,
+                  const std::map<std::string, at::Tensor>& extra) {
+    for (const auto& e : std::filesystem::directory_iterator(src)) {
+      const auto name = e.path().filename().string();
+      if (name.rfind("reference", 0) == 0 || name == "model.safetensors" || name == "config.json") continue;
+      std::filesystem::copy_file(e.path(), tmp.path / name);
+    }
+    auto cfg = test::read_json(src / "config.json");
+    edit_config(cfg);
+    test::write_text(tmp.path / "config.json", cfg.dump());
+    auto ck = SafetensorsFile::open(src / "model.safetensors");
+    std::vector<TensorData> data;
+    for (const auto& n : ck->names()) {
+      keep.push_back(to_tensor(ck->tensor(n)));
+      data.push_back({n, ck->tensor(n).dtype, ck->tensor(n).shape, keep.back().data_ptr()});
+    }
+    for (const auto& [n, t] : extra) {
+      keep.push_back(t.contiguous());
+      data.push_back({n, DType::F32, t.sizes().vec(), keep.back().data_ptr()});
+    }
+    save_safetensors(tmp.path / "model.safetensors", data);
+  }
+  const std::filesystem::path& dir() const { return tmp.path; }
+};
+
+// Final hidden states of `ids` through the verifier's own backbone.
+at::Tensor hidden_of(const Verifier& v, const std::vector<int64_t>& ids) {
+  ForwardInput in;
+  in.input_ids = to_batch(ids);
+  return v.model().forward(in).hidden[0];
+}
+
+}  // namespace
+
+TEST_CASE("qwen2.5-math-prm preset reproduces the reference rewards", "[verifier]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  auto ref = test::read_json(*dir / "reference.json")["prm"];
+  auto v = Verifier::load(*dir);  // preset chosen from Qwen2ForProcessRewardModel
+  CHECK(v->spec().name == "qwen2.5-math-prm");
+  std::vector<Solution> sols;
+  for (size_t i = 0; i < ref["data"].size(); ++i) {
+    const auto& d = ref["data"][i];
+    Solution s{d["query"], d["steps"].get<std::vector<std::string>>()};
+    sols.push_back(s);
+    const auto& t = ref["per_text"][i];
+    auto r = v->render(s.question, s.steps, false);
+    CHECK(r.ids == t["input_ids"].get<std::vector<int64_t>>());
+    CHECK(r.tag_positions == t["step_sep_positions"].get<std::vector<int64_t>>());
+    auto scores = v->score(s.question, s.steps);
+    check_close(scores.step_scores, t["step_rewards"].get<std::vector<double>>());
+    CHECK(scores.outcome.at("prm") == Approx(*std::min_element(scores.step_scores.begin(), scores.step_scores.end())));
+  }
+  // Batched (padded, length-sorted) equals the reference batch and the singles.
+  auto batch = v->score_batch(sols);
+  for (size_t i = 0; i < sols.size(); ++i)
+    check_close(batch[i].step_scores, ref["batch_right_pad_step_rewards"][i].get<std::vector<double>>());
+}
+
+TEST_CASE("math-shepherd preset reproduces the reference step scores", "[verifier]") {
+  auto dir = test::fixture("mistral_shepherd_prm");
+  if (!dir) return;
+  auto ref = test::read_json(*dir / "reference.json")["prm"];
+  VerifierOptions o;
+  o.spec = "math-shepherd";
+  auto v = Verifier::load(*dir, o);
+  const std::string question = ref["question"];
+  for (size_t i = 0; i < ref["outputs"].size(); ++i) {
+    std::string out = ref["outputs"][i];
+    out = out.substr(0, out.size() - std::string(" \xD0\xBA\xD0\xB8").size());  // drop the final " ки"
+    auto steps = split(out, " \xD0\xBA\xD0\xB8\n");
+    const auto& t = ref["per_text"][i];
+    auto r = v->render(question, steps, false);
+    CHECK(r.ids == t["input_ids"].get<std::vector<int64_t>>());
+    CHECK(r.tag_positions == t["step_tag_positions"].get<std::vector<int64_t>>());
+    check_close(v->score(question, steps).step_scores, t["step_scores"].get<std::vector<double>>());
+    // Incremental: each step appended to a session equals the full pass.
+    auto s = v->session(question);
+    std::vector<double> inc;
+    for (const auto& st : steps) inc.push_back(s->append_step(st).at("prm"));
+    check_close(inc, t["step_scores"].get<std::vector<double>>());
+  }
+}
+
+TEST_CASE("a custom JSON spec: the ORM head at the last token", "[verifier]") {
+  auto dir = test::fixture("llama_orm");
+  if (!dir) return;
+  auto ref = test::read_json(*dir / "reference.json")["orm"];
+  test::TempDir tmp;
+  // The reference texts are "Question: ... Answer: ...": question and one step around " Answer: ".
+  test::write_text(tmp.path / "spec.json", R"({"name":"qa-orm","template":{"style":"text","question_suffix":" "},
+    "heads":[{"name":"orm","meaning":"orm","type":"linear","weights":"score","activation":"none","read":"last"}]})");
+  VerifierOptions o;
+  o.spec = (tmp.path / "spec.json").string();
+  auto v = Verifier::load(*dir, o);
+  std::vector<Solution> sols;
+  for (size_t i = 0; i < ref["texts"].size(); ++i) {
+    const std::string text = ref["texts"][i];
+    const size_t cut = text.find(" Answer: ") + std::string(" Answer:").size();
+    Solution s{text.substr(0, cut), {text.substr(cut + 1)}};
+    sols.push_back(s);
+    auto r = v->score(s.question, s.steps);
+    CHECK(std::abs(r.outcome.at("orm") - ref["single_rewards"][i].get<double>()) <= kScoreTol);
+    CHECK(r.step_scores.empty());
+  }
+  auto batch = v->score_batch(sols);
+  for (size_t i = 0; i < sols.size(); ++i)
+    CHECK(std::abs(batch[i].outcome.at("orm") - ref["batch_right_pad_rewards"][i].get<double>()) <= kScoreTol);
+  // The automatic preset for LlamaForSequenceClassification is "orm".
+  CHECK(Verifier::load(*dir)->spec().name == "orm");
+}
+
+TEST_CASE("sessions: incremental equals full, fork and rollback invariants, prefix cache", "[verifier]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  VerifierOptions o;
+  o.prefix_cache_bytes = 64 * 1024;  // small: forces evictions below
+  auto v = Verifier::load(*dir, o);
+  const std::string q = "Janet has 16 eggs and eats 3. How many are left?";
+  const std::vector<std::string> steps = {"Janet starts with 16 eggs.", "She eats 3, so 16 - 3 = 13.",
+                                          "The answer is $\\boxed{13}$."};
+  auto full = v->score(q, steps).step_scores;
+  auto s = v->session(q);
+  const int64_t prefix_tokens = s->cached_tokens();
+  std::vector<double> inc;
+  for (const auto& st : steps) inc.push_back(s->append_step(st).at("prm"));
+  check_close(inc, full);
+  // Token-exact joining: every token computed once.
+  CHECK(s->tokens_computed() == s->cached_tokens());
+
+  SECTION("fork shares the prefix and diverges") {
+    auto f = s->fork();
+    f->rollback(1);
+    CHECK(f->steps().size() == 2);
+    auto alt = f->append_step("So 13 eggs are left.");
+    auto want = v->score(q, {steps[0], steps[1], "So 13 eggs are left."}).step_scores;
+    CHECK(std::abs(alt.at("prm") - want[2]) <= kScoreTol);
+    check_close(f->scores().step_scores, want);
+    check_close(s->scores().step_scores, full);  // the original is untouched
+  }
+  SECTION("a second session on the same question starts from the prefix cache") {
+    auto s2 = v->session(q);
+    CHECK(s2->tokens_computed() == 0);
+    CHECK(s2->cached_tokens() == prefix_tokens);
+    CHECK(v->prefix_cache()->hits() >= 1);
+  }
+  SECTION("eviction under a small budget stays correct") {
+    for (int i = 0; i < 12; ++i) v->session("Question number " + std::to_string(i) + " about eggs?");
+    CHECK(v->prefix_cache()->bytes() <= 64 * 1024);
+    auto s3 = v->session(q);
+    std::vector<double> again;
+    for (const auto& st : steps) again.push_back(s3->append_step(st).at("prm"));
+    check_close(again, full);
+  }
+  SECTION("rollback to zero and rebuild") {
+    s->rollback(3);
+    CHECK(s->steps().empty());
+    std::vector<double> again;
+    for (const auto& st : steps) again.push_back(s->append_step(st).at("prm"));
+    check_close(again, full);
+    CHECK_THROWS_AS(s->rollback(9), InputError);
+  }
+}
+
+TEST_CASE("trl-token-classification: P(class 1) at the last token of each step plus separator", "[verifier]") {
+  auto src = test::fixture("llama_gqa");
+  if (!src) return;
+  torch::manual_seed(3);
+  auto w = torch::randn({2, 64}) * 0.3, b = torch::randn({2}) * 0.3;
+  BuiltCheckpoint ck(
+      *src,
+      [](nlohmann::json& c) {
+        c["architectures"] = {"LlamaForTokenClassification"};
+        c["num_labels"] = 2;
+      },
+      {{"score.weight", w}, {"score.bias", b}});
+  auto v = Verifier::load(ck.dir());
+  CHECK(v->spec().name == "trl-token-classification");
+  const std::string q = "Ana has 12 coins.";
+  const std::vector<std::string> steps = {"She buys 5 more.", "12 + 5 = 17."};
+  // The recipe written out: BOS, tok(q), then tok(step) + tok("\n") per step.
+  const auto& tok = v->model().tokenizer();
+  EncodeOptions raw;
+  raw.add_special_tokens = false;
+  std::vector<int64_t> ids = {1};
+  auto add = [&](const std::string& t) {
+    auto x = tok.encode(t, raw);
+    ids.insert(ids.end(), x.begin(), x.end());
+  };
+  add(q);
+  std::vector<int64_t> ends;
+  for (const auto& st : steps) {
+    add(st);
+    add("\n");
+    ends.push_back(static_cast<int64_t>(ids.size()) - 1);
+  }
+  auto r = v->render(q, steps, false);
+  CHECK(r.ids == ids);
+  CHECK(r.step_positions == ends);
+  auto h = hidden_of(*v, ids);
+  std::vector<double> want;
+  for (int64_t p : ends) want.push_back(torch::softmax(at::linear(h[p], w, b), -1)[1].item<double>());
+  check_close(v->score(q, steps).step_scores, want);
+  auto s = v->session(q);
+  std::vector<double> inc;
+  for (const auto& st : steps) inc.push_back(s->append_step(st).at("prm"));
+  check_close(inc, want);
+}
+
+TEST_CASE("skywork: sigmoid of v_head.summary at each step's newline", "[verifier]") {
+  auto src = test::fixture("qwen2_prm");
+  if (!src) return;
+  torch::manual_seed(5);
+  auto w = torch::randn({1, 64}) * 0.3, b = torch::randn({1}) * 0.3;
+  BuiltCheckpoint ck(
+      *src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForPrmModel"}; },
+      {{"v_head.summary.weight", w}, {"v_head.summary.bias", b}});
+  auto v = Verifier::load(ck.dir());
+  CHECK(v->spec().name == "skywork");
+  const std::string q = "What is 7 * 8?";
+  const std::vector<std::string> steps = {"7 * 8 = 56.\nCheck: 56 / 8 = 7.", "The answer is 56."};
+  const auto& tok = v->model().tokenizer();
+  EncodeOptions raw;
+  raw.add_special_tokens = false;
+  const int64_t nl = tok.encode("\n", raw).back();
+  // encode(bos + q + "\n") (Qwen2 has no BOS string), then each line of
+  // "\n".join(steps) followed by the id of "\n".
+  std::vector<int64_t> ids = tok.encode(q + "\n", raw);
+  std::vector<int64_t> newlines;
+  for (const auto& line : {"7 * 8 = 56.", "Check: 56 / 8 = 7.", "The answer is 56."}) {
+    auto x = tok.encode(line, raw);
+    ids.insert(ids.end(), x.begin(), x.end());
+    ids.push_back(nl);
+    newlines.push_back(static_cast<int64_t>(ids.size()) - 1);
+  }
+  auto r = v->render(q, steps, false);
+  CHECK(r.ids == ids);
+  CHECK(r.step_positions == std::vector<int64_t>{newlines[1], newlines[2]});
+  auto h = hidden_of(*v, ids);
+  std::vector<double> want;
+  for (int64_t p : {newlines[1], newlines[2]}) want.push_back(torch::sigmoid(at::linear(h[p], w, b))[0].item<double>());
+  check_close(v->score(q, steps).step_scores, want);
+}
+
+TEST_CASE("ovm: value head from verifier.pth at each step's newline and at EOS", "[verifier]") {
+  auto src = test::fixture("llama_gqa");
+  if (!src) return;
+  BuiltCheckpoint ck(*src, [](nlohmann::json&) {}, {});
+  torch::manual_seed(9);
+  auto gain = torch::tensor({1.3f}), bias = torch::tensor({-0.2f}), w = torch::randn({1, 64}) * 0.3;
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
+  dict.insert("gain", gain);
+  dict.insert("bias", bias);
+  dict.insert("vscore_head.weight", w);
+  auto bytes = torch::jit::pickle_save(dict);
+  test::write_text(ck.dir() / "verifier.pth", std::string(bytes.begin(), bytes.end()));
+  VerifierOptions o;
+  o.spec = "ovm";
+  auto v = Verifier::load(ck.dir(), o);
+  const std::string q = "Ana has 12 coins and buys 5 more.";
+  const std::vector<std::string> steps = {"12 + 5 = 17.", "She has 17 coins."};
+  const auto& tok = v->model().tokenizer();
+  EncodeOptions raw;
+  raw.add_special_tokens = false;
+  std::vector<int64_t> ids = tok.encode(q + "\n");
+  const size_t start = ids.size();
+  auto sol = tok.encode("12 + 5 = 17.\nShe has 17 coins.", raw);
+  ids.insert(ids.end(), sol.begin(), sol.end());
+  ids.push_back(2);  // EOS
+  int64_t nlpos = -1;
+  for (size_t p = start; p < ids.size(); ++p)
+    if (ids[p] == 13) nlpos = static_cast<int64_t>(p);  // <0x0A>
+  REQUIRE(nlpos > 0);
+  auto r = v->render(q, steps, false);
+  CHECK(r.ids == ids);
+  CHECK(r.step_positions == std::vector<int64_t>{nlpos, static_cast<int64_t>(ids.size()) - 1});
+  auto h = hidden_of(*v, ids);
+  std::vector<double> want;
+  for (int64_t p : r.step_positions) want.push_back(at::matmul(gain * h[p] + bias, w.t())[0].item<double>());
+  check_close(v->score(q, steps).step_scores, want);
+  // Missing file and mis-shaped weights are typed errors naming the tensor.
+  dict.insert_or_assign("vscore_head.weight", torch::randn({2, 64}));
+  bytes = torch::jit::pickle_save(dict);
+  test::write_text(ck.dir() / "verifier.pth", std::string(bytes.begin(), bytes.end()));
+  CHECK_THROWS_WITH(Verifier::load(ck.dir(), o), Contains("vscore_head.weight") && Contains("[1,64]"));
+  std::filesystem::remove(ck.dir() / "verifier.pth");
+  CHECK_THROWS_AS(Verifier::load(ck.dir(), o), IoError);
+}
+
+TEST_CASE("verifier input errors name the step or field", "[verifier][errors]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  auto v = Verifier::load(*dir);
+  CHECK_THROWS_WITH(v->score("q", {}), Contains("empty"));
+  CHECK_THROWS_WITH(v->score("q", {"ok", " "}), Contains("step 1 is empty"));
+  CHECK_THROWS_WITH(v->score("q", {"a<extra_0>b"}), Contains("step 0") && Contains("<extra_0>"));
+  CHECK_THROWS_WITH(v->score(std::string(20000, 'x'), {"a"}), Contains("exceed the context"));
+  auto s = v->session("q");
+  CHECK_THROWS_AS(s->append_step(""), InputError);
+  CHECK(s->steps().empty());  // nothing lost
+  CHECK_THROWS_WITH(v->score_batch({{"q", {"a"}}, {"q", {}}}), Contains("solution 1"));
+  VerifierOptions bad;
+  bad.spec = "no-such-preset";
+  CHECK_THROWS_WITH(Verifier::load(*dir, bad), Contains("qwen2.5-math-prm"));
+  bad.spec = "";
+  bad.heads = {"orm"};
+  CHECK_THROWS_WITH(Verifier::load(*dir, bad), Contains("no head named 'orm'"));
+}
+
+TEST_CASE("missing or mis-shaped head weights", "[verifier][errors]") {
+  auto src = test::fixture("qwen2_prm");
+  if (!src) return;
+  BuiltCheckpoint ck(
+      *src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForPrmModel"}; },
+      {{"v_head.summary.weight", torch::randn({3, 64})}});
+  CHECK_THROWS_WITH(Verifier::load(ck.dir()), Contains("v_head.summary.weight") && Contains("expected [1,64]"));
+  BuiltCheckpoint none(*src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForPrmModel"}; }, {});
+  CHECK_THROWS_WITH(Verifier::load(none.dir()), Contains("v_head.summary.weight") && Contains("missing"));
+}
+
+TEST_CASE("spec JSON round trip and validation", "[verifier]") {
+  for (const auto& name : VerifierSpec::preset_names()) {
+    auto s = VerifierSpec::preset(name);
+    auto back = VerifierSpec::from_json(s.to_json());
+    CHECK(back.to_json() == s.to_json());
+  }
+  CHECK_THROWS_WITH(VerifierSpec::from_json(R"({"heads":[{"type":"conv"}]})", "x.json"),
+                    Contains("x.json") && Contains("heads[0].type"));
+  CHECK_THROWS_WITH(VerifierSpec::from_json(R"({"heads":[{"read":"tag"}]})"), Contains("step_tag"));
+  CHECK_THROWS_AS(VerifierSpec::from_json("{"), ConfigError);
+  CHECK(aggregate({0.5, 0.2, 0.8}, Aggregate::Min) == Approx(0.2));
+  CHECK(aggregate({0.5, 0.2, 0.8}, Aggregate::Product) == Approx(0.08));
+  CHECK(aggregate({0.5, 0.2, 0.8}, Aggregate::GeometricMean) == Approx(std::cbrt(0.08)));
+  CHECK(aggregate({0.5, 0.2, 0.8}, parse_aggregate("last")) == Approx(0.8));
+}
