@@ -13,5 +13,6 @@ using Run = std::function<int()>;
 Run add_tokenize(CLI::App& app);
 Run add_forward(CLI::App& app);
 Run add_demo(CLI::App& app);
+Run add_score(CLI::App& app);
 
 }  // namespace stepverify::cli

@@ -1,0 +1,153 @@
+// stepverify score --model DIR [--spec FILE|PRESET] --input IN.jsonl --output OUT.jsonl [--heads prm,orm,...]
+//
+// Each input line {"question": str, "steps": [str]} ("problem" is accepted for
+// "question") is written back with "step_scores" (the first step-level head,
+// one per step) and, when --heads is given or the verifier has no step-level
+// head, "scores": {head: [per step] or float}. A bad line is reported on
+// stderr with its line number; the other lines are still scored and written.
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "stepverify/errors.h"
+#include "stepverify/verifier.h"
+
+namespace stepverify::cli {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+std::vector<std::string> split_csv(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+struct Record {
+  size_t line = 0;
+  ojson json;
+  Solution solution;
+};
+
+// The question and steps of one input line; throws InputError naming the field.
+Solution parse_solution(const ojson& j) {
+  if (!j.is_object()) throw InputError("the line is not a JSON object");
+  const ojson* q = j.contains("question") ? &j["question"] : j.contains("problem") ? &j["problem"] : nullptr;
+  if (!q || !q->is_string()) throw InputError("field 'question' (or 'problem') must be a string");
+  if (!j.contains("steps") || !j["steps"].is_array()) throw InputError("field 'steps' must be a list of strings");
+  Solution s;
+  s.question = q->get<std::string>();
+  for (size_t i = 0; i < j["steps"].size(); ++i) {
+    if (!j["steps"][i].is_string()) throw InputError("steps[" + std::to_string(i) + "] is not a string");
+    s.steps.push_back(j["steps"][i].get<std::string>());
+  }
+  return s;
+}
+
+}  // namespace
+
+Run add_score(CLI::App& app) {
+  app.description("Score solutions step by step with a verifier; JSONL in, JSONL out");
+  auto model = std::make_shared<std::string>();
+  auto spec = std::make_shared<std::string>();
+  auto input = std::make_shared<std::string>();
+  auto output = std::make_shared<std::string>();
+  auto heads = std::make_shared<std::string>();
+  auto agg = std::make_shared<std::string>("min");
+  auto batch_tokens = std::make_shared<int64_t>(8192);
+  app.add_option("--model", *model, "verifier checkpoint directory")->required();
+  app.add_option("--spec", *spec, "a preset name or a spec JSON file (default: stepverify.json or by architecture)");
+  app.add_option("--input", *input, "input JSONL")->required();
+  app.add_option("--output", *output, "output JSONL")->required();
+  app.add_option("--heads", *heads, "heads to run and report, comma-separated (e.g. prm,orm)");
+  app.add_option("--aggregate", *agg, "aggregate of step scores for solution-level 'scores' (min, max, prod, mean, last, geomean)");
+  app.add_option("--batch-tokens", *batch_tokens, "most tokens in one batched forward");
+  return [=] {
+    VerifierOptions vo;
+    vo.spec = *spec;
+    vo.heads = split_csv(*heads);
+    ScoreOptions so;
+    so.aggregate = parse_aggregate(*agg);
+    so.max_batch_tokens = *batch_tokens;
+    auto verifier = Verifier::load(*model, vo);
+    std::ifstream in(*input);
+    if (!in) throw IoError(*input + ": cannot open");
+    std::ofstream out(*output, std::ios::trunc);
+    if (!out) throw IoError(*output + ": cannot open for writing");
+
+    std::vector<Record> records;
+    size_t bad = 0, lineno = 0;
+    std::string line;
+    auto report = [&](size_t n, const std::string& what) {
+      ++bad;
+      std::cerr << *input << ":" << n << ": " << what << " (line skipped)\n";
+    };
+    while (std::getline(in, line)) {
+      ++lineno;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      Record r;
+      r.line = lineno;
+      try {
+        r.json = ojson::parse(line);
+        r.solution = parse_solution(r.json);
+        verifier->check_length(static_cast<int64_t>(verifier->render(r.solution.question, r.solution.steps, false).ids.size()),
+                               "the input");
+      } catch (const ojson::exception& e) {
+        report(lineno, std::string("not valid JSON: ") + e.what());
+        continue;
+      } catch (const InputError& e) {
+        report(lineno, e.what());
+        continue;
+      }
+      records.push_back(std::move(r));
+    }
+
+    bool step_level = false;
+    const bool named = !vo.heads.empty();
+    for (size_t h = 0; h < verifier->num_heads(); ++h)
+      if (verifier->head_spec(h).read != "last") step_level = true;
+    const bool progress = records.size() >= 20;
+    const auto t0 = std::chrono::steady_clock::now();
+    const size_t chunk = 64;
+    for (size_t start = 0; start < records.size(); start += chunk) {
+      const size_t end = std::min(records.size(), start + chunk);
+      std::vector<Solution> sols;
+      for (size_t i = start; i < end; ++i) sols.push_back(records[i].solution);
+      auto scores = verifier->score_batch(sols, so);
+      for (size_t i = start; i < end; ++i) {
+        const Scores& s = scores[i - start];
+        ojson j = records[i].json;
+        j["step_scores"] = s.step_scores;
+        if (named || !step_level) {
+          ojson all = ojson::object();
+          for (const auto& name : verifier->head_names()) {
+            if (s.heads.count(name)) all[name] = s.heads.at(name);
+            else all[name] = s.outcome.at(name);
+          }
+          j["scores"] = all;
+        }
+        out << j.dump(-1, ' ', false, ojson::error_handler_t::replace) << "\n";
+      }
+      if (progress) {
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::cerr << fmt::format("\rscoring {}/{} solutions ({:.1f}/s)", end, records.size(), end / std::max(secs, 1e-9))
+                  << std::flush;
+      }
+    }
+    if (progress) std::cerr << "\n";
+    if (bad) std::cerr << fmt::format("{} of {} lines could not be scored (see above)\n", bad, bad + records.size());
+    out.flush();
+    if (!out) throw IoError(*output + ": write failed");
+    return 0;
+  };
+}
+
+}  // namespace stepverify::cli

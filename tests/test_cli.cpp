@@ -1,0 +1,97 @@
+// The CLI contracts: tokenize, forward and score, run as a user runs them.
+#include <cstdio>
+
+#include "test_support.h"
+
+#include "stepverify/model.h"
+#include "stepverify/verifier.h"
+
+using namespace stepverify;
+
+namespace {
+
+// Runs the CLI with `args`; returns its exit status and stdout.
+std::pair<int, std::string> run_cli(const std::string& args) {
+  const std::string cmd = std::string(STEPVERIFY_CLI) + " " + args + " 2>/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+}  // namespace
+
+TEST_CASE("cli tokenize prints input_ids and pieces", "[cli]") {
+  for (const char* name : {"llama_gqa", "qwen2_prm"}) {
+    auto dir = test::fixture(name);
+    if (!dir) return;
+    auto tok = load_tokenizer(*dir);
+    const std::string text = "Step 1: 16 - 3 = 13 eggs.\n<|im_end|> done";
+    auto [rc, out] = run_cli("tokenize --model " + dir->string() + " --text " + quote(text));
+    REQUIRE(rc == 0);
+    auto j = nlohmann::json::parse(out);
+    auto enc = tok->encode_with_pieces(text);
+    CHECK(j["input_ids"].get<std::vector<int64_t>>() == enc.ids);
+    CHECK(j["pieces"].get<std::vector<std::string>>() == enc.pieces);
+    auto [rc2, out2] = run_cli("tokenize --no-special-tokens --model " + dir->string() + " --text " + quote(text));
+    EncodeOptions raw;
+    raw.add_special_tokens = false;
+    CHECK(nlohmann::json::parse(out2)["input_ids"].get<std::vector<int64_t>>() == tok->encode(text, raw));
+  }
+}
+
+TEST_CASE("cli forward writes input_ids, hidden and logits equal to the reference", "[cli]") {
+  auto dir = test::fixture("llama_gqa");
+  if (!dir) return;
+  auto ref = test::read_json(*dir / "reference.json");
+  auto reft = SafetensorsFile::open(*dir / "reference.safetensors");
+  const std::string text = ref["cases"][0]["rows"][0]["text"];
+  test::TempDir tmp;
+  const auto out = tmp.path / "f.safetensors";
+  auto [rc, _] = run_cli("forward --model " + dir->string() + " --text " + quote(text) + " --out " + out.string());
+  REQUIRE(rc == 0);
+  auto f = SafetensorsFile::open(out);
+  CHECK(f->tensor("input_ids").dtype == DType::I64);
+  CHECK(torch::equal(to_tensor(f->tensor("input_ids")), test::ref_tensor(*reft, "single0.input_ids")[0]));
+  CHECK(test::max_abs_diff(to_tensor(f->tensor("hidden")), test::ref_tensor(*reft, "single0.hidden_states.3")[0]) <= 1e-4);
+  CHECK(test::max_abs_diff(to_tensor(f->tensor("logits")), test::ref_tensor(*reft, "single0.logits")[0]) <= 2e-4);
+  auto [rc2, __] = run_cli("forward --model /nonexistent --text x --out " + out.string());
+  CHECK(rc2 == 1);
+}
+
+TEST_CASE("cli score: step_scores per line, bad lines reported and skipped", "[cli]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  test::TempDir tmp;
+  test::write_text(tmp.path / "in.jsonl",
+                   R"({"id": 1, "problem": "What is 7 * 8?", "steps": ["7 * 8 = 54.", "The answer is 54."]})"
+                   "\n{broken\n"
+                   R"({"id": 2, "question": "Solve x + 2 = 5.", "steps": ["Subtract 2: x = 3."]})"
+                   "\n");
+  const auto out = tmp.path / "out.jsonl";
+  auto [rc, _] = run_cli("score --model " + dir->string() + " --input " + (tmp.path / "in.jsonl").string() +
+                         " --output " + out.string() + " --heads prm");
+  REQUIRE(rc == 0);
+  std::ifstream in(out);
+  std::vector<nlohmann::json> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(nlohmann::json::parse(l));
+  REQUIRE(lines.size() == 2);
+  auto v = Verifier::load(*dir);
+  auto want = v->score("What is 7 * 8?", {"7 * 8 = 54.", "The answer is 54."}).step_scores;
+  auto got = lines[0]["step_scores"].get<std::vector<double>>();
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(std::abs(got[i] - want[i]) < 1e-6);
+  CHECK(lines[0]["scores"]["prm"].size() == 2);
+  CHECK(lines[0]["id"] == 1);
+  CHECK(lines[1]["id"] == 2);
+}
