@@ -375,3 +375,55 @@ TEST_CASE("spec JSON round trip and validation", "[verifier]") {
   CHECK(aggregate({0.5, 0.2, 0.8}, Aggregate::GeometricMean) == Approx(std::cbrt(0.08)));
   CHECK(aggregate({0.5, 0.2, 0.8}, parse_aggregate("last")) == Approx(0.8));
 }
+
+TEST_CASE("several heads (PRM, ORM, SORM) from separate files on one backbone pass", "[verifier]") {
+  auto src = test::fixture("llama_gqa");
+  if (!src) return;
+  torch::manual_seed(11);
+  auto wp = torch::randn({2, 64}) * 0.3, wo = torch::randn({1, 64}) * 0.3, bo = torch::randn({1}) * 0.3,
+       ws = torch::randn({1, 64}) * 0.3;
+  BuiltCheckpoint ck(*src, [](nlohmann::json&) {}, {});
+  save_safetensors(ck.dir() / "prm.safetensors", {{"prm.weight", DType::F32, {2, 64}, wp.data_ptr()}});
+  save_safetensors(ck.dir() / "heads.safetensors", {{"orm.weight", DType::F32, {1, 64}, wo.data_ptr()},
+                                                    {"orm.bias", DType::F32, {1}, bo.data_ptr()},
+                                                    {"sorm.weight", DType::F32, {1, 64}, ws.data_ptr()}});
+  test::write_text(ck.dir() / "stepverify.json", R"({"name": "three-heads",
+    "template": {"style": "tokens", "bos": "yes", "step_separator": "\n"},
+    "heads": [
+      {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "file": "prm.safetensors",
+       "activation": "softmax", "class_index": 1, "read": "step_end"},
+      {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "file": "heads.safetensors",
+       "activation": "sigmoid", "read": "last"},
+      {"name": "sorm", "meaning": "sorm", "type": "linear", "weights": "sorm", "file": "heads.safetensors",
+       "activation": "sigmoid", "read": "step_end"}]})");
+  auto v = Verifier::load(ck.dir());  // a causal LM with stepverify.json beside it
+  CHECK(v->head_names() == std::vector<std::string>{"prm", "orm", "sorm"});
+  const std::string q = "Ana has 12 coins.";
+  const std::vector<std::string> steps = {"She buys 5 more.", "12 + 5 = 17.", "The answer is 17."};
+  auto r = v->render(q, steps, false);
+  auto h = hidden_of(*v, r.ids);
+  std::vector<double> prm, sorm;
+  for (int64_t p : r.step_positions) {
+    prm.push_back(torch::softmax(at::matmul(h[p], wp.t()), -1)[1].item<double>());
+    sorm.push_back(torch::sigmoid(at::matmul(h[p], ws.t()))[0].item<double>());
+  }
+  const double orm = torch::sigmoid(at::linear(h[static_cast<int64_t>(r.ids.size()) - 1], wo, bo))[0].item<double>();
+  auto scores = v->score(q, steps);
+  check_close(scores.heads.at("prm"), prm);
+  check_close(scores.heads.at("sorm"), sorm);
+  check_close(scores.step_scores, prm);  // the first step-level head
+  CHECK(std::abs(scores.outcome.at("orm") - orm) <= kScoreTol);
+  // Only the PRM head, when asked.
+  VerifierOptions only;
+  only.heads = {"sorm"};
+  CHECK(Verifier::load(ck.dir(), only)->head_names() == std::vector<std::string>{"sorm"});
+  // A session reads the ORM at the end of each partial solution.
+  auto s = v->session(q);
+  for (size_t k = 0; k < steps.size(); ++k) {
+    auto step = s->append_step(steps[k]);
+    auto prefix = v->score(q, std::vector<std::string>(steps.begin(), steps.begin() + k + 1));
+    CHECK(std::abs(step.at("orm") - prefix.outcome.at("orm")) <= kScoreTol);
+    CHECK(std::abs(step.at("prm") - prm[k]) <= kScoreTol);
+  }
+  CHECK(s->tokens_computed() == s->cached_tokens());
+}
