@@ -344,6 +344,11 @@ TEST_CASE("verifier input errors name the step or field", "[verifier][errors]") 
   VerifierOptions bad;
   bad.spec = "no-such-preset";
   CHECK_THROWS_WITH(Verifier::load(*dir, bad), Contains("qwen2.5-math-prm"));
+  test::TempDir tmp;
+  test::write_text(tmp.path / "spec.json", R"({"template":{"style":"chatml","step_tag":"<extra_9>"},
+    "heads":[{"type":"mlp","weights":"score","read":"tag"}]})");
+  bad.spec = (tmp.path / "spec.json").string();
+  CHECK_THROWS_WITH(Verifier::load(*dir, bad), Contains("<extra_9>") && Contains("not a token"));
   bad.spec = "";
   bad.heads = {"orm"};
   CHECK_THROWS_WITH(Verifier::load(*dir, bad), Contains("no head named 'orm'"));

@@ -108,13 +108,16 @@ std::shared_ptr<const Verifier> Verifier::load(const std::filesystem::path& dir,
     if (std::none_of(v->heads_.begin(), v->heads_.end(), [&](const auto& h) { return h->spec().name == want; }))
       throw ConfigError("spec '" + v->spec_.name + "' has no head named '" + want + "'");
   const auto& tok = v->model_->tokenizer();
-  if (!v->spec_.input.step_tag.empty()) {
-    auto ids = tok.encode(v->spec_.input.step_tag);
-    if (ids.empty()) throw ConfigError("spec '" + v->spec_.name + "': step tag encodes to no token");
-    v->tag_id_ = ids.back();
-  }
   EncodeOptions raw;
   raw.add_special_tokens = false;
+  if (!v->spec_.input.step_tag.empty()) {
+    // The tag must be one token of this tokenizer, or its positions mean nothing.
+    auto ids = tok.encode(v->spec_.input.step_tag, raw);
+    if (ids.size() != 1)
+      throw ConfigError("spec '" + v->spec_.name + "': step tag '" + v->spec_.input.step_tag +
+                        "' is not a token of this tokenizer (it encodes to " + std::to_string(ids.size()) + " tokens)");
+    v->tag_id_ = ids.back();
+  }
   auto nl = tok.encode(v->spec_.input.step_separator, raw);
   if (!nl.empty()) v->newline_id_ = nl.back();
   const auto& c = v->model_->config();
