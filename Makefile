@@ -17,7 +17,8 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR)
 
-demo: build
+demo: configure
+	@cmake --build $(BUILD_DIR) --target stepverify_cli
 	@$(BUILD_DIR)/stepverify demo --shared $(SHARED_DIR)
 
 test: build

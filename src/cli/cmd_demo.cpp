@@ -10,6 +10,8 @@
 #include "cli/commands.h"
 #include "stepverify/errors.h"
 #include "stepverify/model.h"
+#include "stepverify/session.h"
+#include "stepverify/verifier.h"
 
 namespace stepverify::cli {
 
@@ -53,6 +55,25 @@ Run add_demo(CLI::App& app) {
     fmt::print("greedy     {}\n", model->tokenizer().decode(gen));
     fmt::print("(random-weight fixture: the tokens are exact, the words are noise; a trained demo model comes with\n"
                " the training issue)\n");
+
+    // A process reward model scoring a solution, in one pass and step by step.
+    const auto prm_dir = std::filesystem::path(*shared) / "fixtures/hf/qwen2_prm";
+    if (!model_dir->empty() || !std::filesystem::exists(prm_dir / "config.json")) return 0;
+    auto verifier = Verifier::load(prm_dir);
+    const std::string question = "Janet has 16 eggs and eats 3. How many are left?";
+    const std::vector<std::string> steps = {"Janet starts with 16 eggs.", "She eats 3, so 16 - 3 = 13.",
+                                            "The answer is $\\boxed{13}$."};
+    fmt::print("\nverifier   {} (preset {}, heads:", prm_dir.string(), verifier->spec().name);
+    for (const auto& h : verifier->head_names()) fmt::print(" {}", h);
+    fmt::print(")\nquestion   {}\n", question);
+    auto scores = verifier->score(question, steps);
+    auto session = verifier->session(question);
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const double inc = session->append_step(steps[i]).at("prm");
+      fmt::print("step {}     {:<32} reward {:.6f} (incremental {:.6f})\n", i + 1, steps[i], scores.step_scores[i], inc);
+    }
+    fmt::print("session    {} tokens cached, {} computed: each token once\n", session->cached_tokens(),
+               session->tokens_computed());
     return 0;
   };
 }
