@@ -122,6 +122,8 @@ class Model {
 
  private:
   Model() = default;
+  // Config, options and modules with uninitialised parameters.
+  static std::shared_ptr<Model> make_unloaded(const ModelConfig& config, const LoadOptions& options);
   ModelConfig config_;
   LoadOptions options_;
   std::shared_ptr<TransformerImpl> transformer_;

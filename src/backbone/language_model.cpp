@@ -92,16 +92,22 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   return model;
 }
 
-std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, const Checkpoint& ckpt,
-                                                    const LoadOptions& options) {
+std::shared_ptr<Model> Model::make_unloaded(const ModelConfig& config, const LoadOptions& options) {
   configure_runtime(options.runtime);
   check_options(options);
-  torch::NoGradGuard no_grad;
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = config;
   model->options_ = options;
   const bool with_lm_head = options.load_lm_head && config.head == HeadKind::CausalLM;
   model->transformer_ = std::make_shared<TransformerImpl>(config, with_lm_head, options.device);
+  return model;
+}
+
+std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, const Checkpoint& ckpt,
+                                                    const LoadOptions& options) {
+  torch::NoGradGuard no_grad;
+  auto model = make_unloaded(config, options);
+  const bool with_lm_head = model->transformer_->has_lm_head();
 
   // Backbones are saved under "model." by every *For* class, bare by *Model.
   std::string prefix = "model.";
@@ -127,14 +133,8 @@ std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, c
 }
 
 std::shared_ptr<const Model> Model::random(const ModelConfig& config, uint64_t seed, const LoadOptions& options) {
-  configure_runtime(options.runtime);
-  check_options(options);
   torch::NoGradGuard no_grad;
-  auto model = std::shared_ptr<Model>(new Model());
-  model->config_ = config;
-  model->options_ = options;
-  const bool with_lm_head = options.load_lm_head && config.head == HeadKind::CausalLM;
-  model->transformer_ = std::make_shared<TransformerImpl>(config, with_lm_head, options.device);
+  auto model = make_unloaded(config, options);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (auto& item : model->transformer_->named_parameters()) {
     const std::string& name = item.key();
@@ -144,7 +144,7 @@ std::shared_ptr<const Model> Model::random(const ModelConfig& config, uint64_t s
     else t = at::normal(0.0, 0.02, item.value().sizes(), gen);
     item.value().set_data(t.to(options.device, options.dtype));
   }
-  if (with_lm_head && config.tie_word_embeddings) model->transformer_->tie_lm_head();
+  if (config.tie_word_embeddings) model->transformer_->tie_lm_head();
   model->transformer_->fuse_projections();
   return model;
 }

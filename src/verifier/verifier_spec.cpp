@@ -57,120 +57,46 @@ void validate(const VerifierSpec& s, const std::string& where) {
     throw ConfigError(where + ": chatml templates need template.step_tag (the step separator)");
 }
 
+// The presets, in the spec's own JSON form (parsed and validated on first use).
+// Sources: Qwen/Qwen2.5-Math-PRM-7B; peiyi9979/math-shepherd-mistral-7b-prm;
+// TRL PRMTrainer; Skywork/Skywork-o1-Open-PRM-Qwen-2.5; FreedomIntelligence/OVM;
+// the GSM8K-verifier convention of sequence-classification ORMs.
+constexpr const char* kPresets[] = {
+    R"({"name": "qwen2.5-math-prm",
+        "template": {"style": "chatml", "step_tag": "<extra_0>",
+                     "system": "Please reason step by step, and put your final answer within \\boxed{}."},
+        "heads": [{"name": "prm", "type": "mlp", "weights": "score", "activation": "softmax",
+                   "class_index": 1, "read": "tag"}]})",
+    R"({"name": "math-shepherd",
+        "template": {"style": "text", "question_suffix": " ", "step_separator": " ки\n",
+                     "final_suffix": " ки", "step_tag": "ки"},
+        "heads": [{"name": "prm", "type": "lm_candidates", "candidates": "+ -", "activation": "softmax",
+                   "class_index": 0, "read": "tag"}]})",
+    R"({"name": "trl-token-classification",
+        "template": {"style": "tokens", "bos": "yes", "step_separator": "\n"},
+        "heads": [{"name": "prm", "type": "linear", "weights": "score", "activation": "softmax",
+                   "class_index": 1, "read": "step_end"}]})",
+    R"({"name": "skywork",
+        "template": {"style": "tokens", "bos": "text", "question_suffix": "\n", "step_separator": "\n",
+                     "split_steps_on_newline": true},
+        "heads": [{"name": "prm", "type": "linear", "weights": "v_head.summary", "activation": "sigmoid",
+                   "class_index": 0, "read": "step_end"}]})",
+    R"({"name": "ovm",
+        "template": {"style": "tokens", "bos": "auto", "question_suffix": "\n", "step_separator": "\n",
+                     "steps_in_one_string": true, "eos_at_end": true},
+        "heads": [{"name": "ovm", "meaning": "ovm", "type": "ovm", "weights": "", "file": "verifier.pth",
+                   "activation": "none", "class_index": 0, "read": "step_end"}]})",
+    R"({"name": "orm",
+        "template": {"style": "text", "question_suffix": "\n", "step_separator": "\n"},
+        "heads": [{"name": "orm", "meaning": "orm", "type": "linear", "weights": "score", "activation": "none",
+                   "class_index": 0, "read": "last"}]})",
+};
+
 std::map<std::string, VerifierSpec> make_presets() {
   std::map<std::string, VerifierSpec> p;
-  {
-    // Qwen/Qwen2.5-Math-PRM-7B (Qwen2ForProcessRewardModel).
-    VerifierSpec s;
-    s.name = "qwen2.5-math-prm";
-    s.input.style = "chatml";
-    s.input.system = "Please reason step by step, and put your final answer within \\boxed{}.";
-    s.input.step_tag = "<extra_0>";
-    HeadSpec h;
-    h.name = "prm";
-    h.type = "mlp";
-    h.weights = "score";
-    h.activation = "softmax";
-    h.class_index = 1;
-    h.read = "tag";
-    s.heads = {h};
-    p[s.name] = s;
-  }
-  {
-    // peiyi9979/math-shepherd-mistral-7b-prm.
-    VerifierSpec s;
-    s.name = "math-shepherd";
-    s.input.style = "text";
-    s.input.question_suffix = " ";
-    s.input.step_separator = " \xD0\xBA\xD0\xB8\n";  // " ки\n"
-    s.input.final_suffix = " \xD0\xBA\xD0\xB8";      // " ки"
-    s.input.step_tag = "\xD0\xBA\xD0\xB8";           // "ки"
-    HeadSpec h;
-    h.name = "prm";
-    h.type = "lm_candidates";
-    h.candidates = "+ -";
-    h.activation = "softmax";
-    h.class_index = 0;
-    h.read = "tag";
-    s.heads = {h};
-    p[s.name] = s;
-  }
-  {
-    // TRL PRMTrainer checkpoints (*ForTokenClassification, two labels).
-    VerifierSpec s;
-    s.name = "trl-token-classification";
-    s.input.style = "tokens";
-    s.input.bos = "yes";
-    s.input.step_separator = "\n";
-    HeadSpec h;
-    h.name = "prm";
-    h.type = "linear";
-    h.weights = "score";
-    h.activation = "softmax";
-    h.class_index = 1;
-    h.read = "step_end";
-    s.heads = {h};
-    p[s.name] = s;
-  }
-  {
-    // Skywork/Skywork-o1-Open-PRM-Qwen-2.5 (Qwen2ForPrmModel).
-    VerifierSpec s;
-    s.name = "skywork";
-    s.input.style = "tokens";
-    s.input.bos = "text";
-    s.input.question_suffix = "\n";
-    s.input.step_separator = "\n";
-    s.input.split_steps_on_newline = true;
-    HeadSpec h;
-    h.name = "prm";
-    h.type = "linear";
-    h.weights = "v_head.summary";
-    h.activation = "sigmoid";
-    h.class_index = 0;
-    h.read = "step_end";
-    s.heads = {h};
-    p[s.name] = s;
-  }
-  {
-    // OVM (FreedomIntelligence/OVM): value head saved apart as verifier.pth.
-    VerifierSpec s;
-    s.name = "ovm";
-    s.input.style = "tokens";
-    s.input.bos = "auto";
-    s.input.question_suffix = "\n";
-    s.input.step_separator = "\n";
-    s.input.steps_in_one_string = true;
-    s.input.eos_at_end = true;
-    HeadSpec h;
-    h.name = "ovm";
-    h.meaning = "ovm";
-    h.type = "ovm";
-    h.weights = "";
-    h.file = "verifier.pth";
-    h.activation = "none";
-    h.class_index = 0;
-    h.read = "step_end";
-    s.heads = {h};
-    p[s.name] = s;
-  }
-  {
-    // Sequence-classification ORMs (*ForSequenceClassification, one label;
-    // Qwen2ForRewardModel): the GSM8K-verifier input convention.
-    VerifierSpec s;
-    s.name = "orm";
-    s.input.style = "text";
-    s.input.question_suffix = "\n";
-    s.input.step_separator = "\n";
-    HeadSpec h;
-    h.name = "orm";
-    h.meaning = "orm";
-    h.type = "linear";
-    h.weights = "score";
-    h.activation = "none";
-    h.class_index = 0;
-    h.read = "last";
-    s.heads = {h};
-    p[s.name] = s;
+  for (const char* text : kPresets) {
+    auto spec = VerifierSpec::from_json(text, "built-in preset");
+    p[spec.name] = spec;
   }
   return p;
 }
