@@ -7,6 +7,7 @@
 #include "stepverify/checkpoint.h"
 #include "stepverify/config.h"
 #include "stepverify/errors.h"
+#include "stepverify/evaluation.h"
 #include "stepverify/kv_cache.h"
 #include "stepverify/model.h"
 #include "stepverify/runtime.h"

@@ -14,5 +14,6 @@ Run add_tokenize(CLI::App& app);
 Run add_forward(CLI::App& app);
 Run add_demo(CLI::App& app);
 Run add_score(CLI::App& app);
+Run add_eval(CLI::App& app);
 
 }  // namespace stepverify::cli

@@ -1,0 +1,110 @@
+// stepverify eval processbench (--scores FILE.jsonl | --model DIR [--spec S] --data FILE_OR_DIR)
+//                              [--threshold T | --calibrate-on SPLIT] [--json]
+//                              [--predictions OUT.jsonl] [--markdown OUT.md] [--svg OUT.svg]
+//
+// ProcessBench's first-error metric per split and its average (see
+// stepverify/evaluation.h). --scores reads records that already carry
+// "step_scores" (the output of `stepverify score` on ProcessBench, or of
+// --predictions); --model scores the records of --data with a verifier via
+// score_with_model (cli/eval_model.h). With --json stdout holds exactly one
+// JSON object {"splits": {...}, "average_f1": x}; otherwise a table. Notes and
+// "wrote FILE" lines go to stderr.
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/eval_model.h"
+#include "stepverify/errors.h"
+#include "stepverify/evaluation.h"
+
+namespace stepverify::cli {
+namespace {
+
+struct ProcessBenchArgs {
+  std::string scores, model, spec, data;
+  double threshold = 0.5;
+  std::string calibrate_on;
+  bool json = false;
+  std::string predictions, markdown, svg;
+};
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw IoError(path + ": cannot open for writing");
+  out << text;
+  out.flush();
+  if (!out) throw IoError(path + ": write failed");
+  std::cerr << "wrote " << path << "\n";
+}
+
+int run_processbench(const ProcessBenchArgs& a) {
+  std::vector<ProcessBenchRecord> records;
+  if (!a.scores.empty()) {
+    ProcessBenchReadOptions ro;
+    ro.require_step_scores = true;
+    records = read_processbench_records(a.scores, ro);
+  } else if (!a.model.empty()) {
+    records = read_processbench_records(a.data);
+    const std::string model = a.model, spec = a.spec;
+    score_processbench_records(records, [&](const auto& problems) { return score_with_model(model, spec, problems); });
+  } else {
+    throw InputError("eval processbench: give --scores FILE.jsonl, or --model DIR with --data FILE_OR_DIR");
+  }
+  if (records.empty()) throw InputError("eval processbench: no record in the input");
+
+  ProcessBenchOptions opt;
+  opt.threshold = a.threshold;
+  opt.calibrate_on = a.calibrate_on;
+  const auto result = evaluate_processbench(records, opt);
+  for (const auto& m : result.splits) {
+    if (m.n_error == 0 || m.n_correct == 0)
+      std::cerr << "note: split " << m.split << " has no record with label " << (m.n_error == 0 ? "!= -1" : "-1")
+                << "; its accuracy there counts as 0 and its F1 is 0\n";
+  }
+
+  if (!a.predictions.empty()) write_file(a.predictions, processbench_predictions_jsonl(records, result));
+  if (!a.markdown.empty()) write_file(a.markdown, processbench_markdown(result));
+  if (!a.svg.empty()) write_file(a.svg, processbench_svg(result));
+  if (a.json)
+    std::cout << processbench_json(result) << "\n";
+  else
+    std::cout << processbench_text(result);
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace
+
+Run add_eval(CLI::App& app) {
+  app.description("Evaluate a verifier on a benchmark");
+  app.require_subcommand(1);
+  auto a = std::make_shared<ProcessBenchArgs>();
+  CLI::App* pb = app.add_subcommand(
+      "processbench", "ProcessBench: error accuracy, correct accuracy and F1 of first-error predictions, per split");
+  auto* scores = pb->add_option("--scores", a->scores,
+                                "JSONL of scored records: ProcessBench fields (id, label, ...) plus step_scores");
+  auto* model = pb->add_option("--model", a->model, "verifier checkpoint directory (scores --data with it)");
+  auto* spec = pb->add_option("--spec", a->spec, "with --model: a preset name or a spec JSON file");
+  auto* data = pb->add_option("--data", a->data, "with --model: a ProcessBench JSON/JSONL file or a directory of them");
+  auto* thr = pb->add_option("--threshold", a->threshold, "a step is wrong when its score is below this (default 0.5)");
+  auto* cal = pb->add_option("--calibrate-on", a->calibrate_on,
+                             "choose the threshold maximising F1 on this split, then apply it to every split");
+  pb->add_flag("--json", a->json, "print one JSON object on stdout");
+  pb->add_option("--predictions", a->predictions, "write per-record predictions (JSONL; valid --scores input)");
+  pb->add_option("--markdown", a->markdown, "write a Markdown table");
+  pb->add_option("--svg", a->svg, "write an SVG bar chart of F1 per split");
+  thr->excludes(cal);
+  scores->excludes(model);
+  scores->excludes(data);
+  scores->excludes(spec);
+  model->needs(data);
+  data->needs(model);
+  spec->needs(model);
+  return [a, pb] {
+    if (pb->parsed()) return run_processbench(*a);
+    return 0;
+  };
+}
+
+}  // namespace stepverify::cli
