@@ -4,6 +4,7 @@
 //   auto model = stepverify::Model::load("path/to/checkpoint");
 #pragma once
 
+#include "stepverify/answer.h"
 #include "stepverify/checkpoint.h"
 #include "stepverify/config.h"
 #include "stepverify/errors.h"
@@ -11,6 +12,7 @@
 #include "stepverify/kv_cache.h"
 #include "stepverify/model.h"
 #include "stepverify/runtime.h"
+#include "stepverify/search.h"
 #include "stepverify/session.h"
 #include "stepverify/tokenizer.h"
 #include "stepverify/verifier.h"

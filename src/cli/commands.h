@@ -15,5 +15,7 @@ Run add_forward(CLI::App& app);
 Run add_demo(CLI::App& app);
 Run add_score(CLI::App& app);
 Run add_eval(CLI::App& app);
+Run add_answers(CLI::App& app);
+Run add_vote(CLI::App& app);
 
 }  // namespace stepverify::cli

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   add("tokenize", stepverify::cli::add_tokenize);
   add("forward", stepverify::cli::add_forward);
   add("score", stepverify::cli::add_score);
+  add("answers", stepverify::cli::add_answers);
+  add("vote", stepverify::cli::add_vote);
   add("eval", stepverify::cli::add_eval);
   add("demo", stepverify::cli::add_demo);
   try {

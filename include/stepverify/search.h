@@ -1,0 +1,139 @@
+// stepverify/search.h: verifier-guided search over reasoning steps.
+//
+//   struct MyLoop : stepverify::StepProposer {          // the application's own decoding loop
+//     std::vector<stepverify::Proposal> propose(const std::string& q, const std::vector<std::string>& steps,
+//                                               int k) override { ... }
+//   };
+//   MyLoop loop;
+//   stepverify::BeamSearchOptions o;  o.beam_width = 4;  o.expansions = 4;
+//   auto result = stepverify::beam_search(*verifier, loop, question, o);
+//   // result.steps, result.score, result.verifier_tokens (each prefix scored once)
+//
+// Every new step is scored through a ScoringSession forked from its parent:
+// the verifier never re-scores a prefix. `SamplingProposer` is a built-in
+// proposer over a causal LM (temperature, top-k, top-p, stop at the step
+// delimiter or EOS, KV cache reused across steps, seeded).
+//
+// Thread safety: the search functions are reentrant; a proposer is called
+// from the calling thread only. SamplingProposer is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "stepverify/model.h"
+#include "stepverify/verifier.h"
+
+namespace stepverify {
+
+/// One proposed next step.
+struct Proposal {
+  std::string text;       ///< the step, without the delimiter
+  bool finished = false;  ///< the solution ends with this step (EOS, or a final answer)
+  int64_t tokens = 0;     ///< tokens generated for it (budget accounting)
+};
+
+/// The extension point through which a decoding loop proposes next steps.
+class StepProposer {
+ public:
+  virtual ~StepProposer() = default;
+  /// Up to `k` next steps for the partial solution (question, steps).
+  virtual std::vector<Proposal> propose(const std::string& question, const std::vector<std::string>& steps,
+                                        int k) = 0;
+};
+
+/// Options of the built-in sampler.
+struct SamplerOptions {
+  double temperature = 1.0;        ///< 0 means greedy
+  int top_k = 0;                   ///< keep the k most likely tokens (0: all)
+  double top_p = 1.0;              ///< nucleus: smallest set with this much mass
+  int64_t max_step_tokens = 96;    ///< a step longer than this is cut (and marked finished)
+  std::string step_delimiter = "\n";  ///< text that ends a step
+  /// Prompt: "{question}" is replaced; steps follow, each ending with the delimiter.
+  std::string prompt_template = "{question}\n";
+  /// A step containing this text finishes the solution (empty: only EOS does).
+  std::string final_marker = "The answer is";
+  uint64_t seed = 0;               ///< sampling seed (each call advances the generator)
+};
+
+/// Samples steps from a causal LM, in batches of k rows over one shared KV prefix.
+class SamplingProposer : public StepProposer {
+ public:
+  SamplingProposer(std::shared_ptr<const Model> policy, SamplerOptions options = {});
+  ~SamplingProposer() override;
+  std::vector<Proposal> propose(const std::string& question, const std::vector<std::string>& steps,
+                                int k) override;
+  /// Tokens run through the policy (prefill and decoding).
+  int64_t policy_tokens() const { return policy_tokens_; }
+  /// Prompt tokens prefilled (the part of each prompt the cache did not hold).
+  int64_t prefill_tokens() const { return prefill_tokens_; }
+
+ private:
+  struct State;
+  std::shared_ptr<const Model> policy_;
+  SamplerOptions options_;
+  std::unique_ptr<State> state_;
+  int64_t policy_tokens_ = 0;
+  int64_t prefill_tokens_ = 0;
+};
+
+/// How a search picks its answer among finished solutions.
+enum class FinalPick {
+  BestScore,     ///< the solution with the highest score
+  WeightedVote,  ///< the answer whose equivalence class has the largest total score
+};
+
+/// Options of the searches.
+struct SearchOptions {
+  int beam_width = 4;              ///< beams kept after each step (beam, dvts)
+  int expansions = 4;              ///< proposals per beam and step
+  int max_steps = 12;              ///< steps before a solution is cut
+  int64_t max_proposals = 0;       ///< budget in proposals (0: none)
+  int64_t max_generated_tokens = 0;///< budget in generated tokens (0: none)
+  bool dedup = true;               ///< drop a proposal identical to a sibling
+  std::string head;                ///< verifier head that ranks (empty: the first)
+  /// How a partial solution's step scores rank it (the value of the last
+  /// step, or min/prod/mean over steps).
+  Aggregate aggregate = Aggregate::Last;
+  FinalPick final_pick = FinalPick::BestScore;
+  int subtrees = 4;                ///< dvts: independent subtrees
+  bool incremental = true;         ///< false: re-score every prefix in full (for comparison)
+};
+
+/// A finished (or cut) solution.
+struct SearchCandidate {
+  std::vector<std::string> steps;
+  std::vector<double> step_scores;
+  double score = 0;                ///< aggregate of step_scores
+  bool finished = false;
+};
+
+/// What a search returns.
+struct SearchResult {
+  std::vector<std::string> steps;  ///< the chosen solution
+  double score = 0;                ///< its score
+  std::string answer;              ///< its extracted answer ("" when none)
+  std::vector<SearchCandidate> candidates;  ///< every finished or cut solution
+  int64_t proposals = 0;           ///< proposals requested from the proposer
+  int64_t generated_tokens = 0;    ///< tokens the proposer reported
+  int64_t verifier_tokens = 0;     ///< tokens the verifier ran through its backbone
+  double seconds = 0;              ///< wall time
+};
+
+/// Step-level beam search: B beams, each expanded with k proposals scored
+/// through forked sessions; the top B by `aggregate` continue.
+SearchResult beam_search(const Verifier& verifier, StepProposer& proposer, const std::string& question,
+                         const SearchOptions& options = {});
+/// Diverse verifier tree search: the budget split over `subtrees` independent
+/// beam searches of width beam_width / subtrees (at least 1).
+SearchResult dvts(const Verifier& verifier, StepProposer& proposer, const std::string& question,
+                  const SearchOptions& options = {});
+/// N complete samples (one proposal per step), each scored incrementally;
+/// the pick is the best score (best-of-N) or the weighted vote (weighted SC).
+SearchResult sample_and_rank(const Verifier& verifier, StepProposer& proposer, const std::string& question, int n,
+                             const SearchOptions& options = {});
+
+}  // namespace stepverify

@@ -1,0 +1,229 @@
+// Verifier-guided search: beam search, DVTS, and sample-then-rank, over
+// scoring sessions forked per step so that no prefix is scored twice.
+#include "stepverify/search.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+
+#include "stepverify/answer.h"
+#include "stepverify/errors.h"
+#include "stepverify/session.h"
+
+namespace stepverify {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
+  return out;
+}
+
+// A partial solution: its steps, their scores under the ranking head, and the
+// session holding its verifier KV prefix.
+struct Node {
+  std::vector<std::string> steps;
+  std::vector<double> scores;
+  std::unique_ptr<ScoringSession> session;
+  bool finished = false;
+  double rank = 0;
+};
+
+class Search {
+ public:
+  Search(const Verifier& v, StepProposer& p, const std::string& q, const SearchOptions& o)
+      : verifier_(v), proposer_(p), question_(q), options_(o) {
+    head_ = o.head.empty() ? v.head_names().at(0) : o.head;
+    const auto names = v.head_names();
+    if (std::find(names.begin(), names.end(), head_) == names.end())
+      throw ConfigError("search: the verifier has no head named '" + head_ + "'");
+  }
+
+  Node root() {
+    Node n;
+    if (options_.incremental) {
+      n.session = verifier_.session(question_);
+      result_.verifier_tokens += n.session->tokens_computed();
+    }
+    return n;
+  }
+
+  bool budget_left() const {
+    if (options_.max_proposals > 0 && result_.proposals >= options_.max_proposals) return false;
+    if (options_.max_generated_tokens > 0 && result_.generated_tokens >= options_.max_generated_tokens) return false;
+    return true;
+  }
+
+  // The children of `parent`: up to `k` proposals, each scored.
+  std::vector<Node> expand(const Node& parent, int k) {
+    std::vector<Node> children;
+    if (!budget_left()) return children;
+    auto proposals = proposer_.propose(question_, parent.steps, k);
+    std::set<std::string> seen;
+    for (const auto& p : proposals) {
+      result_.proposals += 1;
+      result_.generated_tokens += p.tokens;
+      if (options_.dedup && !seen.insert(p.text).second) continue;
+      Node child;
+      child.steps = parent.steps;
+      child.steps.push_back(p.text);
+      child.scores = parent.scores;
+      try {
+        child.scores.push_back(score_step(parent, child));
+      } catch (const InputError&) {
+        continue;  // an empty or malformed step: not a candidate
+      }
+      child.finished = p.finished || static_cast<int>(child.steps.size()) >= options_.max_steps;
+      child.rank = rank_of(child.scores);
+      children.push_back(std::move(child));
+    }
+    return children;
+  }
+
+  // Keeps the best `width` unfinished nodes; finished ones become candidates.
+  std::vector<Node> select(std::vector<Node> nodes, int width) {
+    std::stable_sort(nodes.begin(), nodes.end(), [](const Node& a, const Node& b) { return a.rank > b.rank; });
+    std::vector<Node> keep;
+    for (auto& n : nodes) {
+      if (n.finished) add_candidate(n, true);
+      else if (static_cast<int>(keep.size()) < width) keep.push_back(std::move(n));
+    }
+    return keep;
+  }
+
+  void add_candidate(const Node& n, bool finished) {
+    if (n.steps.empty()) return;
+    result_.candidates.push_back({n.steps, n.scores, n.rank, finished});
+  }
+
+  SearchResult finish(Clock::time_point t0) {
+    auto& cands = result_.candidates;
+    if (!cands.empty()) {
+      // Finished solutions compete; cut ones only when nothing finished.
+      std::vector<size_t> pool;
+      for (size_t i = 0; i < cands.size(); ++i)
+        if (cands[i].finished) pool.push_back(i);
+      if (pool.empty())
+        for (size_t i = 0; i < cands.size(); ++i) pool.push_back(i);
+      std::vector<Candidate> sel;
+      for (size_t i : pool) sel.push_back({join(cands[i].steps, "\n"), std::nullopt, cands[i].score, {}});
+      const auto picked = select_answer(sel);
+      size_t best = pool[0];
+      if (options_.final_pick == FinalPick::WeightedVote && picked.weighted_group >= 0) {
+        // The best-scored member of the heaviest class.
+        double top = -INFINITY;
+        for (size_t m : picked.groups[picked.weighted_group].members)
+          if (cands[pool[m]].score > top) top = cands[pool[m]].score, best = pool[m];
+      } else {
+        for (size_t i : pool)
+          if (cands[i].score > cands[best].score) best = i;
+      }
+      result_.steps = cands[best].steps;
+      result_.score = cands[best].score;
+      result_.answer = extract_answer(join(result_.steps, "\n")).value_or("");
+    }
+    result_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return std::move(result_);
+  }
+
+  const SearchOptions& options() const { return options_; }
+
+ private:
+  double score_step(const Node& parent, Node& child) {
+    if (options_.incremental) {
+      child.session = parent.session->fork();
+      const int64_t before = child.session->tokens_computed();
+      const auto r = child.session->append_step(child.steps.back());
+      result_.verifier_tokens += child.session->tokens_computed() - before;
+      return r.at(head_);
+    }
+    // The Python frameworks' way: the whole prefix again.
+    const auto s = verifier_.score(question_, child.steps);
+    result_.verifier_tokens += s.tokens;
+    auto it = s.heads.find(head_);
+    return it != s.heads.end() ? it->second.back() : s.outcome.at(head_);
+  }
+
+  double rank_of(const std::vector<double>& scores) const { return aggregate(scores, options_.aggregate); }
+
+  const Verifier& verifier_;
+  StepProposer& proposer_;
+  std::string question_;
+  SearchOptions options_;
+  std::string head_;
+  SearchResult result_;
+};
+
+void run_beam(Search& s, Node root, int width) {
+  std::vector<Node> beams;
+  beams.push_back(std::move(root));
+  for (int depth = 0; depth < s.options().max_steps && !beams.empty() && s.budget_left(); ++depth) {
+    std::vector<Node> children;
+    for (const auto& b : beams) {
+      auto c = s.expand(b, s.options().expansions);
+      for (auto& n : c) children.push_back(std::move(n));
+    }
+    if (children.empty()) break;
+    beams = s.select(std::move(children), width);
+  }
+  for (const auto& b : beams) s.add_candidate(b, false);
+}
+
+void check_options(const SearchOptions& o) {
+  if (o.beam_width < 1 || o.expansions < 1 || o.max_steps < 1 || o.subtrees < 1)
+    throw InputError("search: beam_width, expansions, max_steps and subtrees must be at least 1");
+}
+
+}  // namespace
+
+SearchResult beam_search(const Verifier& verifier, StepProposer& proposer, const std::string& question,
+                         const SearchOptions& options) {
+  check_options(options);
+  const auto t0 = Clock::now();
+  Search s(verifier, proposer, question, options);
+  run_beam(s, s.root(), options.beam_width);
+  return s.finish(t0);
+}
+
+SearchResult dvts(const Verifier& verifier, StepProposer& proposer, const std::string& question,
+                  const SearchOptions& options) {
+  check_options(options);
+  const auto t0 = Clock::now();
+  Search s(verifier, proposer, question, options);
+  Node root = s.root();
+  const int width = std::max(1, options.beam_width / options.subtrees);
+  for (int t = 0; t < options.subtrees && s.budget_left(); ++t) {
+    // Each subtree starts from its own first proposal and never meets the others.
+    auto firsts = s.expand(root, 1);
+    for (auto& f : firsts) {
+      if (f.finished) s.add_candidate(f, true);
+      else run_beam(s, std::move(f), width);
+    }
+  }
+  return s.finish(t0);
+}
+
+SearchResult sample_and_rank(const Verifier& verifier, StepProposer& proposer, const std::string& question, int n,
+                             const SearchOptions& options) {
+  check_options(options);
+  if (n < 1) throw InputError("sample_and_rank: n must be at least 1");
+  const auto t0 = Clock::now();
+  Search s(verifier, proposer, question, options);
+  Node root = s.root();
+  for (int i = 0; i < n && s.budget_left(); ++i) {
+    // One sample, step by step; each step extends the sample's own session.
+    auto next = s.expand(root, 1);
+    while (!next.empty() && !next[0].finished) {
+      auto after = s.expand(next[0], 1);
+      if (after.empty()) break;  // budget spent or no usable proposal: the sample is cut here
+      next = std::move(after);
+    }
+    if (!next.empty()) s.add_candidate(next[0], next[0].finished);
+  }
+  return s.finish(t0);
+}
+
+}  // namespace stepverify

@@ -1,0 +1,135 @@
+// Search: beam search, DVTS and sample-then-rank with a deterministic proposer,
+// and the built-in sampler over a causal LM.
+#include <set>
+
+#include "test_support.h"
+
+#include "stepverify/errors.h"
+#include "stepverify/search.h"
+
+using namespace stepverify;
+
+namespace {
+
+// Deterministic proposals; records every expansion so the tree is known.
+struct ScriptedProposer : StepProposer {
+  int depth_to_finish = 3;
+  std::vector<std::pair<std::vector<std::string>, std::string>> children;  // (parent steps, step)
+  std::vector<Proposal> propose(const std::string&, const std::vector<std::string>& steps, int k) override {
+    std::vector<Proposal> out;
+    const int d = static_cast<int>(steps.size());
+    for (int i = 0; i < k; ++i) {
+      Proposal p;
+      if (d + 1 >= depth_to_finish) {
+        p.text = "The answer is $\\boxed{" + std::to_string(10 + (i % 2)) + "}$.";
+        p.finished = true;
+      } else {
+        p.text = "Step " + std::to_string(d + 1) + ": " + std::to_string(i + 2) + " + " + std::to_string(d) + " = " +
+                 std::to_string(i + 2 + d) + ".";
+      }
+      p.tokens = 5;
+      children.push_back({steps, p.text});
+      out.push_back(p);
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("beam search scores each node once: verifier tokens equal the unique tokens of the tree", "[search]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  VerifierOptions vo;
+  vo.prefix_cache_bytes = 0;  // count the root too
+  auto v = Verifier::load(*dir, vo);
+  ScriptedProposer prop;
+  SearchOptions o;
+  o.beam_width = 2;
+  o.expansions = 3;
+  const std::string q = "What is 5 + 5?";
+  auto r = beam_search(*v, prop, q, o);
+  REQUIRE_FALSE(r.steps.empty());
+  CHECK(r.steps.size() == 3);
+  CHECK((r.answer == "10" || r.answer == "11"));
+  int64_t unique = static_cast<int64_t>(v->render(q, {}, true).ids.size());
+  std::set<std::vector<std::string>> nodes;
+  for (const auto& [parent, step] : prop.children) {
+    auto child = parent;
+    child.push_back(step);
+    if (!nodes.insert(child).second) continue;
+    unique += static_cast<int64_t>(v->render(q, child, true).ids.size() - v->render(q, parent, true).ids.size());
+  }
+  CHECK(r.verifier_tokens == unique);
+  CHECK(r.proposals == static_cast<int64_t>(prop.children.size()));
+  // The pick is the best finished candidate.
+  for (const auto& c : r.candidates)
+    if (c.finished) CHECK(c.score <= r.score);
+
+  SECTION("re-scoring prefixes finds the same solution at a higher token cost") {
+    ScriptedProposer again;
+    o.incremental = false;
+    auto slow = beam_search(*v, again, q, o);
+    CHECK(slow.steps == r.steps);
+    CHECK(std::abs(slow.score - r.score) < 1e-5);
+    CHECK(slow.verifier_tokens > r.verifier_tokens);
+  }
+  SECTION("a proposal budget stops the search") {
+    ScriptedProposer cheap;
+    o.max_proposals = 4;
+    auto b = beam_search(*v, cheap, q, o);
+    CHECK(b.proposals <= 6);  // the budget is checked before each expansion
+    CHECK(cheap.children.size() == static_cast<size_t>(b.proposals));
+  }
+}
+
+TEST_CASE("sample-then-rank and DVTS at a fixed budget", "[search]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  auto v = Verifier::load(*dir);
+  ScriptedProposer prop;
+  SearchOptions o;
+  o.final_pick = FinalPick::WeightedVote;
+  auto r = sample_and_rank(*v, prop, "What is 5 + 5?", 4, o);
+  CHECK(r.candidates.size() == 4);
+  CHECK(r.steps.size() == 3);
+  ScriptedProposer p2;
+  o.subtrees = 2;
+  o.beam_width = 2;
+  auto d = dvts(*v, p2, "What is 5 + 5?", o);
+  CHECK_FALSE(d.steps.empty());
+  CHECK_THROWS_AS(sample_and_rank(*v, prop, "q", 0, o), InputError);
+}
+
+TEST_CASE("the built-in sampler: seeded, greedy equals argmax decoding, prefix reused", "[search]") {
+  auto dir = test::fixture("llama_gqa");
+  if (!dir) return;
+  auto policy = Model::load(*dir);
+  SamplerOptions so;
+  so.seed = 42;
+  so.max_step_tokens = 12;
+  so.final_marker = "";
+  SamplingProposer a(policy, so), b(policy, so);
+  auto pa = a.propose("Ana has 12 coins.", {}, 3);
+  auto pb = b.propose("Ana has 12 coins.", {}, 3);
+  REQUIRE(pa.size() == 3);
+  for (int i = 0; i < 3; ++i) CHECK(pa[i].text == pb[i].text);
+  // Greedy: the step is the greedy continuation up to the delimiter.
+  so.temperature = 0;
+  SamplingProposer g(policy, so);
+  auto pg = g.propose("Ana has 12 coins.", {}, 2);
+  CHECK(pg[0].text == pg[1].text);
+  auto prompt = policy->tokenizer().encode("Ana has 12 coins.\n");
+  auto greedy = policy->generate_greedy(prompt, pg[0].tokens);
+  DecodeOptions d;
+  d.skip_special_tokens = true;
+  CHECK(policy->tokenizer().decode(greedy, d).rfind(pg[0].text, 0) == 0);
+  // The next call extends the prompt by one step: only that step is prefilled.
+  const int64_t before = g.prefill_tokens();
+  g.propose("Ana has 12 coins.", {"She buys 5 more"}, 1);
+  const auto p1 = policy->tokenizer().encode("Ana has 12 coins.\n");
+  const auto p2 = policy->tokenizer().encode("Ana has 12 coins.\nShe buys 5 more\n");
+  size_t common = 0;
+  while (common < p1.size() && p1[common] == p2[common]) ++common;
+  CHECK(g.prefill_tokens() - before == static_cast<int64_t>(p2.size() - std::min(common, p2.size() - 1)));
+}
