@@ -20,9 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "bench_models.h"
 #include "stepverify/session.h"
-#include "stepverify/transformer.h"
-#include "stepverify/verifier.h"
 
 using namespace stepverify;
 using Clock = std::chrono::steady_clock;
@@ -30,20 +29,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// Text of about `target` tokens, from arithmetic words.
-std::string text_of(const Tokenizer& tok, int64_t target, int seed) {
-  static const char* words[] = {"eggs", "coins", "apples", "she", "buys", "sells", "each", "then", "so", "total",
-                                "left", "more", "twice", "half", "the", "answer", "is", "and", "with", "of"};
-  EncodeOptions raw;
-  raw.add_special_tokens = false;
-  std::string s;
-  for (int i = 0; static_cast<int64_t>(tok.encode(s, raw).size()) < target; ++i) {
-    s += (s.empty() ? "" : " ") + std::string(words[(i * 7 + seed * 13) % 20]);
-    if (i % 5 == 4) s += " " + std::to_string((i * 37 + seed) % 100);
-  }
-  return s;
-}
 
 }  // namespace
 
@@ -56,48 +41,18 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--hidden")) hidden = std::atoll(argv[++i]);
   }
   namespace fs = std::filesystem;
-  const fs::path tok_src = fs::path(shared) / "fixtures/hf/llama_gqa";
-  if (!fs::exists(tok_src / "tokenizer.model")) {
-    std::cerr << "bench/incremental: needs " << tok_src.string() << "/tokenizer.model (pass --shared DIR)\n";
-    return 2;
-  }
-  // Build the checkpoint: random backbone + a 2-class token-classification head.
   const fs::path dir = fs::temp_directory_path() / "stepverify_bench_incremental";
-  fs::create_directories(dir);
-  for (const char* f : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"})
-    fs::copy_file(tok_src / f, dir / f, fs::copy_options::overwrite_existing);
-  nlohmann::json cfg = {{"architectures", {"LlamaForTokenClassification"}},
-                        {"vocab_size", 1000},
-                        {"hidden_size", hidden},
-                        {"intermediate_size", hidden * 11 / 4},
-                        {"num_hidden_layers", layers},
-                        {"num_attention_heads", hidden / 64},
-                        {"num_key_value_heads", hidden / 64},
-                        {"max_position_embeddings", 2048},
-                        {"num_labels", 2},
-                        {"bos_token_id", 1},
-                        {"eos_token_id", 2}};
-  std::ofstream(dir / "config.json") << cfg.dump();
-  {
-    auto config = ModelConfig::from_json(cfg.dump());
-    auto model = Model::random(config, 7);
-    std::vector<at::Tensor> keep;
-    std::vector<TensorData> tensors;
-    for (const auto& item : model->transformer().named_parameters()) {
-      keep.push_back(item.value().detach().contiguous());
-      tensors.push_back({item.key(), DType::F32, keep.back().sizes().vec(), keep.back().data_ptr()});
-    }
-    keep.push_back(torch::randn({2, hidden}) * 0.05);
-    tensors.push_back({"score.weight", DType::F32, {2, hidden}, keep.back().data_ptr()});
-    save_safetensors(dir / "model.safetensors", tensors);
+  if (!bench::write_random_verifier(shared, dir, layers, hidden)) {
+    std::cerr << "bench/incremental: needs " << shared << "/fixtures/hf/llama_gqa/tokenizer.model (pass --shared DIR)\n";
+    return 2;
   }
   VerifierOptions vo;
   vo.prefix_cache_bytes = 0;  // measure the session alone
   auto v = Verifier::load(dir, vo);
   const auto& tok = v->model().tokenizer();
-  const std::string question = text_of(tok, 200, 1);
+  const std::string question = bench::text_of(tok, 200, 1);
   std::vector<std::string> steps;
-  for (int k = 0; k < 8; ++k) steps.push_back(text_of(tok, 40, k + 2));
+  for (int k = 0; k < 8; ++k) steps.push_back(bench::text_of(tok, 40, k + 2));
   v->score(question, {steps[0]});  // warm-up
 
   // (a) re-score the whole prefix after each step.

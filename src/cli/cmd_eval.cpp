@@ -76,6 +76,8 @@ int run_processbench(const ProcessBenchArgs& a) {
 
 }  // namespace
 
+Run add_eval_bon(CLI::App& eval);  // `eval bon`, in cmd_eval_bon.cpp
+
 Run add_eval(CLI::App& app) {
   app.description("Evaluate a verifier on a benchmark");
   app.require_subcommand(1);
@@ -101,9 +103,10 @@ Run add_eval(CLI::App& app) {
   model->needs(data);
   data->needs(model);
   spec->needs(model);
-  return [a, pb] {
+  Run bon = add_eval_bon(app);
+  return [a, pb, bon] {
     if (pb->parsed()) return run_processbench(*a);
-    return 0;
+    return bon();
   };
 }
 

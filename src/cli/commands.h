@@ -17,5 +17,6 @@ Run add_score(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_answers(CLI::App& app);
 Run add_vote(CLI::App& app);
+Run add_search(CLI::App& app);
 
 }  // namespace stepverify::cli

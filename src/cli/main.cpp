@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add("score", stepverify::cli::add_score);
   add("answers", stepverify::cli::add_answers);
   add("vote", stepverify::cli::add_vote);
+  add("search", stepverify::cli::add_search);
   add("eval", stepverify::cli::add_eval);
   add("demo", stepverify::cli::add_demo);
   try {

@@ -1,0 +1,137 @@
+// stepverify eval bon --input candidates.jsonl [--seed N] [--samples S] [--aggregate A]
+//                     [--threshold T] [--bins B] [--json] [--markdown OUT.md]
+//                     [--svg OUT.svg] [--reliability-svg OUT.svg]
+//
+// Accuracy against N for majority vote, weighted self-consistency and
+// best-of-N under each aggregate, and, with step labels, step AUROC, the
+// first-error metric and a reliability table (see stepverify/bon.h for the
+// input format, the rules and the tie-breaking). With --json stdout holds
+// exactly one JSON object {"n": [...], "methods": {...}, "problems": int, ...};
+// otherwise the Markdown report. A bad line (invalid JSON, a bad field, no
+// candidate, no gold while a candidate lacks "correct") is reported on stderr
+// with its line number and skipped. Notes and "wrote FILE" lines go to stderr.
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "stepverify/bon.h"
+#include "stepverify/errors.h"
+
+namespace stepverify::cli {
+namespace {
+
+struct BonArgs {
+  std::string input;
+  uint64_t seed = 0;
+  int samples = 32;
+  std::string aggregate = "last";
+  double threshold = 0.5;
+  int bins = 10;
+  bool json = false;
+  std::string markdown, svg, reliability_svg;
+};
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw IoError(path + ": cannot open for writing");
+  out << text;
+  out.flush();
+  if (!out) throw IoError(path + ": write failed");
+  std::cerr << "wrote " << path << "\n";
+}
+
+// The problems of `path`; bad lines are reported on stderr and skipped.
+std::vector<BonProblem> read_problems(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError(path + ": cannot open");
+  std::vector<BonProblem> problems;
+  size_t lineno = 0, bad = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      BonProblem p = parse_bon_problem(line);
+      if (p.candidates.empty()) throw InputError("no candidate");
+      if (!p.gold)
+        for (size_t k = 0; k < p.candidates.size(); ++k)
+          if (!p.candidates[k].correct)
+            throw InputError("no 'gold', and candidates[" + std::to_string(k) + "] has no 'correct'");
+      problems.push_back(std::move(p));
+    } catch (const FormatError& e) {
+      ++bad;
+      std::cerr << path << ":" << lineno << ": " << e.what() << " (line skipped)\n";
+    } catch (const InputError& e) {
+      ++bad;
+      std::cerr << path << ":" << lineno << ": " << e.what() << " (line skipped)\n";
+    }
+  }
+  if (in.bad()) throw IoError(path + ": read failed");
+  if (bad)
+    std::cerr << bad << " of " << bad + problems.size() << " lines could not be used (see above)\n";
+  return problems;
+}
+
+int run_bon(const BonArgs& a) {
+  const std::vector<BonProblem> problems = read_problems(a.input);
+  if (problems.empty()) throw InputError("eval bon: no usable problem in " + a.input);
+  BonOptions opt;
+  opt.seed = a.seed;
+  opt.samples = a.samples;
+  opt.aggregate = parse_step_aggregate(a.aggregate);
+  opt.threshold = a.threshold;
+  opt.reliability_bins = a.bins;
+  const BonResult result = evaluate_bon(problems, opt);
+  if (result.labeled_solutions > 0 && !result.reliability)
+    std::cerr << "note: a labeled step score lies outside [0, 1]; no reliability table\n";
+  if (result.labeled_solutions > 0 && !result.step_auroc)
+    std::cerr << "note: every labeled step has the same label; no step AUROC\n";
+
+  if (!a.markdown.empty()) write_file(a.markdown, bon_markdown(result));
+  if (!a.svg.empty()) write_file(a.svg, bon_svg(result));
+  if (!a.reliability_svg.empty()) {
+    if (result.reliability)
+      write_file(a.reliability_svg, reliability_svg(*result.reliability));
+    else
+      std::cerr << "note: no reliability table (no step labels with step scores in [0, 1]); "
+                << a.reliability_svg << " not written\n";
+  }
+  if (a.json)
+    std::cout << bon_json(result) << "\n";
+  else
+    std::cout << bon_markdown(result);
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace
+
+Run add_eval_bon(CLI::App& eval) {
+  auto a = std::make_shared<BonArgs>();
+  CLI::App* bon = eval.add_subcommand(
+      "bon", "Accuracy against N (majority, weighted self-consistency, best-of-N per aggregate), step AUROC, "
+             "first-error metric and calibration of step scores");
+  bon->add_option("--input", a->input,
+                  "JSONL, one problem a line: {\"id\", \"gold\", \"candidates\": [{\"text\"|\"answer\", \"score\", "
+                  "\"step_scores\", \"step_labels\", \"correct\"}]}")
+      ->required();
+  bon->add_option("--seed", a->seed, "seed of the subset draws (default 0)");
+  bon->add_option("--samples", a->samples, "subsets per problem and N when there are more (default 32)")
+      ->check(CLI::PositiveNumber);
+  bon->add_option("--aggregate", a->aggregate,
+                  "aggregate of step_scores for weighted and best when a candidate has no score (default last)")
+      ->check(CLI::IsMember({"min", "prod", "product", "last", "mean"}));
+  bon->add_option("--threshold", a->threshold, "first-error metric: a step is wrong below this (default 0.5)");
+  bon->add_option("--bins", a->bins, "reliability bins over [0, 1] (default 10)")->check(CLI::PositiveNumber);
+  bon->add_flag("--json", a->json, "print one JSON object on stdout");
+  bon->add_option("--markdown", a->markdown, "write the Markdown report");
+  bon->add_option("--svg", a->svg, "write an SVG plot of accuracy against N per method");
+  bon->add_option("--reliability-svg", a->reliability_svg, "write an SVG reliability diagram of step scores");
+  return [a, bon] {
+    if (bon->parsed()) return run_bon(*a);
+    return 0;
+  };
+}
+
+}  // namespace stepverify::cli

@@ -1,0 +1,151 @@
+// stepverify search --policy DIR --verifier DIR [--spec ...] --input problems.jsonl
+//                   --method best-of-n|wsc|beam|dvts [budget options] --output OUT.jsonl
+//
+// Each input line {"question"|"problem": str, "gold"|"answer"?: str, ...} is
+// written back with "search": {"method", "steps", "answer", "score",
+// "proposals", "generated_tokens", "verifier_tokens", "seconds", and, with a
+// gold answer, "correct"}. A summary goes to stderr.
+#include <unistd.h>
+
+#include <fstream>
+#include <optional>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "stepverify/answer.h"
+#include "stepverify/errors.h"
+#include "stepverify/search.h"
+
+namespace stepverify::cli {
+
+Run add_search(CLI::App& app) {
+  app.description("Verifier-guided search with a policy model: best-of-N, weighted SC, beam search, DVTS");
+  struct Args {
+    std::string policy, verifier, spec, input, output, method = "beam", head, aggregate = "last";
+    int n = 16, beam_width = 4, expansions = 4, max_steps = 12, subtrees = 4;
+    int64_t max_proposals = 0, max_tokens = 0, max_step_tokens = 96;
+    double temperature = 1.0, top_p = 1.0;
+    int top_k = 0;
+    uint64_t seed = 0;
+    std::string delimiter = "\n", prompt = "{question}\n", final_marker = "The answer is";
+  };
+  auto a = std::make_shared<Args>();
+  app.add_option("--policy", a->policy, "causal LM checkpoint that proposes steps")->required();
+  app.add_option("--verifier", a->verifier, "verifier checkpoint")->required();
+  app.add_option("--spec", a->spec, "verifier spec: preset name or JSON file");
+  app.add_option("--input", a->input, "problems JSONL")->required();
+  app.add_option("--output", a->output, "results JSONL")->required();
+  app.add_option("--method", a->method, "best-of-n, wsc, beam or dvts")
+      ->check(CLI::IsMember({"best-of-n", "wsc", "beam", "dvts"}));
+  app.add_option("--n", a->n, "samples for best-of-n and wsc");
+  app.add_option("--beam-width", a->beam_width, "beams kept per step");
+  app.add_option("--expansions", a->expansions, "proposals per beam and step");
+  app.add_option("--subtrees", a->subtrees, "dvts: independent subtrees");
+  app.add_option("--max-steps", a->max_steps, "steps before a solution is cut");
+  app.add_option("--max-proposals", a->max_proposals, "budget in proposals (0: none)");
+  app.add_option("--max-tokens", a->max_tokens, "budget in generated tokens (0: none)");
+  app.add_option("--max-step-tokens", a->max_step_tokens, "tokens per step before it is cut");
+  app.add_option("--temperature", a->temperature, "sampling temperature (0: greedy)");
+  app.add_option("--top-k", a->top_k, "top-k sampling (0: off)");
+  app.add_option("--top-p", a->top_p, "nucleus sampling mass");
+  app.add_option("--seed", a->seed, "sampling seed");
+  app.add_option("--step-delimiter", a->delimiter, "text that ends a step");
+  app.add_option("--prompt-template", a->prompt, "policy prompt; {question} is replaced");
+  app.add_option("--final-marker", a->final_marker, "a step containing this finishes the solution");
+  app.add_option("--head", a->head, "verifier head that ranks (default: the first)");
+  app.add_option("--aggregate", a->aggregate, "rank partial solutions by: last, min, prod, mean");
+  return [a] {
+    LoadOptions lo;
+    auto policy = Model::load(a->policy, lo);
+    VerifierOptions vo;
+    vo.spec = a->spec;
+    auto verifier = Verifier::load(a->verifier, vo);
+    SamplerOptions so;
+    so.temperature = a->temperature;
+    so.top_k = a->top_k;
+    so.top_p = a->top_p;
+    so.seed = a->seed;
+    so.max_step_tokens = a->max_step_tokens;
+    so.step_delimiter = a->delimiter;
+    so.prompt_template = a->prompt;
+    so.final_marker = a->final_marker;
+    SamplingProposer proposer(policy, so);
+    SearchOptions o;
+    o.beam_width = a->beam_width;
+    o.expansions = a->expansions;
+    o.subtrees = a->subtrees;
+    o.max_steps = a->max_steps;
+    o.max_proposals = a->max_proposals;
+    o.max_generated_tokens = a->max_tokens;
+    o.head = a->head;
+    o.aggregate = parse_aggregate(a->aggregate);
+    o.final_pick = a->method == "wsc" ? FinalPick::WeightedVote : FinalPick::BestScore;
+
+    std::ifstream in(a->input);
+    if (!in) throw IoError(a->input + ": cannot open");
+    std::ofstream out(a->output, std::ios::trunc);
+    if (!out) throw IoError(a->output + ": cannot open for writing");
+    size_t lineno = 0, done = 0, correct = 0, graded = 0, failed = 0;
+    int64_t vtokens = 0;
+    double seconds = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++lineno;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      nlohmann::ordered_json j;
+      try {
+        j = nlohmann::ordered_json::parse(line);
+        const auto& q = j.contains("question") ? j["question"] : j.at("problem");
+        const std::string question = q.get<std::string>();
+        SearchResult r;
+        if (a->method == "beam") r = beam_search(*verifier, proposer, question, o);
+        else if (a->method == "dvts") r = dvts(*verifier, proposer, question, o);
+        else r = sample_and_rank(*verifier, proposer, question, a->n, o);
+        // Results go under "search", so no field of the input is overwritten.
+        nlohmann::ordered_json res = {{"method", a->method},
+                                      {"steps", r.steps},
+                                      {"answer", r.answer},
+                                      {"score", r.score},
+                                      {"proposals", r.proposals},
+                                      {"generated_tokens", r.generated_tokens},
+                                      {"verifier_tokens", r.verifier_tokens},
+                                      {"seconds", r.seconds}};
+        // Gold: "gold", else "answer" (GSM8K's "#### N" and \boxed{} are extracted).
+        std::optional<std::string> gold;
+        for (const char* key : {"gold", "answer"})
+          if (!gold && j.contains(key) && j[key].is_string()) {
+            const std::string g = j[key].get<std::string>();
+            gold = extract_answer(g).value_or(g);
+          }
+        if (gold) {
+          const bool ok = !r.answer.empty() && answers_equal(r.answer, *gold);
+          res["correct"] = ok;
+          ++graded;
+          correct += ok;
+        }
+        j["search"] = res;
+        vtokens += r.verifier_tokens;
+        seconds += r.seconds;
+        ++done;
+        out << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+      } catch (const nlohmann::ordered_json::exception& e) {
+        ++failed;
+        std::cerr << a->input << ":" << lineno << ": " << e.what() << " (line skipped)\n";
+      } catch (const InputError& e) {
+        ++failed;
+        std::cerr << a->input << ":" << lineno << ": " << e.what() << " (line skipped)\n";
+      }
+      if (::isatty(2)) std::cerr << fmt::format("\rsearch {}: {} problems", a->method, done) << std::flush;
+    }
+    if (::isatty(2)) std::cerr << "\n";
+    std::cerr << fmt::format("{}: {} problems, {} verifier tokens, {:.1f} s", a->method, done, vtokens, seconds);
+    if (graded) std::cerr << fmt::format(", accuracy {:.3f} ({}/{})", double(correct) / graded, correct, graded);
+    if (failed) std::cerr << fmt::format(", {} lines skipped", failed);
+    std::cerr << "\n";
+    return 0;
+  };
+}
+
+}  // namespace stepverify::cli
