@@ -289,8 +289,9 @@ TEST_CASE("bon: parse_bon_problem", "[evaluation]") {
   CHECK_THROWS_AS(parse_bon_problem(R"({"gold": "1"})"), InputError);
   CHECK_THROWS_AS(parse_bon_problem(R"({"candidates": [{"score": 1}]})"), InputError);
   CHECK_THROWS_AS(parse_bon_problem(R"({"candidates": [{"answer": "1", "step_labels": [2]}]})"), InputError);
-  CHECK_THROWS_AS(parse_bon_problem(R"({"candidates": [{"answer": "1", "step_scores": [0.1], "step_labels": [1, 0]}]})"),
-                  InputError);
+  CHECK_THROWS_AS(
+      parse_bon_problem(R"({"candidates": [{"answer": "1", "step_scores": [0.1], "step_labels": [1, 0]}]})"),
+      InputError);
   CHECK_THROWS_AS(parse_bon_problem(R"({"candidates": [{"answer": "1", "correct": 1}]})"), InputError);
 }
 

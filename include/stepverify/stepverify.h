@@ -5,6 +5,7 @@
 #pragma once
 
 #include "stepverify/answer.h"
+#include "stepverify/bon.h"
 #include "stepverify/checkpoint.h"
 #include "stepverify/config.h"
 #include "stepverify/errors.h"

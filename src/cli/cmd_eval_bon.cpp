@@ -68,8 +68,7 @@ std::vector<BonProblem> read_problems(const std::string& path) {
     }
   }
   if (in.bad()) throw IoError(path + ": read failed");
-  if (bad)
-    std::cerr << bad << " of " << bad + problems.size() << " lines could not be used (see above)\n";
+  if (bad) std::cerr << bad << " of " << bad + problems.size() << " lines could not be used (see above)\n";
   return problems;
 }
 
@@ -94,8 +93,8 @@ int run_bon(const BonArgs& a) {
     if (result.reliability)
       write_file(a.reliability_svg, reliability_svg(*result.reliability));
     else
-      std::cerr << "note: no reliability table (no step labels with step scores in [0, 1]); "
-                << a.reliability_svg << " not written\n";
+      std::cerr << "note: no reliability table (no step labels with step scores in [0, 1]); " << a.reliability_svg
+                << " not written\n";
   }
   if (a.json)
     std::cout << bon_json(result) << "\n";
@@ -110,20 +109,21 @@ int run_bon(const BonArgs& a) {
 Run add_eval_bon(CLI::App& eval) {
   auto a = std::make_shared<BonArgs>();
   CLI::App* bon = eval.add_subcommand(
-      "bon", "Accuracy against N (majority, weighted self-consistency, best-of-N per aggregate), step AUROC, "
-             "first-error metric and calibration of step scores");
+      "bon",
+      "Accuracy against N (majority, weighted self-consistency, best-of-N per aggregate), step AUROC, "
+      "first-error metric and calibration of step scores");
   bon->add_option("--input", a->input,
                   "JSONL, one problem a line: {\"id\", \"gold\", \"candidates\": [{\"text\"|\"answer\", \"score\", "
                   "\"step_scores\", \"step_labels\", \"correct\"}]}")
       ->required();
   bon->add_option("--seed", a->seed, "seed of the subset draws (default 0)");
   bon->add_option("--samples", a->samples, "subsets per problem and N when there are more (default 32)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1000000));
   bon->add_option("--aggregate", a->aggregate,
                   "aggregate of step_scores for weighted and best when a candidate has no score (default last)")
       ->check(CLI::IsMember({"min", "prod", "product", "last", "mean"}));
   bon->add_option("--threshold", a->threshold, "first-error metric: a step is wrong below this (default 0.5)");
-  bon->add_option("--bins", a->bins, "reliability bins over [0, 1] (default 10)")->check(CLI::PositiveNumber);
+  bon->add_option("--bins", a->bins, "reliability bins over [0, 1] (default 10)")->check(CLI::Range(1, 1000000));
   bon->add_flag("--json", a->json, "print one JSON object on stdout");
   bon->add_option("--markdown", a->markdown, "write the Markdown report");
   bon->add_option("--svg", a->svg, "write an SVG plot of accuracy against N per method");

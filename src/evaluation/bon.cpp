@@ -7,6 +7,8 @@
 // the candidate's group number as its answer under an identity equivalence,
 // which gives the same groups and the same tie-breaking at a fraction of the
 // cost of re-canonicalising every answer.
+#include "stepverify/bon.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -14,7 +16,6 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "stepverify/bon.h"
 #include "stepverify/errors.h"
 
 namespace stepverify {
@@ -96,10 +97,10 @@ class IdentityEquivalence : public AnswerEquivalence {
 
 // One problem, prepared once for all subsets.
 struct Prepared {
-  std::vector<long> group;                   // per candidate: its answer group, -1 when none
-  std::vector<bool> correct;                 // per candidate
-  std::vector<double> score;                 // "weighted"/"best" score (NaN: missing)
-  std::vector<std::vector<double>> by_agg;   // [aggregate][candidate] best_<agg> score
+  std::vector<long> group;                  // per candidate: its answer group, -1 when none
+  std::vector<bool> correct;                // per candidate
+  std::vector<double> score;                // "weighted"/"best" score (NaN: missing)
+  std::vector<std::vector<double>> by_agg;  // [aggregate][candidate] best_<agg> score
 };
 
 Prepared prepare(const BonProblem& p, size_t index, const BonOptions& options) {
@@ -203,8 +204,7 @@ std::vector<std::vector<size_t>> subsets_of(size_t k, size_t n, size_t problem, 
     return out;
   }
   std::seed_seq seq{static_cast<uint32_t>(options.seed), static_cast<uint32_t>(options.seed >> 32),
-                    static_cast<uint32_t>(problem), static_cast<uint32_t>(problem >> 32),
-                    static_cast<uint32_t>(n)};
+                    static_cast<uint32_t>(problem), static_cast<uint32_t>(problem >> 32), static_cast<uint32_t>(n)};
   std::mt19937_64 rng(seq);
   for (uint64_t s = 0; s < samples; ++s) {
     std::vector<size_t> perm = all;
@@ -289,8 +289,8 @@ std::optional<double> auroc(const std::vector<double>& scores, const std::vector
 ReliabilityTable reliability(const std::vector<double>& scores, const std::vector<int>& labels, int bins) {
   if (bins < 1) throw InputError("reliability: bins must be >= 1, got " + std::to_string(bins));
   if (scores.size() != labels.size())
-    throw InputError("reliability: " + std::to_string(scores.size()) + " scores for " +
-                     std::to_string(labels.size()) + " labels");
+    throw InputError("reliability: " + std::to_string(scores.size()) + " scores for " + std::to_string(labels.size()) +
+                     " labels");
   check_labels(labels, "reliability: ");
   ReliabilityTable t;
   t.bins.resize(static_cast<size_t>(bins));
@@ -361,8 +361,10 @@ BonResult evaluate_bon(const std::vector<BonProblem>& problems, const BonOptions
     for (int a = 0; a < 4; ++a) methods.push_back(kBestAgg0 + a);
   for (int m : methods) {
     BonCurve c;
-    c.method = m == kMajority ? "majority" : m == kWeighted ? "weighted" : m == kBest ? "best"
-                                                                                      : kAggregateNames[m - kBestAgg0];
+    c.method = m == kMajority   ? "majority"
+               : m == kWeighted ? "weighted"
+               : m == kBest     ? "best"
+                                : kAggregateNames[m - kBestAgg0];
     c.accuracy.assign(r.n.size(), 0.0);
     r.curves.push_back(std::move(c));
   }

@@ -32,12 +32,23 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -65,8 +76,8 @@ std::string svg_open(double width, double height, const std::string& title) {
 }
 
 std::string line(double x1, double y1, double x2, double y2, const char* stroke, const char* extra = "") {
-  return format("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1\"%s/>\n", x1,
-                y1, x2, y2, stroke, extra);
+  return format("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1\"%s/>\n", x1, y1,
+                x2, y2, stroke, extra);
 }
 
 }  // namespace
@@ -84,9 +95,12 @@ std::string bon_json(const BonResult& result) {
   if (result.first_error) {
     const auto& m = *result.first_error;
     j["first_error_f1"] = m.f1;
-    j["first_error"] = {{"error_accuracy", m.error_accuracy}, {"correct_accuracy", m.correct_accuracy},
-                        {"f1", m.f1},                         {"threshold", m.threshold},
-                        {"n_error", m.n_error},               {"n_correct", m.n_correct}};
+    j["first_error"] = {{"error_accuracy", m.error_accuracy},
+                        {"correct_accuracy", m.correct_accuracy},
+                        {"f1", m.f1},
+                        {"threshold", m.threshold},
+                        {"n_error", m.n_error},
+                        {"n_correct", m.n_correct}};
   }
   if (result.reliability) {
     j["ece"] = result.reliability->ece;
@@ -125,15 +139,15 @@ std::string bon_markdown(const BonResult& result) {
     if (result.first_error) {
       const auto& m = *result.first_error;
       out << "- first error (threshold " << number(m.threshold) << "): error acc. " << percent(m.error_accuracy)
-          << "% (" << m.n_error << "), correct acc. " << percent(m.correct_accuracy) << "% (" << m.n_correct
-          << "), F1 " << percent(m.f1) << "%\n";
+          << "% (" << m.n_error << "), correct acc. " << percent(m.correct_accuracy) << "% (" << m.n_correct << "), F1 "
+          << percent(m.f1) << "%\n";
     }
     if (result.reliability) {
       out << "- expected calibration error: " << number(result.reliability->ece) << "\n\n";
       out << "| bin | count | mean score | accuracy |\n|---|---:|---:|---:|\n";
       for (const auto& b : result.reliability->bins)
-        out << "| [" << number(b.lo) << ", " << number(b.hi) << (b.hi >= 1 ? "]" : ")") << " | " << b.count
-            << " | " << number(b.mean_score) << " | " << number(b.accuracy) << " |\n";
+        out << "| [" << number(b.lo) << ", " << number(b.hi) << (b.hi >= 1 ? "]" : ")") << " | " << b.count << " | "
+            << number(b.mean_score) << " | " << number(b.accuracy) << " |\n";
     } else {
       out << "- reliability: not computed (a step score lies outside [0, 1])\n";
     }
@@ -179,10 +193,11 @@ std::string bon_svg(const BonResult& result, const std::string& title) {
     o << line(x, top + plot_h, x, top + plot_h + 4, "#333333");
     o << format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n", x, top + plot_h + 18, n);
   }
-  o << format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">N (samples, log scale)</text>\n",
-              left + plot_w / 2, top + plot_h + 38);
-  o << format("<text x=\"16\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.1f)\">accuracy (%%)</text>\n",
-              top + plot_h / 2, top + plot_h / 2);
+  o << format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">N (samples, log scale)</text>\n", left + plot_w / 2,
+              top + plot_h + 38);
+  o << format(
+      "<text x=\"16\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.1f)\">accuracy (%%)</text>\n",
+      top + plot_h / 2, top + plot_h / 2);
   for (size_t i = 0; i < result.curves.size(); ++i) {
     const auto& c = result.curves[i];
     std::string points;
@@ -192,9 +207,10 @@ std::string bon_svg(const BonResult& result, const std::string& title) {
                 points.c_str(), colour(i))
       << "<title>" << xml_escape(c.method) << "</title></polyline>\n";
     for (size_t k = 0; k < c.accuracy.size() && k < result.n.size(); ++k)
-      o << format("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", x_of(result.n[k]),
-                  y_of(c.accuracy[k]), colour(i))
-        << xml_escape(c.method) << format(" N=%d: %s%%</title></circle>\n", result.n[k], percent(c.accuracy[k]).c_str());
+      o << format("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", x_of(result.n[k]), y_of(c.accuracy[k]),
+                  colour(i))
+        << xml_escape(c.method)
+        << format(" N=%d: %s%%</title></circle>\n", result.n[k], percent(c.accuracy[k]).c_str());
     const double ly = top + 10 + 20 * static_cast<double>(i), lx = left + plot_w + 20;
     o << format("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>\n", lx, ly,
                 lx + 24, ly, colour(i));
@@ -214,37 +230,41 @@ std::string reliability_svg(const ReliabilityTable& table, const std::string& ti
   for (int k = 0; k <= 5; ++k) {
     const double v = k / 5.0;
     o << line(left, y_of(v), left + size, y_of(v), k == 0 ? "#333333" : "#dddddd");
-    o << format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#333333\">%.1f</text>\n", left - 6,
-                y_of(v) + 4, v);
+    o << format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#333333\">%.1f</text>\n", left - 6, y_of(v) + 4,
+                v);
     o << format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#333333\">%.1f</text>\n", x_of(v),
                 top + size + 16, v);
   }
   o << line(left, top, left, top + size, "#333333");
-  o << format("<text x=\"16\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.1f)\">fraction of "
-              "right steps</text>\n",
-              top + size / 2, top + size / 2);
+  o << format(
+      "<text x=\"16\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.1f)\">fraction of "
+      "right steps</text>\n",
+      top + size / 2, top + size / 2);
   for (const auto& b : table.bins) {
     if (b.count == 0) continue;
     const double x = x_of(b.lo) + 1, w = std::max(0.0, x_of(b.hi) - x_of(b.lo) - 2);
     const double y = y_of(b.accuracy), h = top + size - y;
-    o << format("<rect class=\"bin\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4c78a8\" "
-                "fill-opacity=\"0.8\">",
-                x, y, w, h)
+    o << format(
+             "<rect class=\"bin\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4c78a8\" "
+             "fill-opacity=\"0.8\">",
+             x, y, w, h)
       << format("<title>[%s, %s]: %lld steps, mean score %s, accuracy %s</title></rect>\n", number(b.lo).c_str(),
                 number(b.hi).c_str(), static_cast<long long>(b.count), number(b.mean_score).c_str(),
                 number(b.accuracy).c_str());
-    o << format("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#e45756\"/>\n", x_of(b.mean_score),
-                y_of(b.accuracy));
+    o << format("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#e45756\"/>\n", x_of(b.mean_score), y_of(b.accuracy));
   }
   o << format(
-      "<line class=\"diagonal\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888888\" "
+      "<line class=\"diagonal\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555555\" "
       "stroke-width=\"1\" stroke-dasharray=\"5 4\"/>\n",
       x_of(0), y_of(0), x_of(1), y_of(1));
-  o << format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">step score (bars: fraction of right steps; "
-              "dots: mean score vs accuracy)</text>\n",
-              left + size / 2, top + size + 36);
+  o << format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">step score</text>\n", left + size / 2,
+              top + size + 36);
   o << format("<text x=\"%.1f\" y=\"%.1f\" fill=\"#333333\">ECE %s, %lld steps</text>\n", left + 8, top + 16,
               number(table.ece).c_str(), static_cast<long long>(table.total));
+  o << format(
+      "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555555\" font-size=\"10\">bars: fraction right per bin; "
+      "dots: at the bin's mean score</text>\n",
+      left + 8, top + 30);
   o << "</svg>\n";
   return o.str();
 }

@@ -12,28 +12,26 @@
 //
 // Thread safety: a BpeTokenizer is immutable after loading except for its word
 // cache, whose shards are guarded by mutexes.
+//
+// The text utilities are in byte_level.h, the BPE model in bpe_model.h.
 #include <algorithm>
 #include <array>
-#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <queue>
+#include <optional>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-#include <unicode/bytestream.h>
-#include <unicode/normalizer2.h>
-#include <unicode/stringpiece.h>
 
 #include <nlohmann/json.hpp>
 
 #include "stepverify/errors.h"
 #include "stepverify/tokenizer.h"
+#include "tokenizer/bpe_model.h"
+#include "tokenizer/byte_level.h"
 #include "tokenizer/tokenizer_config.h"
 
 namespace stepverify {
@@ -42,6 +40,18 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
+using detail::append_token_bytes;
+using detail::BpeModel;
+using detail::find_invalid_utf8;
+using detail::nfc;
+using detail::PreTokenizerStep;
+using detail::Regex;
+using detail::Span;
+using detail::split_spans;
+using detail::SplitBehavior;
+using detail::utf8_decode_replace;
+using detail::WordCache;
+
 // Pre-tokenization regexes of the HF slow tokenizers (tokenization_qwen2.py and
 // tokenization_gpt2.py). The GPT-2 one is also what a ByteLevel pre-tokenizer
 // with use_regex=true applies.
@@ -49,461 +59,6 @@ constexpr const char* kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 constexpr const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-// ---------------------------------------------------------------------------
-// UTF-8
-// ---------------------------------------------------------------------------
-
-// Length (1..4) of the well-formed UTF-8 sequence at s[i], or 0 when ill-formed;
-// then *bad is the length of its maximal ill-formed subpart, which Python's
-// decode(errors="replace") and Rust's from_utf8_lossy turn into one U+FFFD.
-int utf8_sequence(std::string_view s, size_t i, int* bad) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return 1;
-  int need = 0;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) need = 1;
-  else if (c == 0xE0) need = 2, lo = 0xA0;
-  else if (c == 0xED) need = 2, hi = 0x9F;
-  else if (c >= 0xE1 && c <= 0xEF) need = 2;
-  else if (c == 0xF0) need = 3, lo = 0x90;
-  else if (c == 0xF4) need = 3, hi = 0x8F;
-  else if (c >= 0xF1 && c <= 0xF3) need = 3;
-  else {
-    *bad = 1;
-    return 0;
-  }
-  for (int k = 1; k <= need; ++k) {
-    const auto d = i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
-    if (i + k >= s.size() || d < lo || d > hi) {
-      *bad = k;
-      return 0;
-    }
-    lo = 0x80, hi = 0xBF;
-  }
-  return need + 1;
-}
-
-// Offset of the first ill-formed byte, or npos.
-size_t find_invalid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    int bad = 0;
-    const int len = utf8_sequence(s, i, &bad);
-    if (len == 0) return i;
-    i += len;
-  }
-  return std::string_view::npos;
-}
-
-std::string utf8_decode_replace(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size());
-  for (size_t i = 0; i < bytes.size();) {
-    int bad = 0;
-    const int len = utf8_sequence(bytes, i, &bad);
-    if (len > 0) {
-      out.append(bytes.substr(i, len));
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      i += bad;
-    }
-  }
-  return out;
-}
-
-// Decodes the code point at s[i] of a well-formed string and advances i.
-uint32_t next_code_point(std::string_view s, size_t& i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  const int len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-  uint32_t cp = len == 1 ? c : c & (0x7F >> len);
-  for (int k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-  i += len;
-  return cp;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Byte-level alphabet (GPT-2 bytes_to_unicode)
-// ---------------------------------------------------------------------------
-
-// Printable Latin-1 bytes (0x21-0x7E, 0xA1-0xAC, 0xAE-0xFF) stand for
-// themselves; the other 68 bytes map to U+0100, U+0101, ... in byte order, so
-// space is "Ġ" (U+0120) and newline "Ċ" (U+010A).
-class ByteAlphabet {
- public:
-  static const ByteAlphabet& get() {
-    static const ByteAlphabet alphabet;
-    return alphabet;
-  }
-  const std::string& char_of(unsigned char b) const { return chars_[b]; }
-  /// The byte a code point stands for, or -1 when it is outside the alphabet.
-  int byte_of(uint32_t cp) const { return cp < bytes_.size() ? bytes_[cp] : -1; }
-
- private:
-  ByteAlphabet() {
-    bytes_.fill(-1);
-    uint32_t next = 256;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-      const uint32_t cp = printable ? b : next++;
-      append_utf8(chars_[b], cp);
-      bytes_[cp] = static_cast<int16_t>(b);
-    }
-  }
-  std::array<std::string, 256> chars_;
-  std::array<int16_t, 256 + 68> bytes_;
-};
-
-std::string to_byte_level(std::string_view bytes) {
-  const auto& alphabet = ByteAlphabet::get();
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (char c : bytes) out += alphabet.char_of(static_cast<unsigned char>(c));
-  return out;
-}
-
-// Appends the bytes a token stands for: through the alphabet when every char
-// of it is in the alphabet, else its own UTF-8 (tokenizers' ByteLevel decoder;
-// this is how added tokens such as "<|im_end|>" or "½" come out unchanged).
-void append_token_bytes(std::string_view token, std::string& out) {
-  const auto& alphabet = ByteAlphabet::get();
-  const size_t start = out.size();
-  for (size_t i = 0; i < token.size();) {
-    const int b = alphabet.byte_of(next_code_point(token, i));
-    if (b < 0) {
-      out.resize(start);
-      out.append(token);
-      return;
-    }
-    out += static_cast<char>(b);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Regex (PCRE2, UTF + Unicode properties, JIT when available)
-// ---------------------------------------------------------------------------
-
-// Python's `regex` and Oniguruma read \s as the Unicode White_Space property;
-// PCRE2's UCP \s also matches U+180E. Rewriting \s / \S makes them agree.
-std::string with_python_whitespace(const std::string& pattern) {
-  std::string out;
-  out.reserve(pattern.size() + 32);
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '\\' && i + 1 < pattern.size()) {
-      const char next = pattern[++i];
-      if (next == 's') out += "\\p{White_Space}";
-      else if (next == 'S') out += "\\P{White_Space}";
-      else out += '\\', out += next;
-    } else {
-      out += pattern[i];
-    }
-  }
-  return out;
-}
-
-// Per-thread PCRE2 match state: match data and a JIT stack large enough for
-// long runs of whitespace.
-struct MatchState {
-  MatchState()
-      : data(pcre2_match_data_create(1, nullptr)),
-        context(pcre2_match_context_create(nullptr)),
-        jit_stack(pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr)) {
-    if (jit_stack) pcre2_jit_stack_assign(context, nullptr, jit_stack);
-  }
-  ~MatchState() {
-    pcre2_jit_stack_free(jit_stack);
-    pcre2_match_context_free(context);
-    pcre2_match_data_free(data);
-  }
-  MatchState(const MatchState&) = delete;
-  MatchState& operator=(const MatchState&) = delete;
-  pcre2_match_data* data;
-  pcre2_match_context* context;
-  pcre2_jit_stack* jit_stack;
-};
-
-class Regex {
- public:
-  /// Compiles `pattern` (a literal string when `literal`); `where` names the
-  /// file and field for errors.
-  Regex(const std::string& pattern, bool literal, const std::string& where) {
-    int code = 0;
-    PCRE2_SIZE offset = 0;
-    const std::string source = literal ? pattern : with_python_whitespace(pattern);
-    const uint32_t options = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
-    pcre2_code* compiled = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()),
-                                         source.size(), options, &code, &offset, nullptr);
-    if (!compiled) {
-      PCRE2_UCHAR message[256];
-      pcre2_get_error_message(code, message, sizeof message);
-      throw TokenizerError(where + ": cannot compile regex '" + pattern + "': " +
-                           reinterpret_cast<char*>(message) + " at offset " +
-                           std::to_string(offset));
-    }
-    code_.reset(compiled, pcre2_code_free);
-    pcre2_jit_compile(compiled, PCRE2_JIT_COMPLETE);  // falls back to the interpreter
-  }
-
-  /// Calls f(begin, end) for each non-empty match, left to right, as
-  /// re.finditer / onig find_iter do. `text` must be valid UTF-8.
-  template <class F>
-  void for_each_match(std::string_view text, F&& f) const {
-    thread_local MatchState state;
-    const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-    size_t offset = 0;
-    while (offset < text.size()) {
-      const int rc = pcre2_match(code_.get(), subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
-                                 state.data, state.context);
-      if (rc == PCRE2_ERROR_NOMATCH) return;
-      if (rc < 0) {
-        PCRE2_UCHAR message[256];
-        pcre2_get_error_message(rc, message, sizeof message);
-        throw InputError(std::string("pre-tokenizer regex failed: ") +
-                         reinterpret_cast<char*>(message));
-      }
-      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(state.data);
-      if (ov[1] == ov[0]) {  // empty match: step over one character
-        int bad = 0;
-        offset = ov[0] + std::max(1, utf8_sequence(text, ov[0], &bad));
-        continue;
-      }
-      f(ov[0], ov[1]);
-      offset = ov[1];
-    }
-  }
-
- private:
-  std::shared_ptr<pcre2_code> code_;
-};
-
-// ---------------------------------------------------------------------------
-// NFC (ICU)
-// ---------------------------------------------------------------------------
-
-std::string nfc(std::string_view text) {
-  if (std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; }))
-    return std::string(text);  // ASCII is always NFC
-  UErrorCode status = U_ZERO_ERROR;
-  const icu::Normalizer2* normalizer = icu::Normalizer2::getNFCInstance(status);
-  std::string out;
-  icu::StringByteSink<std::string> sink(&out);
-  if (U_SUCCESS(status))
-    normalizer->normalizeUTF8(0, icu::StringPiece(text.data(), static_cast<int32_t>(text.size())),
-                              sink, nullptr, status);
-  if (U_FAILURE(status))
-    throw InputError(std::string("NFC normalization failed: ") + u_errorName(status));
-  return out;
-}
-
-// ---------------------------------------------------------------------------
-// Pre-tokenizer steps (tokenizers' Split and ByteLevel)
-// ---------------------------------------------------------------------------
-
-enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
-
-struct PreTokenizerStep {
-  bool byte_level = false;             ///< ByteLevel (else Split)
-  std::shared_ptr<const Regex> regex;  ///< Split pattern; ByteLevel's GPT-2 regex if use_regex
-  SplitBehavior behavior = SplitBehavior::Isolated;
-  bool invert = false;
-  bool add_prefix_space = false;  ///< ByteLevel: prepend " " to each split lacking one
-};
-
-struct Span {
-  size_t begin, end;
-  bool match;
-};
-
-// tokenizers' NormalizedString::split: the text cut into matches and gaps
-// (roles swapped by `invert`), then combined as `behavior` says.
-std::vector<Span> split_spans(std::string_view text, const PreTokenizerStep& step) {
-  std::vector<Span> parts;
-  size_t prev = 0;
-  step.regex->for_each_match(text, [&](size_t b, size_t e) {
-    if (b > prev) parts.push_back({prev, b, step.invert});
-    parts.push_back({b, e, !step.invert});
-    prev = e;
-  });
-  if (prev < text.size()) parts.push_back({prev, text.size(), step.invert});
-
-  std::vector<Span> out;
-  bool previous_match = false;
-  switch (step.behavior) {
-    case SplitBehavior::Isolated:
-      return parts;
-    case SplitBehavior::Removed:
-      for (const auto& p : parts)
-        if (!p.match) out.push_back(p);
-      return out;
-    case SplitBehavior::MergedWithPrevious:
-      for (const auto& p : parts) {
-        if (p.match && !previous_match && !out.empty()) out.back().end = p.end;
-        else out.push_back(p);
-        previous_match = p.match;
-      }
-      return out;
-    case SplitBehavior::MergedWithNext:
-      for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
-        if (it->match && !previous_match && !out.empty()) out.back().begin = it->begin;
-        else out.push_back(*it);
-        previous_match = it->match;
-      }
-      std::reverse(out.begin(), out.end());
-      return out;
-    case SplitBehavior::Contiguous:
-      for (const auto& p : parts) {
-        if (p.match && previous_match && !out.empty()) out.back().end = p.end;
-        else out.push_back(p);
-        previous_match = p.match;
-      }
-      return out;
-  }
-  return parts;
-}
-
-// ---------------------------------------------------------------------------
-// BPE model: vocabulary, merges by rank, per-word cache
-// ---------------------------------------------------------------------------
-
-struct Merge {
-  int32_t rank;
-  int32_t result;
-};
-
-constexpr uint64_t pair_key(int32_t a, int32_t b) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-}
-
-class BpeModel {
- public:
-  BpeModel() = default;
-  BpeModel(std::unordered_map<std::string, int32_t> vocab,
-           const std::vector<std::array<int32_t, 3>>& merges, bool ignore_merges,
-           std::optional<int32_t> unk_id, std::string source)
-      : vocab_(std::move(vocab)), ignore_merges_(ignore_merges), unk_id_(unk_id),
-        source_(std::move(source)) {
-    // A later duplicate overrides the rank, as dict() / HashMap collection do.
-    for (size_t rank = 0; rank < merges.size(); ++rank)
-      merges_[pair_key(merges[rank][0], merges[rank][1])] = {static_cast<int32_t>(rank),
-                                                              merges[rank][2]};
-    const auto& alphabet = ByteAlphabet::get();
-    for (int b = 0; b < 256; ++b) {
-      auto it = vocab_.find(alphabet.char_of(static_cast<unsigned char>(b)));
-      byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
-    }
-  }
-
-  const std::unordered_map<std::string, int32_t>& vocab() const { return vocab_; }
-
-  /// Appends the ids of one pre-token (raw bytes).
-  void encode_word(std::string_view word, std::vector<int32_t>& out) const {
-    if (ignore_merges_) {  // tokenizers: a word already in the vocab is one token
-      auto it = vocab_.find(to_byte_level(word));
-      if (it != vocab_.end()) {
-        out.push_back(it->second);
-        return;
-      }
-    }
-    struct Symbol {
-      int32_t id, prev, next;
-    };
-    std::vector<Symbol> symbols(word.size());
-    for (size_t i = 0; i < word.size(); ++i)
-      symbols[i] = {byte_id(static_cast<unsigned char>(word[i])), static_cast<int32_t>(i) - 1,
-                    i + 1 < word.size() ? static_cast<int32_t>(i + 1) : -1};
-
-    // Lowest rank first, leftmost among equals (tokenizers' Word::merge_all;
-    // the same result as the slow tokenizer's loop for trained merge lists).
-    struct Candidate {
-      int32_t rank, pos, left, right;
-      bool operator>(const Candidate& o) const {
-        return rank != o.rank ? rank > o.rank : pos > o.pos;
-      }
-    };
-    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
-    auto consider = [&](int32_t pos) {
-      if (pos < 0 || symbols[pos].next < 0) return;
-      const int32_t left = symbols[pos].id, right = symbols[symbols[pos].next].id;
-      auto it = merges_.find(pair_key(left, right));
-      if (it != merges_.end()) queue.push({it->second.rank, pos, left, right});
-    };
-    for (int32_t i = 0; i + 1 < static_cast<int32_t>(word.size()); ++i) consider(i);
-    while (!queue.empty()) {
-      const Candidate c = queue.top();
-      queue.pop();
-      Symbol& left = symbols[c.pos];
-      if (left.id != c.left || left.next < 0 || symbols[left.next].id != c.right) continue;
-      Symbol& right = symbols[left.next];
-      left.id = merges_.at(pair_key(c.left, c.right)).result;
-      right.id = -1;
-      left.next = right.next;
-      if (left.next >= 0) symbols[left.next].prev = c.pos;
-      consider(left.prev);
-      consider(c.pos);
-    }
-    for (int32_t i = word.empty() ? -1 : 0; i >= 0; i = symbols[i].next) out.push_back(symbols[i].id);
-  }
-
- private:
-  int32_t byte_id(unsigned char b) const {
-    if (byte_ids_[b] >= 0) return byte_ids_[b];
-    if (unk_id_) return *unk_id_;
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "0x%02X", b);
-    throw TokenizerError(source_ + ": the vocabulary has no token for byte " + hex +
-                         " and no unk token");
-  }
-
-  std::unordered_map<std::string, int32_t> vocab_;
-  std::unordered_map<uint64_t, Merge> merges_;
-  std::array<int32_t, 256> byte_ids_{};
-  bool ignore_merges_ = false;
-  std::optional<int32_t> unk_id_;
-  std::string source_;
-};
-
-// Word -> ids, sharded so that concurrent encoders rarely wait on each other.
-class WordCache {
- public:
-  bool find(const std::string& word, std::vector<int32_t>& out) const {
-    Shard& shard = shard_of(word);
-    std::lock_guard<std::mutex> lock(shard.mutex);
-    auto it = shard.map.find(word);
-    if (it == shard.map.end()) return false;
-    out.insert(out.end(), it->second.begin(), it->second.end());
-    return true;
-  }
-  void insert(const std::string& word, std::vector<int32_t> ids) const {
-    Shard& shard = shard_of(word);
-    std::lock_guard<std::mutex> lock(shard.mutex);
-    if (shard.map.size() >= kMaxPerShard) shard.map.clear();
-    shard.map.emplace(word, std::move(ids));
-  }
-
- private:
-  static constexpr size_t kShards = 16, kMaxPerShard = 8192;
-  struct Shard {
-    std::mutex mutex;
-    std::unordered_map<std::string, std::vector<int32_t>> map;
-  };
-  Shard& shard_of(const std::string& word) const {
-    return shards_[std::hash<std::string>{}(word) % kShards];
-  }
-  mutable std::array<Shard, kShards> shards_;
-};
 
 // ---------------------------------------------------------------------------
 // The tokenizer

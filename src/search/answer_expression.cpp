@@ -1,0 +1,678 @@
+// Exact evaluation of answer expressions for MathEquivalence: checked 128-bit
+// arithmetic, polynomials, the LaTeX expression parser and its evaluator.
+// The rules are written in include/stepverify/answer.h; this file follows them.
+#include "search/answer_expression.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <set>
+#include <vector>
+
+#include "search/answer_internal.h"
+
+namespace stepverify::detail {
+
+// ------------------------------------------------------ exact arithmetic --
+
+i128 ck_add(i128 a, i128 b) {
+  i128 r;
+  if (__builtin_add_overflow(a, b, &r)) throw Overflow{};
+  return r;
+}
+i128 ck_mul(i128 a, i128 b) {
+  i128 r;
+  if (__builtin_mul_overflow(a, b, &r)) throw Overflow{};
+  return r;
+}
+i128 ck_abs(i128 a) {
+  if (a == std::numeric_limits<i128>::min()) throw Overflow{};
+  return a < 0 ? -a : a;
+}
+i128 gcd(i128 a, i128 b) {
+  a = ck_abs(a);
+  b = ck_abs(b);
+  while (b != 0) {
+    const i128 t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+std::string i128_str(i128 v) {
+  if (v == 0) return "0";
+  const bool neg = v < 0;
+  std::string s;
+  while (v != 0) {
+    const int d = static_cast<int>(v % 10);
+    s += static_cast<char>('0' + (d < 0 ? -d : d));
+    v /= 10;
+  }
+  if (neg) s += '-';
+  std::reverse(s.begin(), s.end());
+  return s;
+}
+
+Rat operator+(Rat a, Rat b) {
+  const i128 g = gcd(a.d, b.d);
+  return Rat::make(ck_add(ck_mul(a.n, b.d / g), ck_mul(b.n, a.d / g)), ck_mul(a.d, b.d / g));
+}
+Rat operator-(Rat a) { return {ck_mul(a.n, -1), a.d}; }
+Rat operator*(Rat a, Rat b) {
+  const i128 g1 = gcd(a.n, b.d), g2 = gcd(b.n, a.d);
+  const i128 x = g1 ? g1 : 1, y = g2 ? g2 : 1;
+  return Rat::make(ck_mul(a.n / x, b.n / y), ck_mul(a.d / y, b.d / x));
+}
+Rat inverse(Rat a) {
+  if (a.n == 0) throw ParseFail{};
+  return Rat::make(a.d, a.n);
+}
+
+// Writes n = s^2 * r with r square-free; false when n is too big to factor.
+bool square_free(i128 n, i128& s, i128& r) {
+  if (n <= 0 || n > 10000000000LL) return false;
+  s = 1;
+  r = 1;
+  for (i128 p = 2; p * p <= n; ++p) {
+    while (n % (p * p) == 0) {
+      n /= p * p;
+      s *= p;
+    }
+    if (n % p == 0) {
+      n /= p;
+      r *= p;
+    }
+  }
+  r *= n;
+  return true;
+}
+
+// --------------------------------------------------------- polynomials --
+
+Poly operator+(const Poly& a, const Poly& b) {
+  Poly r = a;
+  for (const auto& [k, t] : b.terms) r.add_term(t.first, t.second);
+  return r;
+}
+Poly negate(const Poly& a) {
+  Poly r = a;
+  for (auto& [k, t] : r.terms) t.second = -t.second;
+  return r;
+}
+Mono mono_mul(const Mono& a, const Mono& b, Rat& coef) {
+  Mono m = a;
+  for (const auto& [name, e] : b.syms) {
+    const int ne = m.syms[name] + e;
+    if (ne == 0) m.syms.erase(name);
+    else if (std::abs(ne) > 4 * kMaxExponent) throw ParseFail{};
+    else m.syms[name] = ne;
+  }
+  const i128 g = gcd(a.rad, b.rad);
+  m.rad = ck_mul(a.rad / g, b.rad / g);
+  if (m.rad > 1000000000000000000LL) throw ParseFail{};
+  coef = coef * Rat{g, 1};
+  return m;
+}
+Poly mul(const Poly& a, const Poly& b, Budget& budget) {
+  Poly r;
+  for (const auto& [ka, ta] : a.terms)
+    for (const auto& [kb, tb] : b.terms) {
+      budget.spend();
+      Rat c = ta.second * tb.second;
+      const Mono m = mono_mul(ta.first, tb.first, c);
+      r.add_term(m, c);
+    }
+  return r;
+}
+// 1 / (single term); ParseFail for sums.
+Poly inverse_term(const Poly& p) {
+  if (p.terms.size() != 1) throw ParseFail{};
+  const auto& [m, c] = p.terms.begin()->second;
+  Mono inv;
+  for (const auto& [name, e] : m.syms) inv.syms[name] = -e;
+  inv.rad = m.rad;
+  Rat ic = inverse(c) * inverse(Rat{m.rad, 1});
+  Poly r;
+  r.add_term(inv, ic);
+  return r;
+}
+
+namespace {
+
+// ------------------------------------------------------------- the AST --
+
+enum class Kind { Num, Sym, Add, Mul, Div, Neg, Pow, Sqrt, Root, Func, Fact, Binom };
+struct Node {
+  Kind kind;
+  std::string text;  // Num: literal; Sym: name; Func: name
+  int a = -1, b = -1;
+};
+
+class Parser {
+ public:
+  explicit Parser(std::string_view s) : s_(s) {}
+  std::vector<Node> nodes;
+
+  int parse_all() {
+    const int r = expr();
+    skip();
+    if (i_ != s_.size()) throw ParseFail{};
+    return r;
+  }
+
+ private:
+  std::string_view s_;
+  size_t i_ = 0;
+  int depth_ = 0;
+
+  int add(Kind k, std::string text = {}, int a = -1, int b = -1) {
+    if (nodes.size() > 4 * kMaxStructuredAnswerBytes) throw ParseFail{};
+    nodes.push_back({k, std::move(text), a, b});
+    return static_cast<int>(nodes.size() - 1);
+  }
+  bool skip() {
+    const size_t b = i_;
+    while (i_ < s_.size() && is_space(s_[i_])) ++i_;
+    return i_ != b;
+  }
+  char peek() {
+    skip();
+    return i_ < s_.size() ? s_[i_] : '\0';
+  }
+  std::string_view peek_command() {
+    skip();
+    return command_at(s_, i_);
+  }
+  void expect(char c) {
+    if (peek() != c) throw ParseFail{};
+    ++i_;
+  }
+  struct Deeper {
+    Parser& p;
+    explicit Deeper(Parser& p) : p(p) {
+      if (++p.depth_ > kMaxNesting) throw ParseFail{};
+    }
+    ~Deeper() { --p.depth_; }
+  };
+
+  int expr() {
+    Deeper guard(*this);
+    int left = unary();
+    for (;;) {
+      const char c = peek();
+      if (c == '+') {
+        ++i_;
+        left = add(Kind::Add, {}, left, unary());
+      } else if (c == '-') {
+        ++i_;
+        left = add(Kind::Add, {}, left, add(Kind::Neg, {}, unary()));
+      } else {
+        return left;
+      }
+    }
+  }
+  int unary() {
+    Deeper guard(*this);
+    const char c = peek();
+    if (c == '-') {
+      ++i_;
+      return add(Kind::Neg, {}, unary());
+    }
+    if (c == '+') {
+      ++i_;
+      return unary();
+    }
+    return term(power());
+  }
+  // Continues a product whose first factor is `left`.
+  int term(int left) {
+    for (;;) {
+      const char c = peek();
+      const std::string_view cmd = peek_command();
+      if (c == '*' || cmd == "cdot" || cmd == "times") {
+        i_ += c == '*' ? 1 : 1 + cmd.size();
+        left = add(Kind::Mul, {}, left, signed_power());
+      } else if (c == '/' || cmd == "div") {
+        i_ += c == '/' ? 1 : 1 + cmd.size();
+        left = add(Kind::Div, {}, left, signed_power());
+      } else if (starts_primary()) {
+        if (nodes[left].kind == Kind::Num && is_digit_or_dot(peek())) throw ParseFail{};  // "2 3"
+        left = add(Kind::Mul, {}, left, power());
+      } else {
+        return left;
+      }
+    }
+  }
+  int signed_power() {
+    Deeper guard(*this);
+    if (peek() == '-') {
+      ++i_;
+      return add(Kind::Neg, {}, signed_power());
+    }
+    return power();
+  }
+  static bool is_digit_or_dot(char c) { return is_digit(c) || c == '.'; }
+  bool starts_primary() {
+    const char c = peek();
+    if (is_digit_or_dot(c) || is_alpha(c) || c == '(' || c == '{') return true;
+    if (c == '\\') {
+      const std::string_view cmd = peek_command();
+      return !cmd.empty() && cmd != "cdot" && cmd != "times" && cmd != "div" && cmd != "pm" && cmd != "mp";
+    }
+    return false;
+  }
+  int power() {
+    int base = primary();
+    for (;;) {
+      const char c = peek();
+      if (c == '!') {
+        ++i_;
+        base = add(Kind::Fact, {}, base);
+      } else if (c == '^') {
+        ++i_;
+        base = add(Kind::Pow, {}, base, exponent());
+      } else {
+        return base;
+      }
+    }
+  }
+  int exponent() {
+    Deeper guard(*this);
+    const char c = peek();
+    if (c == '{') return group('{', '}');
+    if (c == '-') {
+      ++i_;
+      return add(Kind::Neg, {}, exponent());
+    }
+    if (is_digit(c)) return add(Kind::Num, std::string(1, s_[i_++]));
+    if (is_alpha(c)) return add(Kind::Sym, std::string(1, s_[i_++]));
+    if (c == '\\') return primary();
+    throw ParseFail{};
+  }
+  int group(char open, char close) {
+    expect(open);
+    const int r = expr();
+    expect(close);
+    return r;
+  }
+  // One LaTeX argument: {..} or a single character or a command.
+  int argument() {
+    const char c = peek();
+    if (c == '{') return group('{', '}');
+    if (is_digit(c)) return add(Kind::Num, std::string(1, s_[i_++]));
+    if (is_alpha(c)) return add(Kind::Sym, std::string(1, s_[i_++]));
+    if (c == '\\') return primary();
+    throw ParseFail{};
+  }
+  // The raw text of a {..} group, spaces removed.
+  std::string raw_group() {
+    if (peek() != '{') {
+      if (i_ < s_.size() && (is_alpha(s_[i_]) || is_digit(s_[i_]))) return std::string(1, s_[i_++]);
+      throw ParseFail{};
+    }
+    const size_t close = match_brace(s_, i_);
+    if (close == std::string_view::npos) throw ParseFail{};
+    std::string out;
+    for (size_t k = i_ + 1; k < close; ++k)
+      if (!is_space(s_[k])) out += s_[k];
+    i_ = close + 1;
+    return out;
+  }
+  std::string subscript() {
+    if (peek() != '_') return {};
+    ++i_;
+    skip();
+    return "_" + raw_group();
+  }
+  bool integer_literal(int n) const {
+    if (nodes[n].kind != Kind::Num) return false;
+    return nodes[n].text.find('.') == std::string::npos;
+  }
+  int number() {
+    const size_t b = i_;
+    while (i_ < s_.size() && is_digit(s_[i_])) ++i_;
+    if (i_ < s_.size() && s_[i_] == '.') {
+      ++i_;
+      while (i_ < s_.size() && is_digit(s_[i_])) ++i_;
+    }
+    std::string lit(s_.substr(b, i_ - b));
+    if (lit == ".") throw ParseFail{};
+    // Scientific notation 1.5e3, 2E-4: the literal times 10^k.
+    if (i_ + 1 < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      size_t j = i_ + 1;
+      if (j < s_.size() && (s_[j] == '-' || s_[j] == '+')) ++j;
+      const size_t digits = j;
+      while (j < s_.size() && is_digit(s_[j])) ++j;
+      if (j > digits && j - digits <= 3 && (j == s_.size() || !is_alpha(s_[j]))) {
+        const std::string k(s_.substr(i_ + 1, j - i_ - 1));
+        i_ = j;
+        int e = add(Kind::Num, k.substr(k[0] == '-' || k[0] == '+' ? 1 : 0));
+        if (k[0] == '-') e = add(Kind::Neg, {}, e);
+        return add(Kind::Mul, {}, add(Kind::Num, lit), add(Kind::Pow, {}, add(Kind::Num, "10"), e));
+      }
+    }
+    if (i_ < s_.size() && s_[i_] == '_') return add(Kind::Sym, lit + subscript());  // 52_8: a base-8 numeral
+    const int n = add(Kind::Num, lit);
+    // Mixed numbers: 1\frac{4}{5} and "7 3/4".
+    const size_t save = i_;
+    const size_t node_mark = nodes.size();
+    const bool frac_follows = integer_literal(n) && peek_command() == "frac";
+    i_ = save;
+    if (frac_follows) {
+      skip();
+      i_ += 5;
+      const int p = argument(), q = argument();
+      if (integer_literal(p) && integer_literal(q)) return add(Kind::Add, {}, n, add(Kind::Div, {}, p, q));
+      i_ = save;
+      nodes.resize(node_mark);
+    } else if (integer_literal(n) && i_ < s_.size() && s_[i_] == ' ' && i_ + 1 < s_.size() && is_digit(s_[i_ + 1])) {
+      ++i_;
+      const size_t b2 = i_;
+      while (i_ < s_.size() && is_digit(s_[i_])) ++i_;
+      const std::string p(s_.substr(b2, i_ - b2));
+      if (i_ < s_.size() && s_[i_] == '/') {
+        const size_t b3 = ++i_;
+        while (i_ < s_.size() && is_digit(s_[i_])) ++i_;
+        if (i_ > b3 && (i_ == s_.size() || !is_alpha(s_[i_])))
+          return add(Kind::Add, {}, n, add(Kind::Div, {}, add(Kind::Num, p), add(Kind::Num, std::string(s_.substr(b3, i_ - b3)))));
+      }
+      i_ = save;
+      nodes.resize(node_mark);
+    }
+    return n;
+  }
+
+  int primary() {
+    Deeper guard(*this);
+    const char c = peek();
+    if (is_digit_or_dot(c)) return number();
+    if (is_alpha(c)) {
+      if (i_ + 2 < s_.size() && is_alpha(s_[i_ + 1]) && is_alpha(s_[i_ + 2])) throw ParseFail{};  // a word
+      std::string name(1, s_[i_++]);
+      return add(Kind::Sym, name + subscript());
+    }
+    if (c == '(') return group('(', ')');
+    if (c == '{') return group('{', '}');
+    if (c == '|') {
+      ++i_;
+      const int inner = expr();
+      expect('|');
+      return add(Kind::Func, "abs", inner);
+    }
+    if (c != '\\') throw ParseFail{};
+    const std::string cmd(command_at(s_, i_));
+    if (cmd.empty()) throw ParseFail{};
+    i_ += 1 + cmd.size();
+    if (cmd == "frac") {
+      const int p = argument();
+      const int q = argument();
+      return add(Kind::Div, {}, p, q);
+    }
+    if (cmd == "binom") {
+      const int p = argument();
+      const int q = argument();
+      return add(Kind::Binom, {}, p, q);
+    }
+    if (cmd == "sqrt") {
+      if (peek() == '[') {
+        const int n = group('[', ']');
+        return add(Kind::Root, {}, n, argument());
+      }
+      return add(Kind::Sqrt, {}, argument());
+    }
+    static const std::set<std::string> kFunctions = {
+        "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
+        "log", "ln", "exp", "lg", "det", "gcd", "lcm", "max", "min", "arg"};
+    if (kFunctions.count(cmd)) {
+      std::string name = "\\" + cmd + subscript();
+      int exp = -1;
+      if (peek() == '^') {
+        ++i_;
+        exp = exponent();
+      }
+      if (name.size() == cmd.size() + 1) name += subscript();  // \log^2_3 as well as \log_3^2
+      int arg;
+      const char a = peek();
+      if (a == '(' || a == '{') {
+        arg = group(a, a == '(' ? ')' : '}');
+      } else {  // \cot x, \sin 2x: a run of numbers, letters and symbols
+        arg = power();
+        while (is_alpha(peek()) || (peek() == '\\' && kSymbols().count(std::string(peek_command()))))
+          arg = add(Kind::Mul, {}, arg, power());
+      }
+      int f = add(Kind::Func, name, arg);
+      if (exp >= 0) f = add(Kind::Pow, {}, f, exp);
+      return f;
+    }
+    if (kSymbols().count(cmd)) return add(Kind::Sym, "\\" + cmd + subscript());
+    static const std::set<std::string> kDecorated = {"mathbb", "overline", "bar", "vec", "hat", "widehat",
+                                                     "overrightarrow", "mathcal", "operatorname", "tilde"};
+    if (kDecorated.count(cmd)) {
+      skip();
+      return add(Kind::Sym, "\\" + cmd + "{" + raw_group() + "}");
+    }
+    throw ParseFail{};
+  }
+
+  static const std::set<std::string>& kSymbols() {
+    static const std::set<std::string> s = {
+        "pi",    "infty", "alpha", "beta",   "gamma",  "delta",  "epsilon", "varepsilon", "zeta",  "eta",
+        "theta", "vartheta", "iota", "kappa", "lambda", "mu",    "nu",      "xi",         "rho",   "sigma",
+        "tau",   "upsilon", "phi",  "varphi", "chi",    "psi",    "omega",   "Gamma",      "Delta", "Theta",
+        "Lambda", "Xi",    "Pi",    "Sigma",  "Phi",    "Psi",    "Omega",   "ell"};
+    return s;
+  }
+};
+
+Rat literal_value(const std::string& lit) {
+  i128 n = 0, d = 1;
+  bool frac = false;
+  for (char ch : lit) {
+    if (ch == '.') {
+      frac = true;
+      continue;
+    }
+    n = ck_add(ck_mul(n, 10), ch - '0');
+    if (frac) d = ck_mul(d, 10);
+  }
+  return Rat::make(n, d);
+}
+
+Poly rat_pow(const Poly& base, long e, Budget& budget);
+
+// Exact evaluation; throws Overflow (128 bits exceeded) or ParseFail.
+class Exact {
+ public:
+  Exact(const std::vector<Node>& nodes, Budget& budget) : n_(nodes), budget_(budget) {}
+  Poly eval(int id) {
+    const Node& nd = n_[id];
+    budget_.spend();
+    switch (nd.kind) {
+      case Kind::Num: return Poly::constant(literal_value(nd.text));
+      case Kind::Sym: return Poly::symbol(nd.text);
+      case Kind::Add: return eval(nd.a) + eval(nd.b);
+      case Kind::Neg: return negate(eval(nd.a));
+      case Kind::Mul: return mul(eval(nd.a), eval(nd.b), budget_);
+      case Kind::Div: return divide(eval(nd.a), eval(nd.b));
+      case Kind::Pow: return power(eval(nd.a), eval(nd.b));
+      case Kind::Sqrt: return sqrt_of(eval(nd.a));
+      case Kind::Root: return root_of(eval(nd.a), eval(nd.b));
+      case Kind::Func: {
+        Poly arg = eval(nd.a);
+        if (nd.text == "abs" && arg.is_constant()) return arg.constant_value().n < 0 ? negate(arg) : arg;
+        return Poly::symbol("@" + nd.text + "(" + arg.key() + ")");
+      }
+      case Kind::Fact: return factorial(eval(nd.a));
+      case Kind::Binom: return binom(eval(nd.a), eval(nd.b));
+    }
+    throw ParseFail{};
+  }
+
+ private:
+  const std::vector<Node>& n_;
+  Budget& budget_;
+
+  static Poly opaque(const std::string& what, const Poly& a, const Poly& b) {
+    return Poly::symbol("@" + what + "[" + a.key() + "|" + b.key() + "]");
+  }
+  Poly divide(const Poly& a, const Poly& b) {
+    if (b.terms.empty()) throw ParseFail{};
+    if (b.terms.size() == 1) return mul(a, inverse_term(b), budget_);
+    if (a.terms.empty()) return a;
+    // A sum in the denominator: an opaque quotient, scaled so the first
+    // denominator term has coefficient 1.
+    const Poly s = Poly::constant(inverse(b.terms.begin()->second.second));
+    return opaque("frac", mul(a, s, budget_), mul(b, s, budget_));
+  }
+  Poly power(const Poly& base, const Poly& e) {
+    if (!e.is_constant()) return opaque("pow", base, e);
+    const Rat r = e.constant_value();
+    if (r.is_int()) {
+      if (r.n > kMaxExponent || r.n < -kMaxExponent) throw ParseFail{};
+      return rat_pow(base, static_cast<long>(r.n), budget_);
+    }
+    if (r.d == 2 && base.is_constant() && base.constant_value().n >= 0) {
+      if (r.n > kMaxExponent || r.n < -kMaxExponent) throw ParseFail{};
+      return rat_pow(sqrt_of(base), static_cast<long>(r.n), budget_);
+    }
+    return opaque("pow", base, e);
+  }
+  Poly sqrt_of(const Poly& x) {
+    if (x.is_constant()) {
+      const Rat v = x.constant_value();
+      if (v.n == 0) return x;
+      if (v.n > 0) {
+        i128 s, r;
+        if (square_free(ck_mul(v.n, v.d), s, r)) {  // sqrt(n/d) = sqrt(n d) / d
+          Mono m;
+          m.rad = r;
+          Poly p;
+          p.add_term(m, Rat::make(s, v.d));
+          return p;
+        }
+      }
+    }
+    return Poly::symbol("@sqrt(" + x.key() + ")");
+  }
+  Poly root_of(const Poly& n, const Poly& x) {
+    if (n.is_constant() && n.constant_value().is_int() && n.constant_value().n == 2) return sqrt_of(x);
+    if (n.is_constant() && x.is_constant() && n.constant_value().is_int()) {
+      const i128 k = n.constant_value().n;
+      const Rat v = x.constant_value();
+      if (k >= 3 && k <= 9 && v.is_int()) {  // exact integer roots only
+        const i128 mag = ck_abs(v.n);
+        if (v.n >= 0 || k % 2 == 1) {
+          const double guess = std::round(std::pow(static_cast<double>(mag), 1.0 / static_cast<double>(k)));
+          for (i128 c = static_cast<i128>(guess) - 1; c <= static_cast<i128>(guess) + 1; ++c) {
+            if (c < 0) continue;
+            i128 p = 1;
+            try {
+              for (i128 t = 0; t < k; ++t) p = ck_mul(p, c);
+            } catch (const Overflow&) {
+              break;
+            }
+            if (p == mag) return Poly::constant(Rat{v.n < 0 ? -c : c, 1});
+          }
+        }
+      }
+    }
+    return opaque("root", n, x);
+  }
+  Poly factorial(const Poly& x) {
+    if (x.is_constant() && x.constant_value().is_int() && x.constant_value().n >= 0 && x.constant_value().n <= 33) {
+      i128 f = 1;
+      for (i128 k = 2; k <= x.constant_value().n; ++k) f = ck_mul(f, k);
+      return Poly::constant(Rat{f, 1});
+    }
+    return Poly::symbol("@fact(" + x.key() + ")");
+  }
+  Poly binom(const Poly& n, const Poly& k) {
+    if (n.is_constant() && k.is_constant() && n.constant_value().is_int() && k.constant_value().is_int()) {
+      const i128 nn = n.constant_value().n, kk = k.constant_value().n;
+      if (nn >= 0 && kk >= 0 && kk <= nn && nn <= 200) {
+        i128 r = 1;
+        const i128 kmin = std::min(kk, nn - kk);
+        for (i128 t = 1; t <= kmin; ++t) r = ck_mul(r, nn - kmin + t) / t;
+        return Poly::constant(Rat{r, 1});
+      }
+      if (nn >= 0 && kk > nn) return Poly{};
+    }
+    return opaque("binom", n, k);
+  }
+};
+
+Poly rat_pow(const Poly& base, long e, Budget& budget) {
+  if (e == 0) return Poly::constant(Rat{1, 1});
+  if (e < 0) {
+    if (base.terms.size() != 1) return Poly::symbol("@pow[" + base.key() + "|" + std::to_string(e) + "]");
+    return rat_pow(inverse_term(base), -e, budget);
+  }
+  if (base.terms.size() > 1 && e > 16) throw ParseFail{};
+  Poly result = Poly::constant(Rat{1, 1}), b = base;
+  while (e > 0) {  // square and multiply
+    if (e & 1) result = mul(result, b, budget);
+    e >>= 1;
+    if (e) b = mul(b, b, budget);
+  }
+  return result;
+}
+
+// Numeric fallback (after an overflow): long double, numbers only.
+long double eval_float(const std::vector<Node>& n, int id, Budget& budget) {
+  const Node& nd = n[id];
+  budget.spend();
+  auto f = [&](int k) { return eval_float(n, k, budget); };
+  long double r;
+  switch (nd.kind) {
+    case Kind::Num: r = std::strtold(nd.text.c_str(), nullptr); break;
+    case Kind::Add: r = f(nd.a) + f(nd.b); break;
+    case Kind::Neg: r = -f(nd.a); break;
+    case Kind::Mul: r = f(nd.a) * f(nd.b); break;
+    case Kind::Div: r = f(nd.a) / f(nd.b); break;
+    case Kind::Pow: r = std::pow(f(nd.a), f(nd.b)); break;
+    case Kind::Sqrt: r = std::sqrt(f(nd.a)); break;
+    case Kind::Root: r = std::pow(f(nd.b), 1.0L / f(nd.a)); break;
+    case Kind::Fact: r = std::tgamma(f(nd.a) + 1); break;
+    default: throw ParseFail{};
+  }
+  if (!std::isfinite(r)) throw ParseFail{};
+  return r;
+}
+
+}  // namespace
+
+// "e:<poly>" (exact) or "f:<10 significant digits>" (overflow), or nullopt.
+std::optional<std::string> expression_key(std::string_view s, Poly* poly_out) {
+  Parser p(s);
+  int root;
+  try {
+    root = p.parse_all();
+  } catch (const ParseFail&) {
+    return std::nullopt;
+  }
+  Budget budget;
+  try {
+    Exact ex(p.nodes, budget);
+    Poly v = ex.eval(root);
+    if (poly_out) *poly_out = v;
+    return "e:" + v.key();
+  } catch (const ParseFail&) {
+    return std::nullopt;
+  } catch (const Overflow&) {
+  }
+  if (poly_out) return std::nullopt;
+  try {
+    Budget b2;
+    const long double v = eval_float(p.nodes, root, b2);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.9Le", v);
+    if (v == 0) return std::string("e:0");
+    return std::string("f:") + buf;
+  } catch (const ParseFail&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace stepverify::detail
