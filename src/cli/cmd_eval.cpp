@@ -19,6 +19,16 @@
 #include "stepverify/evaluation.h"
 
 namespace stepverify::cli {
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw IoError(path + ": cannot open for writing");
+  out << text;
+  out.flush();
+  if (!out) throw IoError(path + ": write failed");
+  std::cerr << "wrote " << path << "\n";
+}
+
 namespace {
 
 struct ProcessBenchArgs {
@@ -29,14 +39,6 @@ struct ProcessBenchArgs {
   std::string predictions, markdown, svg;
 };
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError(path + ": cannot open for writing");
-  out << text;
-  out.flush();
-  if (!out) throw IoError(path + ": write failed");
-  std::cerr << "wrote " << path << "\n";
-}
 
 int run_processbench(const ProcessBenchArgs& a) {
   std::vector<ProcessBenchRecord> records;

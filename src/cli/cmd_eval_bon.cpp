@@ -32,14 +32,6 @@ struct BonArgs {
   std::string markdown, svg, reliability_svg;
 };
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError(path + ": cannot open for writing");
-  out << text;
-  out.flush();
-  if (!out) throw IoError(path + ": write failed");
-  std::cerr << "wrote " << path << "\n";
-}
 
 // The problems of `path`; bad lines are reported on stderr and skipped.
 std::vector<BonProblem> read_problems(const std::string& path) {

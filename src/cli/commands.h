@@ -3,12 +3,16 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
 namespace stepverify::cli {
 
 using Run = std::function<int()>;
+
+/// Writes a report file (and says so on stderr); throws IoError naming it.
+void write_file(const std::string& path, const std::string& text);
 
 Run add_tokenize(CLI::App& app);
 Run add_forward(CLI::App& app);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "evaluation/report_util.h"
 #include "stepverify/bon.h"
 
 namespace stepverify {
@@ -13,46 +14,12 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-// printf into a std::string.
-template <typename... Args>
-std::string format(const char* fmt, Args... args) {
-  char buf[256];
-  const int n = std::snprintf(buf, sizeof(buf), fmt, args...);
-  if (n < static_cast<int>(sizeof(buf))) return std::string(buf, n > 0 ? n : 0);
-  std::string out(static_cast<size_t>(n) + 1, '\0');
-  std::snprintf(out.data(), out.size(), fmt, args...);
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
+using detail::format;
+using detail::xml_escape;
 
 std::string percent(double x) { return std::isnan(x) ? std::string("-") : format("%.1f", 100 * x); }
 std::string number(double x) { return std::isnan(x) ? std::string("-") : format("%.4g", x); }
 
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 ojson nullable(double x) { return std::isnan(x) ? ojson(nullptr) : ojson(x); }
 
