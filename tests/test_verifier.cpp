@@ -432,3 +432,78 @@ TEST_CASE("several heads (PRM, ORM, SORM) from separate files on one backbone pa
   }
   CHECK(s->tokens_computed() == s->cached_tokens());
 }
+
+TEST_CASE("rlhflow: P(+) at the token before each assistant '+' of the Llama 3.1 chat", "[verifier]") {
+  auto src = test::fixture("qwen2_prm");
+  if (!src) return;
+  // A causal LM with the Llama-3 chat specials added to the fixture's BPE.
+  torch::manual_seed(13);
+  auto lm_head = torch::randn({512, 64}) * 0.3;
+  BuiltCheckpoint ck(
+      *src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForCausalLM"}; }, {{"lm_head.weight", lm_head}});
+  auto added = test::read_json(ck.dir() / "added_tokens.json");
+  added["<|begin_of_text|>"] = 490;
+  added["<|start_header_id|>"] = 491;
+  added["<|end_header_id|>"] = 492;
+  added["<|eot_id|>"] = 493;
+  test::write_text(ck.dir() / "added_tokens.json", added.dump());
+  VerifierOptions o;
+  o.spec = "rlhflow";
+  auto v = Verifier::load(ck.dir(), o);
+  const std::string q = "What is 7 * 8 + 1?";
+  const std::vector<std::string> steps = {"7 * 8 = 56.", "56 + 1 = 57.", "The answer is 57."};
+  // The conversation written out as the Llama 3.1 template renders it.
+  std::string text =
+      "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+      "Today Date: 26 Jul 2024\n\n<|eot_id|>";
+  for (size_t i = 0; i < steps.size(); ++i)
+    text += "<|start_header_id|>user<|end_header_id|>\n\n" + (i == 0 ? q + " " + steps[0] : steps[i]) +
+            "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n+<|eot_id|>";
+  const auto& tok = v->model().tokenizer();
+  EncodeOptions raw;
+  raw.add_special_tokens = false;
+  auto ids = tok.encode(text, raw);
+  const int64_t plus = tok.encode("+", raw).back(), minus = tok.encode("-", raw).back();
+  std::vector<int64_t> reads;  // the token before each assistant "+" (the "+" inside steps is not followed by eot)
+  for (size_t p = 0; p + 2 < ids.size(); ++p)
+    if (ids[p + 1] == plus && ids[p + 2] == 493) reads.push_back(static_cast<int64_t>(p));
+  REQUIRE(reads.size() == 3);
+  auto r = v->render(q, steps, false);
+  CHECK(r.ids == ids);
+  CHECK(r.step_positions == reads);
+  auto logits = v->model().logits(hidden_of(*v, ids));
+  std::vector<double> want;
+  for (int64_t p : reads)
+    want.push_back(torch::softmax(logits[p].index_select(0, torch::tensor({plus, minus})), -1)[0].item<double>());
+  check_close(v->score(q, steps).step_scores, want);
+  auto s = v->session(q);
+  std::vector<double> inc;
+  for (const auto& st : steps) inc.push_back(s->append_step(st).at("prm"));
+  check_close(inc, want);
+  CHECK(s->tokens_computed() == static_cast<int64_t>(s->cached_tokens()));
+}
+
+TEST_CASE("alphamath: tanh value head at the last token of each partial solution", "[verifier]") {
+  auto src = test::fixture("llama_gqa");
+  if (!src) return;
+  torch::manual_seed(17);
+  auto w = torch::randn({1, 64}) * 0.3, b = torch::randn({1}) * 0.3;
+  BuiltCheckpoint ck(*src, [](nlohmann::json&) {}, {{"v_head.summary.weight", w}, {"v_head.summary.bias", b}});
+  VerifierOptions o;
+  o.spec = "alphamath";
+  auto v = Verifier::load(ck.dir(), o);
+  const std::string q = "What is 12 + 5?";
+  const std::vector<std::string> steps = {"<step> 12 + 5 = 17 </step>", "<step> Final Answer: 17 </step>"};
+  auto s = v->session(q);
+  const auto& tok = v->model().tokenizer();
+  for (size_t k = 0; k < steps.size(); ++k) {
+    std::string text = "<question> " + q + " </question>\n" + steps[0];
+    if (k == 1) text += "\n" + steps[1];
+    auto ids = tok.encode(text);  // with BOS
+    auto h = hidden_of(*v, ids);
+    const double want = torch::tanh(at::linear(h[static_cast<int64_t>(ids.size()) - 1], w, b))[0].item<double>();
+    CHECK(std::abs(s->append_step(steps[k]).at("value") - want) <= kScoreTol);
+    auto full = v->score(q, std::vector<std::string>(steps.begin(), steps.begin() + k + 1));
+    CHECK(std::abs(full.outcome.at("value") - want) <= kScoreTol);
+  }
+}

@@ -14,11 +14,12 @@
 //                 "question_prefix": str, "question_suffix": str,
 //                 "step_separator": str, "final_suffix": str, "step_tag": str,
 //                 "bos": "auto"|"yes"|"no"|"text", "split_steps_on_newline": bool,
-//                 "steps_in_one_string": bool, "eos_at_end": bool},
+//                 "steps_in_one_string": bool, "eos_at_end": bool,
+//                 "preamble": str, "user_turn": str, "assistant_turn": str},
 //    "heads": [{"name": str, "meaning": "prm"|"orm"|"ovm"|"sorm",
 //               "type": "lm_candidates"|"mlp"|"linear"|"ovm", "weights": str,
 //               "file": str, "activation": "softmax"|"sigmoid"|"tanh"|"none",
-//               "class_index": int, "candidates": str,
+//               "class_index": int, "candidates": str, "candidate_tokens": [str],
 //               "read": "tag"|"before_tag"|"step_end"|"last"}]}
 //
 // Thread safety: a plain value.
@@ -39,6 +40,10 @@ struct TemplateSpec {
   ///   step_separator.join(steps) + final_suffix, encoded as one string.
   /// "tokens": ids concatenated: [BOS] + enc(question_prefix + question +
   ///   question_suffix) + for each step enc(step) + enc(step_separator).
+  /// "turns": preamble, then per step user_turn (content: the step; for the
+  ///   first, question + question_suffix + step) and assistant_turn; each
+  ///   step is read at the token before "{read}" in its assistant turn
+  ///   (RLHFlow's "+" turns); encoded as one string.
   std::string style = "text";
   std::string system;            ///< chatml system message (empty: none)
   std::string question_prefix;   ///< text before the question
@@ -57,6 +62,13 @@ struct TemplateSpec {
   bool steps_in_one_string = false;
   /// tokens style: EOS after the last step; the last step is read there (OVM).
   bool eos_at_end = false;
+  /// turns style: text before the first turn (BOS and system header included).
+  std::string preamble;
+  /// turns style: a user turn; "{content}" is replaced by the step.
+  std::string user_turn;
+  /// turns style: an assistant turn; "{read}" marks where the step is read
+  /// (the token before it) and is removed.
+  std::string assistant_turn;
 };
 
 /// One head over the shared backbone.
@@ -73,6 +85,9 @@ struct HeadSpec {
   std::string activation = "softmax";///< "softmax", "sigmoid", "tanh" or "none"
   int class_index = 1;               ///< softmax class reported
   std::string candidates;            ///< lm_candidates: text whose ids (no BOS) are the candidates
+  /// lm_candidates: strings each encoded alone, the last id of each a
+  /// candidate (RLHFlow: encode('+')[-1], encode('-')[-1]); overrides `candidates`.
+  std::vector<std::string> candidate_tokens;
   /// "tag": at each step_tag token; "before_tag": the token before it;
   /// "step_end": the last token of each step (plus separator);
   /// "last": the last token of the sequence (one score for the solution).

@@ -92,7 +92,16 @@ class CandidatesHead final : public Head {
                         " was loaded without an LM head");
     EncodeOptions o;
     o.add_special_tokens = false;
-    auto ids = model.tokenizer().encode(spec.candidates, o);
+    std::vector<int64_t> ids;
+    if (!spec.candidate_tokens.empty()) {
+      for (const auto& c : spec.candidate_tokens) {
+        auto enc = model.tokenizer().encode(c, o);
+        if (enc.empty()) throw ConfigError("head '" + spec.name + "': candidate '" + c + "' encodes to no token");
+        ids.push_back(enc.back());
+      }
+    } else {
+      ids = model.tokenizer().encode(spec.candidates, o);
+    }
     if (ids.size() < 2)
       throw ConfigError("head '" + spec.name + "': candidates '" + spec.candidates + "' encode to " +
                         std::to_string(ids.size()) + " token(s); two or more are needed");

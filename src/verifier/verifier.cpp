@@ -166,6 +166,29 @@ Verifier::Rendered Verifier::render(const std::string& question, const std::vect
     if (!steps.empty()) text += join(steps, in.step_tag) + in.step_tag;
     if (!partial) text += "<|im_end|>\n";
     r.ids = tok.encode(text, in.bos == "no" ? raw : with_special);
+  } else if (in.style == "turns") {
+    const EncodeOptions& eo = in.bos == "no" ? raw : with_special;
+    const size_t mark = in.assistant_turn.find("{read}");
+    const std::string before_read = in.assistant_turn.substr(0, mark);
+    const std::string after_read = in.assistant_turn.substr(mark + 6);
+    std::string text = in.preamble;
+    std::vector<std::vector<int64_t>> prefixes;  // ids of the text up to each read mark
+    for (size_t i = 0; i < steps.size(); ++i) {
+      std::string user = in.user_turn;
+      user.replace(user.find("{content}"), 9, i == 0 ? q + steps[0] : steps[i]);
+      text += user + before_read;
+      prefixes.push_back(tok.encode(text, eo));
+      text += after_read;
+    }
+    r.ids = tok.encode(text, eo);
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      // Exact only when the text up to the read mark tokenizes as a prefix of
+      // the whole (special tokens separate the turns, so it normally does).
+      const auto& p = prefixes[i];
+      if (p.empty() || p.size() > r.ids.size() || !std::equal(p.begin(), p.end(), r.ids.begin()))
+        throw InputError("step " + std::to_string(i) + ": its turn merges with the next when tokenized");
+      r.step_positions.push_back(static_cast<int64_t>(p.size()) - 1);
+    }
   } else if (in.style == "text") {
     std::string text = q;
     if (!steps.empty()) text += join(steps, in.step_separator) + in.final_suffix;
@@ -210,7 +233,7 @@ Verifier::Rendered Verifier::render(const std::string& question, const std::vect
   if (tag_id_ >= 0)
     for (size_t p = 0; p < r.ids.size(); ++p)
       if (r.ids[p] == tag_id_) r.tag_positions.push_back(static_cast<int64_t>(p));
-  if (in.style != "tokens") {
+  if (in.style == "chatml" || in.style == "text") {
     r.step_positions = r.tag_positions;
     if (!in.step_tag.empty() && r.tag_positions.size() != steps.size())
       throw InputError("the text holds " + std::to_string(r.tag_positions.size()) + " step tags for " +

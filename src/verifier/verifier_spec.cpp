@@ -35,7 +35,11 @@ void check_one_of(const std::string& value, std::set<std::string> allowed, const
 }
 
 void validate(const VerifierSpec& s, const std::string& where) {
-  check_one_of(s.input.style, {"chatml", "text", "tokens"}, where, "template.style");
+  check_one_of(s.input.style, {"chatml", "text", "tokens", "turns"}, where, "template.style");
+  if (s.input.style == "turns" && (s.input.user_turn.find("{content}") == std::string::npos ||
+                                   s.input.assistant_turn.find("{read}") == std::string::npos))
+    throw ConfigError(where + ": a turns template needs template.user_turn with {content} and "
+                      "template.assistant_turn with {read}");
   check_one_of(s.input.bos, {"auto", "yes", "no", "text"}, where, "template.bos");
   if (s.heads.empty()) throw ConfigError(where + ": 'heads' must name at least one head");
   std::set<std::string> names;
@@ -49,8 +53,8 @@ void validate(const VerifierSpec& s, const std::string& where) {
     check_one_of(h.read, {"tag", "before_tag", "step_end", "last"}, where, at + ".read");
     if ((h.read == "tag" || h.read == "before_tag") && s.input.step_tag.empty())
       throw ConfigError(where + ": " + at + " reads at the step tag but template.step_tag is empty");
-    if (h.type == "lm_candidates" && h.candidates.empty())
-      throw ConfigError(where + ": " + at + ": lm_candidates needs 'candidates'");
+    if (h.type == "lm_candidates" && h.candidates.empty() && h.candidate_tokens.size() < 2)
+      throw ConfigError(where + ": " + at + ": lm_candidates needs 'candidates' or two 'candidate_tokens'");
     if (h.class_index < 0) throw ConfigError(where + ": " + at + ".class_index must be >= 0");
   }
   if (s.input.style == "chatml" && s.input.step_tag.empty())
@@ -60,7 +64,13 @@ void validate(const VerifierSpec& s, const std::string& where) {
 // The presets, in the spec's own JSON form (parsed and validated on first use).
 // Sources: Qwen/Qwen2.5-Math-PRM-7B; peiyi9979/math-shepherd-mistral-7b-prm;
 // TRL PRMTrainer; Skywork/Skywork-o1-Open-PRM-Qwen-2.5; FreedomIntelligence/OVM;
-// the GSM8K-verifier convention of sequence-classification ORMs.
+// the GSM8K-verifier convention of sequence-classification ORMs;
+// RLHFlow/Llama3.1-8B-PRM-{Deepseek,Mistral}-Data (the Llama 3.1 chat
+// template with no system message; "+" after every step, read at the token
+// before it: logits[:, -3] of each prefix conversation);
+// MARIO-Math-Reasoning AlphaMath-7B (prompt "<question> {q} </question>\n" +
+// the partial solution; tanh(v_head.summary) at its last token, so sessions
+// give each step's value).
 constexpr const char* kPresets[] = {
     R"({"name": "qwen2.5-math-prm",
         "template": {"style": "chatml", "step_tag": "<extra_0>",
@@ -86,6 +96,18 @@ constexpr const char* kPresets[] = {
                      "steps_in_one_string": true, "eos_at_end": true},
         "heads": [{"name": "ovm", "meaning": "ovm", "type": "ovm", "weights": "", "file": "verifier.pth",
                    "activation": "none", "class_index": 0, "read": "step_end"}]})",
+    R"({"name": "rlhflow",
+        "template": {"style": "turns", "bos": "no", "question_suffix": " ",
+                     "preamble": "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>",
+                     "user_turn": "<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
+                     "assistant_turn": "<|start_header_id|>assistant<|end_header_id|>\n\n{read}+<|eot_id|>"},
+        "heads": [{"name": "prm", "type": "lm_candidates", "candidate_tokens": ["+", "-"], "activation": "softmax",
+                   "class_index": 0, "read": "step_end"}]})",
+    R"({"name": "alphamath",
+        "template": {"style": "text", "question_prefix": "<question> ", "question_suffix": " </question>\n",
+                     "step_separator": "\n"},
+        "heads": [{"name": "value", "meaning": "ovm", "type": "linear", "weights": "v_head.summary",
+                   "activation": "tanh", "class_index": 0, "read": "last"}]})",
     R"({"name": "orm",
         "template": {"style": "text", "question_suffix": "\n", "step_separator": "\n"},
         "heads": [{"name": "orm", "meaning": "orm", "type": "linear", "weights": "score", "activation": "none",
@@ -132,6 +154,9 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
     take(*t, "split_steps_on_newline", in.split_steps_on_newline, source);
     take(*t, "steps_in_one_string", in.steps_in_one_string, source);
     take(*t, "eos_at_end", in.eos_at_end, source);
+    take(*t, "preamble", in.preamble, source);
+    take(*t, "user_turn", in.user_turn, source);
+    take(*t, "assistant_turn", in.assistant_turn, source);
   }
   auto hs = j.find("heads");
   if (hs == j.end() || !hs->is_array()) throw ConfigError(source + ": 'heads' must be a list");
@@ -146,6 +171,7 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
     take(hj, "activation", h.activation, source);
     take(hj, "class_index", h.class_index, source);
     take(hj, "candidates", h.candidates, source);
+    take(hj, "candidate_tokens", h.candidate_tokens, source);
     take(hj, "read", h.read, source);
     s.heads.push_back(h);
   }
@@ -188,7 +214,10 @@ std::string VerifierSpec::to_json() const {
             {"bos", input.bos},
             {"split_steps_on_newline", input.split_steps_on_newline},
             {"steps_in_one_string", input.steps_in_one_string},
-            {"eos_at_end", input.eos_at_end}};
+            {"eos_at_end", input.eos_at_end},
+            {"preamble", input.preamble},
+            {"user_turn", input.user_turn},
+            {"assistant_turn", input.assistant_turn}};
   json hs = json::array();
   for (const auto& h : heads)
     hs.push_back({{"name", h.name},
@@ -199,6 +228,7 @@ std::string VerifierSpec::to_json() const {
                   {"activation", h.activation},
                   {"class_index", h.class_index},
                   {"candidates", h.candidates},
+                  {"candidate_tokens", h.candidate_tokens},
                   {"read", h.read}});
   return json{{"name", name}, {"template", t}, {"heads", hs}}.dump(2);
 }
