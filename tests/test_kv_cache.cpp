@@ -3,6 +3,7 @@
 
 #include "stepverify/errors.h"
 #include "stepverify/model.h"
+#include "stepverify/session.h"
 
 using namespace stepverify;
 
@@ -136,4 +137,40 @@ TEST_CASE("a window changes what distant tokens see", "[kvcache]") {
   auto a = Model::random(plain, 2), b = Model::random(windowed, 2);
   CHECK(test::max_abs_diff(full_tail(*a, {1, 2, 3}, 1), full_tail(*b, {1, 2, 3}, 1)) < kTol);
   CHECK(test::max_abs_diff(full_tail(*a, {1, 2, 3, 4, 5}, 1), full_tail(*b, {1, 2, 3, 4, 5}, 1)) > 1e-4);
+}
+
+TEST_CASE("prefix cache: longest cached prefix along the token tree, LRU eviction", "[kvcache]") {
+  auto m = Model::random(tiny(), 4);
+  const int64_t per_token = 100;
+  PrefixCache pc(/*budget_bytes=*/1300, per_token);  // 13 tokens' worth
+  auto cache_of = [&](const std::vector<int64_t>& toks) {
+    auto c = m->new_cache();
+    step(*m, c, toks);
+    return c;
+  };
+  const std::vector<int64_t> a = {1, 2, 3, 4, 5}, b = {1, 2, 3, 4, 5, 6, 7, 8};
+  pc.insert(a, cache_of(a));
+  pc.insert(b, cache_of(b));
+  int64_t len = 0;
+  auto hit = pc.lookup({1, 2, 3, 4, 5, 6, 7, 8, 9}, &len);
+  REQUIRE(hit);
+  CHECK(len == 8);
+  CHECK(hit->length() == 8);
+  // The fork continues exactly like a fresh pass.
+  CHECK(test::max_abs_diff(step(*m, *hit, {9}), full_tail(*m, {1, 2, 3, 4, 5, 6, 7, 8, 9}, 1)) < kTol);
+  CHECK(pc.lookup({1, 2, 3, 4, 5, 9}, &len));
+  CHECK(len == 5);
+  CHECK_FALSE(pc.lookup({2, 3}, &len));
+  CHECK(len == 0);
+  CHECK(pc.entries() == 2);
+  // A third entry overflows the budget: the least recently used (b) goes.
+  pc.lookup({1, 2, 3, 4, 5}, &len);  // touch a
+  const std::vector<int64_t> c = {7, 7, 7};
+  pc.insert(c, cache_of(c));
+  CHECK(pc.entries() == 2);
+  CHECK(pc.bytes() <= 1300);
+  pc.lookup({1, 2, 3, 4, 5, 6, 7, 8}, &len);
+  CHECK(len == 5);  // b evicted, a kept
+  CHECK(pc.lookup({7, 7, 7}, &len));
+  CHECK(len == 3);
 }

@@ -37,12 +37,16 @@
 
 namespace stepverify {
 
-/// A cache of KV prefixes shared by the sessions of one Verifier, keyed by
-/// token ids, evicting least recently used entries past a memory budget.
-/// Thread-safe.
+/// A cache of KV prefixes shared by the sessions of one Verifier: a tree keyed
+/// by token ids (one edge per token) whose nodes may hold a KV cache of the
+/// prefix that leads to them. Lookup walks the tree along a sequence and
+/// returns a fork of the deepest cached prefix (O(length)). Entries past the
+/// memory budget are evicted least recently used first; emptied branches are
+/// pruned. Thread-safe.
 class PrefixCache {
  public:
   PrefixCache(int64_t budget_bytes, int64_t bytes_per_token);
+  ~PrefixCache();
   /// A fork of the longest cached prefix of `ids`, and its length (0 and an
   /// empty optional when none).
   std::optional<KVCache> lookup(const std::vector<int64_t>& ids, int64_t* length);
@@ -53,13 +57,11 @@ class PrefixCache {
   int64_t hits() const { return hits_; }
 
  private:
-  struct Entry {
-    std::vector<int64_t> ids;
-    KVCache cache;
-  };
+  struct Node;
   void evict_locked();
   mutable std::mutex mu_;
-  std::list<Entry> lru_;  // front = most recent
+  std::unique_ptr<Node> root_;
+  std::list<Node*> lru_;  // nodes holding a cache; front = most recent
   int64_t budget_, per_token_, bytes_ = 0, hits_ = 0;
 };
 

@@ -9,41 +9,76 @@
 
 namespace stepverify {
 
+struct PrefixCache::Node {
+  Node* parent = nullptr;
+  int64_t token = -1;  // the edge from the parent
+  int64_t depth = 0;   // tokens from the root
+  std::map<int64_t, std::unique_ptr<Node>> children;
+  std::optional<KVCache> cache;
+  std::list<Node*>::iterator lru;  // valid while `cache` holds a value
+};
+
 PrefixCache::PrefixCache(int64_t budget_bytes, int64_t bytes_per_token)
-    : budget_(budget_bytes), per_token_(bytes_per_token) {}
+    : root_(std::make_unique<Node>()), budget_(budget_bytes), per_token_(bytes_per_token) {}
+
+PrefixCache::~PrefixCache() = default;
 
 std::optional<KVCache> PrefixCache::lookup(const std::vector<int64_t>& ids, int64_t* length) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto best = lru_.end();
-  for (auto it = lru_.begin(); it != lru_.end(); ++it) {
-    if (it->ids.size() > ids.size() || (best != lru_.end() && it->ids.size() <= best->ids.size())) continue;
-    if (std::equal(it->ids.begin(), it->ids.end(), ids.begin())) best = it;
+  Node* best = nullptr;
+  Node* at = root_.get();
+  for (int64_t id : ids) {
+    auto it = at->children.find(id);
+    if (it == at->children.end()) break;
+    at = it->second.get();
+    if (at->cache) best = at;
   }
   *length = 0;
-  if (best == lru_.end()) return std::nullopt;
-  lru_.splice(lru_.begin(), lru_, best);  // most recently used
+  if (!best) return std::nullopt;
+  lru_.splice(lru_.begin(), lru_, best->lru);  // most recently used
   ++hits_;
-  *length = static_cast<int64_t>(best->ids.size());
-  return best->cache.fork();
+  *length = best->depth;
+  return best->cache->fork();
 }
 
 void PrefixCache::insert(const std::vector<int64_t>& ids, const KVCache& cache) {
   if (ids.empty() || static_cast<int64_t>(ids.size()) * per_token_ > budget_) return;
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = lru_.begin(); it != lru_.end(); ++it)
-    if (it->ids == ids) {
-      lru_.splice(lru_.begin(), lru_, it);
-      return;
+  Node* at = root_.get();
+  for (int64_t id : ids) {
+    auto& child = at->children[id];
+    if (!child) {
+      child = std::make_unique<Node>();
+      child->parent = at;
+      child->token = id;
+      child->depth = at->depth + 1;
     }
-  lru_.push_front(Entry{ids, cache.fork()});
-  bytes_ += static_cast<int64_t>(ids.size()) * per_token_;
+    at = child.get();
+  }
+  if (at->cache) {
+    lru_.splice(lru_.begin(), lru_, at->lru);
+    return;
+  }
+  at->cache = cache.fork();
+  lru_.push_front(at);
+  at->lru = lru_.begin();
+  bytes_ += at->depth * per_token_;
   evict_locked();
 }
 
 void PrefixCache::evict_locked() {
   while (bytes_ > budget_ && !lru_.empty()) {
-    bytes_ -= static_cast<int64_t>(lru_.back().ids.size()) * per_token_;
+    Node* n = lru_.back();
     lru_.pop_back();
+    bytes_ -= n->depth * per_token_;
+    n->cache.reset();
+    // Prune the branch up to the first node still in use.
+    while (n != root_.get() && !n->cache && n->children.empty()) {
+      Node* parent = n->parent;
+      const int64_t token = n->token;
+      parent->children.erase(token);  // destroys n
+      n = parent;
+    }
   }
 }
 
