@@ -85,6 +85,10 @@ class Model {
  public:
   /// Loads config.json, the safetensors weights and the tokenizer from `dir`.
   static std::shared_ptr<const Model> load(const std::filesystem::path& dir, const LoadOptions& options = {});
+  /// The same from a config and checkpoint already opened (the tokenizer is
+  /// read from `dir`), for loaders that also read other tensors of the checkpoint.
+  static std::shared_ptr<const Model> load(const std::filesystem::path& dir, const ModelConfig& config,
+                                           const Checkpoint& checkpoint, const LoadOptions& options = {});
   /// Builds a model from a config and tensors (e.g. from memory); no tokenizer.
   static std::shared_ptr<const Model> from_checkpoint(const ModelConfig& config, const Checkpoint& checkpoint,
                                                       const LoadOptions& options = {});

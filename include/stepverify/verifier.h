@@ -114,6 +114,8 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
   /// Renders (question, steps) to ids. `partial`: the form a session extends
   /// step by step (no end-of-solution suffix, no EOS).
   Rendered render(const std::string& question, const std::vector<std::string>& steps, bool partial) const;
+  /// score_batch on inputs already rendered (full form) and length-checked.
+  std::vector<Scores> score_rendered(const std::vector<Rendered>& rendered, const ScoreOptions& options = {}) const;
   /// Where head `h` reads in `r`: one position per step (for "last" heads,
   /// the last token, once).
   std::vector<int64_t> read_positions(size_t h, const Rendered& r) const;

@@ -101,9 +101,6 @@ void KVCache::reserve(int64_t new_tokens, const at::Tensor& new_mask) {
   if (need > storage_->capacity)
     throw InputError("input of " + std::to_string(new_tokens) + " tokens after " + std::to_string(length_) +
                      " cached positions exceeds the cache capacity of " + std::to_string(storage_->capacity));
-  if (new_mask.size(0) != storage_->batch)
-    throw InputError("batch of " + std::to_string(new_mask.size(0)) + " rows given to a cache of " +
-                     std::to_string(storage_->batch) + " rows");
   bool in_place = false;
   {
     std::lock_guard<std::mutex> lock(storage_->mu);

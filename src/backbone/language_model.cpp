@@ -1,5 +1,4 @@
 // Model: loading a checkpoint into the backbone (a checked one-to-one copy).
-#include <cstring>
 #include <set>
 
 #include "stepverify/errors.h"
@@ -10,14 +9,6 @@
 namespace stepverify {
 namespace {
 
-bool is_floating(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::F64; }
-
-std::string shape_str(at::IntArrayRef s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 void check_options(const LoadOptions& o) {
   if (o.dtype != torch::kFloat && o.dtype != torch::kBFloat16 && o.dtype != torch::kHalf)
     throw ConfigError("LoadOptions.dtype must be float32, bfloat16 or float16");
@@ -27,56 +18,6 @@ void check_options(const LoadOptions& o) {
 
 }  // namespace
 
-at::Tensor to_tensor(const TensorView& v) {
-  auto t = torch::empty(v.shape, torch::dtype(torch_dtype(v.dtype)));
-  if (v.nbytes) std::memcpy(t.data_ptr(), v.data, v.nbytes);
-  return t;
-}
-
-c10::ScalarType torch_dtype(DType d) {
-  switch (d) {
-    case DType::F64: return torch::kDouble;
-    case DType::F32: return torch::kFloat;
-    case DType::F16: return torch::kHalf;
-    case DType::BF16: return torch::kBFloat16;
-    case DType::I64: return torch::kLong;
-    case DType::I32: return torch::kInt;
-    case DType::I16: return torch::kShort;
-    case DType::I8: return torch::kChar;
-    case DType::U8: return torch::kByte;
-    case DType::BOOL: return torch::kBool;
-  }
-  return torch::kFloat;
-}
-
-std::optional<DType> stepverify_dtype(c10::ScalarType t) {
-  switch (t) {
-    case torch::kDouble: return DType::F64;
-    case torch::kFloat: return DType::F32;
-    case torch::kHalf: return DType::F16;
-    case torch::kBFloat16: return DType::BF16;
-    case torch::kLong: return DType::I64;
-    case torch::kInt: return DType::I32;
-    case torch::kShort: return DType::I16;
-    case torch::kChar: return DType::I8;
-    case torch::kByte: return DType::U8;
-    case torch::kBool: return DType::BOOL;
-    default: return std::nullopt;
-  }
-}
-
-at::Tensor load_parameter(const Checkpoint& ckpt, const std::string& name, at::IntArrayRef expected_shape,
-                          c10::Device device, c10::ScalarType dtype) {
-  TensorView view = ckpt.tensor(name);
-  if (!is_floating(view.dtype))
-    throw ShapeError(ckpt.name() + ": tensor " + name + ": dtype " + std::string(dtype_name(view.dtype)) +
-                     " where a floating-point weight is expected");
-  if (at::IntArrayRef(view.shape) != expected_shape)
-    throw ShapeError(ckpt.name() + ": tensor " + name + ": expected " + shape_str(expected_shape) + ", found " +
-                     shape_str(view.shape));
-  return to_tensor(view).to(device, dtype);
-}
-
 at::Tensor to_batch(const std::vector<int64_t>& ids) {
   return torch::tensor(ids, torch::kLong).view({1, static_cast<int64_t>(ids.size())});
 }
@@ -84,10 +25,12 @@ at::Tensor to_batch(const std::vector<int64_t>& ids) {
 Model::~Model() = default;
 
 std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options) {
-  configure_runtime(options.runtime);
-  const auto config = ModelConfig::from_file(dir / "config.json");
-  auto ckpt = Checkpoint::open(dir);
-  auto model = std::const_pointer_cast<Model>(from_checkpoint(config, *ckpt, options));
+  return load(dir, ModelConfig::from_file(dir / "config.json"), *Checkpoint::open(dir), options);
+}
+
+std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const ModelConfig& config,
+                                         const Checkpoint& checkpoint, const LoadOptions& options) {
+  auto model = std::const_pointer_cast<Model>(from_checkpoint(config, checkpoint, options));
   if (options.load_tokenizer) model->tokenizer_ = load_tokenizer(dir, options.tokenizer);
   return model;
 }

@@ -181,10 +181,9 @@ at::Tensor TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t past
   visible = visible.unsqueeze(0).logical_and(key_valid.unsqueeze(1).to(torch::kBool));  // [B, T, S]
   // Finite minimum, as HF: a row with no visible key gets uniform attention
   // instead of NaN.
-  const double minval = dtype == torch::kFloat    ? std::numeric_limits<float>::lowest()
-                        : dtype == torch::kDouble ? std::numeric_limits<double>::lowest()
-                        : dtype == torch::kBFloat16 ? -3.3895313892515355e38
-                                                    : -65504.0;
+  const double minval = AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "mask_min", [] {
+    return static_cast<double>(std::numeric_limits<scalar_t>::lowest());
+  });
   auto mask = at::zeros(visible.sizes(), torch::dtype(dtype).device(dev)).masked_fill(visible.logical_not(), minval);
   return mask.view({mask.size(0), 1, 1, T, S});
 }

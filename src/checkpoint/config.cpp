@@ -1,13 +1,12 @@
 // config.json -> ModelConfig, with an architecture registry.
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "stepverify/config.h"
 #include "stepverify/errors.h"
+#include "util/files.h"
 
 namespace stepverify {
 namespace {
@@ -125,11 +124,7 @@ std::vector<std::string> supported_architectures() {
 }
 
 ModelConfig ModelConfig::from_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path.string() + ": cannot open (config.json is required)");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return from_json(ss.str(), path.string());
+  return from_json(detail::read_file(path, "config.json is required"), path.string());
 }
 
 ModelConfig ModelConfig::from_json(std::string_view text, const std::string& source) {

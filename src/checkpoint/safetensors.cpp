@@ -8,6 +8,8 @@
 
 #include "stepverify/checkpoint.h"
 #include "stepverify/errors.h"
+#include "util/files.h"
+#include "util/sequences.h"
 
 namespace stepverify {
 namespace {
@@ -29,11 +31,7 @@ constexpr DTypeInfo kDTypes[] = {
     {DType::BOOL, "BOOL", 1},
 };
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
-}
+using detail::shape_str;
 
 // numel * item size, or nullopt on overflow.
 std::optional<uint64_t> span_bytes(const std::vector<int64_t>& shape, size_t item) {
@@ -194,11 +192,9 @@ std::shared_ptr<const Checkpoint> Checkpoint::open(const std::filesystem::path& 
   const fs::path index = path / "model.safetensors.index.json";
   const fs::path single = path / "model.safetensors";
   if (fs::exists(index)) {
-    std::ifstream in(index);
-    if (!in) throw IoError(index.string() + ": cannot open");
     json j;
     try {
-      j = json::parse(in);
+      j = json::parse(detail::read_file(index));
     } catch (const json::exception& e) {
       throw FormatError(index.string() + ": not valid JSON: " + e.what());
     }

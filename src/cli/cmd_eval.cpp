@@ -78,8 +78,6 @@ int run_processbench(const ProcessBenchArgs& a) {
 
 }  // namespace
 
-Run add_eval_bon(CLI::App& eval);  // `eval bon`, in cmd_eval_bon.cpp
-
 Run add_eval(CLI::App& app) {
   app.description("Evaluate a verifier on a benchmark");
   app.require_subcommand(1);

@@ -34,7 +34,7 @@ std::vector<std::string> split_csv(const std::string& s) {
 struct Record {
   size_t line = 0;
   ojson json;
-  Solution solution;
+  Verifier::Rendered rendered;  // tokenized once, when the line is checked
 };
 
 // The question and steps of one input line; throws InputError naming the field.
@@ -97,9 +97,9 @@ Run add_score(CLI::App& app) {
       r.line = lineno;
       try {
         r.json = ojson::parse(line);
-        r.solution = parse_solution(r.json);
-        verifier->check_length(static_cast<int64_t>(verifier->render(r.solution.question, r.solution.steps, false).ids.size()),
-                               "the input");
+        const Solution s = parse_solution(r.json);
+        r.rendered = verifier->render(s.question, s.steps, false);
+        verifier->check_length(static_cast<int64_t>(r.rendered.ids.size()), "the input");
       } catch (const ojson::exception& e) {
         report(lineno, std::string("not valid JSON: ") + e.what());
         continue;
@@ -119,9 +119,9 @@ Run add_score(CLI::App& app) {
     const size_t chunk = 64;
     for (size_t start = 0; start < records.size(); start += chunk) {
       const size_t end = std::min(records.size(), start + chunk);
-      std::vector<Solution> sols;
-      for (size_t i = start; i < end; ++i) sols.push_back(records[i].solution);
-      auto scores = verifier->score_batch(sols, so);
+      std::vector<Verifier::Rendered> batch;
+      for (size_t i = start; i < end; ++i) batch.push_back(std::move(records[i].rendered));
+      auto scores = verifier->score_rendered(batch, so);
       for (size_t i = start; i < end; ++i) {
         const Scores& s = scores[i - start];
         ojson j = records[i].json;

@@ -19,6 +19,8 @@ Run add_forward(CLI::App& app);
 Run add_demo(CLI::App& app);
 Run add_score(CLI::App& app);
 Run add_eval(CLI::App& app);
+/// `eval bon`, registered by add_eval on its `eval` app.
+Run add_eval_bon(CLI::App& eval);
 Run add_answers(CLI::App& app);
 Run add_vote(CLI::App& app);
 Run add_search(CLI::App& app);

@@ -2,12 +2,11 @@
 // filling step scores through a scorer callback.
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "stepverify/errors.h"
 #include "stepverify/evaluation.h"
+#include "util/files.h"
 
 namespace stepverify {
 namespace {
@@ -68,14 +67,6 @@ ProcessBenchRecord parse_record(const json& j, const ProcessBenchReadOptions& op
   return r;
 }
 
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path.string() + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError(path.string() + ": read failed");
-  return ss.str();
-}
 
 }  // namespace
 
@@ -135,12 +126,12 @@ std::vector<ProcessBenchRecord> read_processbench_records(const std::filesystem:
     std::sort(files.begin(), files.end());
     std::vector<ProcessBenchRecord> out;
     for (const auto& f : files) {
-      auto part = parse_processbench_records(read_text(f), f.string(), options);
+      auto part = parse_processbench_records(detail::read_file(f), f.string(), options);
       out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
     }
     return out;
   }
-  return parse_processbench_records(read_text(path), path.string(), options);
+  return parse_processbench_records(detail::read_file(path), path.string(), options);
 }
 
 void score_processbench_records(std::vector<ProcessBenchRecord>& records, const ScoreFn& score) {

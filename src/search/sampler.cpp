@@ -5,6 +5,7 @@
 
 #include "stepverify/errors.h"
 #include "stepverify/search.h"
+#include "util/sequences.h"
 
 namespace stepverify {
 
@@ -71,8 +72,7 @@ std::vector<Proposal> SamplingProposer::propose(const std::string& question, con
     co.capacity = policy_->config().max_position_embeddings;
     st.cache = std::make_unique<KVCache>(policy_->new_cache(1, co));
   }
-  int64_t keep = 0;
-  while (keep < std::min<int64_t>(n - 1, static_cast<int64_t>(st.ids.size())) && st.ids[keep] == ids[keep]) ++keep;
+  const int64_t keep = detail::common_prefix(st.ids, ids, n - 1);
   st.cache->truncate(std::min(keep, st.cache->length()));
   ForwardInput in;
   in.input_ids = to_batch(std::vector<int64_t>(ids.begin() + keep, ids.end()));

@@ -10,17 +10,14 @@
 #include "stepverify/answer.h"
 #include "stepverify/errors.h"
 #include "stepverify/session.h"
+#include "util/sequences.h"
 
 namespace stepverify {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
-  return out;
-}
+using detail::join;
 
 // A partial solution: its steps, their scores under the ranking head, and the
 // session holding its verifier KV prefix.
@@ -111,19 +108,19 @@ class Search {
       std::vector<Candidate> sel;
       for (size_t i : pool) sel.push_back({join(cands[i].steps, "\n"), std::nullopt, cands[i].score, {}});
       const auto picked = select_answer(sel);
-      size_t best = pool[0];
+      size_t best = 0;  // index into pool
       if (options_.final_pick == FinalPick::WeightedVote && picked.weighted_group >= 0) {
         // The best-scored member of the heaviest class.
         double top = -INFINITY;
         for (size_t m : picked.groups[picked.weighted_group].members)
-          if (cands[pool[m]].score > top) top = cands[pool[m]].score, best = pool[m];
+          if (cands[pool[m]].score > top) top = cands[pool[m]].score, best = m;
       } else {
-        for (size_t i : pool)
-          if (cands[i].score > cands[best].score) best = i;
+        for (size_t m = 0; m < pool.size(); ++m)
+          if (cands[pool[m]].score > cands[pool[best]].score) best = m;
       }
-      result_.steps = cands[best].steps;
-      result_.score = cands[best].score;
-      result_.answer = extract_answer(join(result_.steps, "\n")).value_or("");
+      result_.steps = cands[pool[best]].steps;
+      result_.score = cands[pool[best]].score;
+      result_.answer = picked.answers[best].value_or("");  // extracted by select_answer
     }
     result_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return std::move(result_);

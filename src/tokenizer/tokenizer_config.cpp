@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -56,15 +54,6 @@ bool is_ascii_space(char c) {
 }
 
 }  // namespace
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path.string() + ": cannot open file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError(path.string() + ": read failed");
-  return ss.str();
-}
 
 HfTokenizerConfig read_hf_tokenizer_config(const std::filesystem::path& dir) {
   HfTokenizerConfig cfg;

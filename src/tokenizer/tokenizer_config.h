@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "stepverify/tokenizer.h"
+#include "util/files.h"
 
 namespace stepverify::detail {
 
@@ -49,8 +50,5 @@ struct TextChunk {
 /// empty text chunks dropped).
 std::vector<TextChunk> split_on_added_tokens(std::string_view text,
                                              const std::vector<AddedToken>& tokens);
-
-/// Reads a whole file; throws IoError naming it when it cannot.
-std::string read_file(const std::filesystem::path& path);
 
 }  // namespace stepverify::detail

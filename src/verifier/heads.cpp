@@ -1,7 +1,6 @@
 // Verifier heads: LM-head candidates, MLP, linear and OVM value heads.
 #include "verifier/heads.h"
 
-#include <fstream>
 #include <map>
 
 #include <torch/csrc/jit/serialization/pickle.h>
@@ -9,15 +8,13 @@
 #include "backbone/tensor_io.h"
 #include "stepverify/errors.h"
 #include "stepverify/transformer.h"
+#include "util/files.h"
+#include "util/sequences.h"
 
 namespace stepverify {
 namespace {
 
-std::string shape_str(at::IntArrayRef s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
-  return out + "]";
-}
+using detail::shape_str;
 
 // Where head tensors come from: the checkpoint, a safetensors file, or a
 // torch.save file (read without Python through libtorch's unpickler).
@@ -35,8 +32,8 @@ class WeightSource {
       file_ = Checkpoint::open(path);
       return;
     }
-    std::ifstream in(path, std::ios::binary);
-    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), {});
+    const std::string text = detail::read_file(path);
+    const std::vector<char> bytes(text.begin(), text.end());
     c10::IValue v;
     try {
       v = torch::jit::pickle_load(bytes);

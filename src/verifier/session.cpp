@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "stepverify/errors.h"
+#include "util/sequences.h"
 
 namespace stepverify {
 
@@ -124,9 +125,7 @@ std::map<std::string, double> ScoringSession::append_step(const std::string& ste
 
   // Keep the longest prefix the cache already holds; recompute from the
   // earliest read position whose score is not known yet.
-  int64_t keep = 0;
-  const int64_t held = static_cast<int64_t>(ids_.size());
-  while (keep < std::min(held, n) && ids_[keep] == r.ids[keep]) ++keep;
+  int64_t keep = detail::common_prefix(ids_, r.ids);
   std::vector<std::vector<int64_t>> positions(H);
   for (size_t h = 0; h < H; ++h) {
     positions[h] = verifier_->read_positions(h, r);
@@ -197,9 +196,7 @@ void ScoringSession::rollback(size_t n) {
   // The tokens of the remaining steps stay cached; the next append finds them
   // as the common prefix.
   const auto r = verifier_->render(question_, steps_, true);
-  int64_t keep = 0;
-  const int64_t m = std::min<int64_t>(static_cast<int64_t>(ids_.size()), static_cast<int64_t>(r.ids.size()));
-  while (keep < m && ids_[keep] == r.ids[keep]) ++keep;
+  const int64_t keep = detail::common_prefix(ids_, r.ids);
   cache_->truncate(std::min(keep, cache_->length()));
   ids_.resize(static_cast<size_t>(cache_->length()));
 }

@@ -10,16 +10,13 @@
 
 #include "stepverify/errors.h"
 #include "stepverify/session.h"
+#include "util/sequences.h"
 #include "verifier/heads.h"
 
 namespace stepverify {
 namespace {
 
-std::string join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
-  return out;
-}
+using detail::join;
 
 std::vector<std::string> split_lines(const std::string& s) {
   std::vector<std::string> out;
@@ -97,8 +94,8 @@ std::shared_ptr<const Verifier> Verifier::load(const std::filesystem::path& dir,
   auto v = std::shared_ptr<Verifier>(new Verifier());
   const auto config = ModelConfig::from_file(dir / "config.json");
   v->spec_ = choose_spec(dir, options, config);
-  v->model_ = Model::load(dir, options.load);
-  auto ckpt = Checkpoint::open(dir);
+  auto ckpt = Checkpoint::open(dir);  // opened once: backbone and heads read it
+  v->model_ = Model::load(dir, config, *ckpt, options.load);
   for (const auto& h : v->spec_.heads) {
     if (!options.heads.empty() && std::find(options.heads.begin(), options.heads.end(), h.name) == options.heads.end())
       continue;
@@ -293,11 +290,15 @@ std::vector<Scores> Verifier::score_batch(const std::vector<Solution>& solutions
       throw InputError("solution " + std::to_string(i) + ": " + e.what());
     }
   }
-  std::vector<size_t> order(solutions.size());
+  return score_rendered(rendered, options);
+}
+
+std::vector<Scores> Verifier::score_rendered(const std::vector<Rendered>& rendered, const ScoreOptions& options) const {
+  std::vector<size_t> order(rendered.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return rendered[a].ids.size() > rendered[b].ids.size(); });
-  std::vector<Scores> out(solutions.size());
+  std::vector<Scores> out(rendered.size());
   const int64_t pad = model_->tokenizer().special_tokens().pad_id.value_or(0);
   c10::InferenceMode guard;
   for (size_t start = 0; start < order.size();) {

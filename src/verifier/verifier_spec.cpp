@@ -1,14 +1,13 @@
 // Verifier specs: JSON form and the presets of released verifiers.
 #include "stepverify/verifier_spec.h"
 
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "stepverify/errors.h"
+#include "util/files.h"
 
 namespace stepverify {
 namespace {
@@ -180,11 +179,7 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
 }
 
 VerifierSpec VerifierSpec::from_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path.string() + ": cannot open spec file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return from_json(ss.str(), path.string());
+  return from_json(detail::read_file(path, "spec file"), path.string());
 }
 
 VerifierSpec VerifierSpec::preset(const std::string& name) {

@@ -1,0 +1,39 @@
+// Internal: small helpers on sequences shared across the library.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace stepverify::detail {
+
+/// "[2,3]" for dims {2, 3}; any range of integers.
+template <typename Dims>
+std::string shape_str(const Dims& dims) {
+  std::string out = "[";
+  bool first = true;
+  for (auto d : dims) {
+    out += (first ? "" : ",") + std::to_string(d);
+    first = false;
+  }
+  return out + "]";
+}
+
+/// parts[0] + sep + parts[1] + ...
+inline std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
+  return out;
+}
+
+/// Length of the longest common prefix of `a` and `b`, at most `limit`.
+inline int64_t common_prefix(const std::vector<int64_t>& a, const std::vector<int64_t>& b,
+                             int64_t limit = INT64_MAX) {
+  const int64_t n = std::min({static_cast<int64_t>(a.size()), static_cast<int64_t>(b.size()), limit});
+  int64_t k = 0;
+  while (k < n && a[k] == b[k]) ++k;
+  return k;
+}
+
+}  // namespace stepverify::detail
