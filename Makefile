@@ -4,7 +4,7 @@ BUILD_TYPE ?= Release
 SHARED_DIR ?= $(abspath ../shared)
 CMAKE_FLAGS ?=
 
-.PHONY: demo test build configure deps clean
+.PHONY: demo test build configure deps clean models
 
 deps:
 	@bash scripts/install_deps.sh
@@ -19,7 +19,12 @@ build: configure
 
 demo: configure
 	@cmake --build $(BUILD_DIR) --target stepverify_cli
-	@$(BUILD_DIR)/stepverify demo --shared $(SHARED_DIR)
+	@$(BUILD_DIR)/stepverify demo --models models
+
+# Retrains the shipped tokenizer, policy and verifier from scratch (seeded).
+models: configure
+	@cmake --build $(BUILD_DIR) --target stepverify_cli
+	@$(BUILD_DIR)/stepverify models --out models
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -LE slow $(CTEST_FLAGS)

@@ -82,6 +82,15 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   const int64_t row_bytes = kv_heads_ * G * S * static_cast<int64_t>(c10::elementSize(q.scalar_type()));
   const int64_t block = std::clamp<int64_t>(kScoreBytes / std::max<int64_t>(row_bytes, 1), 1, T);
   auto qg = q.reshape({B, kv_heads_, G, T, head_dim_});
+  if (at::GradMode::is_enabled()) {
+    // Training: one batched product, differentiable without slice copies
+    // (training batches are short, so the score tensor stays small).
+    auto scores = (at::matmul(qg.reshape({B, kv_heads_, G * T, head_dim_}), K.transpose(-1, -2)) / scale)
+                      .view({B, kv_heads_, G, T, S}) + mask;
+    auto probs = at::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
+    auto o = at::matmul(probs.view({B, kv_heads_, G * T, S}), V);  // [B, kv, G*T, d]
+    return o_proj->forward(o.view({B, kv_heads_, G, T, head_dim_}).permute({0, 3, 1, 2, 4}).reshape({B, T, heads_ * head_dim_}));
+  }
   auto out = at::empty({B, T, kv_heads_, G, head_dim_}, q.options());
   auto Kt = K.transpose(-1, -2);
   for (int64_t b = 0; b < B; ++b) {

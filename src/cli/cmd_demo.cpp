@@ -1,79 +1,67 @@
-// stepverify demo: loads a checkpoint (by default the llama_gqa fixture of the
-// shared directory) and prints its tokenization and next-token predictions.
-#include <cstdlib>
+// stepverify demo: the method comparison on the shipped models, as a table
+// (and one solution scored step by step) or as one JSON object.
 #include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
-#include <torch/torch.h>
 
 #include "cli/commands.h"
-#include "stepverify/errors.h"
-#include "stepverify/model.h"
-#include "stepverify/session.h"
-#include "stepverify/verifier.h"
+#include "stepverify/demo.h"
 
 namespace stepverify::cli {
 
 Run add_demo(CLI::App& app) {
-  app.description("Load a checkpoint and show tokenization, next-token predictions and greedy decoding");
-  auto shared = std::make_shared<std::string>("../shared");
-  auto model_dir = std::make_shared<std::string>();
-  auto text = std::make_shared<std::string>("Ana has 12 coins and buys 5 more, so");
-  app.add_option("--shared", *shared, "shared directory holding fixtures/hf");
-  app.add_option("--model", *model_dir, "checkpoint directory (default: SHARED/fixtures/hf/llama_gqa)");
-  app.add_option("--text", *text, "prompt");
+  app.description("Compare greedy, majority, ORM best-of-N, PRM weighted SC and PRM/OVM beam search on the shipped "
+                  "models (held-out arithmetic problems, equal budget)");
+  auto o = std::make_shared<DemoOptions>();
+  auto json = std::make_shared<bool>(false);
+  auto shared = std::make_shared<std::string>();
+  auto models = std::make_shared<std::string>("models");
+  app.add_option("--models", *models, "directory holding policy/ and verifier/ (default: models)");
+  app.add_option("--problems", o->problems, "held-out problems (default 200)");
+  app.add_option("--n", o->n, "proposals per problem for every method (default 16)");
+  app.add_option("--beam-width", o->beam_width, "beams kept (default 4)");
+  app.add_option("--expansions", o->expansions, "proposals per beam and step (default 4)");
+  app.add_option("--temperature", o->temperature, "policy sampling temperature (default 1)");
+  app.add_option("--seed", o->seed, "sampling seed (default 0)");
+  app.add_option("--threads", o->threads, "worker threads for the searches (default 2)");
+  app.add_option("--shared", *shared, "accepted for compatibility; unused");
+  app.add_flag("--json", *json, "print the figures as one JSON object");
   return [=] {
-    std::filesystem::path dir = model_dir->empty() ? std::filesystem::path(*shared) / "fixtures/hf/llama_gqa"
-                                                   : std::filesystem::path(*model_dir);
-    if (!std::filesystem::exists(dir / "config.json"))
-      throw IoError(dir.string() + ": no checkpoint here (pass --model DIR or --shared DIR)");
-    auto model = Model::load(dir);
-    const auto& cfg = model->config();
-    fmt::print("model      {} ({}), {} layers, hidden {}, {} heads / {} kv heads, {:.2f}M parameters\n",
-               dir.string(), cfg.architecture, cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads,
-               cfg.num_key_value_heads, model->num_parameters() / 1e6);
-    fmt::print("tokenizer  {} with {} tokens\n", model->tokenizer().kind(), model->tokenizer().size());
-    auto enc = model->tokenizer().encode_with_pieces(*text);
-    fmt::print("text       \"{}\"\n", *text);
-    fmt::print("tokens     ");
-    for (size_t i = 0; i < enc.ids.size(); ++i) fmt::print("{}{}:{}", i ? " " : "", enc.pieces[i], enc.ids[i]);
-    fmt::print("\n");
-    if (!model->has_lm_head()) return 0;
-    ForwardInput in;
-    in.input_ids = to_batch(enc.ids);
-    auto logits = model->logits(model->forward(in).hidden)[0];
-    auto probs = torch::softmax(logits.select(0, logits.size(0) - 1), -1);
-    auto top = probs.topk(5);
-    fmt::print("next token after the prompt:\n");
-    for (int64_t k = 0; k < 5; ++k) {
-      const int64_t id = std::get<1>(top)[k].item<int64_t>();
-      fmt::print("  {:>5.1f}%  {:>5}  {}\n", 100.0 * std::get<0>(top)[k].item<double>(), id,
-                 model->tokenizer().id_to_piece(id));
+    auto opts = *o;
+    opts.models_dir = *models;
+    if (opts.beam_width * opts.expansions != opts.n)
+      std::cerr << fmt::format("note: beam_width x expansions = {} proposals per step, not n = {}\n",
+                               opts.beam_width * opts.expansions, opts.n);
+    const auto r = run_demo(opts);
+    if (*json) {
+      std::cout << r.to_json() << "\n";
+      return 0;
     }
-    auto gen = model->generate_greedy(enc.ids, 8);
-    fmt::print("greedy     {}\n", model->tokenizer().decode(gen));
-    fmt::print("(random-weight fixture: the tokens are exact, the words are noise; a trained demo model comes with\n"
-               " the training issue)\n");
-
-    // A process reward model scoring a solution, in one pass and step by step.
-    const auto prm_dir = std::filesystem::path(*shared) / "fixtures/hf/qwen2_prm";
-    if (!model_dir->empty() || !std::filesystem::exists(prm_dir / "config.json")) return 0;
-    auto verifier = Verifier::load(prm_dir);
-    const std::string question = "Janet has 16 eggs and eats 3. How many are left?";
-    const std::vector<std::string> steps = {"Janet starts with 16 eggs.", "She eats 3, so 16 - 3 = 13.",
-                                            "The answer is $\\boxed{13}$."};
-    fmt::print("\nverifier   {} (preset {}, heads:", prm_dir.string(), verifier->spec().name);
-    for (const auto& h : verifier->head_names()) fmt::print(" {}", h);
-    fmt::print(")\nquestion   {}\n", question);
-    auto scores = verifier->score(question, steps);
-    auto session = verifier->session(question);
-    for (size_t i = 0; i < steps.size(); ++i) {
-      const double inc = session->append_step(steps[i]).at("prm");
-      fmt::print("step {}     {:<32} reward {:.6f} (incremental {:.6f})\n", i + 1, steps[i], scores.step_scores[i], inc);
+    fmt::print("{} held-out arithmetic problems, {} proposals per problem (beam search: {} beams x {} expansions per "
+               "step)\n\n",
+               r.problems, r.n, opts.beam_width, opts.expansions);
+    fmt::print("{:<18} {:>9} {:>16} {:>16} {:>9}\n", "method", "accuracy", "verifier tokens", "policy tokens", "seconds");
+    for (const auto& name : r.order) {
+      const auto& m = r.methods.at(name);
+      fmt::print("{:<18} {:>8.1f}% {:>16} {:>16} {:>9.1f}\n", name, 100 * m.accuracy, m.verifier_tokens,
+                 m.generated_tokens, m.seconds);
     }
-    fmt::print("session    {} tokens cached, {} computed: each token once\n", session->cached_tokens(),
-               session->tokens_computed());
+    fmt::print("\nPRM first-error detection on the {} sampled solutions against the exact labels (ProcessBench "
+               "metric, threshold 0.5): F1 {:.3f} (error accuracy {:.3f}, correct accuracy {:.3f})\n",
+               r.first_error_solutions, r.first_error_f1, r.first_error_error_accuracy, r.first_error_correct_accuracy);
+    const auto& ex = r.example;
+    if (!ex.steps.empty()) {
+      fmt::print("\nOne sampled solution, scored step by step:\n  {}\n", ex.question);
+      for (size_t i = 0; i < ex.steps.size(); ++i) {
+        std::string flag;
+        if (static_cast<int>(i) == ex.predicted_first_error) flag += "  <- first step the PRM rejects";
+        if (static_cast<int>(i) == ex.true_first_error) flag += "  <- first wrong step (exact check)";
+        fmt::print("  step {}  {:<28} PRM {:.3f}  {}{}\n", i + 1, ex.steps[i], ex.prm[i],
+                   i < ex.correct.size() && ex.correct[i] ? "right" : "wrong", flag);
+      }
+    }
+    fmt::print("\n{:.1f} s in all\n", r.seconds);
     return 0;
   };
 }

@@ -17,6 +17,9 @@ void write_file(const std::string& path, const std::string& text);
 Run add_tokenize(CLI::App& app);
 Run add_forward(CLI::App& app);
 Run add_demo(CLI::App& app);
+Run add_models(CLI::App& app);
+Run add_train(CLI::App& app);
+Run add_label(CLI::App& app);
 Run add_score(CLI::App& app);
 Run add_eval(CLI::App& app);
 /// `eval bon`, registered by add_eval on its `eval` app.

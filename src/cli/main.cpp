@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   add("search", stepverify::cli::add_search);
   add("eval", stepverify::cli::add_eval);
   add("demo", stepverify::cli::add_demo);
+  add("models", stepverify::cli::add_models);
+  add("train", stepverify::cli::add_train);
+  add("label", stepverify::cli::add_label);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

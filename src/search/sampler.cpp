@@ -5,6 +5,7 @@
 
 #include "stepverify/errors.h"
 #include "stepverify/search.h"
+#include "search/sample_logits.h"
 #include "util/sequences.h"
 
 namespace stepverify {
@@ -28,28 +29,6 @@ SamplingProposer::SamplingProposer(std::shared_ptr<const Model> policy, SamplerO
 
 SamplingProposer::~SamplingProposer() = default;
 
-namespace {
-
-// Next tokens [k] from logits [k, V] with temperature, top-k and top-p.
-at::Tensor sample(at::Tensor logits, const SamplerOptions& o, at::Generator& gen) {
-  logits = logits.to(torch::kFloat).cpu();
-  if (o.temperature == 0) return logits.argmax(-1);
-  logits = logits / o.temperature;
-  if (o.top_k > 0 && o.top_k < logits.size(-1)) {
-    auto kth = std::get<0>(logits.topk(o.top_k, -1)).select(-1, o.top_k - 1).unsqueeze(-1);
-    logits = logits.masked_fill(logits < kth, -INFINITY);
-  }
-  if (o.top_p < 1.0) {
-    auto [sorted, idx] = logits.sort(-1, /*descending=*/true);
-    auto cum = sorted.softmax(-1).cumsum(-1);
-    // Drop tokens once the mass before them reaches top_p (the first always stays).
-    auto drop = (cum - sorted.softmax(-1)) >= o.top_p;
-    logits = logits.scatter(-1, idx, sorted.masked_fill(drop, -INFINITY));
-  }
-  return at::multinomial(logits.softmax(-1), 1, /*replacement=*/false, gen).squeeze(-1);
-}
-
-}  // namespace
 
 std::vector<Proposal> SamplingProposer::propose(const std::string& question, const std::vector<std::string>& steps,
                                                 int k) {
@@ -92,7 +71,7 @@ std::vector<Proposal> SamplingProposer::propose(const std::string& question, con
   const auto& eos_ids = policy_->config().eos_token_ids;
   const auto eos = tok.special_tokens().eos_id;
   for (int64_t t = 0; t < options_.max_step_tokens; ++t) {
-    auto next = sample(logits, options_, st.gen);
+    auto next = detail::sample_logits(logits, options_.temperature, options_.top_k, options_.top_p, st.gen);
     bool all_done = true;
     for (int r = 0; r < k; ++r) {
       if (done[r]) continue;

@@ -20,6 +20,7 @@ struct Api {
   void (*id_to_piece)(void*, int, svspm_string_cb, void*);
   int (*encode)(void*, const char*, size_t, svspm_piece_cb, void*);
   void (*decode_pieces)(void*, const char* const*, const size_t*, size_t, svspm_string_cb, void*);
+  int (*train)(const char* const*, const char* const*, size_t, svspm_string_cb, void*, char*, size_t);
 };
 
 // The shim sits next to libstepverify.so (build tree and install prefix alike).
@@ -56,6 +57,7 @@ const Api& api() {
     a.id_to_piece = reinterpret_cast<decltype(a.id_to_piece)>(sym("svspm_id_to_piece"));
     a.encode = reinterpret_cast<decltype(a.encode)>(sym("svspm_encode"));
     a.decode_pieces = reinterpret_cast<decltype(a.decode_pieces)>(sym("svspm_decode_pieces"));
+    a.train = reinterpret_cast<decltype(a.train)>(sym("svspm_train"));
   });
   if (!error.empty()) throw Error(error);
   return a;
@@ -111,6 +113,19 @@ std::string SpmModel::decode_pieces(const std::vector<std::string>& pieces) cons
   std::string out;
   api().decode_pieces(handle_, ptrs.data(), lens.data(), pieces.size(), append_string, &out);
   return out;
+}
+
+std::string spm_train(const std::vector<std::pair<std::string, std::string>>& flags) {
+  std::vector<const char*> keys, values;
+  for (const auto& [k, v] : flags) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  char err[1024] = {0};
+  std::string proto;
+  if (api().train(keys.data(), values.data(), flags.size(), append_string, &proto, err, sizeof(err)) != 0)
+    throw TokenizerError(std::string("sentencepiece training failed: ") + err);
+  return proto;
 }
 
 }  // namespace stepverify::detail

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 extern "C" {
@@ -43,5 +44,9 @@ class SpmModel {
  private:
   void* handle_ = nullptr;
 };
+
+/// Runs the sentencepiece trainer with key/value flags ("input", "vocab_size",
+/// ...); returns the serialized ModelProto. Throws TokenizerError.
+std::string spm_train(const std::vector<std::pair<std::string, std::string>>& flags);
 
 }  // namespace stepverify::detail

@@ -1,9 +1,11 @@
 // The body of libstepverify_spm.so: a C interface over SentencePieceProcessor.
 // Built as its own shared object; see spm_shim.h for why.
 #include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
 
 #include <cstring>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "tokenizer/spm_shim.h"
@@ -66,4 +68,26 @@ SVSPM_EXPORT void svspm_decode_pieces(void* h, const char* const* pieces, const 
   for (size_t i = 0; i < n; ++i) v.emplace_back(pieces[i], lens[i]);
   const std::string out = static_cast<sentencepiece::SentencePieceProcessor*>(h)->DecodePieces(v);
   cb(ctx, out.data(), out.size());
+}
+
+// Trains a model from key/value flags (sentencepiece's kwargs form, so values
+// may hold any character); the serialized ModelProto goes to `cb`. Returns 0,
+// or -1 with the error in `err`.
+SVSPM_EXPORT int svspm_train(const char* const* keys, const char* const* values, size_t n, svspm_string_cb cb,
+                             void* ctx, char* err, size_t errlen) {
+  try {
+    std::unordered_map<std::string, std::string> kwargs;
+    for (size_t i = 0; i < n; ++i) kwargs[keys[i]] = values[i];
+    std::string proto;
+    auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, nullptr, &proto);
+    if (!status.ok()) {
+      copy_error(status.ToString(), err, errlen);
+      return -1;
+    }
+    cb(ctx, proto.data(), proto.size());
+    return 0;
+  } catch (const std::exception& e) {
+    copy_error(e.what(), err, errlen);
+    return -1;
+  }
 }

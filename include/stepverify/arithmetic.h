@@ -1,0 +1,83 @@
+// stepverify/arithmetic.h: a built-in reasoning domain with exact step labels.
+//
+//   auto problems = stepverify::arithmetic::generate_problems(200, {.seed = 7});
+//   const auto& p = problems[0];
+//   // p.question: "Ana has 23 apples. Ben has 41 cards. She buys 17 more apples. She gives 8 apples
+//   //              to Ben. How many apples does Ana have now?"
+//   // p.steps:    {"23 + 17 = 40", "40 - 8 = 32", "The answer is 32"}
+//   auto check = stepverify::arithmetic::check_solution(p, {"23 + 17 = 40", "40 - 7 = 33", "The answer is 33"});
+//   // check.step_correct = {true, false, false}; check.first_error = 1; check.answer_correct = false
+//
+// Multi-step word problems over one running quantity: purchases, gifts,
+// doublings, and groups ("3 boxes with 6 apples each", an intermediate product
+// reused in the next step), with a distractor quantity about someone else.
+// Each step of a solution is one equation "a op b = c" and the last is
+// "The answer is N". Because every step can be checked exactly, the domain
+// gives true process labels: Monte Carlo labels and trained verifiers can be
+// measured against the truth.
+//
+// The exact step check: a step is correct when it parses as "a op b = c"
+// with op one of + - *, the arithmetic is exact, a and b are quantities of the
+// problem (the numbers the reference solution uses, or results of earlier
+// steps of this solution), and c is a value of the reference solution (the
+// step stays on the path to the answer). The final step is correct when its
+// number equals the answer. A step after a wrong one is checked by the same
+// rule, but process labels (prefix_correct) are false from the first error on.
+//
+// Thread safety: free functions over values; reentrant.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace stepverify::arithmetic {
+
+/// One problem with its reference solution.
+struct Problem {
+  std::string id;                   ///< "arith-{seed}-{index}"
+  std::string question;
+  std::vector<std::string> steps;   ///< reference solution, final step "The answer is N"
+  int64_t answer = 0;
+  int level = 1;                    ///< difficulty 1..3
+  std::vector<int64_t> operands;    ///< numbers the reference solution uses
+  std::vector<int64_t> values;      ///< results of the reference steps
+  std::vector<int64_t> distractors; ///< numbers of the question the solution must not use
+};
+
+/// Options of the generator.
+struct ProblemOptions {
+  uint64_t seed = 0;                ///< same seed, same problems
+  int min_level = 1;                ///< levels are drawn uniformly in [min_level, max_level]
+  int max_level = 3;
+};
+
+/// Level 1: 2 operations, numbers up to 15; level 2: 3 operations, up to 30,
+/// a distractor; level 3: 4 operations, up to 60, a distractor. Results stay
+/// in [0, 999]. Throws ConfigError on levels outside 1..3.
+std::vector<Problem> generate_problems(int64_t count, const ProblemOptions& options = {});
+
+/// The verdict on one solution.
+struct SolutionCheck {
+  std::vector<bool> step_correct;    ///< each step by the exact rule
+  std::vector<bool> prefix_correct;  ///< steps 0..i all correct (the process label)
+  int first_error = -1;              ///< index of the first wrong step, -1 when none
+  std::optional<int64_t> answer;     ///< the number of the final "The answer is" step
+  bool finished = false;             ///< the last step states an answer
+  bool answer_correct = false;       ///< finished with the right number
+};
+
+SolutionCheck check_solution(const Problem& problem, const std::vector<std::string>& steps);
+
+/// The number stated by a final step ("The answer is 32"), if any.
+std::optional<int64_t> stated_answer(const std::string& step);
+
+/// The text a causal LM is trained on and prompted with: question, "\n",
+/// then each step followed by "\n".
+std::string render_prompt(const std::string& question, const std::vector<std::string>& steps = {});
+
+/// Splits generated text into steps at "\n" (pieces of only whitespace dropped).
+std::vector<std::string> split_steps(const std::string& text);
+
+}  // namespace stepverify::arithmetic

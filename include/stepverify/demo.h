@@ -1,0 +1,144 @@
+// stepverify/demo.h: the shipped demo models and the method comparison on them.
+//
+//   stepverify::DemoModelsOptions mo;  mo.out_dir = "models";
+//   auto built = stepverify::train_demo_models(mo, std::cerr);    // tokenizer, policy, verifier; seeded
+//
+//   stepverify::DemoOptions o;  o.models_dir = "models";
+//   auto r = stepverify::run_demo(o);
+//   // r.methods["beam_prm"].accuracy, r.methods["majority@16"].verifier_tokens, r.first_error_f1
+//
+// Everything runs on the built-in arithmetic domain (arithmetic.h):
+// train_demo_models trains a sentencepiece tokenizer, a small Llama policy
+// (next-token loss on reference solutions) and one verifier with four heads
+// over a single backbone (PRM on Monte Carlo soft labels, ORM and OVM on
+// outcomes, SORM on Monte Carlo hard labels propagated backwards), each
+// measured against the domain's exact labels. run_demo compares, on held-out
+// problems and at an equal budget of N proposals per problem: greedy,
+// majority@N, ORM best-of-N, PRM weighted self-consistency@N, and step-level
+// beam search guided by the PRM and by the OVM (beam_width x expansions = N
+// proposals per step).
+//
+// Thread safety: reentrant; run_demo uses `threads` worker threads internally.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "stepverify/training.h"
+
+namespace stepverify {
+
+/// Seeds of the demo's problem sets: training problems, the held-out demo set
+/// and the verifier's evaluation set never share a seed.
+inline constexpr uint64_t kDemoTrainSeed = 1;
+inline constexpr uint64_t kDemoHeldOutSeed = 1000;
+
+/// Options of train_demo_models (the defaults are what `make models` runs).
+struct DemoModelsOptions {
+  std::filesystem::path out_dir = "models";  ///< writes out_dir/policy and out_dir/verifier
+  uint64_t seed = 0;                 ///< initialisation, batch order and sampling
+  int64_t train_problems = 40000;    ///< generated training problems
+  int tokenizer_vocab = 640;         ///< sentencepiece vocabulary (256 byte pieces included)
+  int64_t hidden_size = 128;         ///< policy and verifier width
+  int64_t layers = 4;                ///< transformer layers
+  int64_t heads = 4;                 ///< attention heads
+  int64_t kv_heads = 2;              ///< key/value heads (grouped-query attention)
+  int64_t intermediate_size = 384;   ///< MLP width
+  TrainOptions policy_training = [] {
+    TrainOptions o;
+    o.steps = 1400;
+    o.batch_size = 32;
+    o.learning_rate = 3e-3;
+    o.warmup_steps = 100;
+    return o;
+  }();
+  int64_t policy_eval_examples = 500;  ///< training problems held back to measure the policy's loss
+  int64_t verifier_problems = 1000;  ///< training problems whose policy samples label the verifier
+  int samples_per_problem = 4;       ///< policy samples per verifier problem (temperature 1)
+  int rollouts = 4;                  ///< Monte Carlo rollouts per step prefix
+  TrainOptions verifier_training = [] {
+    TrainOptions o;
+    o.steps = 600;
+    o.batch_size = 32;
+    o.learning_rate = 1e-3;
+    o.warmup_steps = 50;
+    return o;
+  }();
+  int verifier_last_layers = -1;     ///< backbone layers the verifier trains (-1 all)
+  int64_t eval_problems = 200;       ///< held-out problems for the printed figures
+};
+
+/// The figures train_demo_models prints (also written to out_dir/training.json).
+struct DemoModelsReport {
+  double policy_loss_first = 0, policy_loss_final = 0, policy_seconds = 0;
+  double policy_greedy_accuracy = 0;          ///< held-out, temperature 0
+  double policy_sample_accuracy = 0;          ///< held-out, one sample at temperature 1
+  int64_t verifier_solutions = 0;             ///< labelled policy samples
+  double mc_hard_agreement = 0;               ///< hard MC label == exact prefix label, share of steps
+  double mc_soft_mean_correct = 0;            ///< mean soft label of exactly-correct prefixes
+  double mc_soft_mean_wrong = 0;              ///< mean soft label of wrong prefixes
+  int64_t rollouts = 0;
+  double labeling_seconds = 0;
+  double verifier_loss_first = 0, verifier_loss_final = 0, verifier_seconds = 0;
+  double prm_first_error_f1 = 0;              ///< ProcessBench metric vs exact labels, threshold 0.5
+  double total_seconds = 0;
+  std::string to_json() const;
+};
+
+/// Trains the tokenizer, the policy and the verifier into options.out_dir,
+/// printing progress and figures to `log`.
+DemoModelsReport train_demo_models(const DemoModelsOptions& options, std::ostream& log);
+
+/// Options of run_demo.
+struct DemoOptions {
+  std::filesystem::path models_dir = "models";  ///< holds policy/ and verifier/
+  int64_t problems = 200;        ///< held-out problems
+  int n = 16;                    ///< proposals per problem for every method
+  int beam_width = 4;            ///< beams kept (beam_width * expansions == n)
+  int expansions = 4;            ///< proposals per beam and step
+  double temperature = 1.0;      ///< sampling temperature of the policy
+  uint64_t seed = 0;             ///< sampling seed
+  int threads = 2;               ///< worker threads for the searches
+  std::string prm_aggregate = "min";  ///< PRM step scores -> solution score (weighted SC)
+};
+
+/// One method's figures.
+struct DemoMethod {
+  double accuracy = 0;
+  int64_t verifier_tokens = 0;    ///< tokens the verifier ran through its backbone
+  int64_t generated_tokens = 0;   ///< tokens the policy generated
+  double seconds = 0;             ///< wall time, sampling included
+};
+
+/// A solution shown step by step.
+struct DemoExample {
+  std::string question;
+  std::vector<std::string> steps;
+  std::vector<double> prm;        ///< PRM score per step
+  std::vector<bool> correct;      ///< exact label per step
+  int true_first_error = -1;
+  int predicted_first_error = -1; ///< first PRM score below 0.5
+};
+
+struct DemoReport {
+  std::vector<std::string> order;             ///< method names in display order
+  std::map<std::string, DemoMethod> methods;
+  double first_error_f1 = 0;                  ///< PRM on the sampled solutions vs exact labels
+  double first_error_error_accuracy = 0;
+  double first_error_correct_accuracy = 0;
+  int64_t first_error_solutions = 0;
+  int64_t problems = 0;
+  int n = 0;
+  double seconds = 0;
+  DemoExample example;
+  std::string to_json() const;
+};
+
+/// Runs the comparison. Throws IoError when the models are missing.
+DemoReport run_demo(const DemoOptions& options);
+
+}  // namespace stepverify

@@ -1,0 +1,55 @@
+// stepverify/generation.h: batched sampling from a causal LM over many prompts.
+//
+//   stepverify::GenerationOptions o;  o.temperature = 1.0;  o.max_new_tokens = 96;  o.seed = 3;
+//   std::vector<std::vector<int64_t>> prompts = {tok.encode("Ana has 3 apples..."), ...};
+//   auto outs = stepverify::generate(*policy, prompts, o);     // one Generation per prompt, in order
+//   o.num_samples = 16;                                       // 16 per prompt, one prefill each
+//   // outs[i].text: the completion (special tokens skipped); outs[i].ended: EOS was produced
+//
+// Prompts are sorted by length, left-padded, prefilled together and decoded
+// with one KV cache per batch of at most max_batch_rows rows; rows that end
+// are dropped from the batch (cache reorder), so finished rows cost nothing.
+// This is what rollouts (Monte Carlo labels), dataset sampling and the demo
+// use; the step-at-a-time SamplingProposer (search.h) is for searches.
+//
+// Sampling is seeded: the same model, prompts and options give the same
+// outputs (on one device and build).
+//
+// Thread safety: reentrant; the model is shared read-only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "stepverify/model.h"
+
+namespace stepverify {
+
+/// Call-time options of generate().
+struct GenerationOptions {
+  double temperature = 1.0;      ///< 0 means greedy
+  int top_k = 0;                 ///< keep the k most likely tokens (0: all)
+  double top_p = 1.0;            ///< nucleus: smallest set with this much mass
+  int64_t max_new_tokens = 128;  ///< tokens generated per prompt at most
+  uint64_t seed = 0;             ///< sampling seed
+  int64_t max_batch_rows = 256;  ///< prompts decoded together
+  bool stop_at_eos = true;       ///< a row ends at EOS (never emitted in `ids`)
+  /// Completions per prompt: the prompt is prefilled once and its KV rows
+  /// repeated, so n samples cost one prefill. Outputs are prompt-major.
+  int num_samples = 1;
+};
+
+/// One completion.
+struct Generation {
+  std::vector<int64_t> ids;  ///< generated tokens (no prompt, no EOS)
+  std::string text;          ///< decoded with special tokens skipped
+  bool ended = false;        ///< stopped at EOS (false: max_new_tokens reached)
+};
+
+/// Samples num_samples completions per prompt. Throws InputError on an empty prompt
+/// or one that leaves no room for max_new_tokens in the context.
+std::vector<Generation> generate(const Model& model, const std::vector<std::vector<int64_t>>& prompts,
+                                 const GenerationOptions& options = {});
+
+}  // namespace stepverify

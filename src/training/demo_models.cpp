@@ -1,0 +1,290 @@
+// train_demo_models: tokenizer, policy and verifier of the built-in domain.
+#include <chrono>
+#include <fstream>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "stepverify/demo.h"
+#include "stepverify/errors.h"
+#include "stepverify/labeling.h"
+#include "stepverify/tokenizer_trainer.h"
+#include "training/demo_internal.h"
+
+namespace stepverify {
+namespace detail {
+
+const char* demo_verifier_spec() {
+  return R"({"name": "stepverify-arithmetic",
+  "template": {"style": "tokens", "question_suffix": "\n", "step_separator": "\n", "bos": "auto"},
+  "heads": [
+    {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "class_index": 1, "read": "step_end"},
+    {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "activation": "sigmoid", "read": "last"},
+    {"name": "ovm", "meaning": "ovm", "type": "linear", "weights": "ovm", "activation": "none", "read": "step_end"},
+    {"name": "sorm", "meaning": "sorm", "type": "linear", "weights": "sorm", "activation": "sigmoid", "read": "step_end"}]})";
+}
+
+std::vector<std::vector<std::string>> sample_solutions(const Model& policy, const std::vector<arithmetic::Problem>& problems,
+                                                       int n, double temperature, uint64_t seed, int64_t* generated) {
+  const auto& tok = policy.tokenizer();
+  std::vector<std::vector<int64_t>> prompts;
+  for (const auto& p : problems) {
+    prompts.push_back(tok.encode(arithmetic::render_prompt(p.question)));
+  }
+  GenerationOptions g;
+  g.num_samples = n;
+  g.temperature = temperature;
+  g.seed = seed;
+  g.max_new_tokens = 96;
+  auto outs = generate(policy, prompts, g);
+  std::vector<std::vector<std::string>> sols;
+  sols.reserve(outs.size());
+  for (const auto& o : outs) {
+    if (generated) *generated += static_cast<int64_t>(o.ids.size());
+    sols.push_back(arithmetic::split_steps(o.text));
+    if (sols.back().empty()) sols.back().push_back("(no step)");
+  }
+  return sols;
+}
+
+ProcessBenchResult first_error_metric(const std::vector<arithmetic::Problem>& problems,
+                                      const std::vector<std::vector<std::string>>& solutions, int per_problem,
+                                      const std::vector<Scores>& scores) {
+  std::vector<ProcessBenchRecord> recs;
+  for (size_t i = 0; i < solutions.size(); ++i) {
+    const auto& p = problems[i / static_cast<size_t>(per_problem)];
+    ProcessBenchRecord r;
+    r.id = fmt::format("arith-{}", i);
+    r.split = "arith";
+    r.label = true_first_error(p, solutions[i]);
+    r.steps = solutions[i];
+    recs.push_back(std::move(r));
+  }
+  for (size_t i = 0; i < recs.size(); ++i) recs[i].step_scores = scores.at(i).heads.at("prm");
+  return evaluate_processbench(recs);
+}
+
+int true_first_error(const arithmetic::Problem& problem, const std::vector<std::string>& steps) {
+  const auto check = arithmetic::check_solution(problem, steps);
+  if (check.first_error >= 0) return check.first_error;
+  return check.answer_correct ? -1 : static_cast<int>(steps.size()) - 1;
+}
+
+std::vector<Scores> score_solutions(const Verifier& verifier, const std::vector<arithmetic::Problem>& problems,
+                                    const std::vector<std::vector<std::string>>& solutions, int per_problem) {
+  std::vector<Solution> sols;
+  sols.reserve(solutions.size());
+  for (size_t i = 0; i < solutions.size(); ++i)
+    sols.push_back({problems[i / static_cast<size_t>(per_problem)].question, solutions[i]});
+  return verifier.score_batch(sols);
+}
+
+}  // namespace detail
+
+namespace {
+
+double accuracy(const std::vector<arithmetic::Problem>& problems, const std::vector<std::vector<std::string>>& sols) {
+  int64_t right = 0;
+  const size_t per = sols.size() / problems.size();
+  for (size_t i = 0; i < sols.size(); ++i) right += arithmetic::check_solution(problems[i / per], sols[i]).answer_correct;
+  return static_cast<double>(right) / static_cast<double>(sols.size());
+}
+
+}  // namespace
+
+std::string DemoModelsReport::to_json() const {
+  nlohmann::ordered_json j;
+  j["policy"] = {{"loss_first", policy_loss_first},
+                 {"loss_final", policy_loss_final},
+                 {"seconds", policy_seconds},
+                 {"greedy_accuracy", policy_greedy_accuracy},
+                 {"sample_accuracy", policy_sample_accuracy}};
+  j["labels"] = {{"solutions", verifier_solutions},
+                 {"rollouts", rollouts},
+                 {"seconds", labeling_seconds},
+                 {"mc_hard_agreement", mc_hard_agreement},
+                 {"mc_soft_mean_correct_prefix", mc_soft_mean_correct},
+                 {"mc_soft_mean_wrong_prefix", mc_soft_mean_wrong}};
+  j["verifier"] = {{"loss_first", verifier_loss_first},
+                   {"loss_final", verifier_loss_final},
+                   {"seconds", verifier_seconds},
+                   {"prm_first_error_f1", prm_first_error_f1}};
+  j["total_seconds"] = total_seconds;
+  return j.dump(2);
+}
+
+DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log) {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  DemoModelsReport rep;
+  const auto policy_dir = o.out_dir / "policy";
+  const auto verifier_dir = o.out_dir / "verifier";
+
+  // Problems: training, and the held-out set (removed from training).
+  arithmetic::ProblemOptions po;
+  po.seed = kDemoTrainSeed + o.seed;
+  auto train = arithmetic::generate_problems(o.train_problems, po);
+  po.seed = kDemoHeldOutSeed;
+  const auto heldout = arithmetic::generate_problems(o.eval_problems, po);
+  {
+    std::set<std::string> held;
+    for (const auto& p : heldout) held.insert(p.question);
+    std::vector<arithmetic::Problem> kept;
+    for (auto& p : train)
+      if (!held.count(p.question)) kept.push_back(std::move(p));
+    train = std::move(kept);
+  }
+  log << fmt::format("problems   {} training, {} held out\n", train.size(), heldout.size());
+
+  // Tokenizer.
+  std::vector<std::string> sentences;
+  for (size_t i = 0; i < std::min<size_t>(train.size(), 5000); ++i) {
+    sentences.push_back(train[i].question);
+    for (const auto& s : train[i].steps) sentences.push_back(s);
+  }
+  SentencePieceTrainOptions so;
+  so.vocab_size = o.tokenizer_vocab;
+  train_sentencepiece(sentences, policy_dir, so);
+  auto tok = load_sentencepiece_tokenizer(policy_dir);
+  log << fmt::format("tokenizer  sentencepiece BPE, {} pieces\n", tok->size());
+
+  // Policy.
+  ModelConfig cfg;
+  cfg.architecture = "LlamaForCausalLM";
+  cfg.model_type = "llama";
+  cfg.vocab_size = tok->size();
+  cfg.hidden_size = o.hidden_size;
+  cfg.intermediate_size = o.intermediate_size;
+  cfg.num_hidden_layers = o.layers;
+  cfg.num_attention_heads = o.heads;
+  cfg.num_key_value_heads = o.kv_heads;
+  cfg.head_dim = o.hidden_size / o.heads;
+  cfg.max_position_embeddings = 256;
+  cfg.rms_norm_eps = 1e-6;
+  cfg.tie_word_embeddings = true;
+  cfg.bos_token_id = tok->special_tokens().bos_id;
+  if (auto e = tok->special_tokens().eos_id) cfg.eos_token_ids = {*e};
+  std::vector<LmExample> lm_train, lm_eval;
+  const auto eos = tok->special_tokens().eos_id.value_or(2);
+  for (size_t i = 0; i < train.size(); ++i) {
+    const auto& p = train[i];
+    LmExample e;
+    const auto prompt = tok->encode(arithmetic::render_prompt(p.question));
+    e.ids = tok->encode(arithmetic::render_prompt(p.question, p.steps));
+    if (e.ids.size() < prompt.size() || !std::equal(prompt.begin(), prompt.end(), e.ids.begin()))
+      throw Error("demo models: a prompt does not tokenize as a prefix of its solution: " + p.question);
+    e.ids.push_back(eos);
+    e.prompt_tokens = static_cast<int64_t>(prompt.size());
+    (static_cast<int64_t>(i) < o.policy_eval_examples ? lm_eval : lm_train).push_back(std::move(e));
+  }
+  {
+    double toks = 0;
+    for (const auto& e : lm_train) toks += static_cast<double>(e.ids.size());
+    log << fmt::format("data       {:.1f} tokens per training solution on average\n", toks / std::max<size_t>(1, lm_train.size()));
+  }
+  log << fmt::format("policy     Llama {} layers, hidden {}, {} heads / {} kv heads; {} training solutions\n", o.layers,
+                     o.hidden_size, o.heads, o.kv_heads, lm_train.size());
+  auto lm = new_transformer(cfg, o.seed + 11, true);
+  auto popt = o.policy_training;
+  popt.seed = o.seed + 12;
+  popt.eval_every = popt.steps / 5;
+  auto lrep = train_causal_lm(*lm, lm_train, lm_eval, popt);
+  save_checkpoint(policy_dir, *lm, policy_dir);
+  lm.reset();
+  rep.policy_loss_first = lrep.first_loss;
+  rep.policy_loss_final = lrep.final_eval_loss;
+  rep.policy_seconds = lrep.seconds;
+  auto policy = Model::load(policy_dir);
+  rep.policy_greedy_accuracy = accuracy(heldout, detail::sample_solutions(*policy, heldout, 1, 0.0, o.seed));
+  rep.policy_sample_accuracy = accuracy(heldout, detail::sample_solutions(*policy, heldout, 4, 1.0, o.seed + 1));
+  log << fmt::format("policy     loss {:.3f} -> {:.3f} (held-out) in {:.0f} s; held-out accuracy greedy {:.1f}%, "
+                     "one sample at temperature 1 {:.1f}%\n",
+                     rep.policy_loss_first, rep.policy_loss_final, rep.policy_seconds, 100 * rep.policy_greedy_accuracy,
+                     100 * rep.policy_sample_accuracy);
+
+  // Verifier data: policy samples on training problems, labelled by rollouts.
+  const auto t_label = clock::now();
+  std::vector<arithmetic::Problem> vprobs(train.end() - std::min<std::ptrdiff_t>(o.verifier_problems, static_cast<std::ptrdiff_t>(train.size())), train.end());
+  auto samples = detail::sample_solutions(*policy, vprobs, o.samples_per_problem, 1.0, o.seed + 21);
+  std::vector<LabelProblem> lp;
+  for (size_t i = 0; i < samples.size(); ++i)
+    lp.push_back({vprobs[i / static_cast<size_t>(o.samples_per_problem)].question, samples[i],
+                  std::to_string(vprobs[i / static_cast<size_t>(o.samples_per_problem)].answer)});
+  LmRolloutOptions ro;
+  ro.generation.seed = o.seed + 22;
+  ro.generation.max_new_tokens = 96;
+  LmRolloutPolicy roller(policy, ro);
+  LabelOptions lo;
+  lo.rollouts = o.rollouts;
+  lo.progress = true;
+  const auto mc = monte_carlo_labels(roller, lp, lo);
+  rep.labeling_seconds = std::chrono::duration<double>(clock::now() - t_label).count();
+  std::vector<VerifierExample> vtrain;
+  int64_t agree = 0, total = 0, n_ok = 0, n_bad = 0;
+  double soft_ok = 0, soft_bad = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& p = vprobs[i / static_cast<size_t>(o.samples_per_problem)];
+    const auto check = arithmetic::check_solution(p, samples[i]);
+    for (size_t s = 0; s < samples[i].size(); ++s) {
+      const bool exact = check.prefix_correct[s] && (s + 1 < samples[i].size() || check.answer_correct);
+      agree += (mc[i].hard[s] != 0) == exact;
+      ++total;
+      (exact ? soft_ok : soft_bad) += mc[i].soft[s];
+      ++(exact ? n_ok : n_bad);
+    }
+    rep.rollouts += mc[i].rollouts;
+    VerifierExample e;
+    e.id = p.id;
+    e.question = p.question;
+    e.steps = samples[i];
+    e.step_labels = mc[i].soft;
+    e.outcome = check.answer_correct ? 1.0 : 0.0;
+    e.sorm_labels = sorm_labels(mc[i].hard, check.answer_correct);
+    vtrain.push_back(std::move(e));
+  }
+  rep.verifier_solutions = static_cast<int64_t>(vtrain.size());
+  rep.mc_hard_agreement = static_cast<double>(agree) / std::max<int64_t>(1, total);
+  rep.mc_soft_mean_correct = soft_ok / std::max<int64_t>(1, n_ok);
+  rep.mc_soft_mean_wrong = soft_bad / std::max<int64_t>(1, n_bad);
+  log << fmt::format("labels     {} policy solutions, {} rollouts in {:.0f} s; hard Monte Carlo label == exact label "
+                     "on {:.1f}% of steps; mean soft label {:.2f} on correct prefixes, {:.2f} on wrong ones\n",
+                     rep.verifier_solutions, rep.rollouts, rep.labeling_seconds, 100 * rep.mc_hard_agreement,
+                     rep.mc_soft_mean_correct, rep.mc_soft_mean_wrong);
+
+  // Verifier: four heads over a copy of the policy backbone.
+  std::vector<VerifierExample> veval;
+  {
+    const size_t n_eval = std::min<size_t>(200, vtrain.size() / 10);
+    veval.assign(vtrain.begin(), vtrain.begin() + static_cast<std::ptrdiff_t>(n_eval));
+    vtrain.erase(vtrain.begin(), vtrain.begin() + static_cast<std::ptrdiff_t>(n_eval));
+  }
+  VerifierTrainer vt(policy_dir, VerifierSpec::from_json(detail::demo_verifier_spec(), "demo spec"), verifier_dir,
+                     o.seed + 31);
+  VerifierTrainOptions vo;
+  vo.train = o.verifier_training;
+  vo.train.seed = o.seed + 32;
+  vo.train.eval_every = vo.train.steps / 4;
+  vo.last_layers = o.verifier_last_layers;
+  auto vrep = vt.train(vtrain, veval, vo);
+  vt.save();
+  rep.verifier_loss_first = vrep.first_loss;
+  rep.verifier_loss_final = vrep.final_eval_loss;
+  rep.verifier_seconds = vrep.seconds;
+  auto verifier = Verifier::load(verifier_dir);
+  auto held_samples = detail::sample_solutions(*policy, heldout, 4, 1.0, o.seed + 41);
+  rep.prm_first_error_f1 =
+      detail::first_error_metric(heldout, held_samples, 4, detail::score_solutions(*verifier, heldout, held_samples, 4))
+          .average_f1;
+  rep.total_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  log << fmt::format("verifier   loss {:.3f} -> {:.3f} (held-out) in {:.0f} s; PRM first-error F1 {:.3f} on {} held-out "
+                     "policy solutions (exact labels)\n",
+                     rep.verifier_loss_first, rep.verifier_loss_final, rep.verifier_seconds, rep.prm_first_error_f1,
+                     held_samples.size());
+  log << fmt::format("total      {:.0f} s\n", rep.total_seconds);
+  std::ofstream f(o.out_dir / "training.json");
+  f << rep.to_json() << "\n";
+  return rep;
+}
+
+}  // namespace stepverify

@@ -1,0 +1,369 @@
+// Training, label generation, data readers and the arithmetic domain.
+#include <cmath>
+#include <fstream>
+
+#include "stepverify/arithmetic.h"
+#include "stepverify/datasets.h"
+#include "stepverify/errors.h"
+#include "stepverify/generation.h"
+#include "stepverify/labeling.h"
+#include "stepverify/tokenizer_trainer.h"
+#include "stepverify/training.h"
+#include "test_support.h"
+
+using namespace stepverify;
+using stepverify::test::TempDir;
+
+TEST_CASE("arithmetic: generation is seeded and reference solutions check as correct", "[training]") {
+  arithmetic::ProblemOptions o;
+  o.seed = 5;
+  const auto a = arithmetic::generate_problems(300, o), b = arithmetic::generate_problems(300, o);
+  REQUIRE(a.size() == 300);
+  int levels[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].question == b[i].question);
+    const auto c = arithmetic::check_solution(a[i], a[i].steps);
+    INFO(a[i].question);
+    CHECK(c.first_error == -1);
+    CHECK(c.answer_correct);
+    CHECK(c.finished);
+    CHECK(a[i].steps.size() >= static_cast<size_t>(a[i].level + 2));
+    CHECK(a[i].answer >= 0);
+    CHECK(a[i].answer <= 999);
+    ++levels[a[i].level];
+  }
+  CHECK(levels[1] > 50);
+  CHECK(levels[2] > 50);
+  CHECK(levels[3] > 50);
+  o.seed = 6;
+  CHECK(arithmetic::generate_problems(1, o)[0].question != a[0].question);
+  o.min_level = 0;
+  CHECK_THROWS_AS(arithmetic::generate_problems(1, o), ConfigError);
+}
+
+TEST_CASE("arithmetic: the exact checker finds arithmetic slips, distractors and wrong answers", "[training]") {
+  arithmetic::Problem p;
+  p.question = "Ana has 23 apples. Ben has 41 cards. She buys 17 more apples. She gives 8 apples to Ben.";
+  p.operands = {23, 17, 8};
+  p.values = {40, 32};
+  p.distractors = {41};
+  p.answer = 32;
+  p.steps = {"23 + 17 = 40", "40 - 8 = 32", "The answer is 32"};
+  auto c = arithmetic::check_solution(p, {"23 + 17 = 40", "40 - 8 = 32", "The answer is 32"});
+  CHECK(c.first_error == -1);
+  CHECK(c.answer_correct);
+  c = arithmetic::check_solution(p, {"23 + 17 = 40", "40 - 8 = 33", "The answer is 33"});  // slip
+  CHECK(c.first_error == 1);
+  CHECK(c.step_correct == std::vector<bool>{true, false, false});
+  CHECK(c.prefix_correct == std::vector<bool>{true, false, false});
+  CHECK_FALSE(c.answer_correct);
+  c = arithmetic::check_solution(p, {"23 + 41 = 64", "64 - 8 = 56", "The answer is 56"});  // distractor
+  CHECK(c.first_error == 0);
+  c = arithmetic::check_solution(p, {"23 + 17 = 40", "The answer is 40"});  // stops early
+  CHECK(c.first_error == 1);
+  CHECK(c.finished);
+  c = arithmetic::check_solution(p, {"23 + 17 = 40", "40 - 8 = 32"});  // never answers
+  CHECK(c.first_error == -1);
+  CHECK_FALSE(c.finished);
+  CHECK_FALSE(c.answer_correct);
+  c = arithmetic::check_solution(p, {"23 plus 17 is 40"});  // not an equation
+  CHECK(c.first_error == 0);
+  CHECK(arithmetic::stated_answer("The answer is 32.") == 32);
+  CHECK_FALSE(arithmetic::stated_answer("The answer is 32 apples").has_value());
+  CHECK(arithmetic::split_steps("a\n\nb\n") == std::vector<std::string>{"a", "b"});
+}
+
+namespace {
+
+// A sentencepiece tokenizer trained on arithmetic text plus a few words.
+std::filesystem::path make_tokenizer(const std::filesystem::path& dir) {
+  std::vector<std::string> sentences = {"good step", "bad step", "Check the steps.", "good", "bad"};
+  for (const auto& p : arithmetic::generate_problems(300, {})) {
+    sentences.push_back(p.question);
+    for (const auto& s : p.steps) sentences.push_back(s);
+  }
+  SentencePieceTrainOptions o;
+  o.vocab_size = 420;
+  train_sentencepiece(sentences, dir, o);
+  return dir;
+}
+
+ModelConfig tiny_config(int64_t vocab) {
+  ModelConfig c;
+  c.architecture = "LlamaForCausalLM";
+  c.model_type = "llama";
+  c.vocab_size = vocab;
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  c.max_position_embeddings = 192;
+  c.tie_word_embeddings = true;
+  c.bos_token_id = 1;
+  c.eos_token_ids = {2};
+  return c;
+}
+
+// Rollouts scripted by prefix length: for a prefix of i steps the first
+// hits[i - 1] of the n answers are the gold answer "7", the rest "8".
+struct ScriptedPolicy : RolloutPolicy {
+  std::vector<int> hits;
+  int calls = 0;
+  std::vector<std::string> rollout(const std::vector<RolloutRequest>& reqs, int n) override {
+    ++calls;
+    std::vector<std::string> out;
+    for (const auto& r : reqs)
+      for (int k = 0; k < n; ++k) out.push_back(k < hits.at(r.steps.size() - 1) ? "7" : "8");
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tokenizer trainer: a sentencepiece model that tokenizes step by step like the whole", "[training]") {
+  TempDir tmp;
+  make_tokenizer(tmp.path);
+  auto tok = load_sentencepiece_tokenizer(tmp.path);
+  CHECK(tok->size() == 420);
+  const std::string q = "Ana has 23 apples. How many apples does Ana have now?";
+  const std::string step = "23 + 17 = 40";
+  EncodeOptions raw;
+  raw.add_special_tokens = false;
+  auto whole = tok->encode(q + "\n" + step + "\n", raw);
+  auto qi = tok->encode(q, raw), nl = tok->encode("\n", raw), si = tok->encode(step, raw);
+  REQUIRE(nl.size() == 1);
+  std::vector<int64_t> parts = qi;
+  parts.insert(parts.end(), nl.begin(), nl.end());
+  parts.insert(parts.end(), si.begin(), si.end());
+  parts.insert(parts.end(), nl.begin(), nl.end());
+  CHECK(whole == parts);
+  CHECK(tok->decode(whole) == q + "\n" + step + "\n");
+  CHECK(tok->encode("7")[0] == 1);  // BOS from tokenizer_config.json
+  CHECK_THROWS_AS(train_sentencepiece({"a\nb"}, tmp.path / "x"), InputError);
+}
+
+TEST_CASE("training: a causal LM learns a toy mapping (loss falls, greedy accuracy >= 95%)", "[training]") {
+  // ids: BOS=1, x in [3, 19), answer (x - 3 + 5) % 16 + 3. Prompt [1, x], target [y, 2].
+  auto cfg = tiny_config(24);
+  auto lm = new_transformer(cfg, 3, true);
+  std::vector<LmExample> data;
+  for (int rep = 0; rep < 8; ++rep)
+    for (int64_t x = 3; x < 19; ++x) data.push_back({{1, x, (x - 3 + 5) % 16 + 3, 2}, 2});
+  TrainOptions o;
+  o.steps = 150;
+  o.batch_size = 16;
+  o.learning_rate = 1e-2;
+  o.warmup_steps = 10;
+  o.progress = false;
+  auto rep = train_causal_lm(*lm, data, {data.begin(), data.begin() + 16}, o);
+  CHECK(rep.final_loss < 0.2 * rep.first_loss);
+  CHECK(rep.final_eval_loss < 0.1);
+  CHECK(rep.history.back().step == 150);
+  torch::NoGradGuard ng;
+  int ok = 0;
+  for (int64_t x = 3; x < 19; ++x) {
+    ForwardInput in;
+    in.input_ids = torch::tensor({int64_t{1}, x}).view({1, 2});
+    auto h = lm->forward(in).hidden;
+    auto logits = at::linear(h.select(1, 1), lm->model->embed_tokens->weight);
+    ok += logits.argmax(-1).item<int64_t>() == (x - 3 + 5) % 16 + 3;
+  }
+  CHECK(ok >= 16 * 95 / 100);
+  // Bad input is refused with the example named.
+  std::vector<LmExample> bad = {{{1}, 0}};
+  CHECK_THROWS_AS(train_causal_lm(*lm, bad, {}, o), InputError);
+}
+
+TEST_CASE("training: saved checkpoints reload exactly and generate() matches greedy decoding", "[training]") {
+  TempDir tmp;
+  make_tokenizer(tmp.path / "tok");
+  auto tok = load_sentencepiece_tokenizer(tmp.path / "tok");
+  auto lm = new_transformer(tiny_config(tok->size()), 9, true);
+  save_checkpoint(tmp.path / "lm", *lm, tmp.path / "tok");
+  auto model = Model::load(tmp.path / "lm");
+  torch::NoGradGuard ng;
+  for (auto& item : lm->named_parameters()) {
+    if (item.key() == "lm_head.weight") continue;
+    INFO(item.key());
+    CHECK(torch::equal(item.value(), model->transformer().named_parameters()[item.key()].to(torch::kFloat)));
+  }
+  // Left-padded batches of different lengths decode as each prompt alone.
+  std::vector<std::vector<int64_t>> prompts = {tok->encode("Ana has 3 apples."), tok->encode("Ben"),
+                                               tok->encode("Cara has 12 coins and 7 cards.")};
+  GenerationOptions g;
+  g.temperature = 0;
+  g.max_new_tokens = 12;
+  g.stop_at_eos = false;
+  auto outs = generate(*model, prompts, g);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto ref = model->generate_greedy(prompts[i], 12);
+    CHECK(outs[i].ids == std::vector<int64_t>(ref.begin() + static_cast<std::ptrdiff_t>(prompts[i].size()), ref.end()));
+  }
+  g.temperature = 1;
+  g.seed = 4;
+  auto s1 = generate(*model, prompts, g), s2 = generate(*model, prompts, g);
+  for (size_t i = 0; i < prompts.size(); ++i) CHECK(s1[i].ids == s2[i].ids);
+  CHECK_THROWS_AS(generate(*model, {{}}, g), InputError);
+}
+
+TEST_CASE("training: a verifier with four heads learns step labels and reloads exactly", "[training]") {
+  TempDir tmp;
+  make_tokenizer(tmp.path / "tok");
+  auto tok = load_sentencepiece_tokenizer(tmp.path / "tok");
+  auto lm = new_transformer(tiny_config(tok->size()), 10, true);
+  save_checkpoint(tmp.path / "base", *lm, tmp.path / "tok");
+  auto spec = VerifierSpec::from_json(R"({"name": "toy", "template": {"style": "tokens", "question_suffix": "\n",
+    "step_separator": "\n"}, "heads": [
+    {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "read": "step_end"},
+    {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "activation": "sigmoid", "read": "last"},
+    {"name": "ovm", "meaning": "ovm", "type": "linear", "weights": "ovm", "activation": "none", "read": "step_end"},
+    {"name": "sorm", "meaning": "sorm", "type": "linear", "weights": "sorm", "activation": "sigmoid", "read": "step_end"}]})");
+  VerifierTrainer trainer(tmp.path / "base", spec, tmp.path / "v", 1);
+  // Steps are "good step" or "bad step"; a solution is right when all are good.
+  std::vector<VerifierExample> data;
+  uint64_t s = 12345;
+  for (int i = 0; i < 96; ++i) {
+    VerifierExample e;
+    e.question = "Check the steps.";
+    bool all = true;
+    for (int k = 0; k < 3; ++k) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      const bool good = (s >> 33) % 3 != 0;
+      e.steps.push_back(good ? "good step" : "bad step");
+      all = all && good;
+      e.step_labels.push_back(all ? 1.0 : 0.0);
+    }
+    e.outcome = all ? 1.0 : 0.0;
+    data.push_back(e);
+  }
+  VerifierTrainOptions o;
+  o.train.steps = 80;
+  o.train.batch_size = 16;
+  o.train.learning_rate = 1e-2;
+  o.train.warmup_steps = 5;
+  o.train.progress = false;
+  auto rep = trainer.train(data, {data.begin(), data.begin() + 16}, o);
+  CHECK(rep.final_loss < 0.5 * rep.first_loss);
+  trainer.save();
+  // The saved heads are the trained ones, bit for bit.
+  auto ckpt = Checkpoint::open(tmp.path / "v");
+  for (const auto& [name, wb] : trainer.head_weights()) {
+    INFO(name);
+    CHECK(torch::equal(to_tensor(ckpt->tensor(name + ".weight")), wb.first.detach()));
+    CHECK(torch::equal(to_tensor(ckpt->tensor(name + ".bias")), wb.second.detach()));
+  }
+  auto v = Verifier::load(tmp.path / "v");
+  CHECK(v->head_names() == std::vector<std::string>{"prm", "orm", "ovm", "sorm"});
+  int right = 0, total = 0;
+  for (const auto& e : data) {
+    auto sc = v->score(e.question, e.steps);
+    for (size_t k = 0; k < e.steps.size(); ++k) {
+      right += (sc.heads.at("prm")[k] > 0.5) == (e.step_labels[k] > 0.5);
+      ++total;
+    }
+    CHECK(sc.heads.at("ovm").size() == 3);
+    CHECK(sc.heads.at("sorm").size() == 3);
+  }
+  CHECK(right >= total * 9 / 10);
+  // A target outside [0, 1] or a label count that does not match is refused.
+  data[0].step_labels = {0.5, 2.0, 1.0};
+  CHECK_THROWS_AS(trainer.train(data, {}, o), InputError);
+  data[0].step_labels = {1.0};
+  CHECK_THROWS_AS(trainer.train(data, {}, o), InputError);
+}
+
+TEST_CASE("labeling: Monte Carlo labels equal the scripted fractions", "[training]") {
+  ScriptedPolicy pol;
+  pol.hits = {3, 1, 0, 0};
+  LabelProblem p{"q", {"a", "b", "c", "The answer is 8"}, "7"};
+  LabelOptions o;
+  o.rollouts = 4;
+  auto l = monte_carlo_labels(pol, {p}, o);
+  REQUIRE(l.size() == 1);
+  CHECK(l[0].soft == std::vector<double>{0.75, 0.25, 0.0, 0.0});
+  CHECK(l[0].hard == std::vector<int>{1, 1, 0, 0});
+  CHECK(l[0].rollouts == 12);  // the last step is labelled by its own answer
+  p.steps.back() = "The answer is 7";
+  l = monte_carlo_labels(pol, {p}, o);
+  CHECK(l[0].soft.back() == 1.0);
+  CHECK(sorm_labels({1, 0, 1, 0}) == std::vector<double>{1, 1, 1, 0});
+  CHECK(sorm_labels({1, 0, 0, 0}, true) == std::vector<double>{1, 1, 1, 1});
+  CHECK(sorm_labels({1, 1, 0, 1}, false) == std::vector<double>{1, 1, 0, 0});
+  CHECK_THROWS_AS(monte_carlo_labels(pol, {LabelProblem{"q", {}, "7"}}, o), InputError);
+}
+
+TEST_CASE("labeling: the binary search finds the first wrong step in ceil(log2(steps)) batches", "[training]") {
+  LabelOptions o;
+  o.rollouts = 2;
+  for (int S = 1; S <= 17; ++S)
+    for (int e = 0; e < S; ++e) {
+      ScriptedPolicy pol;
+      for (int i = 0; i < S; ++i) pol.hits.push_back(i < e ? 1 : 0);  // prefixes through e-1 good
+      LabelProblem p{"q", std::vector<std::string>(static_cast<size_t>(S), "x = 1"), "7"};
+      p.steps.back() = "The answer is 8";
+      auto r = find_first_error(pol, p, o);
+      INFO("steps " << S << " first error " << e);
+      CHECK(r.first_error == e);
+      CHECK(r.batches == pol.calls);
+      CHECK(r.batches <= static_cast<int>(std::ceil(std::log2(S))));
+      CHECK(r.labels[static_cast<size_t>(e)] == 0);
+      if (e > 0) CHECK(r.labels[static_cast<size_t>(e - 1)] == 1);
+    }
+  ScriptedPolicy pol;
+  pol.hits = {0, 0};
+  auto r = find_first_error(pol, {"q", {"a", "The answer is 7"}, "7"}, o);
+  CHECK(r.first_error == -1);
+  CHECK(r.batches == 0);
+}
+
+TEST_CASE("datasets: TRL, Math-Shepherd, ProcessBench and outcome-labelled readers", "[training]") {
+  TempDir tmp;
+  {
+    std::ofstream f(tmp.path / "trl.jsonl");
+    f << R"({"prompt": "Q1", "completions": ["s1", "s2"], "labels": [true, false]})" << "\n\n";
+    f << R"({"prompt": "Q2", "completions": ["t1"], "labels": [true]})" << "\n";
+  }
+  auto trl = read_trl_prm(tmp.path / "trl.jsonl");
+  REQUIRE(trl.size() == 2);
+  CHECK(trl[0].question == "Q1");
+  CHECK(trl[0].steps == std::vector<std::string>{"s1", "s2"});
+  CHECK(trl[0].step_labels == std::vector<double>{1, 0});
+  write_trl_prm(tmp.path / "out.jsonl", trl);
+  auto again = read_trl_prm(tmp.path / "out.jsonl");
+  CHECK(again[1].steps == trl[1].steps);
+  CHECK(again[0].step_labels == trl[0].step_labels);
+  {
+    std::ofstream f(tmp.path / "ms.jsonl");
+    f << R"({"input": "Janet has 3 eggs. How many? Step 1: 3 + 1 = 4 ки\nStep 2: The answer is 4 ки", )"
+      << R"("label": "Janet has 3 eggs. How many? Step 1: 3 + 1 = 4 +\nStep 2: The answer is 4 -", "task": "GSM8K"})" << "\n";
+  }
+  auto ms = read_math_shepherd(tmp.path / "ms.jsonl");
+  REQUIRE(ms.size() == 1);
+  CHECK(ms[0].question == "Janet has 3 eggs. How many?");
+  CHECK(ms[0].steps == std::vector<std::string>{"Step 1: 3 + 1 = 4", "Step 2: The answer is 4"});
+  CHECK(ms[0].step_labels == std::vector<double>{1, 0});
+  {
+    std::ofstream f(tmp.path / "pb.json");
+    f << R"([{"id": "gsm8k-0", "problem": "P", "steps": ["a", "b", "c"], "label": 1, "final_answer_correct": false},
+             {"id": "gsm8k-1", "problem": "P", "steps": ["a"], "label": -1, "final_answer_correct": true}])";
+  }
+  auto pb = read_processbench_steps(tmp.path / "pb.json");
+  REQUIRE(pb.size() == 2);
+  CHECK(pb[0].step_labels == std::vector<double>{1, 0, 0});
+  CHECK(pb[0].outcome == 0.0);
+  CHECK(pb[1].outcome == 1.0);
+  {
+    std::ofstream f(tmp.path / "oc.jsonl");
+    f << R"({"question": "Q", "solution": "a\nb\n", "is_correct": true})" << "\n";
+    f << R"({"question": "Q", "steps": ["c"], "is_correct": false})" << "\n";
+    f << R"({"question": "Q", "steps": ["c"]})" << "\n";
+  }
+  CHECK_THROWS_WITH(read_outcome_labelled(tmp.path / "oc.jsonl"), Catch::Contains("oc.jsonl:3") && Catch::Contains("is_correct"));
+  {
+    std::ofstream f(tmp.path / "bad.jsonl");
+    f << R"({"prompt": "Q1", "completions": ["s1", "s2"], "labels": [true]})" << "\n";
+  }
+  CHECK_THROWS_WITH(read_trl_prm(tmp.path / "bad.jsonl"), Catch::Contains("bad.jsonl:1"));
+}
