@@ -42,8 +42,8 @@ TEST_CASE("shipped models: the policy solves the domain and makes real mistakes"
   arithmetic::ProblemOptions po;
   po.seed = kDemoHeldOutSeed;
   const auto problems = arithmetic::generate_problems(100, po);
-  const double greedy = accuracy(problems, detail::sample_solutions(*policy, problems, 1, 0.0, 0));
-  const double sampled = accuracy(problems, detail::sample_solutions(*policy, problems, 4, 1.0, 7));
+  const double greedy = accuracy(problems, stepverify::detail::sample_solutions(*policy, problems, 1, 0.0, 0));
+  const double sampled = accuracy(problems, stepverify::detail::sample_solutions(*policy, problems, 4, 1.0, 7));
   INFO("greedy " << greedy << ", one sample at temperature 1 " << sampled);
   CHECK(sampled >= 0.30);  // the issue's band for single-sample accuracy
   CHECK(sampled <= 0.70);
@@ -59,9 +59,9 @@ TEST_CASE("shipped models: one verifier, four heads, and first-error detection a
   arithmetic::ProblemOptions po;
   po.seed = kDemoHeldOutSeed;
   const auto problems = arithmetic::generate_problems(100, po);
-  const auto sols = detail::sample_solutions(*policy, problems, 4, 1.0, 11);
-  const auto scores = detail::score_solutions(*verifier, problems, sols, 4);
-  const auto fe = detail::first_error_metric(problems, sols, 4, scores);
+  const auto sols = stepverify::detail::sample_solutions(*policy, problems, 4, 1.0, 11);
+  const auto scores = stepverify::detail::score_solutions(*verifier, problems, sols, 4);
+  const auto fe = stepverify::detail::first_error_metric(problems, sols, 4, scores);
   INFO("F1 " << fe.average_f1 << " error acc " << fe.splits[0].error_accuracy << " correct acc "
              << fe.splits[0].correct_accuracy);
   CHECK(fe.average_f1 >= 0.50);

@@ -133,3 +133,39 @@ TEST_CASE("the built-in sampler: seeded, greedy equals argmax decoding, prefix r
   while (common < p1.size() && p1[common] == p2[common]) ++common;
   CHECK(g.prefill_tokens() - before == static_cast<int64_t>(p2.size() - std::min(common, p2.size() - 1)));
 }
+
+TEST_CASE("the built-in sampler: propose_many decodes partial solutions of different lengths as propose does",
+          "[search]") {
+  auto dir = test::fixture("llama_gqa");
+  if (!dir) return;
+  auto policy = Model::load(*dir);
+  SamplerOptions so;
+  so.temperature = 0;  // greedy: the batched, left-padded path must give each row's own continuation
+  so.max_step_tokens = 10;
+  so.final_marker = "";
+  const std::string q = "Ana has 12 coins.";
+  const std::vector<std::vector<std::string>> partials = {
+      {}, {"She buys 5 more"}, {"She buys 5 more", "Now she has 17 coins and gives 3 to Ben"}};
+  SamplingProposer batched(policy, so), single(policy, so);
+  auto many = batched.propose_many(q, partials, 2);
+  REQUIRE(many.size() == partials.size());
+  for (size_t i = 0; i < partials.size(); ++i) {
+    INFO("partial " << i);
+    auto one = single.propose(q, partials[i], 1);
+    REQUIRE(many[i].size() == 2);
+    CHECK(many[i][0].text == one[0].text);
+    CHECK(many[i][1].text == one[0].text);
+    CHECK(many[i][0].tokens == one[0].tokens);
+  }
+  // The shared prompt prefix stays cached: a second call prefills only each partial's own tokens.
+  const int64_t before = batched.prefill_tokens();
+  batched.propose_many(q, partials, 1);
+  const auto shared = policy->tokenizer().encode(q + "\n");
+  int64_t own = 0;
+  for (const auto& p : partials) {
+    std::string text = q + "\n";
+    for (const auto& s : p) text += s + "\n";
+    own += static_cast<int64_t>(policy->tokenizer().encode(text).size());
+  }
+  CHECK(batched.prefill_tokens() - before < own);
+}

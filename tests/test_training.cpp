@@ -27,7 +27,7 @@ TEST_CASE("arithmetic: generation is seeded and reference solutions check as cor
     CHECK(c.first_error == -1);
     CHECK(c.answer_correct);
     CHECK(c.finished);
-    CHECK(a[i].steps.size() >= static_cast<size_t>(a[i].level + 2));
+    CHECK(a[i].steps.size() >= static_cast<size_t>(a[i].level + 1));  // one step per operation, plus the answer
     CHECK(a[i].answer >= 0);
     CHECK(a[i].answer <= 999);
     ++levels[a[i].level];
@@ -198,8 +198,7 @@ TEST_CASE("training: saved checkpoints reload exactly and generate() matches gre
   g.stop_at_eos = false;
   auto outs = generate(*model, prompts, g);
   for (size_t i = 0; i < prompts.size(); ++i) {
-    auto ref = model->generate_greedy(prompts[i], 12);
-    CHECK(outs[i].ids == std::vector<int64_t>(ref.begin() + static_cast<std::ptrdiff_t>(prompts[i].size()), ref.end()));
+    CHECK(outs[i].ids == model->generate_greedy(prompts[i], 12));  // the 12 new tokens
   }
   g.temperature = 1;
   g.seed = 4;

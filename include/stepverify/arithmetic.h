@@ -53,8 +53,9 @@ struct ProblemOptions {
   int max_level = 3;
 };
 
-/// Level 1: 2 operations, numbers up to 15; level 2: 3 operations, up to 30,
-/// a distractor; level 3: 4 operations, up to 60, a distractor. Results stay
+/// Level 1: 1 operation, numbers up to 20; level 2: 2 operations, up to 30,
+/// a distractor; level 3: 3 operations, up to 40, a distractor. (A group
+/// operation takes two steps: the product, then the sum.) Results stay
 /// in [0, 999]. Throws ConfigError on levels outside 1..3.
 std::vector<Problem> generate_problems(int64_t count, const ProblemOptions& options = {});
 

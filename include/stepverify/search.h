@@ -43,6 +43,12 @@ class StepProposer {
   /// Up to `k` next steps for the partial solution (question, steps).
   virtual std::vector<Proposal> propose(const std::string& question, const std::vector<std::string>& steps,
                                         int k) = 0;
+  /// Up to `k` next steps for each of several partial solutions of one
+  /// question (beam search asks for all its beams at once). The default calls
+  /// propose() for each in order; SamplingProposer decodes them in one batch.
+  virtual std::vector<std::vector<Proposal>> propose_many(const std::string& question,
+                                                          const std::vector<std::vector<std::string>>& partials,
+                                                          int k);
 };
 
 /// Options of the built-in sampler.
@@ -59,13 +65,20 @@ struct SamplerOptions {
   uint64_t seed = 0;               ///< sampling seed (each call advances the generator)
 };
 
-/// Samples steps from a causal LM, in batches of k rows over one shared KV prefix.
+/// Samples steps from a causal LM, in batches of k rows over one shared KV
+/// prefix. propose_many decodes every partial solution's k rows in one batch:
+/// the prompt prefix they share stays in the cache across calls, each
+/// partial's remaining tokens are prefilled together (left-padded within the
+/// batch), and the rows decode together.
 class SamplingProposer : public StepProposer {
  public:
   SamplingProposer(std::shared_ptr<const Model> policy, SamplerOptions options = {});
   ~SamplingProposer() override;
   std::vector<Proposal> propose(const std::string& question, const std::vector<std::string>& steps,
                                 int k) override;
+  std::vector<std::vector<Proposal>> propose_many(const std::string& question,
+                                                  const std::vector<std::vector<std::string>>& partials,
+                                                  int k) override;
   /// Tokens run through the policy (prefill and decoding).
   int64_t policy_tokens() const { return policy_tokens_; }
   /// Prompt tokens prefilled (the part of each prompt the cache did not hold).
@@ -73,6 +86,14 @@ class SamplingProposer : public StepProposer {
 
  private:
   struct State;
+  std::vector<int64_t> prompt_ids(const std::string& question, const std::vector<std::string>& steps) const;
+  // Makes the shared cache hold ids[0, n) (prefilling what it lacks); returns
+  // the logits after the last token when `want_logits`.
+  at::Tensor prefill(const std::vector<int64_t>& ids, int64_t n, bool want_logits);
+  // Decodes rows (a cache of rows.batch() rows whose next-token logits are
+  // given) until each ends a step; `positions` [rows] is each row's next
+  // position (undefined: past + 0 in every row).
+  std::vector<Proposal> decode(KVCache& rows, at::Tensor logits, at::Tensor positions);
   std::shared_ptr<const Model> policy_;
   SamplerOptions options_;
   std::unique_ptr<State> state_;

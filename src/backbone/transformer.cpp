@@ -82,9 +82,9 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   const int64_t row_bytes = kv_heads_ * G * S * static_cast<int64_t>(c10::elementSize(q.scalar_type()));
   const int64_t block = std::clamp<int64_t>(kScoreBytes / std::max<int64_t>(row_bytes, 1), 1, T);
   auto qg = q.reshape({B, kv_heads_, G, T, head_dim_});
-  if (at::GradMode::is_enabled()) {
-    // Training: one batched product, differentiable without slice copies
-    // (training batches are short, so the score tensor stays small).
+  if (at::GradMode::is_enabled() || B * T * row_bytes <= kScoreBytes) {
+    // Small score tensors (decoding, training batches of short texts): one
+    // batched product for all rows, differentiable without slice copies.
     auto scores = (at::matmul(qg.reshape({B, kv_heads_, G * T, head_dim_}), K.transpose(-1, -2)) / scale)
                       .view({B, kv_heads_, G, T, S}) + mask;
     auto probs = at::softmax(scores, -1, torch::kFloat).to(q.scalar_type());

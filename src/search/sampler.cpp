@@ -30,55 +30,60 @@ SamplingProposer::SamplingProposer(std::shared_ptr<const Model> policy, SamplerO
 SamplingProposer::~SamplingProposer() = default;
 
 
-std::vector<Proposal> SamplingProposer::propose(const std::string& question, const std::vector<std::string>& steps,
-                                                int k) {
-  if (k < 1) return {};
-  c10::InferenceMode guard;
-  const auto& tok = policy_->tokenizer();
+std::vector<int64_t> SamplingProposer::prompt_ids(const std::string& question,
+                                                const std::vector<std::string>& steps) const {
   std::string prompt = options_.prompt_template;
   if (auto pos = prompt.find("{question}"); pos != std::string::npos) prompt.replace(pos, 10, question);
   for (const auto& s : steps) prompt += s + options_.step_delimiter;
-  const auto ids = tok.encode(prompt);
+  auto ids = policy_->tokenizer().encode(prompt);
   const int64_t n = static_cast<int64_t>(ids.size());
+  if (n == 0) throw InputError("SamplingProposer: the prompt encodes to no token");
   if (n + options_.max_step_tokens > policy_->config().max_position_embeddings)
     throw InputError("SamplingProposer: the prompt of " + std::to_string(n) + " tokens leaves no room for a step");
+  return ids;
+}
 
-  // Prefill only what the cache does not hold yet (at least the last token,
-  // whose logits start the step).
+at::Tensor SamplingProposer::prefill(const std::vector<int64_t>& ids, int64_t n, bool want_logits) {
   auto& st = *state_;
   if (!st.cache) {
     KVCacheOptions co;
     co.capacity = policy_->config().max_position_embeddings;
     st.cache = std::make_unique<KVCache>(policy_->new_cache(1, co));
   }
-  const int64_t keep = detail::common_prefix(st.ids, ids, n - 1);
+  // Keep what the cache already holds of ids[0, n), recomputing at least the
+  // last token when its logits are wanted.
+  std::vector<int64_t> head(ids.begin(), ids.begin() + n);
+  const int64_t keep = detail::common_prefix(st.ids, head, want_logits ? n - 1 : n);
   st.cache->truncate(std::min(keep, st.cache->length()));
+  st.ids.assign(head.begin(), head.begin() + st.cache->length());
+  if (st.cache->length() == n) return {};
   ForwardInput in;
-  in.input_ids = to_batch(std::vector<int64_t>(ids.begin() + keep, ids.end()));
+  in.input_ids = to_batch(std::vector<int64_t>(head.begin() + st.cache->length(), head.end()));
   in.cache = st.cache.get();
   auto h = policy_->forward(in).hidden;
-  policy_tokens_ += n - keep;
-  prefill_tokens_ += n - keep;
-  st.ids = ids;
-  auto logits = policy_->logits(h.select(1, h.size(1) - 1)).expand({k, -1});  // [k, V]
+  policy_tokens_ += n - static_cast<int64_t>(st.ids.size());
+  prefill_tokens_ += n - static_cast<int64_t>(st.ids.size());
+  st.ids = head;
+  return want_logits ? policy_->logits(h.select(1, h.size(1) - 1)) : at::Tensor();
+}
 
-  // k rows decode from a copy of the prefix; the shared cache stays at the prompt.
-  auto rows = st.cache->fork();
-  rows.reorder(torch::zeros({k}, torch::kLong));
-  std::vector<std::vector<int64_t>> gen(k);
-  std::vector<Proposal> out(k);
-  std::vector<bool> done(k, false);
+std::vector<Proposal> SamplingProposer::decode(KVCache& rows, at::Tensor logits, at::Tensor positions) {
+  const auto& tok = policy_->tokenizer();
+  const int64_t R = rows.batch();
+  std::vector<std::vector<int64_t>> gen(static_cast<size_t>(R));
+  std::vector<Proposal> out(static_cast<size_t>(R));
+  std::vector<bool> done(static_cast<size_t>(R), false);
   const auto& eos_ids = policy_->config().eos_token_ids;
   const auto eos = tok.special_tokens().eos_id;
+  DecodeOptions d;
+  d.skip_special_tokens = true;
   for (int64_t t = 0; t < options_.max_step_tokens; ++t) {
-    auto next = detail::sample_logits(logits, options_.temperature, options_.top_k, options_.top_p, st.gen);
+    auto next = detail::sample_logits(logits, options_.temperature, options_.top_k, options_.top_p, state_->gen);
     bool all_done = true;
-    for (int r = 0; r < k; ++r) {
+    for (size_t r = 0; r < static_cast<size_t>(R); ++r) {
       if (done[r]) continue;
-      const int64_t id = next[r].item<int64_t>();
+      const int64_t id = next[static_cast<int64_t>(r)].item<int64_t>();
       const bool is_eos = (eos && id == *eos) || std::find(eos_ids.begin(), eos_ids.end(), id) != eos_ids.end();
-      DecodeOptions d;
-      d.skip_special_tokens = true;
       if (is_eos) {
         done[r] = true;
         out[r].finished = true;
@@ -99,20 +104,90 @@ std::vector<Proposal> SamplingProposer::propose(const std::string& question, con
     }
     if (all_done) break;
     ForwardInput step;
-    step.input_ids = next.view({k, 1});
+    step.input_ids = next.view({R, 1});
     step.cache = &rows;
-    logits = policy_->logits(policy_->forward(step).hidden.select(1, 0));
-    policy_tokens_ += k;
-  }
-  for (int r = 0; r < k; ++r) {
-    if (out[r].text.empty() && !gen[r].empty() && !done[r]) {
-      DecodeOptions d;
-      d.skip_special_tokens = true;
-      out[r].text = tok.decode(gen[r], d);
+    if (positions.defined()) {
+      step.position_ids = positions.view({R, 1});
+      positions = positions + 1;
     }
+    logits = policy_->logits(policy_->forward(step).hidden.select(1, 0));
+    policy_tokens_ += R;
+  }
+  for (size_t r = 0; r < static_cast<size_t>(R); ++r) {
+    if (out[r].text.empty() && !gen[r].empty() && !done[r]) out[r].text = tok.decode(gen[r], d);
     if (!options_.final_marker.empty() && out[r].text.find(options_.final_marker) != std::string::npos)
       out[r].finished = true;
   }
+  return out;
+}
+
+std::vector<Proposal> SamplingProposer::propose(const std::string& question, const std::vector<std::string>& steps,
+                                                int k) {
+  if (k < 1) return {};
+  c10::InferenceMode guard;
+  const auto ids = prompt_ids(question, steps);
+  auto logits = prefill(ids, static_cast<int64_t>(ids.size()), true).expand({k, -1});  // [k, V]
+  // k rows decode from a copy of the prefix; the shared cache stays at the prompt.
+  auto rows = state_->cache->fork();
+  rows.reorder(torch::zeros({k}, torch::kLong).to(policy_->device()));
+  return decode(rows, logits, {});
+}
+
+std::vector<std::vector<Proposal>> SamplingProposer::propose_many(const std::string& question,
+                                                                  const std::vector<std::vector<std::string>>& partials,
+                                                                  int k) {
+  if (k < 1 || partials.empty()) return std::vector<std::vector<Proposal>>(partials.size());
+  if (partials.size() == 1) return {propose(question, partials[0], k)};
+  c10::InferenceMode guard;
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& p : partials) ids.push_back(prompt_ids(question, p));
+  // The prefix every prompt shares (each keeps at least one token of its own).
+  int64_t shared = static_cast<int64_t>(ids[0].size());
+  for (const auto& x : ids) shared = std::min(shared, detail::common_prefix(ids[0], x, static_cast<int64_t>(x.size()) - 1));
+  if (shared > 0) prefill(ids[0], shared, false);
+  const int64_t B = static_cast<int64_t>(ids.size());
+  int64_t L = 0;
+  for (const auto& x : ids) L = std::max<int64_t>(L, static_cast<int64_t>(x.size()) - shared);
+  // Each partial's own tokens, left-padded after the shared prefix (pads masked).
+  auto input = torch::zeros({B, L}, torch::kLong);
+  auto mask = torch::zeros({B, L}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& x = ids[static_cast<size_t>(b)];
+    const int64_t n = static_cast<int64_t>(x.size()) - shared;
+    input[b].narrow(0, L - n, n).copy_(torch::tensor(std::vector<int64_t>(x.begin() + shared, x.end()), torch::kLong));
+    mask[b].narrow(0, L - n, n).fill_(1);
+  }
+  const auto dev = policy_->device();
+  KVCache rows = shared > 0 ? state_->cache->fork() : policy_->new_cache(1, [&] {
+    KVCacheOptions co;
+    co.capacity = policy_->config().max_position_embeddings;
+    return co;
+  }());
+  rows.reorder(torch::zeros({B}, torch::kLong).to(dev));
+  ForwardInput in;
+  in.input_ids = input;
+  in.attention_mask = mask;
+  in.position_ids = shared + (mask.cumsum(1) - 1).clamp_min(0);
+  in.cache = &rows;
+  auto h = policy_->forward(in).hidden;
+  policy_tokens_ += mask.sum().item<int64_t>();
+  prefill_tokens_ += mask.sum().item<int64_t>();
+  auto logits = policy_->logits(h.select(1, L - 1));
+  auto positions = (in.position_ids.select(1, L - 1) + 1).to(dev);
+  auto rep = torch::arange(B, torch::kLong).repeat_interleave(k);
+  rows.reorder(rep.to(dev));
+  auto flat = decode(rows, logits.index_select(0, rep.to(logits.device())), positions.index_select(0, rep.to(dev)));
+  std::vector<std::vector<Proposal>> out(static_cast<size_t>(B));
+  for (size_t r = 0; r < flat.size(); ++r) out[r / static_cast<size_t>(k)].push_back(std::move(flat[r]));
+  return out;
+}
+
+std::vector<std::vector<Proposal>> StepProposer::propose_many(const std::string& question,
+                                                              const std::vector<std::vector<std::string>>& partials,
+                                                              int k) {
+  std::vector<std::vector<Proposal>> out;
+  out.reserve(partials.size());
+  for (const auto& p : partials) out.push_back(propose(question, p, k));
   return out;
 }
 

@@ -56,9 +56,31 @@ class Search {
 
   // The children of `parent`: up to `k` proposals, each scored.
   std::vector<Node> expand(const Node& parent, int k) {
+    if (!budget_left()) return {};
+    return children_of(parent, proposer_.propose(question_, parent.steps, k));
+  }
+
+  // The children of every node in `parents` (best first): their proposals are
+  // requested in one propose_many call. With a proposal budget, only as many
+  // parents as the budget allows are expanded.
+  std::vector<Node> expand_all(const std::vector<Node>& parents, int k) {
+    if (!budget_left()) return {};
+    size_t n = parents.size();
+    if (options_.max_proposals > 0)
+      n = std::min<size_t>(n, static_cast<size_t>((options_.max_proposals - result_.proposals + k - 1) / k));
+    std::vector<std::vector<std::string>> partials;
+    for (size_t i = 0; i < n; ++i) partials.push_back(parents[i].steps);
+    auto proposals = proposer_.propose_many(question_, partials, k);
+    if (proposals.size() != n) throw Error("search: propose_many returned a list per partial solution, not " +
+                                           std::to_string(proposals.size()) + " for " + std::to_string(n));
     std::vector<Node> children;
-    if (!budget_left()) return children;
-    auto proposals = proposer_.propose(question_, parent.steps, k);
+    for (size_t i = 0; i < n; ++i)
+      for (auto& c : children_of(parents[i], proposals[i])) children.push_back(std::move(c));
+    return children;
+  }
+
+  std::vector<Node> children_of(const Node& parent, const std::vector<Proposal>& proposals) {
+    std::vector<Node> children;
     std::set<std::string> seen;
     for (const auto& p : proposals) {
       result_.proposals += 1;
@@ -158,11 +180,7 @@ void run_beam(Search& s, Node root, int width) {
   std::vector<Node> beams;
   beams.push_back(std::move(root));
   for (int depth = 0; depth < s.options().max_steps && !beams.empty() && s.budget_left(); ++depth) {
-    std::vector<Node> children;
-    for (const auto& b : beams) {
-      auto c = s.expand(b, s.options().expansions);
-      for (auto& n : c) children.push_back(std::move(n));
-    }
+    auto children = s.expand_all(beams, s.options().expansions);
     if (children.empty()) break;
     beams = s.select(std::move(children), width);
   }

@@ -40,7 +40,7 @@ const std::vector<std::string> kBoxes = {"boxes", "bags", "packs", "jars"};
 std::string eq(int64_t a, char op, int64_t b, int64_t c) { return fmt::format("{} {} {} = {}", a, op, b, c); }
 
 Problem generate_one(Rng& rng, int level, const std::string& id) {
-  static const std::array<int64_t, 3> kMax = {15, 30, 60};
+  static const std::array<int64_t, 3> kMax = {20, 30, 40};
   const int64_t top = kMax[level - 1];
   Problem p;
   p.id = id;
@@ -55,7 +55,7 @@ Problem generate_one(Rng& rng, int level, const std::string& id) {
   int64_t v = rng.uniform(2, top);
   p.operands.push_back(v);
   std::vector<std::string> sentences = {fmt::format("{} has {} {}.", who.name, v, item)};
-  const int ops = level + 1;
+  const int ops = level;
   for (int i = 0; i < ops; ++i) {
     const std::string& pr = i == 0 ? who.name : who.pronoun;
     for (;;) {
