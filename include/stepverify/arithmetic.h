@@ -2,8 +2,8 @@
 //
 //   auto problems = stepverify::arithmetic::generate_problems(200, {.seed = 7});
 //   const auto& p = problems[0];
-//   // p.question: "Ana has 23 apples. Ben has 41 cards. She buys 17 more apples. She gives 8 apples
-//   //              to Ben. How many apples does Ana have now?"
+//   // p.question: "Ana has 23 apples. Ben has 41 cards. Ana buys 17 more apples. She gives 8 apples
+//   //              to Ben. How many apples does Ana have now?"  (the shape; numbers vary by level)
 //   // p.steps:    {"23 + 17 = 40", "40 - 8 = 32", "The answer is 32"}
 //   auto check = stepverify::arithmetic::check_solution(p, {"23 + 17 = 40", "40 - 7 = 33", "The answer is 33"});
 //   // check.step_correct = {true, false, false}; check.first_error = 1; check.answer_correct = false
@@ -53,10 +53,10 @@ struct ProblemOptions {
   int max_level = 3;
 };
 
-/// Level 1: 1 operation, numbers up to 20; level 2: 2 operations, up to 30,
-/// a distractor; level 3: 3 operations, up to 40, a distractor. (A group
-/// operation takes two steps: the product, then the sum.) Results stay
-/// in [0, 999]. Throws ConfigError on levels outside 1..3.
+/// Level 1: 1 operation, given numbers up to 10; level 2: 2 operations, up to
+/// 15, a distractor; level 3: 3 operations, up to 20, a distractor. (A group
+/// operation takes two steps: the product, then the sum.) Every value of a
+/// solution stays in [0, 200]. Throws ConfigError on levels outside 1..3.
 std::vector<Problem> generate_problems(int64_t count, const ProblemOptions& options = {});
 
 /// The verdict on one solution.

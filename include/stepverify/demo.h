@@ -50,19 +50,19 @@ struct DemoModelsOptions {
   int64_t intermediate_size = 384;   ///< MLP width
   TrainOptions policy_training = [] {
     TrainOptions o;
-    o.steps = 1800;
+    o.steps = 2200;
     o.batch_size = 32;
     o.learning_rate = 3e-3;
     o.warmup_steps = 100;
     return o;
   }();
   int64_t policy_eval_examples = 500;  ///< training problems held back to measure the policy's loss
-  int64_t verifier_problems = 800;  ///< training problems whose policy samples label the verifier
+  int64_t verifier_problems = 1200;  ///< training problems whose policy samples label the verifier
   int samples_per_problem = 4;       ///< policy samples per verifier problem (temperature 1)
   int rollouts = 4;                  ///< Monte Carlo rollouts per step prefix
   TrainOptions verifier_training = [] {
     TrainOptions o;
-    o.steps = 500;
+    o.steps = 800;
     o.batch_size = 32;
     o.learning_rate = 1e-3;
     o.warmup_steps = 50;
@@ -104,6 +104,9 @@ struct DemoOptions {
   uint64_t seed = 0;             ///< sampling seed
   int threads = 2;               ///< worker threads for the searches
   std::string prm_aggregate = "min";  ///< PRM step scores -> solution score (weighted SC)
+  /// When set, the N samples per problem are written here in the `eval bon`
+  /// format (ORM score, PRM step scores, exact step labels, gold answer).
+  std::filesystem::path candidates_out;
 };
 
 /// One method's figures.

@@ -27,9 +27,12 @@ Run add_demo(CLI::App& app) {
   app.add_option("--threads", o->threads, "worker threads for the searches (default 2)");
   app.add_option("--shared", *shared, "accepted for compatibility; unused");
   app.add_flag("--json", *json, "print the figures as one JSON object");
+  auto candidates = std::make_shared<std::string>();
+  app.add_option("--candidates", *candidates, "write the N samples per problem with their scores (eval bon format)");
   return [=] {
     auto opts = *o;
     opts.models_dir = *models;
+    opts.candidates_out = *candidates;
     if (opts.beam_width * opts.expansions != opts.n)
       std::cerr << fmt::format("note: beam_width x expansions = {} proposals per step, not n = {}\n",
                                opts.beam_width * opts.expansions, opts.n);

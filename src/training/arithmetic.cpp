@@ -40,8 +40,9 @@ const std::vector<std::string> kBoxes = {"boxes", "bags", "packs", "jars"};
 std::string eq(int64_t a, char op, int64_t b, int64_t c) { return fmt::format("{} {} {} = {}", a, op, b, c); }
 
 Problem generate_one(Rng& rng, int level, const std::string& id) {
-  static const std::array<int64_t, 3> kMax = {20, 30, 40};
+  static const std::array<int64_t, 3> kMax = {10, 15, 20};
   const int64_t top = kMax[level - 1];
+  constexpr int64_t kCap = 200;  // every value of a solution stays at or below this
   Problem p;
   p.id = id;
   p.level = level;
@@ -62,7 +63,7 @@ Problem generate_one(Rng& rng, int level, const std::string& id) {
       const int kind = static_cast<int>(rng.uniform(0, 3));
       if (kind == 0) {  // add
         const int64_t b = rng.uniform(2, top);
-        if (v + b > 999) continue;
+        if (v + b > kCap) continue;
         sentences.push_back(rng.uniform(0, 1) ? fmt::format("{} buys {} more {}.", pr, b, item)
                                               : fmt::format("{} finds {} more {}.", pr, b, item));
         p.steps.push_back(eq(v, '+', b, v + b));
@@ -78,14 +79,14 @@ Problem generate_one(Rng& rng, int level, const std::string& id) {
         v -= b;
       } else if (kind == 2) {  // double or triple
         const int64_t m = rng.uniform(2, 3);
-        if (v * m > 999) continue;
+        if (v * m > kCap) continue;
         sentences.push_back(fmt::format("{} {} the {}.", pr, m == 2 ? "doubles" : "triples", item));
         p.steps.push_back(eq(v, '*', m, v * m));
         p.operands.push_back(m);
         v *= m;
       } else {  // groups: a product reused by the next step
         const int64_t c = rng.uniform(2, 2 + 2 * level), d = rng.uniform(2, 4 + 3 * level);
-        if (v + c * d > 999) continue;
+        if (v + c * d > kCap) continue;
         sentences.push_back(fmt::format("{} gets {} {} with {} {} each.", pr, c, rng.pick(kBoxes), d, item));
         p.steps.push_back(eq(c, '*', d, c * d));
         p.values.push_back(c * d);

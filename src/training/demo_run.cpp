@@ -1,6 +1,7 @@
 // run_demo: search methods compared at an equal budget on held-out problems.
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -156,6 +157,27 @@ DemoReport run_demo(const DemoOptions& o) {
     for (auto& w : workers) w.join();
     if (failure) std::rethrow_exception(failure);
     add("beam_" + head, {static_cast<double>(ok.load()) / P, vtok.load(), gtok.load(), since(tb)});
+  }
+
+  if (!o.candidates_out.empty()) {
+    std::ofstream f(o.candidates_out);
+    if (!f) throw IoError(o.candidates_out.string() + ": cannot write");
+    for (size_t i = 0; i < P; ++i) {
+      nlohmann::json line = {{"id", problems[i].id}, {"gold", std::to_string(problems[i].answer)}};
+      nlohmann::json cands = nlohmann::json::array();
+      for (size_t k = 0; k < N; ++k) {
+        const auto& steps = samples[i * N + k];
+        const auto check = arithmetic::check_solution(problems[i], steps);
+        nlohmann::json c = {{"score", scores[i * N + k].outcome.at("orm")},
+                            {"step_scores", scores[i * N + k].heads.at("prm")},
+                            {"step_labels", check.prefix_correct}};
+        if (check.answer) c["answer"] = std::to_string(*check.answer);
+        else c["text"] = steps.back();
+        cands.push_back(c);
+      }
+      line["candidates"] = cands;
+      f << line.dump() << "\n";
+    }
   }
 
   // First-error detection of the PRM on the sampled solutions.
