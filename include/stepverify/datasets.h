@@ -18,7 +18,7 @@
 //  * ProcessBench: {"id", "problem", "steps": [str], "label": int (first wrong
 //    step, -1 none), "final_answer_correct"?: bool} in a JSON array or JSONL;
 //    steps before the label are 1, the label and later steps 0; the outcome
-//    is label == -1 (and final_answer_correct when present).
+//    is label == -1 (a process label: final_answer_correct is not read).
 //  * Outcome-labelled: {"question", "solution": str (steps on lines) or
 //    "steps": [str], "is_correct": bool}; no step labels, an outcome.
 //

@@ -7,8 +7,9 @@
 //   // outs[i].text: the completion (special tokens skipped); outs[i].ended: EOS was produced
 //
 // Prompts are sorted by length, left-padded, prefilled together and decoded
-// with one KV cache per batch of at most max_batch_rows rows; rows that end
-// are dropped from the batch (cache reorder), so finished rows cost nothing.
+// with one KV cache per batch of at most max_batch_rows rows (at least one
+// prompt's num_samples rows); rows that end keep a slot until fewer than 3/4
+// of the rows are live, then the cache is compacted (one copy).
 // This is what rollouts (Monte Carlo labels), dataset sampling and the demo
 // use; the step-at-a-time SamplingProposer (search.h) is for searches.
 //
@@ -33,8 +34,8 @@ struct GenerationOptions {
   double top_p = 1.0;            ///< nucleus: smallest set with this much mass
   int64_t max_new_tokens = 128;  ///< tokens generated per prompt at most
   uint64_t seed = 0;             ///< sampling seed
-  int64_t max_batch_rows = 256;  ///< prompts decoded together
-  bool stop_at_eos = true;       ///< a row ends at EOS (never emitted in `ids`)
+  int64_t max_batch_rows = 256;  ///< rows (prompts x num_samples) decoded together
+  bool stop_at_eos = true;       ///< a row ends at EOS (then not emitted in `ids`)
   /// Completions per prompt: the prompt is prefilled once and its KV rows
   /// repeated, so n samples cost one prefill. Outputs are prompt-major.
   int num_samples = 1;
@@ -42,7 +43,7 @@ struct GenerationOptions {
 
 /// One completion.
 struct Generation {
-  std::vector<int64_t> ids;  ///< generated tokens (no prompt, no EOS)
+  std::vector<int64_t> ids;  ///< generated tokens (no prompt; no EOS when stop_at_eos)
   std::string text;          ///< decoded with special tokens skipped
   bool ended = false;        ///< stopped at EOS (false: max_new_tokens reached)
 };

@@ -138,7 +138,7 @@ struct SearchResult {
   double score = 0;                ///< its score
   std::string answer;              ///< its extracted answer ("" when none)
   std::vector<SearchCandidate> candidates;  ///< every finished or cut solution
-  int64_t proposals = 0;           ///< proposals requested from the proposer
+  int64_t proposals = 0;           ///< proposals the proposer returned
   int64_t generated_tokens = 0;    ///< tokens the proposer reported
   int64_t verifier_tokens = 0;     ///< tokens the verifier ran through its backbone
   double seconds = 0;              ///< wall time

@@ -17,7 +17,9 @@
 // accumulation, periodic evaluation, seeded initialisation and batch order,
 // and a progress bar with loss and rate on stderr.
 //
-// Verifier losses, chosen by each head's `meaning` (verifier_spec.h):
+// Verifier losses. A head's `meaning` (verifier_spec.h) picks its targets and
+// read positions; its activation picks the loss (softmax: cross-entropy with
+// soft targets; sigmoid: BCE; none: MSE; tanh: MSE to 2y - 1). As used:
 //  * "prm": cross-entropy at each step's read position against the step
 //    label; labels in [0, 1] are soft targets (BCE to a Monte Carlo fraction),
 //    0/1 labels are the hard cross-entropy. A softmax head with 2 classes or

@@ -138,6 +138,11 @@ std::vector<std::vector<Proposal>> SamplingProposer::propose_many(const std::str
                                                                   int k) {
   if (k < 1 || partials.empty()) return std::vector<std::vector<Proposal>>(partials.size());
   if (partials.size() == 1) return {propose(question, partials[0], k)};
+  // The padding of a batch sits between the shared prefix and each row's own
+  // tokens; a sliding window counts cache slots, so it would see pads as
+  // distance. Such models propose one partial at a time.
+  if (const auto& w = policy_->config().sliding_window; w && *w < policy_->config().max_position_embeddings)
+    return StepProposer::propose_many(question, partials, k);
   c10::InferenceMode guard;
   std::vector<std::vector<int64_t>> ids;
   for (const auto& p : partials) ids.push_back(prompt_ids(question, p));

@@ -65,6 +65,14 @@ class Search {
   // parents as the budget allows are expanded.
   std::vector<Node> expand_all(const std::vector<Node>& parents, int k) {
     if (!budget_left()) return {};
+    if (options_.max_generated_tokens > 0) {
+      // A token budget is checked before each parent, as the tokens a call
+      // generates are only known afterwards.
+      std::vector<Node> children;
+      for (const auto& p : parents)
+        for (auto& c : expand(p, k)) children.push_back(std::move(c));
+      return children;
+    }
     size_t n = parents.size();
     if (options_.max_proposals > 0)
       n = std::min<size_t>(n, static_cast<size_t>((options_.max_proposals - result_.proposals + k - 1) / k));

@@ -119,8 +119,9 @@ bool parse_int(const std::string& s, size_t& i, int64_t& out) {
   const size_t start = i;
   if (i < s.size() && s[i] == '-') ++i;
   const size_t digits = i;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])) && i - digits < 15) ++i;
-  if (i == digits) return false;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  // At most 9 digits, so that products of two operands fit in int64.
+  if (i == digits || i - digits > 9) return false;
   return std::from_chars(s.data() + start, s.data() + i, out).ec == std::errc();
 }
 

@@ -135,14 +135,15 @@ DemoReport run_demo(const DemoOptions& o) {
     std::exception_ptr failure;
     std::mutex failure_mu;
     for (int w = 0; w < o.threads; ++w)
-      workers.emplace_back([&, w] {
+      workers.emplace_back([&] {
         try {
           SamplerOptions sopt;
           sopt.temperature = o.temperature;
-          sopt.seed = o.seed + 100 + static_cast<uint64_t>(w);
           sopt.max_step_tokens = 32;
-          SamplingProposer proposer(policy, sopt);
           for (size_t i = next++; i < P; i = next++) {
+            // Seeded per problem, so results do not depend on which thread ran it.
+            sopt.seed = o.seed + 100 + i;
+            SamplingProposer proposer(policy, sopt);
             auto r = beam_search(*verifier, proposer, problems[i].question, so);
             ok += right(problems[i], r.answer.empty() ? std::nullopt : std::optional<std::string>(r.answer));
             vtok += r.verifier_tokens;

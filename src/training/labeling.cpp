@@ -125,6 +125,9 @@ FirstErrorSearch find_first_error(RolloutPolicy& policy, const LabelProblem& p, 
     const int mid = (lo + hi) / 2;
     RolloutRequest req{p.question, std::vector<std::string>(p.steps.begin(), p.steps.begin() + mid + 1)};
     const auto answers = policy.rollout({req}, o.rollouts);
+    if (answers.size() != static_cast<size_t>(o.rollouts))
+      throw Error(fmt::format("labeling: the policy returned {} answers for 1 request x {} rollouts", answers.size(),
+                              o.rollouts));
     ++r.batches;
     r.rollouts += o.rollouts;
     bool good = false;

@@ -42,7 +42,7 @@ class BatchOrder {
     std::vector<int64_t> order(static_cast<size_t>(n_));
     std::iota(order.begin(), order.end(), 0);
     shuffle(order);
-    // Enough indices for whole batches: wrap around into the next permutation's start.
+    // Whole batches: the last one is completed with examples from this epoch's start.
     while (static_cast<int64_t>(order.size()) % batch_ != 0) order.push_back(order[order.size() % static_cast<size_t>(n_)]);
     if (!lengths_.empty()) {
       const size_t window = static_cast<size_t>(batch_) * 50;
@@ -287,6 +287,7 @@ std::string config_to_json(const ModelConfig& c) {
     j["mlp_bias"] = c.mlp_bias;
   }
   if (c.sliding_window) j["sliding_window"] = *c.sliding_window;
+  else if (c.model_type != "llama") j["sliding_window"] = nullptr;  // absent would read as the family default
   if (c.rope_scaling) {
     const auto& r = *c.rope_scaling;
     j["rope_scaling"] = {{"rope_type", r.type}, {"type", r.type}, {"factor", r.factor}};

@@ -181,6 +181,11 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
       const auto wt = options.head_weights.find(hs.name);
       total = total + l * (wt == options.head_weights.end() ? 1.0 : wt->second);
     }
+    if (!total.requires_grad()) {
+      // No example of the batch has a target for any head: a zero loss that
+      // still reaches the parameters, so backward() is well defined.
+      for (const auto& [name, wb] : heads_) total = total + 0.0 * wb.first.sum();
+    }
     return total;
   };
   std::function<double()> ev;
