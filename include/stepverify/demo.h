@@ -37,6 +37,15 @@ namespace stepverify {
 inline constexpr uint64_t kDemoTrainSeed = 1;
 inline constexpr uint64_t kDemoHeldOutSeed = 1000;
 
+/// TrainOptions with these steps, peak learning rate and warmup (batch 32).
+inline TrainOptions train_options(int64_t steps, double learning_rate, int64_t warmup_steps) {
+  TrainOptions o;
+  o.steps = steps;
+  o.learning_rate = learning_rate;
+  o.warmup_steps = warmup_steps;
+  return o;
+}
+
 /// Options of train_demo_models (the defaults are what `make models` runs).
 struct DemoModelsOptions {
   std::filesystem::path out_dir = "models";  ///< writes out_dir/policy and out_dir/verifier
@@ -48,26 +57,12 @@ struct DemoModelsOptions {
   int64_t heads = 4;                 ///< attention heads
   int64_t kv_heads = 2;              ///< key/value heads (grouped-query attention)
   int64_t intermediate_size = 384;   ///< MLP width
-  TrainOptions policy_training = [] {
-    TrainOptions o;
-    o.steps = 2200;
-    o.batch_size = 32;
-    o.learning_rate = 3e-3;
-    o.warmup_steps = 100;
-    return o;
-  }();
+  TrainOptions policy_training = train_options(2200, 3e-3, 100);
   int64_t policy_eval_examples = 500;  ///< training problems held back to measure the policy's loss
   int64_t verifier_problems = 1200;  ///< training problems whose policy samples label the verifier
   int samples_per_problem = 4;       ///< policy samples per verifier problem (temperature 1)
   int rollouts = 4;                  ///< Monte Carlo rollouts per step prefix
-  TrainOptions verifier_training = [] {
-    TrainOptions o;
-    o.steps = 800;
-    o.batch_size = 32;
-    o.learning_rate = 1e-3;
-    o.warmup_steps = 50;
-    return o;
-  }();
+  TrainOptions verifier_training = train_options(800, 1e-3, 50);
   int verifier_last_layers = -1;     ///< backbone layers the verifier trains (-1 all)
   int64_t eval_problems = 200;       ///< held-out problems for the printed figures
 };

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "stepverify/errors.h"
+#include "training/batching.h"
 
 namespace stepverify::arithmetic {
 namespace {
@@ -16,12 +17,7 @@ namespace {
 // splitmix64: the same numbers on every platform (std distributions are not).
 struct Rng {
   uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  uint64_t next() { return detail::splitmix64(s); }
   int64_t uniform(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(next() % uint64_t(hi - lo + 1)); }
   template <class T>
   const T& pick(const std::vector<T>& v) { return v[next() % v.size()]; }

@@ -14,16 +14,10 @@
 #include "stepverify/errors.h"
 #include "stepverify/runtime.h"
 #include "stepverify/training.h"
+#include "training/batching.h"
 
 namespace stepverify {
 namespace {
-
-uint64_t splitmix(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 // Yields batches of indices over epochs of seeded permutations; with lengths,
 // each window of 50 batches is sorted by length before it is cut, and the
@@ -60,7 +54,7 @@ class BatchOrder {
   }
   template <class T>
   void shuffle(std::vector<T>& v) {
-    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[splitmix(state_) % i]);
+    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[detail::splitmix64(state_) % i]);
   }
   int64_t n_, batch_;
   std::vector<int64_t> lengths_;
@@ -216,17 +210,14 @@ TrainReport train_causal_lm(TransformerImpl& model, const std::vector<LmExample>
     }
   model.train();
   auto batch_loss = [&](const std::vector<LmExample>& set, const std::vector<int64_t>& idx) {
-    int64_t T = 0;
-    for (auto i : idx) T = std::max<int64_t>(T, static_cast<int64_t>(set[static_cast<size_t>(i)].ids.size()));
-    const int64_t B = static_cast<int64_t>(idx.size());
-    auto ids = torch::zeros({B, T}, torch::kLong);
-    auto mask = torch::zeros({B, T}, torch::kLong);
+    auto [ids, mask] = detail::pad_right(idx, [&](int64_t i) -> const std::vector<int64_t>& {
+      return set[static_cast<size_t>(i)].ids;
+    });
+    const int64_t B = ids.size(0), T = ids.size(1);
     auto weight = torch::zeros({B, T - 1}, torch::kFloat);  // which predictions count
     for (int64_t b = 0; b < B; ++b) {
       const auto& e = set[static_cast<size_t>(idx[static_cast<size_t>(b)])];
       const int64_t n = static_cast<int64_t>(e.ids.size());
-      ids[b].narrow(0, 0, n).copy_(torch::tensor(e.ids, torch::kLong));
-      mask[b].narrow(0, 0, n).fill_(1);
       const int64_t from = std::max<int64_t>(0, e.prompt_tokens - 1);
       weight[b].narrow(0, from, n - 1 - from).fill_(1);
     }
@@ -247,16 +238,8 @@ TrainReport train_causal_lm(TransformerImpl& model, const std::vector<LmExample>
   std::function<double()> ev;
   if (!eval.empty())
     ev = [&] {
-      double sum = 0;
-      int64_t n = 0;
-      for (size_t s = 0; s < eval.size(); s += static_cast<size_t>(options.batch_size)) {
-        std::vector<int64_t> idx;
-        for (size_t i = s; i < std::min(eval.size(), s + static_cast<size_t>(options.batch_size)); ++i)
-          idx.push_back(static_cast<int64_t>(i));
-        sum += batch_loss(eval, idx).item<double>() * static_cast<double>(idx.size());
-        n += static_cast<int64_t>(idx.size());
-      }
-      return sum / static_cast<double>(n);
+      return detail::mean_loss(eval.size(), options.batch_size,
+                               [&](const std::vector<int64_t>& idx) { return batch_loss(eval, idx); });
     };
   std::vector<int64_t> lengths;
   for (const auto& e : train) lengths.push_back(static_cast<int64_t>(e.ids.size()));

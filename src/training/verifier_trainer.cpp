@@ -6,6 +6,7 @@
 
 #include "stepverify/errors.h"
 #include "stepverify/training.h"
+#include "training/batching.h"
 
 namespace stepverify {
 
@@ -135,17 +136,10 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
   }
 
   auto batch_loss = [&](const std::vector<Prepared>& set, const std::vector<int64_t>& idx) {
-    int64_t T = 0;
-    for (auto i : idx) T = std::max<int64_t>(T, static_cast<int64_t>(set[static_cast<size_t>(i)].ids.size()));
-    const int64_t B = static_cast<int64_t>(idx.size());
-    auto ids = torch::zeros({B, T}, torch::kLong);
-    auto mask = torch::zeros({B, T}, torch::kLong);
-    for (int64_t b = 0; b < B; ++b) {
-      const auto& p = set[static_cast<size_t>(idx[static_cast<size_t>(b)])];
-      const int64_t n = static_cast<int64_t>(p.ids.size());
-      ids[b].narrow(0, 0, n).copy_(torch::tensor(p.ids, torch::kLong));
-      mask[b].narrow(0, 0, n).fill_(1);
-    }
+    auto [ids, mask] = detail::pad_right(idx, [&](int64_t i) -> const std::vector<int64_t>& {
+      return set[static_cast<size_t>(i)].ids;
+    });
+    const int64_t B = ids.size(0), T = ids.size(1);
     ForwardInput in;
     in.input_ids = ids;
     in.attention_mask = mask;
@@ -191,16 +185,8 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
   std::function<double()> ev;
   if (!eval_set.empty())
     ev = [&] {
-      double sum = 0;
-      int64_t n = 0;
-      const auto bs = static_cast<size_t>(options.train.batch_size);
-      for (size_t s = 0; s < eval_set.size(); s += bs) {
-        std::vector<int64_t> idx;
-        for (size_t i = s; i < std::min(eval_set.size(), s + bs); ++i) idx.push_back(static_cast<int64_t>(i));
-        sum += batch_loss(eval_set, idx).item<double>() * static_cast<double>(idx.size());
-        n += static_cast<int64_t>(idx.size());
-      }
-      return sum / static_cast<double>(n);
+      return detail::mean_loss(eval_set.size(), options.train.batch_size,
+                               [&](const std::vector<int64_t>& idx) { return batch_loss(eval_set, idx); });
     };
   backbone_->train();
   std::vector<int64_t> lengths;
