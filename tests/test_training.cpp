@@ -1,12 +1,17 @@
 // Training, label generation, data readers and the arithmetic domain.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <numeric>
+#include <sstream>
 
 #include "stepverify/arithmetic.h"
 #include "stepverify/datasets.h"
+#include "stepverify/demo.h"
 #include "stepverify/errors.h"
 #include "stepverify/generation.h"
 #include "stepverify/labeling.h"
+#include "stepverify/session.h"
 #include "stepverify/tokenizer_trainer.h"
 #include "stepverify/training.h"
 #include "test_support.h"
@@ -293,6 +298,39 @@ TEST_CASE("labeling: Monte Carlo labels equal the scripted fractions", "[trainin
   CHECK_THROWS_AS(monte_carlo_labels(pol, {LabelProblem{"q", {}, "7"}}, o), InputError);
 }
 
+TEST_CASE("labeling: a step prefix shared by several solutions is rolled out once", "[training]") {
+  struct Counting : RolloutPolicy {
+    std::vector<std::vector<std::string>> seen;
+    std::vector<std::string> rollout(const std::vector<RolloutRequest>& reqs, int n) override {
+      std::vector<std::string> out;
+      for (const auto& r : reqs) {
+        seen.push_back(r.steps);
+        for (int k = 0; k < n; ++k) out.push_back(k < static_cast<int>(r.steps.back().size()) - 1 ? "7" : "8");
+      }
+      return out;
+    }
+  };
+  // Solutions 0 and 1 share "a"; solution 2 has the same steps for another question.
+  const std::vector<LabelProblem> ps = {{"q", {"a", "bb", "The answer is 7"}, "7"},
+                                        {"q", {"a", "ccc", "The answer is 8"}, "7"},
+                                        {"r", {"a", "bb", "The answer is 7"}, "7"}};
+  LabelOptions o;
+  o.rollouts = 4;
+  Counting shared;
+  const auto l = monte_carlo_labels(shared, ps, o);
+  CHECK(shared.seen.size() == 5);  // q:a, q:a+bb, q:a+ccc, r:a, r:a+bb
+  CHECK(l[0].soft == std::vector<double>{0.0, 0.25, 1.0});
+  CHECK(l[1].soft == std::vector<double>{0.0, 0.5, 0.0});
+  CHECK(l[0].rollouts == 8);
+  CHECK(l[1].rollouts == 4);  // "a" was rolled out for solution 0
+  CHECK(l[2].rollouts == 8);
+  o.share_prefixes = false;
+  Counting each;
+  const auto m = monte_carlo_labels(each, ps, o);
+  CHECK(each.seen.size() == 6);
+  for (size_t i = 0; i < ps.size(); ++i) CHECK(m[i].soft == l[i].soft);
+}
+
 TEST_CASE("labeling: the binary search finds the first wrong step in ceil(log2(steps)) batches", "[training]") {
   LabelOptions o;
   o.rollouts = 2;
@@ -365,4 +403,147 @@ TEST_CASE("datasets: TRL, Math-Shepherd, ProcessBench and outcome-labelled reade
     f << R"({"prompt": "Q1", "completions": ["s1", "s2"], "labels": [true]})" << "\n";
   }
   CHECK_THROWS_WITH(read_trl_prm(tmp.path / "bad.jsonl"), Catch::Contains("bad.jsonl:1"));
+}
+
+TEST_CASE("demo models: the whole pipeline at toy scale, a continued backbone, and a reused policy", "[training]") {
+  TempDir tmp;
+  stepverify::DemoModelsOptions o;
+  o.out_dir = tmp.path / "m";
+  o.train_problems = 400;
+  o.tokenizer_vocab = 400;
+  o.hidden_size = 32;
+  o.layers = 1;
+  o.heads = 2;
+  o.kv_heads = 1;
+  o.intermediate_size = 64;
+  o.policy_training = stepverify::train_options(8, 3e-3, 2);
+  o.policy_training.progress = false;
+  o.policy_eval_examples = 16;
+  o.verifier_problems = 12;
+  o.samples_per_problem = 2;
+  o.rollouts = 2;
+  o.verifier_backbone_steps = 4;
+  o.verifier_backbone_training.progress = false;
+  o.verifier_training = stepverify::train_options(4, 1e-3, 1);
+  o.verifier_training.progress = false;
+  o.eval_problems = 8;
+  std::ostringstream log;
+  const auto r = stepverify::train_demo_models(o, log);
+  INFO(log.str());
+  CHECK(r.verifier_solutions == 24);  // 12 problems x 2 samples
+  CHECK(r.backbone_steps == 4);
+  CHECK(std::isfinite(r.backbone_loss_final));
+  CHECK(r.policy_greedy_accuracy >= 0);
+  CHECK(std::filesystem::exists(o.out_dir / "training.json"));
+  CHECK_FALSE(std::filesystem::exists(o.out_dir / ".verifier_backbone"));  // removed once the verifier is trained
+  auto policy = Model::load(o.out_dir / "policy");
+  auto v = Verifier::load(o.out_dir / "verifier");
+  CHECK(v->head_names() == std::vector<std::string>{"prm", "orm", "ovm", "sorm"});
+  // The verifier's backbone is not the policy's: its layers were trained further.
+  auto param = [](const Model& m, const std::string& name) { return m.transformer().named_parameters()[name]; };
+  CHECK_FALSE(torch::equal(param(*policy, "model.layers.0.mlp.down_proj.weight"),
+                           param(v->model(), "model.layers.0.mlp.down_proj.weight")));
+
+  // Reusing the policy copies it unchanged and retrains only the verifier.
+  auto again = o;
+  again.out_dir = tmp.path / "m2";
+  again.policy_from = o.out_dir / "policy";
+  again.verifier_backbone_steps = 0;
+  again.prm_labels = "hard";
+  const auto r2 = stepverify::train_demo_models(again, log);
+  CHECK(std::isnan(r2.policy_loss_final));
+  CHECK(r2.policy_greedy_accuracy == r.policy_greedy_accuracy);
+  auto p2 = Model::load(again.out_dir / "policy");
+  CHECK(torch::equal(param(*p2, "model.embed_tokens.weight"), param(*policy, "model.embed_tokens.weight")));
+  again.prm_labels = "exact";
+  CHECK_THROWS_AS(stepverify::train_demo_models(again, log), stepverify::ConfigError);
+}
+
+TEST_CASE("verifier heads with log-probability features: values by hand, sessions equal full passes, training",
+          "[training]") {
+  TempDir tmp;
+  make_tokenizer(tmp.path / "tok");
+  auto tok = load_sentencepiece_tokenizer(tmp.path / "tok");
+  auto lm = new_transformer(tiny_config(tok->size()), 21, true);
+  save_checkpoint(tmp.path / "base", *lm, tmp.path / "tok");
+  auto spec = VerifierSpec::from_json(R"({"name": "lp", "template": {"style": "tokens", "question_suffix": "\n",
+    "step_separator": "\n"}, "heads": [
+    {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "read": "step_end",
+     "features": "hidden+logprob"},
+    {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "activation": "sigmoid", "read": "last",
+     "features": "hidden+logprob"}]})");
+  VerifierTrainer trainer(tmp.path / "base", spec, tmp.path / "v", 3);
+  auto v = Verifier::load(tmp.path / "v");
+  const std::string q = "Ana has 23 apples. How many apples does Ana have now?";
+  const std::vector<std::string> steps = {"23 + 17 = 40", "40 - 8 = 32", "The answer is 32"};
+
+  // By hand: hidden states of the whole text, LM log-probabilities of each
+  // step's tokens (its newline included), then the linear head.
+  const auto r = v->render(q, steps, false);
+  ForwardInput in;
+  in.input_ids = to_batch(r.ids);
+  const auto hidden = v->model().forward(in).hidden[0];
+  const auto lp = torch::log_softmax(v->model().logits(hidden), -1);  // row t predicts token t + 1
+  const auto& [w, b] = trainer.head_weights().at("prm");
+  const auto sc = v->score(q, steps);
+  int64_t first = r.solution_from;
+  REQUIRE(first > 0);
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const int64_t last = r.step_positions[k];
+    std::vector<double> lps;
+    for (int64_t t = first; t <= last; ++t) lps.push_back(lp[t - 1][r.ids[static_cast<size_t>(t)]].item<double>());
+    const double mn = *std::min_element(lps.begin(), lps.end());
+    const double mean = std::accumulate(lps.begin(), lps.end(), 0.0) / static_cast<double>(lps.size());
+    auto x = torch::cat({hidden[last], torch::tensor({mn, mean}, torch::kFloat)});
+    const double want = torch::softmax(at::linear(x, w.detach(), b.detach()), -1)[1].item<double>();
+    INFO("step " << k);
+    CHECK(std::abs(sc.heads.at("prm")[k] - want) < 1e-5);
+    first = last + 1;
+  }
+
+  // A session scores each step as the full pass does; it computes one token
+  // per step again (the one before the step, whose logits the step needs).
+  auto s = v->session(q);
+  const int64_t question_tokens = s->tokens_computed();
+  std::vector<double> inc;
+  for (const auto& st : steps) inc.push_back(s->append_step(st).at("prm"));
+  for (size_t k = 0; k < steps.size(); ++k) CHECK(std::abs(inc[k] - sc.heads.at("prm")[k]) < 1e-5);
+  CHECK(s->tokens_computed() == question_tokens + (static_cast<int64_t>(r.ids.size()) - r.solution_from) +
+                                    static_cast<int64_t>(steps.size()));
+  CHECK(std::abs(s->scores().outcome.at("orm") - sc.outcome.at("orm")) < 1e-5);
+  auto f = s->fork();
+  f->rollback(1);
+  CHECK(std::abs(f->append_step("The answer is 33").at("prm") -
+                 v->score(q, {steps[0], steps[1], "The answer is 33"}).heads.at("prm")[2]) < 1e-5);
+
+  // Training reads the same features: the loss falls on a toy task where
+  // only the likelihood of the result tells right from wrong.
+  std::vector<VerifierExample> data;
+  for (int i = 0; i < 48; ++i) {
+    VerifierExample e;
+    e.question = q;
+    const bool good = i % 2 == 0;
+    e.steps = {good ? "23 + 17 = 40" : "23 + 17 = 41"};
+    e.step_labels = {good ? 1.0 : 0.0};
+    e.outcome = good ? 1.0 : 0.0;
+    data.push_back(e);
+  }
+  VerifierTrainOptions o;
+  o.last_layers = 0;
+  o.train = train_options(150, 3e-2, 5);
+  o.train.batch_size = 16;
+  o.train.progress = false;
+  const auto rep = trainer.train(data, {}, o);
+  CHECK(rep.final_loss < rep.first_loss);
+  trainer.save();
+  auto trained = Verifier::load(tmp.path / "v");
+  CHECK(trained->score(q, {"23 + 17 = 40"}).heads.at("prm")[0] > trained->score(q, {"23 + 17 = 41"}).heads.at("prm")[0]);
+
+  // Features need a linear head and a tokens-style template.
+  CHECK_THROWS_AS(VerifierSpec::from_json(R"({"template": {"style": "chatml", "step_tag": "<extra_0>"}, "heads": [
+    {"name": "prm", "type": "linear", "read": "tag", "features": "hidden+logprob"}]})"), ConfigError);
+  CHECK_THROWS_AS(VerifierSpec::from_json(R"({"template": {"style": "tokens"}, "heads": [
+    {"name": "prm", "type": "mlp", "read": "step_end", "features": "hidden+logprob"}]})"), ConfigError);
+  CHECK_THROWS_AS(VerifierSpec::from_json(R"({"template": {"style": "tokens"}, "heads": [
+    {"name": "prm", "type": "linear", "read": "step_end", "features": "logits"}]})"), ConfigError);
 }

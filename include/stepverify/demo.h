@@ -9,18 +9,21 @@
 //
 // Everything runs on the built-in arithmetic domain (arithmetic.h):
 // train_demo_models trains a sentencepiece tokenizer, a small Llama policy
-// (next-token loss on reference solutions) and one verifier with four heads
-// over a single backbone (PRM on Monte Carlo soft labels, ORM and OVM on
-// outcomes, SORM on Monte Carlo hard labels propagated backwards), each
-// measured against the domain's exact labels. run_demo compares, on held-out
-// problems and at an equal budget of N proposals per problem: greedy,
-// majority@N, ORM best-of-N, PRM weighted self-consistency@N, and step-level
-// beam search guided by the PRM and by the OVM (beam_width x expansions = N
-// proposals per step).
+// (next-token loss on reference solutions), continues that LM's training into
+// a stronger sibling, and trains one verifier with four heads over it (PRM on
+// Monte Carlo hard labels, ORM and OVM on outcomes, SORM on Monte Carlo hard
+// labels propagated backwards; every head reads the hidden state and the
+// backbone's log-probabilities of the step, HeadSpec::features), each measured
+// against the domain's exact labels. run_demo compares, on held-out problems
+// and at an equal budget of N proposals per problem: greedy, majority@N, ORM
+// best-of-N, PRM weighted self-consistency@N, and step-level beam search
+// guided by the PRM and by the OVM (beam_width x expansions = N proposals per
+// step).
 //
 // Thread safety: reentrant; run_demo uses `threads` worker threads internally.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -50,6 +53,9 @@ inline TrainOptions train_options(int64_t steps, double learning_rate, int64_t w
 struct DemoModelsOptions {
   std::filesystem::path out_dir = "models";  ///< writes out_dir/policy and out_dir/verifier
   uint64_t seed = 0;                 ///< initialisation, batch order and sampling
+  /// When set, the tokenizer and policy are copied from this directory instead
+  /// of trained (only the verifier is retrained); their accuracies are still measured.
+  std::filesystem::path policy_from;
   int64_t train_problems = 40000;    ///< generated training problems
   int tokenizer_vocab = 640;         ///< sentencepiece vocabulary (256 byte pieces included)
   int64_t hidden_size = 128;         ///< policy and verifier width
@@ -60,10 +66,24 @@ struct DemoModelsOptions {
   TrainOptions policy_training = train_options(2200, 3e-3, 100);
   int64_t policy_eval_examples = 500;  ///< training problems held back to measure the policy's loss
   int64_t verifier_problems = 1200;  ///< training problems whose policy samples label the verifier
-  int samples_per_problem = 4;       ///< policy samples per verifier problem (temperature 1)
+  int samples_per_problem = 8;       ///< policy samples per verifier problem (temperature 1)
   int rollouts = 4;                  ///< Monte Carlo rollouts per step prefix
-  TrainOptions verifier_training = train_options(800, 1e-3, 50);
-  int verifier_last_layers = -1;     ///< backbone layers the verifier trains (-1 all)
+  /// PRM targets: "soft" (share of rollouts reaching the answer) or "hard"
+  /// (1 when any rollout does), as Math-Shepherd defines them.
+  std::string prm_labels = "hard";
+  /// The verifier's backbone is the policy with its next-token training
+  /// continued for this many further steps (0: the policy itself). A stronger
+  /// model of the same family checks the policy's arithmetic better than the
+  /// policy does it.
+  int64_t verifier_backbone_steps = 2200;
+  TrainOptions verifier_backbone_training = train_options(0, 1.5e-3, 50);  ///< its schedule (steps above)
+  /// Keeps the continued backbone in out_dir/.verifier_backbone (removed by default).
+  bool keep_backbone = false;
+  /// When set, this checkpoint is the verifier's backbone (no continuation).
+  std::filesystem::path backbone_from;
+  TrainOptions verifier_training = train_options(1000, 3e-3, 50);
+  int verifier_last_layers = 0;      ///< backbone layers the verifier trains (-1 all, 0 heads only)
+  double verifier_lm_weight = 0;     ///< joint next-token loss on correct solutions (VerifierTrainOptions::lm_weight)
   int64_t eval_problems = 200;       ///< held-out problems for the printed figures
 };
 
@@ -78,6 +98,9 @@ struct DemoModelsReport {
   double mc_soft_mean_wrong = 0;              ///< mean soft label of wrong prefixes
   int64_t rollouts = 0;
   double labeling_seconds = 0;
+  int64_t backbone_steps = 0;                 ///< extra LM steps of the verifier's backbone
+  double backbone_loss_final = NAN, backbone_seconds = 0;
+  double backbone_greedy_accuracy = NAN;      ///< held-out, the continued LM itself
   double verifier_loss_first = 0, verifier_loss_final = 0, verifier_seconds = 0;
   double prm_first_error_f1 = 0;              ///< ProcessBench metric vs exact labels, threshold 0.5
   double total_seconds = 0;
@@ -98,9 +121,12 @@ struct DemoOptions {
   double temperature = 1.0;      ///< sampling temperature of the policy
   uint64_t seed = 0;             ///< sampling seed
   int threads = 2;               ///< worker threads for the searches
-  std::string prm_aggregate = "min";  ///< PRM step scores -> solution score (weighted SC)
+  /// PRM step scores -> the score of a solution (weighted SC) or of a beam.
+  std::string prm_aggregate = "prod";
+  std::string ovm_aggregate = "min";  ///< OVM step values -> the score of a beam
   /// When set, the N samples per problem are written here in the `eval bon`
-  /// format (ORM score, PRM step scores, exact step labels, gold answer).
+  /// format (question, solution text, ORM score, PRM step scores, exact step
+  /// labels, gold answer).
   std::filesystem::path candidates_out;
 };
 

@@ -93,13 +93,18 @@ struct LabelOptions {
   /// Answer equality (default: answers_equal, the MathEquivalence).
   std::function<bool(const std::string& answer, const std::string& gold)> equal;
   bool progress = false;               ///< progress bar on stderr
+  /// Monte Carlo labels: a step prefix shared by several solutions of the same
+  /// question and gold answer (samples often agree on their first steps) is
+  /// rolled out once and its label given to all of them; its rollouts count
+  /// for the first solution that has it.
+  bool share_prefixes = true;
 };
 
 /// Monte Carlo labels of one solution.
 struct StepLabels {
   std::vector<double> soft;  ///< share of rollouts reaching the gold answer, per step
   std::vector<int> hard;     ///< 1 when any rollout did, per step
-  int64_t rollouts = 0;      ///< rollouts spent on this solution
+  int64_t rollouts = 0;      ///< rollouts spent on this solution (a shared prefix counts once, for its first owner)
 };
 
 /// Math-Shepherd estimation for every step of every problem. Throws InputError

@@ -144,6 +144,11 @@ struct VerifierTrainOptions {
   int last_layers = -1;
   /// Loss weight per head name (absent: 1).
   std::map<std::string, double> head_weights;
+  /// Weight of a next-token loss on the solution tokens of examples whose
+  /// outcome is 1, trained jointly with the heads (Cobbe et al. 2021 train
+  /// verifiers with a language-modelling objective beside the verification
+  /// one); keeps the backbone a model of correct solutions. 0: none.
+  double lm_weight = 0;
 };
 
 /// Trains the heads of a spec over a backbone checkpoint and saves a verifier

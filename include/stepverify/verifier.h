@@ -110,6 +110,7 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
     std::vector<int64_t> ids;
     std::vector<int64_t> step_positions;  ///< per step, where step-level heads read
     std::vector<int64_t> tag_positions;   ///< positions of the step tag
+    int64_t solution_from = -1;           ///< first token after the question (tokens style)
   };
   /// Renders (question, steps) to ids. `partial`: the form a session extends
   /// step by step (no end-of-solution suffix, no EOS).
@@ -119,6 +120,18 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
   /// Where head `h` reads in `r`: one position per step (for "last" heads,
   /// the last token, once).
   std::vector<int64_t> read_positions(size_t h, const Rendered& r) const;
+  /// Whether head `h` reads log-probability features (HeadSpec::features).
+  bool reads_logprobs(size_t h) const;
+  /// Per read of head `h`, the tokens [first, last] of the step it reads
+  /// (the last step for "last" heads); log-probability features cover them.
+  std::vector<std::pair<int64_t, int64_t>> read_spans(size_t h, const Rendered& r) const;
+  /// The inputs of head `h` for the reads `which` (indices into
+  /// read_positions): hidden rows, plus log-probability features when the
+  /// head reads them. `hidden` holds positions [offset, offset + rows) of `r`;
+  /// `lm` maps hidden rows to LM logits (default: the backbone's LM head).
+  at::Tensor head_inputs(size_t h, const at::Tensor& hidden, int64_t offset, const Rendered& r,
+                         const std::vector<size_t>& which,
+                         const std::function<at::Tensor(const at::Tensor&)>& lm = {}) const;
   /// Scores of head `h` on hidden rows [N, H].
   std::vector<double> head_scores(size_t h, const at::Tensor& rows) const;
   size_t num_heads() const { return heads_.size(); }

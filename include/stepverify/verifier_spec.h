@@ -92,6 +92,14 @@ struct HeadSpec {
   /// "step_end": the last token of each step (plus separator);
   /// "last": the last token of the sequence (one score for the solution).
   std::string read = "tag";
+  /// What a linear head reads: "hidden" (the hidden state at the read
+  /// position) or "hidden+logprob" (that, then the minimum and the mean
+  /// log-probability the backbone's LM head gives the tokens of the step read,
+  /// the separator included; weights [C, H+2]; tokens-style templates and
+  /// backbones with an LM head). A likelihood feature: a stronger LM of the
+  /// policy's family finds slips (a wrong digit, a wrong operand) as tokens it
+  /// did not expect, which a head over one hidden state rarely learns to see.
+  std::string features = "hidden";
 };
 
 /// A verifier: template plus heads.

@@ -14,16 +14,32 @@ Run add_models(CLI::App& app) {
   auto out = std::make_shared<std::string>("models");
   app.add_option("--out", *out, "output directory (default: models)");
   app.add_option("--seed", o->seed, "seed (default 0)");
+  auto policy_from = std::make_shared<std::string>();
+  app.add_option("--policy-from", *policy_from, "reuse the tokenizer and policy in this directory (retrain the verifier only)")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--policy-steps", o->policy_training.steps, "policy optimizer steps");
   app.add_option("--verifier-steps", o->verifier_training.steps, "verifier optimizer steps");
+  auto backbone_from = std::make_shared<std::string>();
+  app.add_option("--backbone-from", *backbone_from, "this checkpoint is the verifier's backbone (no continuation)")
+      ->check(CLI::ExistingDirectory);
+  app.add_flag("--keep-backbone", o->keep_backbone, "keep the continued backbone in OUT/.verifier_backbone");
+  app.add_option("--verifier-lr", o->verifier_training.learning_rate, "verifier peak learning rate");
+  app.add_option("--verifier-lm-weight", o->verifier_lm_weight, "joint next-token loss on correct solutions (0: none)");
+  app.add_option("--verifier-last-layers", o->verifier_last_layers, "backbone layers the verifier trains (-1 all, 0 heads only)");
+  app.add_option("--backbone-steps", o->verifier_backbone_steps,
+                 "further next-token steps of the policy that become the verifier's backbone (0: the policy)");
   app.add_option("--verifier-problems", o->verifier_problems, "problems whose policy samples train the verifier");
   app.add_option("--samples", o->samples_per_problem, "policy samples per verifier problem");
   app.add_option("--rollouts", o->rollouts, "Monte Carlo rollouts per step prefix");
+  app.add_option("--prm-labels", o->prm_labels, "PRM targets: soft (share of rollouts reaching the answer) or hard")
+      ->check(CLI::IsMember({"soft", "hard"}));
   app.add_option("--policy-eval", o->policy_eval_examples, "problems held back to measure the policy's loss");
   app.add_option("--train-problems", o->train_problems, "generated training problems");
   return [=] {
     auto opts = *o;
     opts.out_dir = *out;
+    opts.policy_from = *policy_from;
+    opts.backbone_from = *backbone_from;
     const auto r = train_demo_models(opts, std::cerr);
     std::cout << r.to_json() << "\n";
     return 0;

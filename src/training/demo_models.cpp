@@ -1,5 +1,6 @@
 // train_demo_models: tokenizer, policy and verifier of the built-in domain.
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <set>
 
@@ -19,10 +20,10 @@ const char* demo_verifier_spec() {
   return R"({"name": "stepverify-arithmetic",
   "template": {"style": "tokens", "question_suffix": "\n", "step_separator": "\n", "bos": "auto"},
   "heads": [
-    {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "class_index": 1, "read": "step_end"},
-    {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "activation": "sigmoid", "read": "last"},
-    {"name": "ovm", "meaning": "ovm", "type": "linear", "weights": "ovm", "activation": "none", "read": "step_end"},
-    {"name": "sorm", "meaning": "sorm", "type": "linear", "weights": "sorm", "activation": "sigmoid", "read": "step_end"}]})";
+    {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "class_index": 1, "read": "step_end", "features": "hidden+logprob"},
+    {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "activation": "sigmoid", "read": "last", "features": "hidden+logprob"},
+    {"name": "ovm", "meaning": "ovm", "type": "linear", "weights": "ovm", "activation": "none", "read": "step_end", "features": "hidden+logprob"},
+    {"name": "sorm", "meaning": "sorm", "type": "linear", "weights": "sorm", "activation": "sigmoid", "read": "step_end", "features": "hidden+logprob"}]})";
 }
 
 std::vector<std::vector<std::string>> sample_solutions(const Model& policy, const std::vector<arithmetic::Problem>& problems,
@@ -84,6 +85,23 @@ std::vector<Scores> score_solutions(const Verifier& verifier, const std::vector<
 
 namespace {
 
+// Reference solutions as next-token examples (the first `eval_count` go to `eval`).
+void lm_examples(const Tokenizer& tok, const std::vector<arithmetic::Problem>& problems, int64_t eval_count,
+                 std::vector<LmExample>& train, std::vector<LmExample>& eval) {
+  const auto eos = tok.special_tokens().eos_id.value_or(2);
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const auto& p = problems[i];
+    LmExample e;
+    const auto prompt = tok.encode(arithmetic::render_prompt(p.question));
+    e.ids = tok.encode(arithmetic::render_prompt(p.question, p.steps));
+    if (e.ids.size() < prompt.size() || !std::equal(prompt.begin(), prompt.end(), e.ids.begin()))
+      throw Error("demo models: a prompt does not tokenize as a prefix of its solution: " + p.question);
+    e.ids.push_back(eos);
+    e.prompt_tokens = static_cast<int64_t>(prompt.size());
+    (static_cast<int64_t>(i) < eval_count ? eval : train).push_back(std::move(e));
+  }
+}
+
 double accuracy(const std::vector<arithmetic::Problem>& problems, const std::vector<std::vector<std::string>>& sols) {
   int64_t right = 0;
   const size_t per = sols.size() / problems.size();
@@ -106,6 +124,10 @@ std::string DemoModelsReport::to_json() const {
                  {"mc_hard_agreement", mc_hard_agreement},
                  {"mc_soft_mean_correct_prefix", mc_soft_mean_correct},
                  {"mc_soft_mean_wrong_prefix", mc_soft_mean_wrong}};
+  j["verifier_backbone"] = {{"extra_lm_steps", backbone_steps},
+                            {"loss_final", backbone_loss_final},
+                            {"seconds", backbone_seconds},
+                            {"greedy_accuracy", backbone_greedy_accuracy}};
   j["verifier"] = {{"loss_first", verifier_loss_first},
                    {"loss_final", verifier_loss_final},
                    {"seconds", verifier_seconds},
@@ -117,6 +139,8 @@ std::string DemoModelsReport::to_json() const {
 DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
+  if (o.prm_labels != "soft" && o.prm_labels != "hard")
+    throw ConfigError("demo models: prm_labels must be 'soft' or 'hard', not '" + o.prm_labels + "'");
   DemoModelsReport rep;
   const auto policy_dir = o.out_dir / "policy";
   const auto verifier_dir = o.out_dir / "verifier";
@@ -137,64 +161,65 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   }
   log << fmt::format("problems   {} training, {} held out\n", train.size(), heldout.size());
 
-  // Tokenizer.
-  std::vector<std::string> sentences;
-  for (size_t i = 0; i < std::min<size_t>(train.size(), 5000); ++i) {
-    sentences.push_back(train[i].question);
-    for (const auto& s : train[i].steps) sentences.push_back(s);
-  }
-  SentencePieceTrainOptions so;
-  so.vocab_size = o.tokenizer_vocab;
-  train_sentencepiece(sentences, policy_dir, so);
-  auto tok = load_sentencepiece_tokenizer(policy_dir);
-  log << fmt::format("tokenizer  sentencepiece BPE, {} pieces\n", tok->size());
+  if (!o.policy_from.empty()) {
+    // Reuse a trained tokenizer and policy; only the verifier is retrained.
+    std::filesystem::create_directories(policy_dir);
+    if (!std::filesystem::equivalent(o.policy_from, policy_dir))
+      for (const auto& f : std::filesystem::directory_iterator(o.policy_from))
+        if (f.is_regular_file())
+          std::filesystem::copy_file(f.path(), policy_dir / f.path().filename(),
+                                     std::filesystem::copy_options::overwrite_existing);
+    rep.policy_loss_first = rep.policy_loss_final = NAN;
+    log << fmt::format("policy     reused from {}\n", o.policy_from.string());
+  } else {
+    // Tokenizer.
+    std::vector<std::string> sentences;
+    for (size_t i = 0; i < std::min<size_t>(train.size(), 5000); ++i) {
+      sentences.push_back(train[i].question);
+      for (const auto& s : train[i].steps) sentences.push_back(s);
+    }
+    SentencePieceTrainOptions so;
+    so.vocab_size = o.tokenizer_vocab;
+    train_sentencepiece(sentences, policy_dir, so);
+    auto tok = load_sentencepiece_tokenizer(policy_dir);
+    log << fmt::format("tokenizer  sentencepiece BPE, {} pieces\n", tok->size());
 
-  // Policy.
-  ModelConfig cfg;
-  cfg.architecture = "LlamaForCausalLM";
-  cfg.model_type = "llama";
-  cfg.vocab_size = tok->size();
-  cfg.hidden_size = o.hidden_size;
-  cfg.intermediate_size = o.intermediate_size;
-  cfg.num_hidden_layers = o.layers;
-  cfg.num_attention_heads = o.heads;
-  cfg.num_key_value_heads = o.kv_heads;
-  cfg.head_dim = o.hidden_size / o.heads;
-  cfg.max_position_embeddings = 256;
-  cfg.rms_norm_eps = 1e-6;
-  cfg.tie_word_embeddings = true;
-  cfg.bos_token_id = tok->special_tokens().bos_id;
-  if (auto e = tok->special_tokens().eos_id) cfg.eos_token_ids = {*e};
-  std::vector<LmExample> lm_train, lm_eval;
-  const auto eos = tok->special_tokens().eos_id.value_or(2);
-  for (size_t i = 0; i < train.size(); ++i) {
-    const auto& p = train[i];
-    LmExample e;
-    const auto prompt = tok->encode(arithmetic::render_prompt(p.question));
-    e.ids = tok->encode(arithmetic::render_prompt(p.question, p.steps));
-    if (e.ids.size() < prompt.size() || !std::equal(prompt.begin(), prompt.end(), e.ids.begin()))
-      throw Error("demo models: a prompt does not tokenize as a prefix of its solution: " + p.question);
-    e.ids.push_back(eos);
-    e.prompt_tokens = static_cast<int64_t>(prompt.size());
-    (static_cast<int64_t>(i) < o.policy_eval_examples ? lm_eval : lm_train).push_back(std::move(e));
+    // Policy.
+    ModelConfig cfg;
+    cfg.architecture = "LlamaForCausalLM";
+    cfg.model_type = "llama";
+    cfg.vocab_size = tok->size();
+    cfg.hidden_size = o.hidden_size;
+    cfg.intermediate_size = o.intermediate_size;
+    cfg.num_hidden_layers = o.layers;
+    cfg.num_attention_heads = o.heads;
+    cfg.num_key_value_heads = o.kv_heads;
+    cfg.head_dim = o.hidden_size / o.heads;
+    cfg.max_position_embeddings = 256;
+    cfg.rms_norm_eps = 1e-6;
+    cfg.tie_word_embeddings = true;
+    cfg.bos_token_id = tok->special_tokens().bos_id;
+    if (auto e = tok->special_tokens().eos_id) cfg.eos_token_ids = {*e};
+    std::vector<LmExample> lm_train, lm_eval;
+    lm_examples(*tok, train, o.policy_eval_examples, lm_train, lm_eval);
+    {
+      double toks = 0;
+      for (const auto& e : lm_train) toks += static_cast<double>(e.ids.size());
+      log << fmt::format("data       {:.1f} tokens per training solution on average\n", toks / std::max<size_t>(1, lm_train.size()));
+    }
+    log << fmt::format("policy     Llama {} layers, hidden {}, {} heads / {} kv heads; {} training solutions\n", o.layers,
+                       o.hidden_size, o.heads, o.kv_heads, lm_train.size());
+    auto lm = new_transformer(cfg, o.seed + 11, true);
+    auto popt = o.policy_training;
+    popt.seed = o.seed + 12;
+    popt.eval_every = popt.steps / 5;
+    auto lrep = train_causal_lm(*lm, lm_train, lm_eval, popt);
+    save_checkpoint(policy_dir, *lm, policy_dir);
+    lm.reset();
+    rep.policy_loss_first = lrep.first_loss;
+    rep.policy_loss_final = lrep.final_eval_loss;
+    rep.policy_seconds = lrep.seconds;
   }
-  {
-    double toks = 0;
-    for (const auto& e : lm_train) toks += static_cast<double>(e.ids.size());
-    log << fmt::format("data       {:.1f} tokens per training solution on average\n", toks / std::max<size_t>(1, lm_train.size()));
-  }
-  log << fmt::format("policy     Llama {} layers, hidden {}, {} heads / {} kv heads; {} training solutions\n", o.layers,
-                     o.hidden_size, o.heads, o.kv_heads, lm_train.size());
-  auto lm = new_transformer(cfg, o.seed + 11, true);
-  auto popt = o.policy_training;
-  popt.seed = o.seed + 12;
-  popt.eval_every = popt.steps / 5;
-  auto lrep = train_causal_lm(*lm, lm_train, lm_eval, popt);
-  save_checkpoint(policy_dir, *lm, policy_dir);
-  lm.reset();
-  rep.policy_loss_first = lrep.first_loss;
-  rep.policy_loss_final = lrep.final_eval_loss;
-  rep.policy_seconds = lrep.seconds;
   auto policy = Model::load(policy_dir);
   rep.policy_greedy_accuracy = accuracy(heldout, detail::sample_solutions(*policy, heldout, 1, 0.0, o.seed));
   rep.policy_sample_accuracy = accuracy(heldout, detail::sample_solutions(*policy, heldout, 4, 1.0, o.seed + 1));
@@ -238,12 +263,14 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     e.id = p.id;
     e.question = p.question;
     e.steps = samples[i];
-    e.step_labels = mc[i].soft;
+    if (o.prm_labels == "hard") e.step_labels.assign(mc[i].hard.begin(), mc[i].hard.end());
+    else e.step_labels = mc[i].soft;
     e.outcome = check.answer_correct ? 1.0 : 0.0;
     e.sorm_labels = sorm_labels(mc[i].hard, check.answer_correct);
     vtrain.push_back(std::move(e));
   }
   rep.verifier_solutions = static_cast<int64_t>(vtrain.size());
+  rep.backbone_steps = o.verifier_backbone_steps;
   rep.mc_hard_agreement = static_cast<double>(agree) / std::max<int64_t>(1, total);
   rep.mc_soft_mean_correct = soft_ok / std::max<int64_t>(1, n_ok);
   rep.mc_soft_mean_wrong = soft_bad / std::max<int64_t>(1, n_bad);
@@ -259,15 +286,46 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     veval.assign(vtrain.begin(), vtrain.begin() + static_cast<std::ptrdiff_t>(n_eval));
     vtrain.erase(vtrain.begin(), vtrain.begin() + static_cast<std::ptrdiff_t>(n_eval));
   }
-  VerifierTrainer vt(policy_dir, VerifierSpec::from_json(detail::demo_verifier_spec(), "demo spec"), verifier_dir,
+  // The verifier's backbone: the policy, or the policy's language-model
+  // training continued (a stronger model of the same family).
+  std::filesystem::path backbone_dir = policy_dir;
+  const auto continued_dir = o.out_dir / ".verifier_backbone";
+  if (!o.backbone_from.empty()) {
+    backbone_dir = o.backbone_from;
+    log << fmt::format("backbone   {}\n", o.backbone_from.string());
+  } else if (o.verifier_backbone_steps > 0) {
+    std::vector<LmExample> lm_train, lm_eval;
+    lm_examples(policy->tokenizer(), train, o.policy_eval_examples, lm_train, lm_eval);
+    auto lm = trainable_copy(*policy, true);
+    auto bopt = o.verifier_backbone_training;
+    bopt.steps = o.verifier_backbone_steps;
+    bopt.seed = o.seed + 25;
+    bopt.eval_every = bopt.steps / 4;
+    const auto brep = train_causal_lm(*lm, lm_train, lm_eval, bopt);
+    save_checkpoint(continued_dir, *lm, policy_dir);
+    lm.reset();
+    rep.backbone_seconds = brep.seconds;
+    rep.backbone_loss_final = brep.final_eval_loss;
+    auto backbone = Model::load(continued_dir);
+    rep.backbone_greedy_accuracy = accuracy(heldout, detail::sample_solutions(*backbone, heldout, 1, 0.0, o.seed));
+    log << fmt::format("backbone   the policy's LM training continued {} steps: loss {:.3f} (held-out) in {:.0f} s; "
+                       "held-out greedy accuracy {:.1f}%\n",
+                       o.verifier_backbone_steps, rep.backbone_loss_final, rep.backbone_seconds,
+                       100 * rep.backbone_greedy_accuracy);
+    backbone_dir = continued_dir;
+  }
+  VerifierTrainer vt(backbone_dir, VerifierSpec::from_json(detail::demo_verifier_spec(), "demo spec"), verifier_dir,
                      o.seed + 31);
   VerifierTrainOptions vo;
   vo.train = o.verifier_training;
   vo.train.seed = o.seed + 32;
   vo.train.eval_every = vo.train.steps / 4;
   vo.last_layers = o.verifier_last_layers;
+  vo.lm_weight = o.verifier_lm_weight;
   auto vrep = vt.train(vtrain, veval, vo);
   vt.save();
+  if (o.backbone_from.empty() && o.verifier_backbone_steps > 0 && !o.keep_backbone)
+    std::filesystem::remove_all(continued_dir);
   rep.verifier_loss_first = vrep.first_loss;
   rep.verifier_loss_final = vrep.final_eval_loss;
   rep.verifier_seconds = vrep.seconds;

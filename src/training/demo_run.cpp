@@ -98,7 +98,7 @@ DemoReport run_demo(const DemoOptions& o) {
   int64_t score_tokens = 0;
   for (const auto& s : scores) score_tokens += s.tokens;
   const Aggregate prm_agg = parse_aggregate(o.prm_aggregate);
-  int64_t maj_ok = 0, orm_ok = 0, prm_ok = 0;
+  int64_t maj_ok = 0, orm_ok = 0, prm_ok = 0, prm_best_ok = 0;
   for (size_t i = 0; i < P; ++i) {
     std::vector<Candidate> by_orm, by_prm;
     for (size_t k = 0; k < N; ++k) {
@@ -114,11 +114,14 @@ DemoReport run_demo(const DemoOptions& o) {
     maj_ok += right(problems[i], so.majority);
     orm_ok += right(problems[i], so.best);
     prm_ok += right(problems[i], sp.weighted);
+    prm_best_ok += right(problems[i], sp.best);
   }
   const std::string tag = std::to_string(o.n);
   add("majority@" + tag, {static_cast<double>(maj_ok) / P, 0, sample_tokens, sample_seconds});
   add("orm_best_of_" + tag, {static_cast<double>(orm_ok) / P, score_tokens, sample_tokens, sample_seconds + score_seconds});
   add("prm_wsc@" + tag, {static_cast<double>(prm_ok) / P, score_tokens, sample_tokens, sample_seconds + score_seconds});
+  add("prm_best_of_" + tag,
+      {static_cast<double>(prm_best_ok) / P, score_tokens, sample_tokens, sample_seconds + score_seconds});
 
   // Step-level beam search guided by one head, problems spread over threads.
   for (const std::string head : {"prm", "ovm"}) {
@@ -126,7 +129,7 @@ DemoReport run_demo(const DemoOptions& o) {
     so.beam_width = o.beam_width;
     so.expansions = o.expansions;
     so.head = head;
-    so.aggregate = Aggregate::Last;
+    so.aggregate = parse_aggregate(head == "prm" ? o.prm_aggregate : o.ovm_aggregate);
     so.max_steps = 10;
     std::atomic<size_t> next{0};
     std::atomic<int64_t> ok{0}, vtok{0}, gtok{0};
@@ -164,16 +167,18 @@ DemoReport run_demo(const DemoOptions& o) {
     std::ofstream f(o.candidates_out);
     if (!f) throw IoError(o.candidates_out.string() + ": cannot write");
     for (size_t i = 0; i < P; ++i) {
-      nlohmann::json line = {{"id", problems[i].id}, {"gold", std::to_string(problems[i].answer)}};
+      nlohmann::json line = {{"id", problems[i].id},
+                             {"question", problems[i].question},
+                             {"gold", std::to_string(problems[i].answer)}};
       nlohmann::json cands = nlohmann::json::array();
       for (size_t k = 0; k < N; ++k) {
         const auto& steps = samples[i * N + k];
         const auto check = arithmetic::check_solution(problems[i], steps);
-        nlohmann::json c = {{"score", scores[i * N + k].outcome.at("orm")},
+        nlohmann::json c = {{"text", arithmetic::render_prompt("", steps).substr(1)},
+                            {"score", scores[i * N + k].outcome.at("orm")},
                             {"step_scores", scores[i * N + k].heads.at("prm")},
                             {"step_labels", check.prefix_correct}};
         if (check.answer) c["answer"] = std::to_string(*check.answer);
-        else c["text"] = steps.back();
         cands.push_back(c);
       }
       line["candidates"] = cands;

@@ -2,6 +2,7 @@
 #include "stepverify/labeling.h"
 
 #include <chrono>
+#include <map>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -64,19 +65,35 @@ std::vector<StepLabels> monte_carlo_labels(RolloutPolicy& policy, const std::vec
                                            const LabelOptions& o) {
   if (o.rollouts < 1 || o.requests_per_call < 1) throw ConfigError("labeling: rollouts and requests_per_call >= 1");
   std::vector<StepLabels> out(problems.size());
+  // One job per distinct prefix: samples of one question often share their
+  // first steps, and a shared prefix is rolled out once (when share_prefixes).
   struct Job {
-    size_t problem, step;
+    size_t problem, step;                       // the first owner
+    std::vector<std::pair<size_t, size_t>> also; // further (problem, step) with the same prefix
   };
   std::vector<Job> jobs;
+  std::map<std::vector<std::string>, size_t> by_prefix;  // question, gold, steps... -> job
   for (size_t i = 0; i < problems.size(); ++i) {
     check_problem(problems[i], i);
-    const size_t S = problems[i].steps.size();
+    const auto& p = problems[i];
+    const size_t S = p.steps.size();
     out[i].soft.assign(S, 0.0);
     out[i].hard.assign(S, 0);
-    const bool right = own_answer_right(problems[i], o);
+    const bool right = own_answer_right(p, o);
     out[i].soft[S - 1] = right ? 1.0 : 0.0;
     out[i].hard[S - 1] = right ? 1 : 0;
-    for (size_t s = 0; s + 1 < S; ++s) jobs.push_back({i, s});
+    std::vector<std::string> key = {p.question, p.gold};
+    for (size_t s = 0; s + 1 < S; ++s) {
+      key.push_back(p.steps[s]);
+      if (o.share_prefixes) {
+        const auto [it, fresh] = by_prefix.emplace(key, jobs.size());
+        if (!fresh) {
+          jobs[it->second].also.emplace_back(i, s);
+          continue;
+        }
+      }
+      jobs.push_back({i, s, {}});
+    }
   }
   const auto t0 = std::chrono::steady_clock::now();
   for (size_t start = 0; start < jobs.size(); start += static_cast<size_t>(o.requests_per_call)) {
@@ -96,13 +113,17 @@ std::vector<StepLabels> monte_carlo_labels(RolloutPolicy& policy, const std::vec
       for (int k = 0; k < o.rollouts; ++k)
         hits += matches(o, answers[(j - start) * static_cast<size_t>(o.rollouts) + static_cast<size_t>(k)],
                         problems[job.problem].gold);
-      out[job.problem].soft[job.step] = static_cast<double>(hits) / o.rollouts;
-      out[job.problem].hard[job.step] = hits > 0;
       out[job.problem].rollouts += o.rollouts;
+      auto set = [&](size_t problem, size_t step) {
+        out[problem].soft[step] = static_cast<double>(hits) / o.rollouts;
+        out[problem].hard[step] = hits > 0;
+      };
+      set(job.problem, job.step);
+      for (const auto& [problem, step] : job.also) set(problem, step);
     }
     if (o.progress) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::cerr << fmt::format("\rlabeling {}/{} prefixes ({:.0f} rollouts/s)", end, jobs.size(),
+      std::cerr << fmt::format("\rlabeling {}/{} distinct prefixes ({:.0f} rollouts/s)", end, jobs.size(),
                                static_cast<double>(end) * o.rollouts / std::max(secs, 1e-9))
                 << std::flush;
     }

@@ -1,6 +1,7 @@
 // VerifierTrainer: linear heads (and the last layers) over a backbone, with
 // the PRM, ORM, OVM and SORM losses at the positions the verifier reads.
 #include <fstream>
+#include <numeric>
 
 #include <fmt/format.h>
 
@@ -19,6 +20,9 @@ struct Prepared {
   std::vector<int64_t> ids;
   std::vector<std::vector<int64_t>> positions;  // per head
   std::vector<std::vector<double>> targets;     // per head
+  Verifier::Rendered rendered;                  // for log-probability features
+  int64_t solution_from = 0;                    // first token after the question
+  bool lm = false;                              // the solution takes the next-token loss
 };
 
 }  // namespace
@@ -46,7 +50,8 @@ VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, Veri
   std::map<std::string, at::Tensor> extra;
   for (const auto& h : spec_.heads) {
     const int64_t C = head_classes(h);
-    auto w = torch::empty({C, H}).normal_(0.0, 0.02, gen);
+    const int64_t inputs = h.features == "hidden+logprob" ? H + 2 : H;  // + min and mean log-probability
+    auto w = torch::empty({C, inputs}).normal_(0.0, 0.02, gen);
     auto b = torch::zeros({C});
     heads_[h.name] = {w, b};
     extra[h.weights + ".weight"] = w;
@@ -83,6 +88,10 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
         v.check_length(static_cast<int64_t>(r.ids.size()), "the input");
         p.ids = std::move(r.ids);
         r.ids = p.ids;
+        if (options.lm_weight > 0 && e.outcome && *e.outcome >= 1.0) {
+          p.lm = true;
+          p.solution_from = static_cast<int64_t>(v.render(e.question, {}, true).ids.size());
+        }
         for (size_t h = 0; h < v.num_heads(); ++h) {
           const auto& hs = v.head_spec(h);
           auto pos = v.read_positions(h, r);
@@ -103,6 +112,7 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
           p.positions.push_back(std::move(pos));
           p.targets.push_back(std::move(tgt));
         }
+        p.rendered = std::move(r);
         out.push_back(std::move(p));
       } catch (const InputError& err) {
         throw InputError(fmt::format("verifier training: {} example {}: {}", what, i, err.what()));
@@ -143,22 +153,31 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
     ForwardInput in;
     in.input_ids = ids;
     in.attention_mask = mask;
-    auto hidden = backbone_->forward(in).hidden.reshape({B * T, -1});
+    auto hidden3 = backbone_->forward(in).hidden;
+    auto hidden = hidden3.reshape({B * T, -1});
+    const auto lm = [&](const at::Tensor& rows) { return backbone_->logits(rows); };
     at::Tensor total = torch::zeros({});
     for (size_t h = 0; h < v.num_heads(); ++h) {
       const auto& hs = v.head_spec(h);
       std::vector<int64_t> rows;
       std::vector<double> tgt;
+      std::vector<at::Tensor> inputs;  // heads with log-probability features
       for (int64_t b = 0; b < B; ++b) {
         const auto& p = set[static_cast<size_t>(idx[static_cast<size_t>(b)])];
         for (size_t k = 0; k < p.positions[h].size(); ++k) {
           rows.push_back(b * T + p.positions[h][k]);
           tgt.push_back(p.targets[h][k]);
         }
+        if (v.reads_logprobs(h) && !p.positions[h].empty()) {
+          std::vector<size_t> all(p.positions[h].size());
+          std::iota(all.begin(), all.end(), 0);
+          inputs.push_back(v.head_inputs(h, hidden3[b], 0, p.rendered, all, lm));
+        }
       }
       if (rows.empty()) continue;
       const auto& [w, bias] = heads_.at(hs.name);
-      auto out = at::linear(hidden.index_select(0, torch::tensor(rows, torch::kLong)), w, bias);  // [R, C]
+      auto x = inputs.empty() ? hidden.index_select(0, torch::tensor(rows, torch::kLong)) : torch::cat(inputs, 0);
+      auto out = at::linear(x, w, bias);  // [R, C]
       auto y = torch::tensor(tgt, torch::kFloat);
       at::Tensor l;
       if (hs.activation == "softmax") {
@@ -174,6 +193,23 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
       }
       const auto wt = options.head_weights.find(hs.name);
       total = total + l * (wt == options.head_weights.end() ? 1.0 : wt->second);
+    }
+    if (options.lm_weight > 0) {
+      // Next-token loss on the solution tokens of correct solutions.
+      auto weight = torch::zeros({B, T - 1}, torch::kFloat);
+      for (int64_t b = 0; b < B; ++b) {
+        const auto& p = set[static_cast<size_t>(idx[static_cast<size_t>(b)])];
+        const int64_t n = static_cast<int64_t>(p.ids.size()), from = std::max<int64_t>(0, p.solution_from - 1);
+        if (p.lm && n - 1 > from) weight[b].narrow(0, from, n - 1 - from).fill_(1);
+      }
+      if (weight.sum().item<double>() > 0) {
+        auto logits = backbone_->logits(hidden.reshape({B, T, -1}).narrow(1, 0, T - 1)).reshape({B * (T - 1), -1});
+        auto ce = torch::nn::functional::cross_entropy(
+            logits, ids.narrow(1, 1, T - 1).reshape({-1}),
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+        auto w = weight.reshape({-1});
+        total = total + options.lm_weight * (ce * w).sum() / w.sum();
+      }
     }
     if (!total.requires_grad()) {
       // No example of the batch has a target for any head: a zero loss that

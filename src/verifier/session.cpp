@@ -136,6 +136,12 @@ std::map<std::string, double> ScoringSession::append_step(const std::string& ste
       const bool known = !last && i < steps_.size();
       if (!known) keep = std::min(keep, positions[h][i]);
     }
+    // Log-probability features of the new step need the logits of the token
+    // before it: that token is computed again (one token per step).
+    if (verifier_->reads_logprobs(h)) {
+      const auto spans = verifier_->read_spans(h, r);
+      if (!spans.empty()) keep = std::min(keep, spans.back().first - 1);
+    }
   }
   keep = std::min(keep, n - 1);
   cache_->truncate(std::min(keep, cache_->length()));
@@ -157,16 +163,18 @@ std::map<std::string, double> ScoringSession::append_step(const std::string& ste
     const auto& name = verifier_->head_spec(h).name;
     auto& scores = per_head_[name];
     const bool last = verifier_->head_spec(h).read == "last";
-    std::vector<int64_t> rows;
-    std::vector<size_t> which;
+    const bool logprobs = verifier_->reads_logprobs(h);
+    std::vector<size_t> reads, which;  // read indices, and the steps they score
     for (size_t i = 0; i < positions[h].size(); ++i) {
       const size_t step = last ? steps.size() - 1 : i;
-      if (positions[h][i] >= keep || step >= scores.size()) {
-        rows.push_back(positions[h][i] - keep);
+      // Known steps recomputed after a merge are scored again, except with
+      // log-probability features (their earlier tokens may not be at hand).
+      if ((positions[h][i] >= keep && !logprobs) || step >= scores.size() || last) {
+        reads.push_back(i);
         which.push_back(step);
       }
     }
-    auto values = verifier_->head_scores(h, hidden.index_select(0, torch::tensor(rows, torch::kLong).to(hidden.device())));
+    auto values = verifier_->head_scores(h, verifier_->head_inputs(h, hidden, keep, r, reads));
     scores.resize(steps.size());
     for (size_t k = 0; k < which.size(); ++k) scores[which[k]] = values[k];
     result[name] = scores.back();

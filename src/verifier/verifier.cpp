@@ -196,6 +196,7 @@ Verifier::Rendered Verifier::render(const std::string& question, const std::vect
     const std::string head_text = (in.bos == "text" ? sp.bos.value_or("") : "") + q;
     auto qids = tok.encode(head_text, in.bos == "auto" ? with_special : raw);
     r.ids.insert(r.ids.end(), qids.begin(), qids.end());
+    r.solution_from = static_cast<int64_t>(r.ids.size());
     const auto sep_ids = tok.encode(in.step_separator, raw);
     if (in.steps_in_one_string) {
       std::string sol = join(steps, in.step_separator);
@@ -248,6 +249,48 @@ std::vector<int64_t> Verifier::read_positions(size_t h, const Rendered& r) const
   if (read == "before_tag")
     for (auto& p : pos) p = std::max<int64_t>(0, p - 1);
   return pos;
+}
+
+bool Verifier::reads_logprobs(size_t h) const { return heads_.at(h)->spec().features == "hidden+logprob"; }
+
+std::vector<std::pair<int64_t, int64_t>> Verifier::read_spans(size_t h, const Rendered& r) const {
+  std::vector<std::pair<int64_t, int64_t>> spans;
+  const auto& ends = r.step_positions;
+  auto span = [&](size_t k) { return std::make_pair(k == 0 ? r.solution_from : ends[k - 1] + 1, ends[k]); };
+  if (heads_.at(h)->spec().read == "last") {
+    if (!ends.empty()) spans.push_back(span(ends.size() - 1));
+    return spans;
+  }
+  for (size_t k = 0; k < ends.size(); ++k) spans.push_back(span(k));
+  return spans;
+}
+
+at::Tensor Verifier::head_inputs(size_t h, const at::Tensor& hidden, int64_t offset, const Rendered& r,
+                                 const std::vector<size_t>& which,
+                                 const std::function<at::Tensor(const at::Tensor&)>& lm) const {
+  const auto pos = read_positions(h, r);
+  std::vector<int64_t> rows;
+  for (size_t i : which) rows.push_back(pos.at(i) - offset);
+  auto x = hidden.index_select(0, torch::tensor(rows, torch::kLong).to(hidden.device()));
+  if (!reads_logprobs(h)) return x;
+  if (which.empty()) return torch::zeros({0, x.size(1) + 2}, x.options());
+  const auto spans = read_spans(h, r);
+  std::vector<at::Tensor> feats;
+  for (size_t i : which) {
+    const auto [first, last] = spans.at(i);
+    if (r.solution_from < 1 || first < offset + 1 || last < first || last - offset >= hidden.size(0))
+      throw Error("verifier: head '" + heads_.at(h)->spec().name + "' needs the hidden states before step " +
+                  std::to_string(i) + " (tokens " + std::to_string(first) + ".." + std::to_string(last) +
+                  ", have from " + std::to_string(offset) + ")");
+    // Row j predicts token offset + j + 1: tokens first..last come from rows first-1..last-1.
+    auto logits = lm ? lm(hidden.narrow(0, first - 1 - offset, last - first + 1))
+                     : model_->logits(hidden.narrow(0, first - 1 - offset, last - first + 1));
+    auto next = torch::tensor(std::vector<int64_t>(r.ids.begin() + first, r.ids.begin() + last + 1), torch::kLong)
+                    .to(logits.device());
+    auto lp = torch::log_softmax(logits.to(torch::kFloat), -1).gather(1, next.unsqueeze(1)).squeeze(1);
+    feats.push_back(torch::stack({lp.min(), lp.mean()}));
+  }
+  return torch::cat({x.to(torch::kFloat), torch::stack(feats).to(x.device())}, 1).to(x.scalar_type());
 }
 
 std::vector<double> Verifier::head_scores(size_t h, const at::Tensor& rows) const {
@@ -322,8 +365,9 @@ std::vector<Scores> Verifier::score_rendered(const std::vector<Rendered>& render
       const size_t idx = order[start + b];
       std::map<std::string, std::vector<double>> per_head;
       for (size_t h = 0; h < heads_.size(); ++h) {
-        auto pos = torch::tensor(read_positions(h, rendered[idx]), torch::kLong).to(hidden.device());
-        per_head[heads_[h]->spec().name] = head_scores(h, hidden[b].index_select(0, pos));
+        std::vector<size_t> all(read_positions(h, rendered[idx]).size());
+        std::iota(all.begin(), all.end(), 0);
+        per_head[heads_[h]->spec().name] = head_scores(h, head_inputs(h, hidden[b], 0, rendered[idx], all));
       }
       out[idx] = finish(std::move(per_head), static_cast<int64_t>(rendered[idx].ids.size()), options);
     }

@@ -55,6 +55,9 @@ void validate(const VerifierSpec& s, const std::string& where) {
     if (h.type == "lm_candidates" && h.candidates.empty() && h.candidate_tokens.size() < 2)
       throw ConfigError(where + ": " + at + ": lm_candidates needs 'candidates' or two 'candidate_tokens'");
     if (h.class_index < 0) throw ConfigError(where + ": " + at + ".class_index must be >= 0");
+    check_one_of(h.features, {"hidden", "hidden+logprob"}, where, at + ".features");
+    if (h.features != "hidden" && (h.type != "linear" || s.input.style != "tokens"))
+      throw ConfigError(where + ": " + at + ": features 'hidden+logprob' need a linear head and a tokens-style template");
   }
   if (s.input.style == "chatml" && s.input.step_tag.empty())
     throw ConfigError(where + ": chatml templates need template.step_tag (the step separator)");
@@ -172,6 +175,7 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
     take(hj, "candidates", h.candidates, source);
     take(hj, "candidate_tokens", h.candidate_tokens, source);
     take(hj, "read", h.read, source);
+    take(hj, "features", h.features, source);
     s.heads.push_back(h);
   }
   validate(s, source);
@@ -224,7 +228,8 @@ std::string VerifierSpec::to_json() const {
                   {"class_index", h.class_index},
                   {"candidates", h.candidates},
                   {"candidate_tokens", h.candidate_tokens},
-                  {"read", h.read}});
+                  {"read", h.read},
+                  {"features", h.features}});
   return json{{"name", name}, {"template", t}, {"heads", hs}}.dump(2);
 }
 
