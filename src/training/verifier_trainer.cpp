@@ -1,13 +1,13 @@
 // VerifierTrainer: linear heads (and the last layers) over a backbone, with
 // the PRM, ORM, OVM and SORM losses at the positions the verifier reads.
 #include <fstream>
-#include <numeric>
 
 #include <fmt/format.h>
 
 #include "stepverify/errors.h"
 #include "stepverify/training.h"
 #include "training/batching.h"
+#include "util/sequences.h"
 
 namespace stepverify {
 
@@ -17,10 +17,9 @@ int64_t head_classes(const HeadSpec& h) { return h.activation == "softmax" ? 2 :
 
 // Per head of one example: read positions and their targets.
 struct Prepared {
-  std::vector<int64_t> ids;
+  Verifier::Rendered rendered;                  // ids, step ends (log-probability features)
   std::vector<std::vector<int64_t>> positions;  // per head
   std::vector<std::vector<double>> targets;     // per head
-  Verifier::Rendered rendered;                  // for log-probability features
   int64_t solution_from = 0;                    // first token after the question
   bool lm = false;                              // the solution takes the next-token loss
 };
@@ -86,11 +85,10 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
         Prepared p;
         auto r = v.render(e.question, e.steps, false);
         v.check_length(static_cast<int64_t>(r.ids.size()), "the input");
-        p.ids = std::move(r.ids);
-        r.ids = p.ids;
         if (options.lm_weight > 0 && e.outcome && *e.outcome >= 1.0) {
           p.lm = true;
-          p.solution_from = static_cast<int64_t>(v.render(e.question, {}, true).ids.size());
+          p.solution_from = r.solution_from >= 0 ? r.solution_from
+                                                 : static_cast<int64_t>(v.render(e.question, {}, true).ids.size());
         }
         for (size_t h = 0; h < v.num_heads(); ++h) {
           const auto& hs = v.head_spec(h);
@@ -147,7 +145,7 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
 
   auto batch_loss = [&](const std::vector<Prepared>& set, const std::vector<int64_t>& idx) {
     auto [ids, mask] = detail::pad_right(idx, [&](int64_t i) -> const std::vector<int64_t>& {
-      return set[static_cast<size_t>(i)].ids;
+      return set[static_cast<size_t>(i)].rendered.ids;
     });
     const int64_t B = ids.size(0), T = ids.size(1);
     ForwardInput in;
@@ -168,11 +166,8 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
           rows.push_back(b * T + p.positions[h][k]);
           tgt.push_back(p.targets[h][k]);
         }
-        if (v.reads_logprobs(h) && !p.positions[h].empty()) {
-          std::vector<size_t> all(p.positions[h].size());
-          std::iota(all.begin(), all.end(), 0);
-          inputs.push_back(v.head_inputs(h, hidden3[b], 0, p.rendered, all, lm));
-        }
+        if (v.reads_logprobs(h) && !p.positions[h].empty())
+          inputs.push_back(v.head_inputs(h, hidden3[b], 0, p.rendered, detail::indices(p.positions[h].size()), lm));
       }
       if (rows.empty()) continue;
       const auto& [w, bias] = heads_.at(hs.name);
@@ -199,11 +194,11 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
       auto weight = torch::zeros({B, T - 1}, torch::kFloat);
       for (int64_t b = 0; b < B; ++b) {
         const auto& p = set[static_cast<size_t>(idx[static_cast<size_t>(b)])];
-        const int64_t n = static_cast<int64_t>(p.ids.size()), from = std::max<int64_t>(0, p.solution_from - 1);
+        const int64_t n = static_cast<int64_t>(p.rendered.ids.size()), from = std::max<int64_t>(0, p.solution_from - 1);
         if (p.lm && n - 1 > from) weight[b].narrow(0, from, n - 1 - from).fill_(1);
       }
       if (weight.sum().item<double>() > 0) {
-        auto logits = backbone_->logits(hidden.reshape({B, T, -1}).narrow(1, 0, T - 1)).reshape({B * (T - 1), -1});
+        auto logits = backbone_->logits(hidden3.narrow(1, 0, T - 1)).reshape({B * (T - 1), -1});
         auto ce = torch::nn::functional::cross_entropy(
             logits, ids.narrow(1, 1, T - 1).reshape({-1}),
             torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
@@ -226,7 +221,7 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
     };
   backbone_->train();
   std::vector<int64_t> lengths;
-  for (const auto& p : train_set) lengths.push_back(static_cast<int64_t>(p.ids.size()));
+  for (const auto& p : train_set) lengths.push_back(static_cast<int64_t>(p.rendered.ids.size()));
   auto rep = train_loop(params, static_cast<int64_t>(train_set.size()),
                         [&](const std::vector<int64_t>& idx) { return batch_loss(train_set, idx); }, ev, options.train,
                         lengths);

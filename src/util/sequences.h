@@ -27,6 +27,13 @@ inline std::string join(const std::vector<std::string>& parts, const std::string
   return out;
 }
 
+/// 0, 1, ..., n - 1.
+inline std::vector<size_t> indices(size_t n) {
+  std::vector<size_t> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = i;
+  return out;
+}
+
 /// Length of the longest common prefix of `a` and `b`, at most `limit`.
 inline int64_t common_prefix(const std::vector<int64_t>& a, const std::vector<int64_t>& b,
                              int64_t limit = INT64_MAX) {

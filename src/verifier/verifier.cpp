@@ -365,8 +365,7 @@ std::vector<Scores> Verifier::score_rendered(const std::vector<Rendered>& render
       const size_t idx = order[start + b];
       std::map<std::string, std::vector<double>> per_head;
       for (size_t h = 0; h < heads_.size(); ++h) {
-        std::vector<size_t> all(read_positions(h, rendered[idx]).size());
-        std::iota(all.begin(), all.end(), 0);
+        const auto all = detail::indices(read_positions(h, rendered[idx]).size());
         per_head[heads_[h]->spec().name] = head_scores(h, head_inputs(h, hidden[b], 0, rendered[idx], all));
       }
       out[idx] = finish(std::move(per_head), static_cast<int64_t>(rendered[idx].ids.size()), options);
