@@ -40,6 +40,25 @@ TEST_CASE("arithmetic: generation is seeded and reference solutions check as cor
   CHECK(levels[1] > 50);
   CHECK(levels[2] > 50);
   CHECK(levels[3] > 50);
+
+  // Commuted solutions: the same steps with + and * operands in a seeded
+  // random order; they check as correct, and about half the swappable steps swap.
+  int swappable = 0, swapped = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto c = arithmetic::commuted_solution(a[i], i);
+    CHECK(c == arithmetic::commuted_solution(a[i], i));
+    REQUIRE(c.size() == a[i].steps.size());
+    CHECK(arithmetic::check_solution(a[i], c).first_error == -1);
+    for (size_t k = 0; k < c.size(); ++k) {
+      const auto& ref = a[i].steps[k];
+      const bool commutes = ref.find(" + ") != std::string::npos || ref.find(" * ") != std::string::npos;
+      swappable += commutes;
+      swapped += c[k] != ref;
+      if (!commutes) CHECK(c[k] == ref);
+    }
+  }
+  CHECK(swapped > swappable * 4 / 10);
+  CHECK(swapped < swappable * 6 / 10);
   o.seed = 6;
   CHECK(arithmetic::generate_problems(1, o)[0].question != a[0].question);
   o.min_level = 0;
@@ -471,14 +490,17 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
     {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "read": "step_end",
      "features": "hidden+logprob"},
     {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "activation": "sigmoid", "read": "last",
-     "features": "hidden+logprob"}]})");
+     "features": "hidden+logprob", "logprob_span": "solution"},
+    {"name": "ovm", "meaning": "ovm", "type": "linear", "weights": "ovm", "activation": "none", "read": "step_end",
+     "features": "hidden+logprob", "logprob_span": "solution"}]})");
   VerifierTrainer trainer(tmp.path / "base", spec, tmp.path / "v", 3);
   auto v = Verifier::load(tmp.path / "v");
   const std::string q = "Ana has 23 apples. How many apples does Ana have now?";
   const std::vector<std::string> steps = {"23 + 17 = 40", "40 - 8 = 32", "The answer is 32"};
 
   // By hand: hidden states of the whole text, LM log-probabilities of each
-  // step's tokens (its newline included), then the linear head.
+  // step's tokens (its newline included), then the linear head. The OVM's
+  // features cover the solution so far, the ORM's the whole solution.
   const auto r = v->render(q, steps, false);
   ForwardInput in;
   in.input_ids = to_batch(r.ids);
@@ -486,35 +508,55 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
   const auto lp = torch::log_softmax(v->model().logits(hidden), -1);  // row t predicts token t + 1
   const auto& [w, b] = trainer.head_weights().at("prm");
   const auto sc = v->score(q, steps);
-  int64_t first = r.solution_from;
-  REQUIRE(first > 0);
-  for (size_t k = 0; k < steps.size(); ++k) {
-    const int64_t last = r.step_positions[k];
+  const auto& [wv, bv] = trainer.head_weights().at("ovm");
+  const auto& [wo, bo] = trainer.head_weights().at("orm");
+  // The head's input at `read`: its hidden state, then the minimum and mean
+  // log-probability of tokens first..last.
+  auto input = [&](int64_t read, int64_t first, int64_t last) {
     std::vector<double> lps;
     for (int64_t t = first; t <= last; ++t) lps.push_back(lp[t - 1][r.ids[static_cast<size_t>(t)]].item<double>());
     const double mn = *std::min_element(lps.begin(), lps.end());
     const double mean = std::accumulate(lps.begin(), lps.end(), 0.0) / static_cast<double>(lps.size());
-    auto x = torch::cat({hidden[last], torch::tensor({mn, mean}, torch::kFloat)});
-    const double want = torch::softmax(at::linear(x, w.detach(), b.detach()), -1)[1].item<double>();
+    return torch::cat({hidden[read], torch::tensor({mn, mean}, torch::kFloat)});
+  };
+  int64_t first = r.solution_from;
+  REQUIRE(first > 0);
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const int64_t last = r.step_positions[k];
+    const double want = torch::softmax(at::linear(input(last, first, last), w.detach(), b.detach()), -1)[1].item<double>();
+    const double value = at::linear(input(last, r.solution_from, last), wv.detach(), bv.detach()).item<double>();
     INFO("step " << k);
     CHECK(std::abs(sc.heads.at("prm")[k] - want) < 1e-5);
+    CHECK(std::abs(sc.heads.at("ovm")[k] - value) < 1e-5);
     first = last + 1;
   }
+  const auto orm_in = input(static_cast<int64_t>(r.ids.size()) - 1, r.solution_from, r.step_positions.back());
+  CHECK(std::abs(sc.outcome.at("orm") - torch::sigmoid(at::linear(orm_in, wo.detach(), bo.detach())).item<double>()) < 1e-5);
 
   // A session scores each step as the full pass does; it computes one token
   // per step again (the one before the step, whose logits the step needs).
   auto s = v->session(q);
   const int64_t question_tokens = s->tokens_computed();
-  std::vector<double> inc;
-  for (const auto& st : steps) inc.push_back(s->append_step(st).at("prm"));
-  for (size_t k = 0; k < steps.size(); ++k) CHECK(std::abs(inc[k] - sc.heads.at("prm")[k]) < 1e-5);
+  std::vector<double> inc, inc_ovm;
+  for (const auto& st : steps) {
+    const auto got = s->append_step(st);
+    inc.push_back(got.at("prm"));
+    inc_ovm.push_back(got.at("ovm"));
+  }
+  for (size_t k = 0; k < steps.size(); ++k) {
+    CHECK(std::abs(inc[k] - sc.heads.at("prm")[k]) < 1e-5);
+    CHECK(std::abs(inc_ovm[k] - sc.heads.at("ovm")[k]) < 1e-5);
+  }
   CHECK(s->tokens_computed() == question_tokens + (static_cast<int64_t>(r.ids.size()) - r.solution_from) +
                                     static_cast<int64_t>(steps.size()));
   CHECK(std::abs(s->scores().outcome.at("orm") - sc.outcome.at("orm")) < 1e-5);
   auto f = s->fork();
   f->rollback(1);
-  CHECK(std::abs(f->append_step("The answer is 33").at("prm") -
-                 v->score(q, {steps[0], steps[1], "The answer is 33"}).heads.at("prm")[2]) < 1e-5);
+  const auto again = f->append_step("The answer is 33");
+  const auto full = v->score(q, {steps[0], steps[1], "The answer is 33"});
+  CHECK(std::abs(again.at("prm") - full.heads.at("prm")[2]) < 1e-5);
+  CHECK(std::abs(again.at("ovm") - full.heads.at("ovm")[2]) < 1e-5);
+  CHECK(std::abs(f->scores().outcome.at("orm") - full.outcome.at("orm")) < 1e-5);
 
   // Training reads the same features: the loss falls on a toy task where
   // only the likelihood of the result tells right from wrong.
@@ -546,4 +588,7 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
     {"name": "prm", "type": "mlp", "read": "step_end", "features": "hidden+logprob"}]})"), ConfigError);
   CHECK_THROWS_AS(VerifierSpec::from_json(R"({"template": {"style": "tokens"}, "heads": [
     {"name": "prm", "type": "linear", "read": "step_end", "features": "logits"}]})"), ConfigError);
+  CHECK_THROWS_AS(VerifierSpec::from_json(R"({"template": {"style": "tokens"}, "heads": [
+    {"name": "prm", "type": "linear", "read": "step_end", "features": "hidden+logprob", "logprob_span": "all"}]})"),
+                  ConfigError);
 }

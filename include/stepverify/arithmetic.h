@@ -71,6 +71,13 @@ struct SolutionCheck {
 
 SolutionCheck check_solution(const Problem& problem, const std::vector<std::string>& steps);
 
+/// An equivalent solution: the reference steps with the two operands of each
+/// `+` and `*` equation swapped with probability 1/2 (seeded; `-` and the final
+/// step unchanged). It checks as correct by check_solution. Training a policy on
+/// these gives it several written paths to one answer, as real models have,
+/// so that votes over samples (self-consistency) pool paths whose mistakes differ.
+std::vector<std::string> commuted_solution(const Problem& problem, uint64_t seed);
+
 /// The number stated by a final step ("The answer is 32"), if any.
 std::optional<int64_t> stated_answer(const std::string& step);
 

@@ -64,6 +64,9 @@ struct DemoModelsOptions {
   int64_t kv_heads = 2;              ///< key/value heads (grouped-query attention)
   int64_t intermediate_size = 384;   ///< MLP width
   TrainOptions policy_training = train_options(2200, 3e-3, 100);
+  /// The policy (and its continuation) trains on arithmetic::commuted_solution
+  /// of each problem instead of the reference: several written paths per answer.
+  bool commute_operands = true;
   int64_t policy_eval_examples = 500;  ///< training problems held back to measure the policy's loss
   int64_t verifier_problems = 1200;  ///< training problems whose policy samples label the verifier
   int samples_per_problem = 8;       ///< policy samples per verifier problem (temperature 1)
@@ -119,6 +122,7 @@ struct DemoOptions {
   int beam_width = 4;            ///< beams kept (beam_width * expansions == n)
   int expansions = 4;            ///< proposals per beam and step
   double temperature = 1.0;      ///< sampling temperature of the policy
+  double top_p = 1.0;            ///< nucleus sampling of the policy (1: off)
   uint64_t seed = 0;             ///< sampling seed
   int threads = 2;               ///< worker threads for the searches
   /// PRM step scores -> the score of a solution (weighted SC) or of a beam.

@@ -97,6 +97,9 @@ class ScoringSession {
   std::vector<int64_t> ids_;  // tokens held by cache_
   std::unique_ptr<KVCache> cache_;
   std::map<std::string, std::vector<double>> per_head_;  // per step
+  // Per position of ids_, the LM log-probability of that token (NaN before
+  // the solution); kept only when a head reads log-probability features.
+  std::vector<float> logprobs_;
   int64_t tokens_computed_ = 0;
 };
 

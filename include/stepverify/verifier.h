@@ -122,16 +122,26 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
   std::vector<int64_t> read_positions(size_t h, const Rendered& r) const;
   /// Whether head `h` reads log-probability features (HeadSpec::features).
   bool reads_logprobs(size_t h) const;
-  /// Per read of head `h`, the tokens [first, last] of the step it reads
-  /// (the last step for "last" heads); log-probability features cover them.
+  /// Per read of head `h`, the tokens [first, last] its log-probability
+  /// features cover: the step read (the last step for "last" heads), from the
+  /// solution's first token when HeadSpec::logprob_span is "solution".
   std::vector<std::pair<int64_t, int64_t>> read_spans(size_t h, const Rendered& r) const;
+  /// Log-probabilities [last - first + 1] (float) the backbone's LM gives
+  /// tokens first..last of `r`, from hidden rows of positions [offset, ...):
+  /// needs offset < first. `lm` maps hidden rows to LM logits (default: the
+  /// backbone's LM head).
+  at::Tensor token_logprobs(const at::Tensor& hidden, int64_t offset, const Rendered& r, int64_t first, int64_t last,
+                            const std::function<at::Tensor(const at::Tensor&)>& lm = {}) const;
   /// The inputs of head `h` for the reads `which` (indices into
   /// read_positions): hidden rows, plus log-probability features when the
-  /// head reads them. `hidden` holds positions [offset, offset + rows) of `r`;
-  /// `lm` maps hidden rows to LM logits (default: the backbone's LM head).
+  /// head reads them. `hidden` holds positions [offset, offset + rows) of `r`.
+  /// `known`, when given, holds log-probabilities of tokens by position (NaN
+  /// where unknown); a token it holds is not computed again, so spans may
+  /// start before the hidden rows (sessions).
   at::Tensor head_inputs(size_t h, const at::Tensor& hidden, int64_t offset, const Rendered& r,
                          const std::vector<size_t>& which,
-                         const std::function<at::Tensor(const at::Tensor&)>& lm = {}) const;
+                         const std::function<at::Tensor(const at::Tensor&)>& lm = {},
+                         const std::vector<float>* known = nullptr) const;
   /// Scores of head `h` on hidden rows [N, H].
   std::vector<double> head_scores(size_t h, const at::Tensor& rows) const;
   size_t num_heads() const { return heads_.size(); }

@@ -100,6 +100,11 @@ struct HeadSpec {
   /// policy's family finds slips (a wrong digit, a wrong operand) as tokens it
   /// did not expect, which a head over one hidden state rarely learns to see.
   std::string features = "hidden";
+  /// The tokens the log-probability features cover: "step" (the step read) or
+  /// "solution" (the solution from its first token through the step read: the
+  /// whole solution for "last" heads). Outcome and value heads judge a
+  /// solution or a prefix, so their features should cover all of it.
+  std::string logprob_span = "step";
 };
 
 /// A verifier: template plus heads.

@@ -23,6 +23,7 @@ Run add_demo(CLI::App& app) {
   app.add_option("--beam-width", o->beam_width, "beams kept (default 4)");
   app.add_option("--expansions", o->expansions, "proposals per beam and step (default 4)");
   app.add_option("--temperature", o->temperature, "policy sampling temperature (default 1)");
+  app.add_option("--top-p", o->top_p, "policy nucleus sampling (default 1: off)");
   app.add_option("--seed", o->seed, "sampling seed (default 0)");
   app.add_option("--threads", o->threads, "worker threads for the searches (default 2)");
   app.add_option("--prm-aggregate", o->prm_aggregate, "PRM step scores -> solution and beam score (default prod)");

@@ -18,6 +18,9 @@ Run add_models(CLI::App& app) {
   app.add_option("--policy-from", *policy_from, "reuse the tokenizer and policy in this directory (retrain the verifier only)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--policy-steps", o->policy_training.steps, "policy optimizer steps");
+  auto reference_order = std::make_shared<bool>(false);
+  app.add_flag("--reference-order", *reference_order,
+               "train the policy on the reference solutions as written (no commuted operands)");
   app.add_option("--verifier-steps", o->verifier_training.steps, "verifier optimizer steps");
   auto backbone_from = std::make_shared<std::string>();
   app.add_option("--backbone-from", *backbone_from, "this checkpoint is the verifier's backbone (no continuation)")
@@ -40,6 +43,7 @@ Run add_models(CLI::App& app) {
     opts.out_dir = *out;
     opts.policy_from = *policy_from;
     opts.backbone_from = *backbone_from;
+    if (*reference_order) opts.commute_operands = false;
     const auto r = train_demo_models(opts, std::cerr);
     std::cout << r.to_json() << "\n";
     return 0;

@@ -162,6 +162,20 @@ std::vector<Problem> generate_problems(int64_t count, const ProblemOptions& opti
   return out;
 }
 
+std::vector<std::string> commuted_solution(const Problem& problem, uint64_t seed) {
+  Rng rng{seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull};
+  std::vector<std::string> out;
+  out.reserve(problem.steps.size());
+  for (const auto& step : problem.steps) {
+    const auto e = parse_equation(step);
+    if (e && e->op != '-' && rng.uniform(0, 1))
+      out.push_back(eq(e->b, e->op, e->a, e->c));
+    else
+      out.push_back(step);
+  }
+  return out;
+}
+
 std::optional<int64_t> stated_answer(const std::string& step) {
   static const std::string kLead = "The answer is";
   const auto at = step.find(kLead);

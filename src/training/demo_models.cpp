@@ -21,13 +21,14 @@ const char* demo_verifier_spec() {
   "template": {"style": "tokens", "question_suffix": "\n", "step_separator": "\n", "bos": "auto"},
   "heads": [
     {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "class_index": 1, "read": "step_end", "features": "hidden+logprob"},
-    {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "activation": "sigmoid", "read": "last", "features": "hidden+logprob"},
-    {"name": "ovm", "meaning": "ovm", "type": "linear", "weights": "ovm", "activation": "none", "read": "step_end", "features": "hidden+logprob"},
-    {"name": "sorm", "meaning": "sorm", "type": "linear", "weights": "sorm", "activation": "sigmoid", "read": "step_end", "features": "hidden+logprob"}]})";
+    {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "activation": "sigmoid", "read": "last", "features": "hidden+logprob", "logprob_span": "solution"},
+    {"name": "ovm", "meaning": "ovm", "type": "linear", "weights": "ovm", "activation": "none", "read": "step_end", "features": "hidden+logprob", "logprob_span": "solution"},
+    {"name": "sorm", "meaning": "sorm", "type": "linear", "weights": "sorm", "activation": "sigmoid", "read": "step_end", "features": "hidden+logprob", "logprob_span": "solution"}]})";
 }
 
 std::vector<std::vector<std::string>> sample_solutions(const Model& policy, const std::vector<arithmetic::Problem>& problems,
-                                                       int n, double temperature, uint64_t seed, int64_t* generated) {
+                                                       int n, double temperature, uint64_t seed, int64_t* generated,
+                                                       double top_p) {
   const auto& tok = policy.tokenizer();
   std::vector<std::vector<int64_t>> prompts;
   for (const auto& p : problems) {
@@ -36,6 +37,7 @@ std::vector<std::vector<std::string>> sample_solutions(const Model& policy, cons
   GenerationOptions g;
   g.num_samples = n;
   g.temperature = temperature;
+  g.top_p = top_p;
   g.seed = seed;
   g.max_new_tokens = 96;
   auto outs = generate(policy, prompts, g);
@@ -85,15 +87,16 @@ std::vector<Scores> score_solutions(const Verifier& verifier, const std::vector<
 
 namespace {
 
-// Reference solutions as next-token examples (the first `eval_count` go to `eval`).
+// Reference solutions (commuted when `commute`) as next-token examples; the
+// first `eval_count` go to `eval`.
 void lm_examples(const Tokenizer& tok, const std::vector<arithmetic::Problem>& problems, int64_t eval_count,
-                 std::vector<LmExample>& train, std::vector<LmExample>& eval) {
+                 bool commute, std::vector<LmExample>& train, std::vector<LmExample>& eval) {
   const auto eos = tok.special_tokens().eos_id.value_or(2);
   for (size_t i = 0; i < problems.size(); ++i) {
     const auto& p = problems[i];
     LmExample e;
     const auto prompt = tok.encode(arithmetic::render_prompt(p.question));
-    e.ids = tok.encode(arithmetic::render_prompt(p.question, p.steps));
+    e.ids = tok.encode(arithmetic::render_prompt(p.question, commute ? arithmetic::commuted_solution(p, i) : p.steps));
     if (e.ids.size() < prompt.size() || !std::equal(prompt.begin(), prompt.end(), e.ids.begin()))
       throw Error("demo models: a prompt does not tokenize as a prefix of its solution: " + p.question);
     e.ids.push_back(eos);
@@ -201,7 +204,7 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     cfg.bos_token_id = tok->special_tokens().bos_id;
     if (auto e = tok->special_tokens().eos_id) cfg.eos_token_ids = {*e};
     std::vector<LmExample> lm_train, lm_eval;
-    lm_examples(*tok, train, o.policy_eval_examples, lm_train, lm_eval);
+    lm_examples(*tok, train, o.policy_eval_examples, o.commute_operands, lm_train, lm_eval);
     {
       double toks = 0;
       for (const auto& e : lm_train) toks += static_cast<double>(e.ids.size());
@@ -295,7 +298,7 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     log << fmt::format("backbone   {}\n", o.backbone_from.string());
   } else if (o.verifier_backbone_steps > 0) {
     std::vector<LmExample> lm_train, lm_eval;
-    lm_examples(policy->tokenizer(), train, o.policy_eval_examples, lm_train, lm_eval);
+    lm_examples(policy->tokenizer(), train, o.policy_eval_examples, o.commute_operands, lm_train, lm_eval);
     auto lm = trainable_copy(*policy, true);
     auto bopt = o.verifier_backbone_training;
     bopt.steps = o.verifier_backbone_steps;

@@ -90,7 +90,7 @@ DemoReport run_demo(const DemoOptions& o) {
   // N samples per problem, shared by majority, ORM best-of-N and PRM weighted SC.
   int64_t sample_tokens = 0;
   auto t = clock_type::now();
-  const auto samples = detail::sample_solutions(*policy, problems, o.n, o.temperature, o.seed + 1, &sample_tokens);
+  const auto samples = detail::sample_solutions(*policy, problems, o.n, o.temperature, o.seed + 1, &sample_tokens, o.top_p);
   const double sample_seconds = since(t);
   t = clock_type::now();
   const auto scores = detail::score_solutions(*verifier, problems, samples, o.n);
@@ -142,6 +142,7 @@ DemoReport run_demo(const DemoOptions& o) {
         try {
           SamplerOptions sopt;
           sopt.temperature = o.temperature;
+          sopt.top_p = o.top_p;
           sopt.max_step_tokens = 32;
           for (size_t i = next++; i < P; i = next++) {
             // Seeded per problem, so results do not depend on which thread ran it.

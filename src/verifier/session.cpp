@@ -2,6 +2,7 @@
 #include "stepverify/session.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <torch/torch.h>
 
@@ -125,7 +126,14 @@ std::map<std::string, double> ScoringSession::append_step(const std::string& ste
 
   // Keep the longest prefix the cache already holds; recompute from the
   // earliest read position whose score is not known yet.
-  int64_t keep = detail::common_prefix(ids_, r.ids);
+  const int64_t common = detail::common_prefix(ids_, r.ids);
+  int64_t keep = common;
+  // Log-probabilities of solution tokens are kept by position; those of the
+  // common prefix stay valid (a token's log-probability depends only on the
+  // tokens before it), the others are computed from the token before them.
+  const int64_t lp_known = std::min<int64_t>(static_cast<int64_t>(logprobs_.size()), common);
+  const int64_t lp_from = std::max(lp_known, r.solution_from);
+  bool logprobs = false;
   std::vector<std::vector<int64_t>> positions(H);
   for (size_t h = 0; h < H; ++h) {
     positions[h] = verifier_->read_positions(h, r);
@@ -136,13 +144,11 @@ std::map<std::string, double> ScoringSession::append_step(const std::string& ste
       const bool known = !last && i < steps_.size();
       if (!known) keep = std::min(keep, positions[h][i]);
     }
-    // Log-probability features of the new step need the logits of the token
-    // before it: that token is computed again (one token per step).
-    if (verifier_->reads_logprobs(h)) {
-      const auto spans = verifier_->read_spans(h, r);
-      if (!spans.empty()) keep = std::min(keep, spans.back().first - 1);
-    }
+    // Log-probability features of the new tokens need the logits of the
+    // token before them: that token is computed again (one token per step).
+    if (verifier_->reads_logprobs(h)) logprobs = true;
   }
+  if (logprobs) keep = std::min(keep, lp_from - 1);
   keep = std::min(keep, n - 1);
   cache_->truncate(std::min(keep, cache_->length()));
   ForwardInput in;
@@ -153,28 +159,35 @@ std::map<std::string, double> ScoringSession::append_step(const std::string& ste
     hidden = verifier_->model().forward(in).hidden[0];  // [n - keep, H]
   } catch (...) {
     ids_.resize(static_cast<size_t>(cache_->length()));  // the cache kept [0, keep)
+    logprobs_.resize(std::min(logprobs_.size(), ids_.size()));
     throw;
   }
   tokens_computed_ += n - keep;
   ids_ = r.ids;
+  if (logprobs) {
+    logprobs_.resize(static_cast<size_t>(lp_known));
+    logprobs_.resize(static_cast<size_t>(n), std::numeric_limits<float>::quiet_NaN());
+    if (lp_from < n) {
+      const auto lp = verifier_->token_logprobs(hidden, keep, r, lp_from, n - 1).to(torch::kCPU).contiguous();
+      std::copy(lp.data_ptr<float>(), lp.data_ptr<float>() + lp.numel(), logprobs_.begin() + lp_from);
+    }
+  }
 
   std::map<std::string, double> result;
   for (size_t h = 0; h < H; ++h) {
     const auto& name = verifier_->head_spec(h).name;
     auto& scores = per_head_[name];
     const bool last = verifier_->head_spec(h).read == "last";
-    const bool logprobs = verifier_->reads_logprobs(h);
     std::vector<size_t> reads, which;  // read indices, and the steps they score
     for (size_t i = 0; i < positions[h].size(); ++i) {
       const size_t step = last ? steps.size() - 1 : i;
-      // Known steps recomputed after a merge are scored again, except with
-      // log-probability features (their earlier tokens may not be at hand).
-      if ((positions[h][i] >= keep && !logprobs) || step >= scores.size() || last) {
+      // Known steps recomputed after a merge are scored again.
+      if (positions[h][i] >= keep || step >= scores.size() || last) {
         reads.push_back(i);
         which.push_back(step);
       }
     }
-    auto values = verifier_->head_scores(h, verifier_->head_inputs(h, hidden, keep, r, reads));
+    auto values = verifier_->head_scores(h, verifier_->head_inputs(h, hidden, keep, r, reads, {}, &logprobs_));
     scores.resize(steps.size());
     for (size_t k = 0; k < which.size(); ++k) scores[which[k]] = values[k];
     result[name] = scores.back();
@@ -194,6 +207,7 @@ ScoringSession::ScoringSession(const ScoringSession& other)
       ids_(other.ids_),
       cache_(std::make_unique<KVCache>(other.cache_->fork())),
       per_head_(other.per_head_),
+      logprobs_(other.logprobs_),
       tokens_computed_(other.tokens_computed_) {}
 
 void ScoringSession::rollback(size_t n) {
@@ -207,6 +221,7 @@ void ScoringSession::rollback(size_t n) {
   const int64_t keep = detail::common_prefix(ids_, r.ids);
   cache_->truncate(std::min(keep, cache_->length()));
   ids_.resize(static_cast<size_t>(cache_->length()));
+  logprobs_.resize(std::min(logprobs_.size(), ids_.size()));
 }
 
 Scores ScoringSession::scores(const ScoreOptions& options) const {

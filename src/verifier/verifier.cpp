@@ -256,7 +256,10 @@ bool Verifier::reads_logprobs(size_t h) const { return heads_.at(h)->spec().feat
 std::vector<std::pair<int64_t, int64_t>> Verifier::read_spans(size_t h, const Rendered& r) const {
   std::vector<std::pair<int64_t, int64_t>> spans;
   const auto& ends = r.step_positions;
-  auto span = [&](size_t k) { return std::make_pair(k == 0 ? r.solution_from : ends[k - 1] + 1, ends[k]); };
+  const bool solution = heads_.at(h)->spec().logprob_span == "solution";
+  auto span = [&](size_t k) {
+    return std::make_pair(k == 0 || solution ? r.solution_from : ends[k - 1] + 1, ends[k]);
+  };
   if (heads_.at(h)->spec().read == "last") {
     if (!ends.empty()) spans.push_back(span(ends.size() - 1));
     return spans;
@@ -265,30 +268,62 @@ std::vector<std::pair<int64_t, int64_t>> Verifier::read_spans(size_t h, const Re
   return spans;
 }
 
+at::Tensor Verifier::token_logprobs(const at::Tensor& hidden, int64_t offset, const Rendered& r, int64_t first,
+                                   int64_t last, const std::function<at::Tensor(const at::Tensor&)>& lm) const {
+  if (first <= offset || last < first || last - offset > hidden.size(0) ||
+      last >= static_cast<int64_t>(r.ids.size()))
+    throw Error("verifier: log-probabilities of tokens " + std::to_string(first) + ".." + std::to_string(last) +
+                " need hidden states from " + std::to_string(first - 1) + " (have " + std::to_string(offset) + ".." +
+                std::to_string(offset + hidden.size(0) - 1) + ")");
+  // Row j predicts token offset + j + 1: tokens first..last come from rows first-1..last-1.
+  const auto rows = hidden.narrow(0, first - 1 - offset, last - first + 1);
+  auto logits = lm ? lm(rows) : model_->logits(rows);
+  auto next = torch::tensor(std::vector<int64_t>(r.ids.begin() + first, r.ids.begin() + last + 1), torch::kLong)
+                  .to(logits.device());
+  return torch::log_softmax(logits.to(torch::kFloat), -1).gather(1, next.unsqueeze(1)).squeeze(1);
+}
+
 at::Tensor Verifier::head_inputs(size_t h, const at::Tensor& hidden, int64_t offset, const Rendered& r,
                                  const std::vector<size_t>& which,
-                                 const std::function<at::Tensor(const at::Tensor&)>& lm) const {
+                                 const std::function<at::Tensor(const at::Tensor&)>& lm,
+                                 const std::vector<float>* known) const {
   const auto pos = read_positions(h, r);
   std::vector<int64_t> rows;
   for (size_t i : which) rows.push_back(pos.at(i) - offset);
   auto x = hidden.index_select(0, torch::tensor(rows, torch::kLong).to(hidden.device()));
   if (!reads_logprobs(h)) return x;
   if (which.empty()) return torch::zeros({0, x.size(1) + 2}, x.options());
+  if (r.solution_from < 1)
+    throw Error("verifier: head '" + heads_.at(h)->spec().name + "' reads log-probabilities but the input has no solution start");
   const auto spans = read_spans(h, r);
+  // The log-probabilities of every token the reads cover, computed once:
+  // tokens `known` holds are taken from it, the others from the hidden rows.
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = -1;
+  for (size_t i : which) {
+    if (spans.at(i).second < spans.at(i).first)
+      throw Error("verifier: head '" + heads_.at(h)->spec().name + "': read " + std::to_string(i) + " covers no tokens");
+    lo = std::min(lo, spans.at(i).first);
+    hi = std::max(hi, spans.at(i).second);
+  }
+  const auto size = [](const std::vector<float>* k) { return k ? static_cast<int64_t>(k->size()) : 0; };
+  int64_t from = lo;  // first token not in `known`
+  while (from <= hi && from < size(known) && !std::isnan((*known)[static_cast<size_t>(from)])) ++from;
+  std::vector<at::Tensor> parts;
+  if (from > lo)
+    parts.push_back(torch::tensor(std::vector<float>(known->begin() + lo, known->begin() + from), torch::kFloat)
+                        .to(hidden.device()));
+  if (from <= hi) {
+    if (from <= offset)
+      throw Error("verifier: head '" + heads_.at(h)->spec().name + "' needs the log-probability of token " +
+                  std::to_string(from) + " (hidden states from " + std::to_string(offset) + ")");
+    parts.push_back(token_logprobs(hidden, offset, r, from, hi, lm));
+  }
+  const auto lp = parts.size() == 1 ? parts[0] : torch::cat(parts);  // tokens lo..hi
   std::vector<at::Tensor> feats;
   for (size_t i : which) {
     const auto [first, last] = spans.at(i);
-    if (r.solution_from < 1 || first < offset + 1 || last < first || last - offset >= hidden.size(0))
-      throw Error("verifier: head '" + heads_.at(h)->spec().name + "' needs the hidden states before step " +
-                  std::to_string(i) + " (tokens " + std::to_string(first) + ".." + std::to_string(last) +
-                  ", have from " + std::to_string(offset) + ")");
-    // Row j predicts token offset + j + 1: tokens first..last come from rows first-1..last-1.
-    auto logits = lm ? lm(hidden.narrow(0, first - 1 - offset, last - first + 1))
-                     : model_->logits(hidden.narrow(0, first - 1 - offset, last - first + 1));
-    auto next = torch::tensor(std::vector<int64_t>(r.ids.begin() + first, r.ids.begin() + last + 1), torch::kLong)
-                    .to(logits.device());
-    auto lp = torch::log_softmax(logits.to(torch::kFloat), -1).gather(1, next.unsqueeze(1)).squeeze(1);
-    feats.push_back(torch::stack({lp.min(), lp.mean()}));
+    const auto s = lp.narrow(0, first - lo, last - first + 1);
+    feats.push_back(torch::stack({s.min(), s.mean()}));
   }
   return torch::cat({x.to(torch::kFloat), torch::stack(feats).to(x.device())}, 1).to(x.scalar_type());
 }

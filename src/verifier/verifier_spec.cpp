@@ -56,6 +56,7 @@ void validate(const VerifierSpec& s, const std::string& where) {
       throw ConfigError(where + ": " + at + ": lm_candidates needs 'candidates' or two 'candidate_tokens'");
     if (h.class_index < 0) throw ConfigError(where + ": " + at + ".class_index must be >= 0");
     check_one_of(h.features, {"hidden", "hidden+logprob"}, where, at + ".features");
+    check_one_of(h.logprob_span, {"step", "solution"}, where, at + ".logprob_span");
     if (h.features != "hidden" && (h.type != "linear" || s.input.style != "tokens"))
       throw ConfigError(where + ": " + at + ": features 'hidden+logprob' need a linear head and a tokens-style template");
   }
@@ -176,6 +177,7 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
     take(hj, "candidate_tokens", h.candidate_tokens, source);
     take(hj, "read", h.read, source);
     take(hj, "features", h.features, source);
+    take(hj, "logprob_span", h.logprob_span, source);
     s.heads.push_back(h);
   }
   validate(s, source);
@@ -229,7 +231,8 @@ std::string VerifierSpec::to_json() const {
                   {"candidates", h.candidates},
                   {"candidate_tokens", h.candidate_tokens},
                   {"read", h.read},
-                  {"features", h.features}});
+                  {"features", h.features},
+                  {"logprob_span", h.logprob_span}});
   return json{{"name", name}, {"template", t}, {"heads", hs}}.dump(2);
 }
 
