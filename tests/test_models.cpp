@@ -46,8 +46,8 @@ TEST_CASE("shipped models: the policy solves the domain and makes real mistakes"
   const double greedy = accuracy(problems, stepverify::detail::sample_solutions(*policy, problems, 1, 0.0, 0));
   const double sampled = accuracy(problems, stepverify::detail::sample_solutions(*policy, problems, 4, 1.0, 7));
   INFO("greedy " << greedy << ", one sample at temperature 1 " << sampled);
-  // 30-70% at temperature 1 (41.2% on 200 problems x 4 samples when trained,
-  // models/training.json); greedy 57.0%.
+  // 30-70% at temperature 1 (46.4% on 200 problems x 4 samples when trained,
+  // models/training.json); greedy 63.5%.
   CHECK(sampled >= 0.30);
   CHECK(sampled <= 0.70);
   CHECK(greedy >= 0.45);
@@ -68,7 +68,7 @@ TEST_CASE("shipped models: one verifier, four heads, and first-error detection a
   const auto fe = stepverify::detail::first_error_metric(problems, sols, 4, scores);
   INFO("F1 " << fe.average_f1 << " error acc " << fe.splits[0].error_accuracy << " correct acc "
              << fe.splits[0].correct_accuracy);
-  CHECK(fe.average_f1 >= 0.50);  // 0.60 measured at training time and in the demo
+  CHECK(fe.average_f1 >= 0.55);  // 0.65-0.66 measured at training time and in the demo
   // The ORM separates right from wrong solutions better than chance.
   double right = 0, wrong = 0;
   int nr = 0, nw = 0;
@@ -80,10 +80,10 @@ TEST_CASE("shipped models: one verifier, four heads, and first-error detection a
   REQUIRE(nr > 0);
   REQUIRE(nw > 0);
   INFO("ORM mean on right " << right / nr << ", on wrong " << wrong / nw);
-  CHECK(right / nr > wrong / nw);  // the ORM reads only the final step's features: weak
+  CHECK(right / nr > wrong / nw + 0.5);  // 0.93 against 0.10 when shipped: its features cover the whole solution
 }
 
-TEST_CASE("shipped models: PRM-weighted voting over 16 samples beats majority voting over the same samples",
+TEST_CASE("shipped models: PRM-weighted voting and the ORM's pick over 16 samples beat majority voting over them",
           "[models]") {
   auto dir = models_dir();
   if (!dir) return;
@@ -95,15 +95,17 @@ TEST_CASE("shipped models: PRM-weighted voting over 16 samples beats majority vo
   const int N = 16;
   const auto sols = stepverify::detail::sample_solutions(*policy, problems, N, 1.0, 5);
   const auto scores = stepverify::detail::score_solutions(*verifier, problems, sols, N);
-  int majority = 0, weighted = 0, greedy = 0;
+  int majority = 0, weighted = 0, greedy = 0, orm = 0;
   const auto greedy_sols = stepverify::detail::sample_solutions(*policy, problems, 1, 0.0, 0);
   for (size_t i = 0; i < problems.size(); ++i) {
     std::vector<Candidate> cands;
+    size_t orm_pick = i * N;
     for (int k = 0; k < N; ++k) {
       const size_t s = i * N + static_cast<size_t>(k);
       Candidate c;
       if (auto a = arithmetic::stated_answer(sols[s].back())) c.answer = std::to_string(*a);
       c.score = aggregate(scores[s].heads.at("prm"), Aggregate::Product);
+      if (scores[s].outcome.at("orm") > scores[orm_pick].outcome.at("orm")) orm_pick = s;
       cands.push_back(c);
     }
     const auto sel = select_answer(cands);
@@ -111,7 +113,10 @@ TEST_CASE("shipped models: PRM-weighted voting over 16 samples beats majority vo
     majority += sel.majority == gold;
     weighted += sel.weighted == gold;
     greedy += arithmetic::check_solution(problems[i], greedy_sols[i]).answer_correct;
+    orm += arithmetic::check_solution(problems[i], sols[orm_pick]).answer_correct;
   }
-  INFO("greedy " << greedy << ", majority@16 " << majority << ", PRM weighted SC@16 " << weighted << " of 100");
-  CHECK(weighted >= majority + 5);  // +16 points on the demo's 200 problems
+  INFO("greedy " << greedy << ", majority@16 " << majority << ", PRM weighted SC@16 " << weighted
+                 << ", ORM best-of-16 " << orm << " of 100");
+  CHECK(weighted >= majority + 5);  // +9.5 points on the demo's 200 problems
+  CHECK(orm >= majority + 5);       // +11.5
 }
