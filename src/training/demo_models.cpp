@@ -164,6 +164,9 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   }
   log << fmt::format("problems   {} training, {} held out\n", train.size(), heldout.size());
 
+  // The LM examples (reference solutions) the policy and, later, its
+  // continuation train on: tokenized once.
+  std::vector<LmExample> lm_train, lm_eval;
   if (!o.policy_from.empty()) {
     // Reuse a trained tokenizer and policy; only the verifier is retrained.
     std::filesystem::create_directories(policy_dir);
@@ -203,7 +206,6 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     cfg.tie_word_embeddings = true;
     cfg.bos_token_id = tok->special_tokens().bos_id;
     if (auto e = tok->special_tokens().eos_id) cfg.eos_token_ids = {*e};
-    std::vector<LmExample> lm_train, lm_eval;
     lm_examples(*tok, train, o.policy_eval_examples, o.commute_operands, lm_train, lm_eval);
     {
       double toks = 0;
@@ -297,8 +299,8 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     backbone_dir = o.backbone_from;
     log << fmt::format("backbone   {}\n", o.backbone_from.string());
   } else if (o.verifier_backbone_steps > 0) {
-    std::vector<LmExample> lm_train, lm_eval;
-    lm_examples(policy->tokenizer(), train, o.policy_eval_examples, o.commute_operands, lm_train, lm_eval);
+    if (lm_train.empty() && lm_eval.empty())  // the policy was reused, not trained here
+      lm_examples(policy->tokenizer(), train, o.policy_eval_examples, o.commute_operands, lm_train, lm_eval);
     auto lm = trainable_copy(*policy, true);
     auto bopt = o.verifier_backbone_training;
     bopt.steps = o.verifier_backbone_steps;

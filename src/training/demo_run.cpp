@@ -13,6 +13,7 @@
 #include "stepverify/errors.h"
 #include "stepverify/search.h"
 #include "training/demo_internal.h"
+#include "util/sequences.h"
 
 namespace stepverify {
 namespace {
@@ -175,7 +176,7 @@ DemoReport run_demo(const DemoOptions& o) {
       for (size_t k = 0; k < N; ++k) {
         const auto& steps = samples[i * N + k];
         const auto check = arithmetic::check_solution(problems[i], steps);
-        nlohmann::json c = {{"text", arithmetic::render_prompt("", steps).substr(1)},
+        nlohmann::json c = {{"text", detail::join(steps, "\n") + "\n"},
                             {"score", scores[i * N + k].outcome.at("orm")},
                             {"step_scores", scores[i * N + k].heads.at("prm")},
                             {"step_labels", check.prefix_correct}};
