@@ -41,24 +41,56 @@ TEST_CASE("arithmetic: generation is seeded and reference solutions check as cor
   CHECK(levels[2] > 50);
   CHECK(levels[3] > 50);
 
-  // Commuted solutions: the same steps with + and * operands in a seeded
-  // random order; they check as correct, and about half the swappable steps swap.
-  int swappable = 0, swapped = 0;
+  // Equivalent solutions: seeded, correct by the checker, reaching the answer
+  // through other intermediate results when the story has two additive events
+  // in a run; about half the + and * equations have their operands swapped.
+  int reorderable = 0, other_values = 0, equations = 0, swapped = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    const auto c = arithmetic::commuted_solution(a[i], i);
-    CHECK(c == arithmetic::commuted_solution(a[i], i));
-    REQUIRE(c.size() == a[i].steps.size());
-    CHECK(arithmetic::check_solution(a[i], c).first_error == -1);
-    for (size_t k = 0; k < c.size(); ++k) {
-      const auto& ref = a[i].steps[k];
-      const bool commutes = ref.find(" + ") != std::string::npos || ref.find(" * ") != std::string::npos;
-      swappable += commutes;
-      swapped += c[k] != ref;
-      if (!commutes) CHECK(c[k] == ref);
+    INFO(a[i].question);
+    const auto e = arithmetic::equivalent_solution(a[i], i);
+    CHECK(e == arithmetic::equivalent_solution(a[i], i));
+    REQUIRE(e.size() == a[i].steps.size());
+    CHECK(arithmetic::check_solution(a[i], e).first_error == -1);
+    CHECK(e.back() == a[i].steps.back());
+    // Results of the reference and of this solution, in step order.
+    auto results = [](const std::vector<std::string>& steps) {
+      std::vector<std::string> r;
+      for (const auto& s : steps) r.push_back(s.substr(s.find('=') + 1));
+      return r;
+    };
+    const auto& ops = a[i].operations;
+    bool run = false;  // two additive events with no multiplication between them
+    for (size_t k = 1; k < ops.size(); ++k) run = run || (ops[k].kind != '*' && ops[k - 1].kind != '*');
+    reorderable += run;
+    if (run) other_values += results(e) != results(a[i].steps);
+    if (!run) CHECK(results(e) == results(a[i].steps));
+    // The second event applied first is on a path to the answer.
+    if (ops.size() >= 2 && ops[0].kind != '*' && ops[1].kind != '*') {
+      const auto change = [](const arithmetic::Operation& op) {
+        return op.kind == '+' ? op.amount : op.kind == '-' ? -op.amount : op.count * op.amount;
+      };
+      CHECK(std::count(a[i].values.begin(), a[i].values.end(), a[i].start + change(ops[1])) >= 1);
+    }
+    for (size_t k = 0; k + 1 < e.size(); ++k) {
+      const bool commutes = e[k].find(" + ") != std::string::npos || e[k].find(" * ") != std::string::npos;
+      equations += commutes;
+      // Swapped: the first operand is not the running quantity or product the reference writes first.
+      if (commutes && std::find(a[i].steps.begin(), a[i].steps.end(), e[k]) == a[i].steps.end()) ++swapped;
     }
   }
-  CHECK(swapped > swappable * 4 / 10);
-  CHECK(swapped < swappable * 6 / 10);
+  CHECK(reorderable > 60);
+  CHECK(other_values > reorderable * 3 / 10);  // a run of two in the other order is half the draws
+  CHECK(swapped > equations * 3 / 10);
+  // Each intermediate result of an equivalent solution is one of the problem's values.
+  arithmetic::Problem hand;
+  hand.start = 10;
+  hand.operands = {10, 5, 3};
+  hand.operations = {{'+', 5, 0}, {'-', 3, 0}};
+  hand.values = {15, 12, 7};
+  hand.answer = 12;
+  hand.steps = {"10 + 5 = 15", "15 - 3 = 12", "The answer is 12"};
+  CHECK(arithmetic::check_solution(hand, {"10 - 3 = 7", "7 + 5 = 12", "The answer is 12"}).first_error == -1);
+  CHECK(arithmetic::check_solution(hand, {"10 - 3 = 7", "7 + 3 = 10", "The answer is 10"}).first_error == 1);
   o.seed = 6;
   CHECK(arithmetic::generate_problems(1, o)[0].question != a[0].question);
   o.min_level = 0;

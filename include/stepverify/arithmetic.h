@@ -16,13 +16,19 @@
 // gives true process labels: Monte Carlo labels and trained verifiers can be
 // measured against the truth.
 //
+// A problem has several correct solutions, as real ones do: the gains and
+// losses between two doublings may be applied in any order (each order has
+// its own intermediate results, carries and borrows), and the operands of +
+// and * in either order. equivalent_solution draws one of them.
+//
 // The exact step check: a step is correct when it parses as "a op b = c"
 // with op one of + - *, the arithmetic is exact, a and b are quantities of the
 // problem (the numbers the reference solution uses, or results of earlier
-// steps of this solution), and c is a value of the reference solution (the
-// step stays on the path to the answer). The final step is correct when its
-// number equals the answer. A step after a wrong one is checked by the same
-// rule, but process labels (prefix_correct) are false from the first error on.
+// steps of this solution), and c is one of the problem's `values` (a result
+// some correct solution reaches: the step stays on a path to the answer). The
+// final step is correct when its number equals the answer. A step after a
+// wrong one is checked by the same rule, but process labels (prefix_correct)
+// are false from the first error on.
 //
 // Thread safety: free functions over values; reentrant.
 #pragma once
@@ -34,6 +40,15 @@
 
 namespace stepverify::arithmetic {
 
+/// One event of a story, in the question's order.
+struct Operation {
+  /// '+' gain `amount`; '-' loss of `amount`; '*' the quantity multiplied by
+  /// `amount` (doubles, triples); 'g' `count` groups of `amount` gained.
+  char kind = '+';
+  int64_t amount = 0;
+  int64_t count = 0;  ///< groups of kind 'g'
+};
+
 /// One problem with its reference solution.
 struct Problem {
   std::string id;                   ///< "arith-{seed}-{index}"
@@ -42,8 +57,13 @@ struct Problem {
   int64_t answer = 0;
   int level = 1;                    ///< difficulty 1..3
   std::vector<int64_t> operands;    ///< numbers the reference solution uses
-  std::vector<int64_t> values;      ///< results of the reference steps
+  /// Every result a correct solution reaches: the reference steps' results
+  /// first, then those of the other orders (start of a run of gains and losses
+  /// plus any subset of them) and the group products.
+  std::vector<int64_t> values;
   std::vector<int64_t> distractors; ///< numbers of the question the solution must not use
+  int64_t start = 0;                ///< the quantity the story starts from
+  std::vector<Operation> operations;  ///< the story's events in order (empty for hand-made problems)
 };
 
 /// Options of the generator.
@@ -71,12 +91,16 @@ struct SolutionCheck {
 
 SolutionCheck check_solution(const Problem& problem, const std::vector<std::string>& steps);
 
-/// An equivalent solution: the reference steps with the two operands of each
-/// `+` and `*` equation swapped with probability 1/2 (seeded; `-` and the final
-/// step unchanged). It checks as correct by check_solution. Training a policy on
-/// these gives it several written paths to one answer, as real models have,
-/// so that votes over samples (self-consistency) pool paths whose mistakes differ.
-std::vector<std::string> commuted_solution(const Problem& problem, uint64_t seed);
+/// A correct solution drawn at random (seeded): each run of gains, losses and
+/// groups between two multiplications in a uniformly random order whose running
+/// quantity stays in [0, 200] (the question's order when none other does), a
+/// group's product just before it is added, and the two operands of each `+`
+/// and `*` swapped with probability 1/2. It checks as correct by check_solution.
+/// Training a policy on these gives it several paths to one answer, with
+/// different intermediate results, as real models have; votes over samples
+/// (self-consistency) then pool paths whose mistakes differ. A problem without
+/// `operations` gets its reference steps with operands swapped.
+std::vector<std::string> equivalent_solution(const Problem& problem, uint64_t seed);
 
 /// The number stated by a final step ("The answer is 32"), if any.
 std::optional<int64_t> stated_answer(const std::string& step);

@@ -5,6 +5,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <numeric>
 
 #include <fmt/format.h>
 
@@ -35,10 +36,46 @@ const std::vector<std::string> kBoxes = {"boxes", "bags", "packs", "jars"};
 
 std::string eq(int64_t a, char op, int64_t b, int64_t c) { return fmt::format("{} {} {} = {}", a, op, b, c); }
 
+constexpr int64_t kCap = 200;  // every value of a reference solution stays at or below this
+
+// The signed change of the running quantity an additive event makes.
+int64_t delta(const Operation& op) { return op.kind == '+' ? op.amount : op.kind == '-' ? -op.amount : op.count * op.amount; }
+
+// Results every order of the additive events ops[from, to) reaches from
+// `start`: start plus each subset of their changes.
+void add_subset_values(int64_t start, const std::vector<Operation>& ops, size_t from, size_t to,
+                       std::vector<int64_t>& values) {
+  const size_t k = to - from;
+  for (uint64_t mask = 1; mask < (uint64_t{1} << k); ++mask) {
+    int64_t v = start;
+    for (size_t j = 0; j < k; ++j)
+      if (mask >> j & 1) v += delta(ops[from + j]);
+    if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+  }
+}
+
+// The values of a problem's correct solutions, reference results first.
+void fill_values(Problem& p) {
+  int64_t v = p.start;
+  size_t run = 0;  // first event of the current run of additive events
+  for (size_t i = 0; i <= p.operations.size(); ++i) {
+    if (i == p.operations.size() || p.operations[i].kind == '*') {
+      add_subset_values(v, p.operations, run, i, p.values);
+      for (size_t j = run; j < i; ++j) v += delta(p.operations[j]);
+      if (i == p.operations.size()) break;
+      v *= p.operations[i].amount;
+      if (std::find(p.values.begin(), p.values.end(), v) == p.values.end()) p.values.push_back(v);
+      run = i + 1;
+    } else if (p.operations[i].kind == 'g') {
+      const int64_t product = p.operations[i].count * p.operations[i].amount;
+      if (std::find(p.values.begin(), p.values.end(), product) == p.values.end()) p.values.push_back(product);
+    }
+  }
+}
+
 Problem generate_one(Rng& rng, int level, const std::string& id) {
   static const std::array<int64_t, 3> kMax = {10, 15, 20};
   const int64_t top = kMax[level - 1];
-  constexpr int64_t kCap = 200;  // every value of a solution stays at or below this
   Problem p;
   p.id = id;
   p.level = level;
@@ -50,6 +87,7 @@ Problem generate_one(Rng& rng, int level, const std::string& id) {
   while (other_item == item) other_item = rng.pick(kItems);
 
   int64_t v = rng.uniform(2, top);
+  p.start = v;
   p.operands.push_back(v);
   std::vector<std::string> sentences = {fmt::format("{} has {} {}.", who.name, v, item)};
   const int ops = level;
@@ -64,6 +102,7 @@ Problem generate_one(Rng& rng, int level, const std::string& id) {
                                               : fmt::format("{} finds {} more {}.", pr, b, item));
         p.steps.push_back(eq(v, '+', b, v + b));
         p.operands.push_back(b);
+        p.operations.push_back({'+', b, 0});
         v += b;
       } else if (kind == 1) {  // subtract
         if (v < 3) continue;
@@ -72,6 +111,7 @@ Problem generate_one(Rng& rng, int level, const std::string& id) {
                                               : fmt::format("{} loses {} {}.", pr, b, item));
         p.steps.push_back(eq(v, '-', b, v - b));
         p.operands.push_back(b);
+        p.operations.push_back({'-', b, 0});
         v -= b;
       } else if (kind == 2) {  // double or triple
         const int64_t m = rng.uniform(2, 3);
@@ -79,6 +119,7 @@ Problem generate_one(Rng& rng, int level, const std::string& id) {
         sentences.push_back(fmt::format("{} {} the {}.", pr, m == 2 ? "doubles" : "triples", item));
         p.steps.push_back(eq(v, '*', m, v * m));
         p.operands.push_back(m);
+        p.operations.push_back({'*', m, 0});
         v *= m;
       } else {  // groups: a product reused by the next step
         const int64_t c = rng.uniform(2, 2 + 2 * level), d = rng.uniform(2, 4 + 3 * level);
@@ -89,12 +130,14 @@ Problem generate_one(Rng& rng, int level, const std::string& id) {
         p.steps.push_back(eq(v, '+', c * d, v + c * d));
         p.operands.push_back(c);
         p.operands.push_back(d);
+        p.operations.push_back({'g', d, c});
         v += c * d;
       }
       p.values.push_back(v);
       break;
     }
   }
+  fill_values(p);
   if (level >= 2 || rng.uniform(0, 1)) {
     const int64_t e = rng.uniform(2, top);
     p.distractors.push_back(e);
@@ -162,17 +205,61 @@ std::vector<Problem> generate_problems(int64_t count, const ProblemOptions& opti
   return out;
 }
 
-std::vector<std::string> commuted_solution(const Problem& problem, uint64_t seed) {
+std::vector<std::string> equivalent_solution(const Problem& problem, uint64_t seed) {
   Rng rng{seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull};
   std::vector<std::string> out;
-  out.reserve(problem.steps.size());
-  for (const auto& step : problem.steps) {
-    const auto e = parse_equation(step);
-    if (e && e->op != '-' && rng.uniform(0, 1))
-      out.push_back(eq(e->b, e->op, e->a, e->c));
-    else
-      out.push_back(step);
+  // One equation with the operands of + and * in a random order.
+  auto emit = [&](int64_t a, char op, int64_t b, int64_t c) {
+    if (op != '-' && rng.uniform(0, 1)) std::swap(a, b);
+    out.push_back(eq(a, op, b, c));
+  };
+  if (problem.operations.empty()) {  // hand-made: the reference with operands swapped
+    for (const auto& step : problem.steps) {
+      if (const auto e = parse_equation(step))
+        emit(e->a, e->op, e->b, e->c);
+      else
+        out.push_back(step);
+    }
+    return out;
   }
+  const auto& ops = problem.operations;
+  int64_t v = problem.start;
+  size_t run = 0;
+  for (size_t i = 0; i <= ops.size(); ++i) {
+    if (i < ops.size() && ops[i].kind != '*') continue;
+    // The run ops[run, i): a random order that keeps the quantity in [0, kCap].
+    std::vector<size_t> order(i - run);
+    std::iota(order.begin(), order.end(), run);
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      std::vector<size_t> o = order;
+      for (size_t k = o.size(); k > 1; --k) std::swap(o[k - 1], o[static_cast<size_t>(rng.uniform(0, int64_t(k) - 1))]);
+      int64_t x = v;
+      bool ok = true;
+      for (size_t j : o) {
+        x += delta(ops[j]);
+        ok = ok && x >= 0 && x <= kCap;
+      }
+      if (ok) {
+        order = o;
+        break;
+      }
+    }
+    for (size_t j : order) {
+      const auto& op = ops[j];
+      if (op.kind == 'g') {
+        emit(op.count, '*', op.amount, op.count * op.amount);
+        emit(v, '+', op.count * op.amount, v + op.count * op.amount);
+      } else {
+        emit(v, op.kind, op.amount, v + delta(op));
+      }
+      v += delta(op);
+    }
+    if (i == ops.size()) break;
+    emit(v, '*', ops[i].amount, v * ops[i].amount);
+    v *= ops[i].amount;
+    run = i + 1;
+  }
+  out.push_back(fmt::format("The answer is {}", v));
   return out;
 }
 
