@@ -44,7 +44,7 @@ TEST_CASE("arithmetic: generation is seeded and reference solutions check as cor
   // Equivalent solutions: seeded, correct by the checker, reaching the answer
   // through other intermediate results when the story has two additive events
   // in a run; about half the + and * equations have their operands swapped.
-  int reorderable = 0, other_values = 0, equations = 0, swapped = 0;
+  int reorderable = 0, other_values = 0, equations = 0, swapped = 0, kept_order = 0, kept_order_swapped = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     INFO(a[i].question);
     const auto e = arithmetic::equivalent_solution(a[i], i);
@@ -77,10 +77,22 @@ TEST_CASE("arithmetic: generation is seeded and reference solutions check as cor
       // Swapped: the first operand is not the running quantity or product the reference writes first.
       if (commutes && std::find(a[i].steps.begin(), a[i].steps.end(), e[k]) == a[i].steps.end()) ++swapped;
     }
+    // Without reordering: the reference's steps, only operands swapped.
+    const auto c = arithmetic::equivalent_solution(a[i], i, false);
+    CHECK(results(c) == results(a[i].steps));
+    for (size_t k = 0; k < c.size(); ++k)
+      if (a[i].steps[k].find(" - ") != std::string::npos || k + 1 == c.size()) CHECK(c[k] == a[i].steps[k]);
+    for (size_t k = 0; k + 1 < c.size(); ++k) {
+      const bool commutes = c[k].find(" + ") != std::string::npos || c[k].find(" * ") != std::string::npos;
+      kept_order += commutes;
+      kept_order_swapped += commutes && c[k] != a[i].steps[k];
+    }
   }
   CHECK(reorderable > 60);
   CHECK(other_values > reorderable * 3 / 10);  // a run of two in the other order is half the draws
   CHECK(swapped > equations * 3 / 10);
+  CHECK(kept_order_swapped > kept_order * 4 / 10);
+  CHECK(kept_order_swapped < kept_order * 6 / 10);
   // Each intermediate result of an equivalent solution is one of the problem's values.
   arithmetic::Problem hand;
   hand.start = 10;

@@ -98,9 +98,10 @@ SolutionCheck check_solution(const Problem& problem, const std::vector<std::stri
 /// and `*` swapped with probability 1/2. It checks as correct by check_solution.
 /// Training a policy on these gives it several paths to one answer, with
 /// different intermediate results, as real models have; votes over samples
-/// (self-consistency) then pool paths whose mistakes differ. A problem without
-/// `operations` gets its reference steps with operands swapped.
-std::vector<std::string> equivalent_solution(const Problem& problem, uint64_t seed);
+/// (self-consistency) then pool paths whose mistakes differ. With `reorder`
+/// false, or for a problem without `operations`, the steps keep the reference's
+/// order and only operands are swapped.
+std::vector<std::string> equivalent_solution(const Problem& problem, uint64_t seed, bool reorder = true);
 
 /// The number stated by a final step ("The answer is 32"), if any.
 std::optional<int64_t> stated_answer(const std::string& step);

@@ -64,10 +64,12 @@ struct DemoModelsOptions {
   int64_t kv_heads = 2;              ///< key/value heads (grouped-query attention)
   int64_t intermediate_size = 384;   ///< MLP width
   TrainOptions policy_training = train_options(2200, 3e-3, 100);
-  /// The policy (and its continuation) trains on arithmetic::equivalent_solution
-  /// of each problem instead of the reference: several paths per answer, in
-  /// different orders with different intermediate results.
-  bool vary_solutions = true;
+  /// The solutions the policy (and its continuation) trains on: "commuted"
+  /// (the reference with the operands of + and * in a random order,
+  /// arithmetic::equivalent_solution without reordering; the shipped policy),
+  /// "reordered" (arithmetic::equivalent_solution: the events of a run in a
+  /// random order too) or "reference" (as written).
+  std::string policy_solutions = "commuted";
   int64_t policy_eval_examples = 500;  ///< training problems held back to measure the policy's loss
   int64_t verifier_problems = 1200;  ///< training problems whose policy samples label the verifier
   int samples_per_problem = 8;       ///< policy samples per verifier problem (temperature 1)

@@ -19,8 +19,10 @@ Run add_models(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   app.add_option("--policy-steps", o->policy_training.steps, "policy optimizer steps");
   auto reference_order = std::make_shared<bool>(false);
-  app.add_flag("--reference-order", *reference_order,
-               "train the policy on the reference solutions as written (not on random equivalent solutions)");
+  app.add_flag("--reference-order", *reference_order, "the same as --policy-solutions reference");
+  app.add_option("--policy-solutions", o->policy_solutions,
+                 "what the policy trains on: commuted (default), reordered or reference")
+      ->check(CLI::IsMember({"commuted", "reordered", "reference"}));
   app.add_option("--verifier-steps", o->verifier_training.steps, "verifier optimizer steps");
   auto backbone_from = std::make_shared<std::string>();
   app.add_option("--backbone-from", *backbone_from, "this checkpoint is the verifier's backbone (no continuation)")
@@ -43,7 +45,7 @@ Run add_models(CLI::App& app) {
     opts.out_dir = *out;
     opts.policy_from = *policy_from;
     opts.backbone_from = *backbone_from;
-    if (*reference_order) opts.vary_solutions = false;
+    if (*reference_order) opts.policy_solutions = "reference";
     const auto r = train_demo_models(opts, std::cerr);
     std::cout << r.to_json() << "\n";
     return 0;

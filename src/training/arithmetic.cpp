@@ -205,7 +205,7 @@ std::vector<Problem> generate_problems(int64_t count, const ProblemOptions& opti
   return out;
 }
 
-std::vector<std::string> equivalent_solution(const Problem& problem, uint64_t seed) {
+std::vector<std::string> equivalent_solution(const Problem& problem, uint64_t seed, bool reorder) {
   Rng rng{seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull};
   std::vector<std::string> out;
   // One equation with the operands of + and * in a random order.
@@ -213,7 +213,7 @@ std::vector<std::string> equivalent_solution(const Problem& problem, uint64_t se
     if (op != '-' && rng.uniform(0, 1)) std::swap(a, b);
     out.push_back(eq(a, op, b, c));
   };
-  if (problem.operations.empty()) {  // hand-made: the reference with operands swapped
+  if (!reorder || problem.operations.empty()) {  // the reference with operands swapped
     for (const auto& step : problem.steps) {
       if (const auto e = parse_equation(step))
         emit(e->a, e->op, e->b, e->c);

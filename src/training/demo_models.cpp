@@ -87,16 +87,16 @@ std::vector<Scores> score_solutions(const Verifier& verifier, const std::vector<
 
 namespace {
 
-// Solutions as next-token examples (a random equivalent solution of each
-// problem when `vary`, else the reference); the first `eval_count` go to `eval`.
+// Solutions as next-token examples (of the kind DemoModelsOptions::policy_solutions
+// names); the first `eval_count` go to `eval`.
 void lm_examples(const Tokenizer& tok, const std::vector<arithmetic::Problem>& problems, int64_t eval_count,
-                 bool vary, std::vector<LmExample>& train, std::vector<LmExample>& eval) {
+                 const std::string& kind, std::vector<LmExample>& train, std::vector<LmExample>& eval) {
   const auto eos = tok.special_tokens().eos_id.value_or(2);
   for (size_t i = 0; i < problems.size(); ++i) {
     const auto& p = problems[i];
     LmExample e;
     const auto prompt = tok.encode(arithmetic::render_prompt(p.question));
-    e.ids = tok.encode(arithmetic::render_prompt(p.question, vary ? arithmetic::equivalent_solution(p, i) : p.steps));
+    e.ids = tok.encode(arithmetic::render_prompt(p.question, kind == "reference" ? p.steps : arithmetic::equivalent_solution(p, i, kind == "reordered")));
     if (e.ids.size() < prompt.size() || !std::equal(prompt.begin(), prompt.end(), e.ids.begin()))
       throw Error("demo models: a prompt does not tokenize as a prefix of its solution: " + p.question);
     e.ids.push_back(eos);
@@ -144,6 +144,9 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   const auto t0 = clock::now();
   if (o.prm_labels != "soft" && o.prm_labels != "hard")
     throw ConfigError("demo models: prm_labels must be 'soft' or 'hard', not '" + o.prm_labels + "'");
+  if (o.policy_solutions != "commuted" && o.policy_solutions != "reordered" && o.policy_solutions != "reference")
+    throw ConfigError("demo models: policy_solutions must be 'commuted', 'reordered' or 'reference', not '" +
+                      o.policy_solutions + "'");
   DemoModelsReport rep;
   const auto policy_dir = o.out_dir / "policy";
   const auto verifier_dir = o.out_dir / "verifier";
@@ -206,7 +209,7 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     cfg.tie_word_embeddings = true;
     cfg.bos_token_id = tok->special_tokens().bos_id;
     if (auto e = tok->special_tokens().eos_id) cfg.eos_token_ids = {*e};
-    lm_examples(*tok, train, o.policy_eval_examples, o.vary_solutions, lm_train, lm_eval);
+    lm_examples(*tok, train, o.policy_eval_examples, o.policy_solutions, lm_train, lm_eval);
     {
       double toks = 0;
       for (const auto& e : lm_train) toks += static_cast<double>(e.ids.size());
@@ -300,7 +303,7 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     log << fmt::format("backbone   {}\n", o.backbone_from.string());
   } else if (o.verifier_backbone_steps > 0) {
     if (lm_train.empty() && lm_eval.empty())  // the policy was reused, not trained here
-      lm_examples(policy->tokenizer(), train, o.policy_eval_examples, o.vary_solutions, lm_train, lm_eval);
+      lm_examples(policy->tokenizer(), train, o.policy_eval_examples, o.policy_solutions, lm_train, lm_eval);
     auto lm = trainable_copy(*policy, true);
     auto bopt = o.verifier_backbone_training;
     bopt.steps = o.verifier_backbone_steps;
