@@ -97,8 +97,8 @@ SolutionCheck check_solution(const Problem& problem, const std::vector<std::stri
 /// group's product just before it is added, and the two operands of each `+`
 /// and `*` swapped with probability 1/2. It checks as correct by check_solution.
 /// Training a policy on these gives it several paths to one answer, with
-/// different intermediate results, as real models have; votes over samples
-/// (self-consistency) then pool paths whose mistakes differ. With `reorder`
+/// different intermediate results, as real models have, so that votes over
+/// samples (self-consistency) can pool paths whose mistakes differ. With `reorder`
 /// false, or for a problem without `operations`, the steps keep the reference's
 /// order and only operands are swapped.
 std::vector<std::string> equivalent_solution(const Problem& problem, uint64_t seed, bool reorder = true);

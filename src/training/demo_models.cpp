@@ -96,7 +96,8 @@ void lm_examples(const Tokenizer& tok, const std::vector<arithmetic::Problem>& p
     const auto& p = problems[i];
     LmExample e;
     const auto prompt = tok.encode(arithmetic::render_prompt(p.question));
-    e.ids = tok.encode(arithmetic::render_prompt(p.question, kind == "reference" ? p.steps : arithmetic::equivalent_solution(p, i, kind == "reordered")));
+    const auto steps = kind == "reference" ? p.steps : arithmetic::equivalent_solution(p, i, kind == "reordered");
+    e.ids = tok.encode(arithmetic::render_prompt(p.question, steps));
     if (e.ids.size() < prompt.size() || !std::equal(prompt.begin(), prompt.end(), e.ids.begin()))
       throw Error("demo models: a prompt does not tokenize as a prefix of its solution: " + p.question);
     e.ids.push_back(eos);
