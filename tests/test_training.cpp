@@ -45,6 +45,15 @@ TEST_CASE("arithmetic: generation is seeded and reference solutions check as cor
   // through other intermediate results when the story has two additive events
   // in a run; about half the + and * equations have their operands swapped.
   int reorderable = 0, other_values = 0, equations = 0, swapped = 0, kept_order = 0, kept_order_swapped = 0;
+  // Results of a solution's steps, in step order.
+  const auto results = [](const std::vector<std::string>& steps) {
+    std::vector<std::string> r;
+    for (const auto& s : steps) r.push_back(s.substr(s.find('=') + 1));
+    return r;
+  };
+  const auto commutes = [](const std::string& step) {
+    return step.find(" + ") != std::string::npos || step.find(" * ") != std::string::npos;
+  };
   for (size_t i = 0; i < a.size(); ++i) {
     INFO(a[i].question);
     const auto e = arithmetic::equivalent_solution(a[i], i);
@@ -52,12 +61,6 @@ TEST_CASE("arithmetic: generation is seeded and reference solutions check as cor
     REQUIRE(e.size() == a[i].steps.size());
     CHECK(arithmetic::check_solution(a[i], e).first_error == -1);
     CHECK(e.back() == a[i].steps.back());
-    // Results of the reference and of this solution, in step order.
-    auto results = [](const std::vector<std::string>& steps) {
-      std::vector<std::string> r;
-      for (const auto& s : steps) r.push_back(s.substr(s.find('=') + 1));
-      return r;
-    };
     const auto& ops = a[i].operations;
     bool run = false;  // two additive events with no multiplication between them
     for (size_t k = 1; k < ops.size(); ++k) run = run || (ops[k].kind != '*' && ops[k - 1].kind != '*');
@@ -72,10 +75,9 @@ TEST_CASE("arithmetic: generation is seeded and reference solutions check as cor
       CHECK(std::count(a[i].values.begin(), a[i].values.end(), a[i].start + change(ops[1])) >= 1);
     }
     for (size_t k = 0; k + 1 < e.size(); ++k) {
-      const bool commutes = e[k].find(" + ") != std::string::npos || e[k].find(" * ") != std::string::npos;
-      equations += commutes;
+      equations += commutes(e[k]);
       // Swapped: the first operand is not the running quantity or product the reference writes first.
-      if (commutes && std::find(a[i].steps.begin(), a[i].steps.end(), e[k]) == a[i].steps.end()) ++swapped;
+      if (commutes(e[k]) && std::find(a[i].steps.begin(), a[i].steps.end(), e[k]) == a[i].steps.end()) ++swapped;
     }
     // Without reordering: the reference's steps, only operands swapped.
     const auto c = arithmetic::equivalent_solution(a[i], i, false);
@@ -83,9 +85,8 @@ TEST_CASE("arithmetic: generation is seeded and reference solutions check as cor
     for (size_t k = 0; k < c.size(); ++k)
       if (a[i].steps[k].find(" - ") != std::string::npos || k + 1 == c.size()) CHECK(c[k] == a[i].steps[k]);
     for (size_t k = 0; k + 1 < c.size(); ++k) {
-      const bool commutes = c[k].find(" + ") != std::string::npos || c[k].find(" * ") != std::string::npos;
-      kept_order += commutes;
-      kept_order_swapped += commutes && c[k] != a[i].steps[k];
+      kept_order += commutes(c[k]);
+      kept_order_swapped += commutes(c[k]) && c[k] != a[i].steps[k];
     }
   }
   CHECK(reorderable > 60);
@@ -93,7 +94,7 @@ TEST_CASE("arithmetic: generation is seeded and reference solutions check as cor
   CHECK(swapped > equations * 3 / 10);
   CHECK(kept_order_swapped > kept_order * 4 / 10);
   CHECK(kept_order_swapped < kept_order * 6 / 10);
-  // Each intermediate result of an equivalent solution is one of the problem's values.
+  // The checker accepts another order of a hand-made problem and catches an event applied twice.
   arithmetic::Problem hand;
   hand.start = 10;
   hand.operands = {10, 5, 3};

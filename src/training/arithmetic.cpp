@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <numeric>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -39,36 +40,48 @@ std::string eq(int64_t a, char op, int64_t b, int64_t c) { return fmt::format("{
 constexpr int64_t kCap = 200;  // every value of a reference solution stays at or below this
 
 // The signed change of the running quantity an additive event makes.
-int64_t delta(const Operation& op) { return op.kind == '+' ? op.amount : op.kind == '-' ? -op.amount : op.count * op.amount; }
-
-// Results every order of the additive events ops[from, to) reaches from
-// `start`: start plus each subset of their changes.
-void add_subset_values(int64_t start, const std::vector<Operation>& ops, size_t from, size_t to,
-                       std::vector<int64_t>& values) {
-  const size_t k = to - from;
-  for (uint64_t mask = 1; mask < (uint64_t{1} << k); ++mask) {
-    int64_t v = start;
-    for (size_t j = 0; j < k; ++j)
-      if (mask >> j & 1) v += delta(ops[from + j]);
-    if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
-  }
+int64_t delta(const Operation& op) {
+  return op.kind == '+' ? op.amount : op.kind == '-' ? -op.amount : op.count * op.amount;
 }
 
-// The values of a problem's correct solutions, reference results first.
+bool contains(const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+void add_value(std::vector<int64_t>& values, int64_t x) {
+  if (!contains(values, x)) values.push_back(x);
+}
+
+// The maximal runs [from, to) of additive events; each but the last ends at
+// the multiplication ops[to]. The events of a run may come in any order.
+std::vector<std::pair<size_t, size_t>> additive_runs(const std::vector<Operation>& ops) {
+  std::vector<std::pair<size_t, size_t>> runs;
+  size_t from = 0;
+  for (size_t i = 0; i <= ops.size(); ++i)
+    if (i == ops.size() || ops[i].kind == '*') {
+      runs.emplace_back(from, i);
+      from = i + 1;
+    }
+  return runs;
+}
+
+// The values of a problem's correct solutions, after the reference's results:
+// the group products, the start of each run plus each subset of its changes
+// (the results of every order), and the multiplications.
 void fill_values(Problem& p) {
+  const auto& ops = p.operations;
   int64_t v = p.start;
-  size_t run = 0;  // first event of the current run of additive events
-  for (size_t i = 0; i <= p.operations.size(); ++i) {
-    if (i == p.operations.size() || p.operations[i].kind == '*') {
-      add_subset_values(v, p.operations, run, i, p.values);
-      for (size_t j = run; j < i; ++j) v += delta(p.operations[j]);
-      if (i == p.operations.size()) break;
-      v *= p.operations[i].amount;
-      if (std::find(p.values.begin(), p.values.end(), v) == p.values.end()) p.values.push_back(v);
-      run = i + 1;
-    } else if (p.operations[i].kind == 'g') {
-      const int64_t product = p.operations[i].count * p.operations[i].amount;
-      if (std::find(p.values.begin(), p.values.end(), product) == p.values.end()) p.values.push_back(product);
+  for (const auto& [from, to] : additive_runs(ops)) {
+    for (size_t j = from; j < to; ++j)
+      if (ops[j].kind == 'g') add_value(p.values, ops[j].count * ops[j].amount);
+    for (uint64_t mask = 1; mask < (uint64_t{1} << (to - from)); ++mask) {
+      int64_t x = v;
+      for (size_t j = from; j < to; ++j)
+        if (mask >> (j - from) & 1) x += delta(ops[j]);
+      add_value(p.values, x);
+    }
+    for (size_t j = from; j < to; ++j) v += delta(ops[j]);
+    if (to < ops.size()) {
+      v *= ops[to].amount;
+      add_value(p.values, v);
     }
   }
 }
@@ -186,8 +199,6 @@ std::optional<Equation> parse_equation(const std::string& step) {
   return e;
 }
 
-bool contains(const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
-
 }  // namespace
 
 std::vector<Problem> generate_problems(int64_t count, const ProblemOptions& options) {
@@ -224,12 +235,10 @@ std::vector<std::string> equivalent_solution(const Problem& problem, uint64_t se
   }
   const auto& ops = problem.operations;
   int64_t v = problem.start;
-  size_t run = 0;
-  for (size_t i = 0; i <= ops.size(); ++i) {
-    if (i < ops.size() && ops[i].kind != '*') continue;
-    // The run ops[run, i): a random order that keeps the quantity in [0, kCap].
-    std::vector<size_t> order(i - run);
-    std::iota(order.begin(), order.end(), run);
+  for (const auto& [from, to] : additive_runs(ops)) {
+    // A random order of the run that keeps the quantity in [0, kCap].
+    std::vector<size_t> order(to - from);
+    std::iota(order.begin(), order.end(), from);
     for (int attempt = 0; attempt < 8; ++attempt) {
       std::vector<size_t> o = order;
       for (size_t k = o.size(); k > 1; --k) std::swap(o[k - 1], o[static_cast<size_t>(rng.uniform(0, int64_t(k) - 1))]);
@@ -254,10 +263,10 @@ std::vector<std::string> equivalent_solution(const Problem& problem, uint64_t se
       }
       v += delta(op);
     }
-    if (i == ops.size()) break;
-    emit(v, '*', ops[i].amount, v * ops[i].amount);
-    v *= ops[i].amount;
-    run = i + 1;
+    if (to < ops.size()) {
+      emit(v, '*', ops[to].amount, v * ops[to].amount);
+      v *= ops[to].amount;
+    }
   }
   out.push_back(fmt::format("The answer is {}", v));
   return out;

@@ -168,8 +168,8 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   }
   log << fmt::format("problems   {} training, {} held out\n", train.size(), heldout.size());
 
-  // The LM examples (reference solutions) the policy and, later, its
-  // continuation train on: tokenized once.
+  // The LM examples (DemoModelsOptions::policy_solutions) the policy and,
+  // later, its continuation train on: tokenized once.
   std::vector<LmExample> lm_train, lm_eval;
   if (!o.policy_from.empty()) {
     // Reuse a trained tokenizer and policy; only the verifier is retrained.
