@@ -53,6 +53,12 @@ TEST_CASE("safetensors round trip through the writer and the mapped reader", "[c
   auto view = f->tensor("w");
   f.reset();
   CHECK(reinterpret_cast<const float*>(view.data)[2] == 3.25f);
+  // Writing over a mapped file replaces it whole: the old view keeps its data.
+  std::vector<float> w2 = {9.0f};
+  save_safetensors(tmp.path / "a.safetensors", {{"w", DType::F32, {1}, w2.data()}});
+  CHECK(reinterpret_cast<const float*>(view.data)[2] == 3.25f);
+  CHECK(to_tensor(SafetensorsFile::open(tmp.path / "a.safetensors")->tensor("w")).item<float>() == 9.0f);
+  CHECK_FALSE(std::filesystem::exists(tmp.path / "a.safetensors.partial"));
 }
 
 TEST_CASE("safetensors from memory, empty tensors and metadata", "[checkpoint]") {

@@ -486,6 +486,8 @@ TEST_CASE("demo models: the whole pipeline at toy scale, a continued backbone, a
   o.verifier_problems = 12;
   o.samples_per_problem = 2;
   o.rollouts = 2;
+  o.policy_continue_steps = 3;
+  o.policy_continue_training.progress = false;
   o.verifier_backbone_steps = 4;
   o.verifier_backbone_training.progress = false;
   o.verifier_training = stepverify::train_options(4, 1e-3, 1);
@@ -496,6 +498,10 @@ TEST_CASE("demo models: the whole pipeline at toy scale, a continued backbone, a
   INFO(log.str());
   CHECK(r.verifier_solutions == 24);  // 12 problems x 2 samples
   CHECK(r.backbone_steps == 4);
+  CHECK(r.policy_continue_steps == 3);
+  CHECK(std::isfinite(r.policy_loss_final));
+  CHECK(r.policy_continue_solutions == "reordered");
+  CHECK(r.backbone_solutions == "commuted");
   CHECK(std::isfinite(r.backbone_loss_final));
   CHECK(r.policy_greedy_accuracy >= 0);
   CHECK(std::filesystem::exists(o.out_dir / "training.json"));
@@ -512,6 +518,7 @@ TEST_CASE("demo models: the whole pipeline at toy scale, a continued backbone, a
   auto again = o;
   again.out_dir = tmp.path / "m2";
   again.policy_from = o.out_dir / "policy";
+  again.policy_continue_steps = 0;
   again.verifier_backbone_steps = 0;
   again.prm_labels = "hard";
   const auto r2 = stepverify::train_demo_models(again, log);
@@ -519,7 +526,26 @@ TEST_CASE("demo models: the whole pipeline at toy scale, a continued backbone, a
   CHECK(r2.policy_greedy_accuracy == r.policy_greedy_accuracy);
   auto p2 = Model::load(again.out_dir / "policy");
   CHECK(torch::equal(param(*p2, "model.embed_tokens.weight"), param(*policy, "model.embed_tokens.weight")));
+
+  // A reused policy continued: the copy trains further, the source is untouched.
+  auto more = again;
+  more.out_dir = tmp.path / "m3";
+  more.policy_continue_steps = 2;
+  const auto r3 = stepverify::train_demo_models(more, log);
+  CHECK(std::isfinite(r3.policy_loss_final));
+  auto p3 = Model::load(more.out_dir / "policy");
+  CHECK_FALSE(torch::equal(param(*p3, "model.embed_tokens.weight"), param(*policy, "model.embed_tokens.weight")));
+  CHECK(torch::equal(param(*Model::load(o.out_dir / "policy"), "model.embed_tokens.weight"),
+                     param(*policy, "model.embed_tokens.weight")));
+  // ... and continuing a policy into its own directory would overwrite what was given.
+  auto in_place = more;
+  in_place.policy_from = more.out_dir / "policy";
+  CHECK_THROWS_AS(stepverify::train_demo_models(in_place, log), stepverify::ConfigError);
+
   again.prm_labels = "exact";
+  CHECK_THROWS_AS(stepverify::train_demo_models(again, log), stepverify::ConfigError);
+  again.prm_labels = "hard";
+  again.policy_continue_solutions = "sorted";
   CHECK_THROWS_AS(stepverify::train_demo_models(again, log), stepverify::ConfigError);
 }
 

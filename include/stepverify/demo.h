@@ -71,6 +71,16 @@ struct DemoModelsOptions {
   /// random order too) or "reference" (as written).
   std::string policy_solutions = "commuted";
   int64_t policy_eval_examples = 500;  ///< training problems held back to measure the policy's loss
+  /// The policy is its next-token training continued for this many further
+  /// steps (0: as first trained or reused). A continuation from a trained or
+  /// reused policy moves its accuracy in small steps, without retraining it.
+  int64_t policy_continue_steps = 1600;
+  /// What the continuation trains on (the kinds of policy_solutions). A policy
+  /// first trained on one order per solution learns the arithmetic fast; one
+  /// continued on every order then samples several correct paths to an
+  /// answer, as a language model's reasoning does.
+  std::string policy_continue_solutions = "reordered";
+  TrainOptions policy_continue_training = train_options(0, 1.5e-3, 50);  ///< its schedule (steps above)
   int64_t verifier_problems = 1200;  ///< training problems whose policy samples label the verifier
   int samples_per_problem = 8;       ///< policy samples per verifier problem (temperature 1)
   int rollouts = 4;                  ///< Monte Carlo rollouts per step prefix
@@ -82,6 +92,8 @@ struct DemoModelsOptions {
   /// model of the same family checks the policy's arithmetic better than the
   /// policy does it.
   int64_t verifier_backbone_steps = 2200;
+  /// What the backbone's continuation trains on (the kinds of policy_solutions).
+  std::string backbone_solutions = "commuted";
   TrainOptions verifier_backbone_training = train_options(0, 1.5e-3, 50);  ///< its schedule (steps above)
   /// Keeps the continued backbone in out_dir/.verifier_backbone (removed by default).
   bool keep_backbone = false;
@@ -96,6 +108,9 @@ struct DemoModelsOptions {
 /// The figures train_demo_models prints (also written to out_dir/training.json).
 struct DemoModelsReport {
   double policy_loss_first = 0, policy_loss_final = 0, policy_seconds = 0;
+  std::string policy_solutions, policy_continue_solutions, backbone_solutions;  ///< the kinds trained on
+  int64_t policy_continue_steps = 0;          ///< extra LM steps that made the policy
+  double policy_continue_seconds = 0;
   double policy_greedy_accuracy = 0;          ///< held-out, temperature 0
   double policy_sample_accuracy = 0;          ///< held-out, one sample at temperature 1
   int64_t verifier_solutions = 0;             ///< labelled policy samples

@@ -1,6 +1,7 @@
 // safetensors reading (validated, zero-copy), sharded checkpoints, and writing.
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -261,7 +262,11 @@ void save_safetensors(const std::filesystem::path& path, const std::vector<Tenso
   }
   std::string h = header.dump();
   while ((h.size() + 8) % 8 != 0) h.push_back(' ');
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  // Written beside the target and renamed over it: a failed write leaves the
+  // old file whole, and a reader that maps the old file keeps its data.
+  auto tmp = path;
+  tmp += ".partial";
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   if (!out) throw IoError(path.string() + ": cannot open for writing");
   uint64_t len = h.size();
   char lenbuf[8];
@@ -270,8 +275,18 @@ void save_safetensors(const std::filesystem::path& path, const std::vector<Tenso
   out.write(h.data(), static_cast<std::streamsize>(h.size()));
   for (size_t i = 0; i < tensors.size(); ++i)
     out.write(static_cast<const char*>(tensors[i].data), static_cast<std::streamsize>(sizes[i]));
-  out.flush();
-  if (!out) throw IoError(path.string() + ": write failed");
+  out.close();
+  std::error_code ec;
+  if (!out) {
+    std::filesystem::remove(tmp, ec);
+    throw IoError(path.string() + ": write failed");
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    const auto why = ec.message();
+    std::filesystem::remove(tmp, ec);
+    throw IoError(path.string() + ": cannot replace (" + why + ")");
+  }
 }
 
 }  // namespace stepverify

@@ -18,6 +18,14 @@ Run add_models(CLI::App& app) {
   app.add_option("--policy-from", *policy_from, "reuse the tokenizer and policy in this directory (retrain the verifier only)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--policy-steps", o->policy_training.steps, "policy optimizer steps");
+  app.add_option("--policy-continue-steps", o->policy_continue_steps,
+                 "further next-token steps of the trained (or reused) policy that become the policy (0: none)");
+  app.add_option("--policy-continue-solutions", o->policy_continue_solutions,
+                 "what the policy's continuation trains on: reordered (default), commuted or reference")
+      ->check(CLI::IsMember({"commuted", "reordered", "reference"}));
+  app.add_option("--backbone-solutions", o->backbone_solutions,
+                 "what the verifier backbone's continuation trains on: commuted (default), reordered or reference")
+      ->check(CLI::IsMember({"commuted", "reordered", "reference"}));
   auto reference_order = std::make_shared<bool>(false);
   app.add_flag("--reference-order", *reference_order, "the same as --policy-solutions reference");
   app.add_option("--policy-solutions", o->policy_solutions,

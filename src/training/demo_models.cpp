@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -113,6 +114,20 @@ double accuracy(const std::vector<arithmetic::Problem>& problems, const std::vec
   return static_cast<double>(right) / static_cast<double>(sols.size());
 }
 
+// `from`'s next-token training continued `steps` further steps on the LM
+// examples, saved to `out` (with the tokenizer files of `tokenizer_dir`).
+TrainReport continue_lm(const Model& from, const std::vector<LmExample>& train, const std::vector<LmExample>& eval,
+                        TrainOptions schedule, int64_t steps, uint64_t seed, const std::filesystem::path& out,
+                        const std::filesystem::path& tokenizer_dir) {
+  auto lm = trainable_copy(from, true);
+  schedule.steps = steps;
+  schedule.seed = seed;
+  schedule.eval_every = steps / 4;
+  auto rep = train_causal_lm(*lm, train, eval, schedule);
+  save_checkpoint(out, *lm, tokenizer_dir);
+  return rep;
+}
+
 }  // namespace
 
 std::string DemoModelsReport::to_json() const {
@@ -120,6 +135,10 @@ std::string DemoModelsReport::to_json() const {
   j["policy"] = {{"loss_first", policy_loss_first},
                  {"loss_final", policy_loss_final},
                  {"seconds", policy_seconds},
+                 {"solutions", policy_solutions},
+                 {"continue_solutions", policy_continue_solutions},
+                 {"continued_lm_steps", policy_continue_steps},
+                 {"continue_seconds", policy_continue_seconds},
                  {"greedy_accuracy", policy_greedy_accuracy},
                  {"sample_accuracy", policy_sample_accuracy}};
   j["labels"] = {{"solutions", verifier_solutions},
@@ -129,6 +148,7 @@ std::string DemoModelsReport::to_json() const {
                  {"mc_soft_mean_correct_prefix", mc_soft_mean_correct},
                  {"mc_soft_mean_wrong_prefix", mc_soft_mean_wrong}};
   j["verifier_backbone"] = {{"extra_lm_steps", backbone_steps},
+                            {"solutions", backbone_solutions},
                             {"loss_final", backbone_loss_final},
                             {"seconds", backbone_seconds},
                             {"greedy_accuracy", backbone_greedy_accuracy}};
@@ -145,10 +165,20 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   const auto t0 = clock::now();
   if (o.prm_labels != "soft" && o.prm_labels != "hard")
     throw ConfigError("demo models: prm_labels must be 'soft' or 'hard', not '" + o.prm_labels + "'");
-  if (o.policy_solutions != "commuted" && o.policy_solutions != "reordered" && o.policy_solutions != "reference")
-    throw ConfigError("demo models: policy_solutions must be 'commuted', 'reordered' or 'reference', not '" +
-                      o.policy_solutions + "'");
+  for (const auto& [field, kind] : {std::pair<const char*, const std::string&>{"policy_solutions", o.policy_solutions},
+                                     {"policy_continue_solutions", o.policy_continue_solutions},
+                                     {"backbone_solutions", o.backbone_solutions}})
+    if (kind != "commuted" && kind != "reordered" && kind != "reference")
+      throw ConfigError(fmt::format("demo models: {} must be 'commuted', 'reordered' or 'reference', not '{}'", field, kind));
+  std::error_code same_ec;
+  if (o.policy_continue_steps > 0 && !o.policy_from.empty() &&
+      std::filesystem::equivalent(o.policy_from, o.out_dir / "policy", same_ec))
+    throw ConfigError("demo models: continuing the policy in " + o.policy_from.string() +
+                      " would overwrite it; write to another out_dir");
   DemoModelsReport rep;
+  rep.policy_solutions = o.policy_solutions;
+  rep.policy_continue_solutions = o.policy_continue_steps > 0 ? o.policy_continue_solutions : "";
+  rep.backbone_solutions = o.backbone_from.empty() && o.verifier_backbone_steps > 0 ? o.backbone_solutions : "";
   const auto policy_dir = o.out_dir / "policy";
   const auto verifier_dir = o.out_dir / "verifier";
 
@@ -168,9 +198,17 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   }
   log << fmt::format("problems   {} training, {} held out\n", train.size(), heldout.size());
 
-  // The LM examples (DemoModelsOptions::policy_solutions) the policy and,
-  // later, its continuation train on: tokenized once.
-  std::vector<LmExample> lm_train, lm_eval;
+  // Next-token examples of each kind of solution (DemoModelsOptions::
+  // policy_solutions and kin), tokenized once, on first use.
+  std::map<std::string, std::pair<std::vector<LmExample>, std::vector<LmExample>>> lm_sets;
+  auto lm_set = [&](const Tokenizer& tok, const std::string& kind) -> const auto& {
+    auto it = lm_sets.find(kind);
+    if (it == lm_sets.end()) {
+      it = lm_sets.emplace(kind, std::pair<std::vector<LmExample>, std::vector<LmExample>>{}).first;
+      lm_examples(tok, train, o.policy_eval_examples, kind, it->second.first, it->second.second);
+    }
+    return it->second;
+  };
   if (!o.policy_from.empty()) {
     // Reuse a trained tokenizer and policy; only the verifier is retrained.
     std::filesystem::create_directories(policy_dir);
@@ -210,7 +248,7 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     cfg.tie_word_embeddings = true;
     cfg.bos_token_id = tok->special_tokens().bos_id;
     if (auto e = tok->special_tokens().eos_id) cfg.eos_token_ids = {*e};
-    lm_examples(*tok, train, o.policy_eval_examples, o.policy_solutions, lm_train, lm_eval);
+    const auto& [lm_train, lm_eval] = lm_set(*tok, o.policy_solutions);
     {
       double toks = 0;
       for (const auto& e : lm_train) toks += static_cast<double>(e.ids.size());
@@ -230,11 +268,24 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     rep.policy_seconds = lrep.seconds;
   }
   auto policy = Model::load(policy_dir);
+  rep.policy_continue_steps = o.policy_continue_steps;
+  if (o.policy_continue_steps > 0) {
+    const auto& [lm_train, lm_eval] = lm_set(policy->tokenizer(), o.policy_continue_solutions);
+    const auto crep = continue_lm(*policy, lm_train, lm_eval, o.policy_continue_training, o.policy_continue_steps,
+                                  o.seed + 13, policy_dir, policy_dir);
+    policy.reset();
+    policy = Model::load(policy_dir);
+    rep.policy_continue_seconds = crep.seconds;
+    rep.policy_loss_final = crep.final_eval_loss;
+    log << fmt::format("policy     next-token training continued {} steps on {} solutions: loss {:.3f} (held-out) in {:.0f} s\n",
+                       o.policy_continue_steps, o.policy_continue_solutions, crep.final_eval_loss, crep.seconds);
+  }
   rep.policy_greedy_accuracy = accuracy(heldout, detail::sample_solutions(*policy, heldout, 1, 0.0, o.seed));
   rep.policy_sample_accuracy = accuracy(heldout, detail::sample_solutions(*policy, heldout, 4, 1.0, o.seed + 1));
   log << fmt::format("policy     loss {:.3f} -> {:.3f} (held-out) in {:.0f} s; held-out accuracy greedy {:.1f}%, "
                      "one sample at temperature 1 {:.1f}%\n",
-                     rep.policy_loss_first, rep.policy_loss_final, rep.policy_seconds, 100 * rep.policy_greedy_accuracy,
+                     rep.policy_loss_first, rep.policy_loss_final, rep.policy_seconds + rep.policy_continue_seconds,
+                     100 * rep.policy_greedy_accuracy,
                      100 * rep.policy_sample_accuracy);
 
   // Verifier data: policy samples on training problems, labelled by rollouts.
@@ -303,23 +354,16 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     backbone_dir = o.backbone_from;
     log << fmt::format("backbone   {}\n", o.backbone_from.string());
   } else if (o.verifier_backbone_steps > 0) {
-    if (lm_train.empty() && lm_eval.empty())  // the policy was reused, not trained here
-      lm_examples(policy->tokenizer(), train, o.policy_eval_examples, o.policy_solutions, lm_train, lm_eval);
-    auto lm = trainable_copy(*policy, true);
-    auto bopt = o.verifier_backbone_training;
-    bopt.steps = o.verifier_backbone_steps;
-    bopt.seed = o.seed + 25;
-    bopt.eval_every = bopt.steps / 4;
-    const auto brep = train_causal_lm(*lm, lm_train, lm_eval, bopt);
-    save_checkpoint(continued_dir, *lm, policy_dir);
-    lm.reset();
+    const auto& [lm_train, lm_eval] = lm_set(policy->tokenizer(), o.backbone_solutions);
+    const auto brep = continue_lm(*policy, lm_train, lm_eval, o.verifier_backbone_training, o.verifier_backbone_steps,
+                                  o.seed + 25, continued_dir, policy_dir);
     rep.backbone_seconds = brep.seconds;
     rep.backbone_loss_final = brep.final_eval_loss;
     auto backbone = Model::load(continued_dir);
     rep.backbone_greedy_accuracy = accuracy(heldout, detail::sample_solutions(*backbone, heldout, 1, 0.0, o.seed));
-    log << fmt::format("backbone   the policy's LM training continued {} steps: loss {:.3f} (held-out) in {:.0f} s; "
-                       "held-out greedy accuracy {:.1f}%\n",
-                       o.verifier_backbone_steps, rep.backbone_loss_final, rep.backbone_seconds,
+    log << fmt::format("backbone   the policy's LM training continued {} steps on {} solutions: loss {:.3f} (held-out) "
+                       "in {:.0f} s; held-out greedy accuracy {:.1f}%\n",
+                       o.verifier_backbone_steps, o.backbone_solutions, rep.backbone_loss_final, rep.backbone_seconds,
                        100 * rep.backbone_greedy_accuracy);
     backbone_dir = continued_dir;
   }
