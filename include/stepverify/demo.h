@@ -55,6 +55,9 @@ struct DemoModelsOptions {
   uint64_t seed = 0;                 ///< initialisation, batch order and sampling
   /// When set, the tokenizer and policy are copied from this directory instead
   /// of trained (only the verifier is retrained); their accuracies are still measured.
+  /// A reused policy is still continued when policy_continue_steps > 0 (into
+  /// out_dir/policy; `stepverify models --policy-from` sets it to 0 unless
+  /// --policy-continue-steps is given).
   std::filesystem::path policy_from;
   int64_t train_problems = 40000;    ///< generated training problems
   int tokenizer_vocab = 640;         ///< sentencepiece vocabulary (256 byte pieces included)

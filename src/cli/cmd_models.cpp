@@ -18,8 +18,10 @@ Run add_models(CLI::App& app) {
   app.add_option("--policy-from", *policy_from, "reuse the tokenizer and policy in this directory (retrain the verifier only)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--policy-steps", o->policy_training.steps, "policy optimizer steps");
-  app.add_option("--policy-continue-steps", o->policy_continue_steps,
-                 "further next-token steps of the trained (or reused) policy that become the policy (0: none)");
+  auto continue_steps =
+      app.add_option("--policy-continue-steps", o->policy_continue_steps,
+                     "further next-token steps of the trained policy that become the policy (default 1600; with "
+                     "--policy-from 0 unless given)");
   app.add_option("--policy-continue-solutions", o->policy_continue_solutions,
                  "what the policy's continuation trains on: reordered (default), commuted or reference")
       ->check(CLI::IsMember({"commuted", "reordered", "reference"}));
@@ -54,6 +56,9 @@ Run add_models(CLI::App& app) {
     opts.policy_from = *policy_from;
     opts.backbone_from = *backbone_from;
     if (*reference_order) opts.policy_solutions = "reference";
+    // --policy-from retrains the verifier over the given policy as it is,
+    // unless a continuation is asked for.
+    if (!policy_from->empty() && continue_steps->count() == 0) opts.policy_continue_steps = 0;
     const auto r = train_demo_models(opts, std::cerr);
     std::cout << r.to_json() << "\n";
     return 0;
