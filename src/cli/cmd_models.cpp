@@ -11,6 +11,8 @@ namespace stepverify::cli {
 Run add_models(CLI::App& app) {
   app.description("Train the demo tokenizer, policy and verifier (PRM, ORM, OVM, SORM heads) from scratch");
   auto o = std::make_shared<DemoModelsOptions>();
+  // The kinds of solution an LM stage trains on (DemoModelsOptions::policy_solutions).
+  const std::vector<std::string> solution_kinds = {"commuted", "reordered", "reference"};
   auto out = std::make_shared<std::string>("models");
   app.add_option("--out", *out, "output directory (default: models)");
   app.add_option("--seed", o->seed, "seed (default 0)");
@@ -24,15 +26,15 @@ Run add_models(CLI::App& app) {
                      "--policy-from 0 unless given)");
   app.add_option("--policy-continue-solutions", o->policy_continue_solutions,
                  "what the policy's continuation trains on: reordered (default), commuted or reference")
-      ->check(CLI::IsMember({"commuted", "reordered", "reference"}));
+      ->check(CLI::IsMember(solution_kinds));
   app.add_option("--backbone-solutions", o->backbone_solutions,
                  "what the verifier backbone's continuation trains on: commuted (default), reordered or reference")
-      ->check(CLI::IsMember({"commuted", "reordered", "reference"}));
+      ->check(CLI::IsMember(solution_kinds));
   auto reference_order = std::make_shared<bool>(false);
   app.add_flag("--reference-order", *reference_order, "the same as --policy-solutions reference");
   app.add_option("--policy-solutions", o->policy_solutions,
                  "what the policy trains on: commuted (default), reordered or reference")
-      ->check(CLI::IsMember({"commuted", "reordered", "reference"}));
+      ->check(CLI::IsMember(solution_kinds));
   app.add_option("--verifier-steps", o->verifier_training.steps, "verifier optimizer steps");
   auto backbone_from = std::make_shared<std::string>();
   app.add_option("--backbone-from", *backbone_from, "this checkpoint is the verifier's backbone (no continuation)")

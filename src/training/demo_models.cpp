@@ -202,11 +202,8 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   // policy_solutions and kin), tokenized once, on first use.
   std::map<std::string, std::pair<std::vector<LmExample>, std::vector<LmExample>>> lm_sets;
   auto lm_set = [&](const Tokenizer& tok, const std::string& kind) -> const auto& {
-    auto it = lm_sets.find(kind);
-    if (it == lm_sets.end()) {
-      it = lm_sets.emplace(kind, std::pair<std::vector<LmExample>, std::vector<LmExample>>{}).first;
-      lm_examples(tok, train, o.policy_eval_examples, kind, it->second.first, it->second.second);
-    }
+    auto [it, added] = lm_sets.try_emplace(kind);
+    if (added) lm_examples(tok, train, o.policy_eval_examples, kind, it->second.first, it->second.second);
     return it->second;
   };
   if (!o.policy_from.empty()) {
