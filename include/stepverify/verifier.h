@@ -124,8 +124,10 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
   bool reads_logprobs(size_t h) const;
   /// Per read of head `h`, the tokens [first, last] its log-probability
   /// features cover: the step read (the last step for "last" heads), from the
-  /// solution's first token when HeadSpec::logprob_span is "solution".
-  std::vector<std::pair<int64_t, int64_t>> read_spans(size_t h, const Rendered& r) const;
+  /// solution's first token when HeadSpec::logprob_span is "solution"
+  /// ("step+solution": the solution's span, which holds the step's).
+  /// `step_only`: the step read alone, whatever the span.
+  std::vector<std::pair<int64_t, int64_t>> read_spans(size_t h, const Rendered& r, bool step_only = false) const;
   /// Log-probabilities [last - first + 1] (float) the backbone's LM gives
   /// tokens first..last of `r`, from hidden rows of positions [offset, ...):
   /// needs offset < first. `lm` maps hidden rows to LM logits (default: the

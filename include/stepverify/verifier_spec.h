@@ -95,16 +95,24 @@ struct HeadSpec {
   /// What a linear head reads: "hidden" (the hidden state at the read
   /// position) or "hidden+logprob" (that, then the minimum and the mean
   /// log-probability the backbone's LM head gives the tokens of the step read,
-  /// the separator included; weights [C, H+2]; tokens-style templates and
+  /// the separator included; weights [C, H+2], see logprob_span; tokens-style templates and
   /// backbones with an LM head). A likelihood feature: a stronger LM of the
   /// policy's family finds slips (a wrong digit, a wrong operand) as tokens it
   /// did not expect, which a head over one hidden state rarely learns to see.
   std::string features = "hidden";
-  /// The tokens the log-probability features cover: "step" (the step read) or
+  /// The tokens the log-probability features cover: "step" (the step read),
   /// "solution" (the solution from its first token through the step read: the
-  /// whole solution for "last" heads). Outcome and value heads judge a
-  /// solution or a prefix, so their features should cover all of it.
+  /// whole solution for "last" heads) or "step+solution" (both pairs, step
+  /// first: weights [C, H+4]). Outcome and value heads judge a solution or a
+  /// prefix, so their features should cover all of it; a PRM trained on
+  /// prefix labels (Math-Shepherd's) judges the prefix too, and the step's own
+  /// pair tells it where the first slip is.
   std::string logprob_span = "step";
+  /// Log-probability features this head appends to the hidden state (0, 2 or 4).
+  int64_t logprob_features() const {
+    if (features != "hidden+logprob") return 0;
+    return logprob_span == "step+solution" ? 4 : 2;
+  }
 };
 
 /// A verifier: template plus heads.

@@ -21,7 +21,7 @@ const char* demo_verifier_spec() {
   return R"({"name": "stepverify-arithmetic",
   "template": {"style": "tokens", "question_suffix": "\n", "step_separator": "\n", "bos": "auto"},
   "heads": [
-    {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "class_index": 1, "read": "step_end", "features": "hidden+logprob"},
+    {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "class_index": 1, "read": "step_end", "features": "hidden+logprob", "logprob_span": "step+solution"},
     {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "activation": "sigmoid", "read": "last", "features": "hidden+logprob", "logprob_span": "solution"},
     {"name": "ovm", "meaning": "ovm", "type": "linear", "weights": "ovm", "activation": "none", "read": "step_end", "features": "hidden+logprob", "logprob_span": "solution"},
     {"name": "sorm", "meaning": "sorm", "type": "linear", "weights": "sorm", "activation": "sigmoid", "read": "step_end", "features": "hidden+logprob", "logprob_span": "solution"}]})";

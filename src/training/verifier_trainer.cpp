@@ -49,7 +49,7 @@ VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, Veri
   std::map<std::string, at::Tensor> extra;
   for (const auto& h : spec_.heads) {
     const int64_t C = head_classes(h);
-    const int64_t inputs = h.features == "hidden+logprob" ? H + 2 : H;  // + min and mean log-probability
+    const int64_t inputs = H + h.logprob_features();  // + min and mean log-probability per span
     auto w = torch::empty({C, inputs}).normal_(0.0, 0.02, gen);
     auto b = torch::zeros({C});
     heads_[h.name] = {w, b};

@@ -187,7 +187,7 @@ std::shared_ptr<const Head> make_head(const HeadSpec& spec, const Checkpoint& ck
   int64_t C = spec.activation == "softmax" ? std::max<int64_t>(2, spec.class_index + 1) : 1;
   if (model.config().head == HeadKind::TokenClassification || model.config().head == HeadKind::SequenceClassification)
     if (spec.file.empty() && spec.weights == "score") C = model.config().num_labels;
-  const int64_t inputs = spec.features == "hidden+logprob" ? H + 2 : H;  // + min and mean log-probability
+  const int64_t inputs = H + spec.logprob_features();  // + min and mean log-probability per span
   if (inputs != H && !model.has_lm_head())
     throw ConfigError("head '" + spec.name + "' reads log-probabilities but the backbone has no LM head");
   return std::make_shared<LinearHead>(spec, src, inputs, C, dev);

@@ -253,10 +253,10 @@ std::vector<int64_t> Verifier::read_positions(size_t h, const Rendered& r) const
 
 bool Verifier::reads_logprobs(size_t h) const { return heads_.at(h)->spec().features == "hidden+logprob"; }
 
-std::vector<std::pair<int64_t, int64_t>> Verifier::read_spans(size_t h, const Rendered& r) const {
+std::vector<std::pair<int64_t, int64_t>> Verifier::read_spans(size_t h, const Rendered& r, bool step_only) const {
   std::vector<std::pair<int64_t, int64_t>> spans;
   const auto& ends = r.step_positions;
-  const bool solution = heads_.at(h)->spec().logprob_span == "solution";
+  const bool solution = !step_only && heads_.at(h)->spec().logprob_span != "step";
   auto span = [&](size_t k) {
     return std::make_pair(k == 0 || solution ? r.solution_from : ends[k - 1] + 1, ends[k]);
   };
@@ -292,7 +292,8 @@ at::Tensor Verifier::head_inputs(size_t h, const at::Tensor& hidden, int64_t off
   for (size_t i : which) rows.push_back(pos.at(i) - offset);
   auto x = hidden.index_select(0, torch::tensor(rows, torch::kLong).to(hidden.device()));
   if (!reads_logprobs(h)) return x;
-  if (which.empty()) return torch::zeros({0, x.size(1) + 2}, x.options());
+  const int64_t n_features = heads_.at(h)->spec().logprob_features();
+  if (which.empty()) return torch::zeros({0, x.size(1) + n_features}, x.options());
   if (r.solution_from < 1)
     throw Error("verifier: head '" + heads_.at(h)->spec().name + "' reads log-probabilities but the input has no solution start");
   const auto spans = read_spans(h, r);
@@ -319,11 +320,19 @@ at::Tensor Verifier::head_inputs(size_t h, const at::Tensor& hidden, int64_t off
     parts.push_back(token_logprobs(hidden, offset, r, from, hi, lm));
   }
   const auto lp = parts.size() == 1 ? parts[0] : torch::cat(parts);  // tokens lo..hi
+  // Both spans end at the step read, so the covering span holds the step's.
+  const auto step_spans = n_features == 4 ? read_spans(h, r, true) : spans;
   std::vector<at::Tensor> feats;
   for (size_t i : which) {
     const auto [first, last] = spans.at(i);
     const auto s = lp.narrow(0, first - lo, last - first + 1);
-    feats.push_back(torch::stack({s.min(), s.mean()}));
+    if (n_features == 4) {
+      const auto first_step = step_spans.at(i).first;
+      const auto t = lp.narrow(0, first_step - lo, last - first_step + 1);
+      feats.push_back(torch::stack({t.min(), t.mean(), s.min(), s.mean()}));
+    } else {
+      feats.push_back(torch::stack({s.min(), s.mean()}));
+    }
   }
   return torch::cat({x.to(torch::kFloat), torch::stack(feats).to(x.device())}, 1).to(x.scalar_type());
 }

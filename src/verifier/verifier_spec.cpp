@@ -56,7 +56,7 @@ void validate(const VerifierSpec& s, const std::string& where) {
       throw ConfigError(where + ": " + at + ": lm_candidates needs 'candidates' or two 'candidate_tokens'");
     if (h.class_index < 0) throw ConfigError(where + ": " + at + ".class_index must be >= 0");
     check_one_of(h.features, {"hidden", "hidden+logprob"}, where, at + ".features");
-    check_one_of(h.logprob_span, {"step", "solution"}, where, at + ".logprob_span");
+    check_one_of(h.logprob_span, {"step", "solution", "step+solution"}, where, at + ".logprob_span");
     if (h.features != "hidden" && (h.type != "linear" || s.input.style != "tokens"))
       throw ConfigError(where + ": " + at + ": features 'hidden+logprob' need a linear head and a tokens-style template");
   }
