@@ -148,7 +148,9 @@ struct DemoOptions {
   int threads = 2;               ///< worker threads for the searches
   /// PRM step scores -> the score of a solution (weighted SC) or of a beam.
   std::string prm_aggregate = "prod";
-  std::string ovm_aggregate = "min";  ///< OVM step values -> the score of a beam
+  /// OVM step values -> the score of a beam. "last": the value of the
+  /// partial solution, as OVM reads it (min, over 3 seeds, trailed it by 1-4 points).
+  std::string ovm_aggregate = "last";
   /// When set, the N samples per problem are written here in the `eval bon`
   /// format (question, solution text, ORM score, PRM step scores, exact step
   /// labels, gold answer).

@@ -27,7 +27,7 @@ Run add_demo(CLI::App& app) {
   app.add_option("--seed", o->seed, "sampling seed (default 0)");
   app.add_option("--threads", o->threads, "worker threads for the searches (default 2)");
   app.add_option("--prm-aggregate", o->prm_aggregate, "PRM step scores -> solution and beam score (default prod)");
-  app.add_option("--ovm-aggregate", o->ovm_aggregate, "OVM step values -> beam score (default min)");
+  app.add_option("--ovm-aggregate", o->ovm_aggregate, "OVM step values -> beam score (default last: the value of the partial solution, as OVM reads it)");
   app.add_option("--shared", *shared, "accepted for compatibility; unused");
   app.add_flag("--json", *json, "print the figures as one JSON object");
   auto candidates = std::make_shared<std::string>();
