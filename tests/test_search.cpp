@@ -1,5 +1,7 @@
 // Search: beam search, DVTS and sample-then-rank with a deterministic proposer,
 // and the built-in sampler over a causal LM.
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "test_support.h"
@@ -14,11 +16,13 @@ namespace {
 // Deterministic proposals; records every expansion so the tree is known.
 struct ScriptedProposer : StepProposer {
   int depth_to_finish = 3;
+  int distinct = 0;  // > 0: only this many distinct texts per call (the rest repeat them)
   std::vector<std::pair<std::vector<std::string>, std::string>> children;  // (parent steps, step)
   std::vector<Proposal> propose(const std::string&, const std::vector<std::string>& steps, int k) override {
     std::vector<Proposal> out;
     const int d = static_cast<int>(steps.size());
-    for (int i = 0; i < k; ++i) {
+    for (int call = 0; call < k; ++call) {
+      const int i = distinct > 0 ? call % distinct : call;
       Proposal p;
       if (d + 1 >= depth_to_finish) {
         p.text = "The answer is $\\boxed{" + std::to_string(10 + (i % 2)) + "}$.";
@@ -80,6 +84,46 @@ TEST_CASE("beam search scores each node once: verifier tokens equal the unique t
     auto b = beam_search(*v, cheap, q, o);
     CHECK(b.proposals <= 6);  // the budget is checked before each expansion
     CHECK(cheap.children.size() == static_cast<size_t>(b.proposals));
+  }
+}
+
+TEST_CASE("beam search proposes beam_width x expansions at every step, the first included", "[search]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  auto v = Verifier::load(*dir);
+  const std::string q = "What is 5 + 5?";
+  // Proposals asked of each partial solution, by its number of steps.
+  auto asked = [](const ScriptedProposer& p, size_t depth) {
+    std::map<std::vector<std::string>, int> per_parent;
+    for (const auto& [parent, step] : p.children)
+      if (parent.size() == depth) per_parent[parent] += 1;
+    std::vector<int> counts;
+    for (const auto& [parent, n] : per_parent) counts.push_back(n);
+    std::sort(counts.begin(), counts.end());
+    return counts;
+  };
+  SearchOptions o;
+  o.beam_width = 2;
+  o.expansions = 3;
+  ScriptedProposer constant;
+  beam_search(*v, constant, q, o);
+  CHECK(asked(constant, 0) == std::vector<int>{6});     // the question alone gets the step's 2 x 3
+  CHECK(asked(constant, 1) == std::vector<int>{3, 3});  // then 3 for each of the 2 beams
+  o.constant_step_budget = false;
+  ScriptedProposer per_beam;
+  beam_search(*v, per_beam, q, o);
+  CHECK(asked(per_beam, 0) == std::vector<int>{3});
+  CHECK(asked(per_beam, 1) == std::vector<int>{3, 3});
+
+  SECTION("fewer live beams than the width share the step's budget, the best taking the remainder") {
+    o.constant_step_budget = true;
+    o.beam_width = 4;
+    o.expansions = 2;
+    ScriptedProposer few;
+    few.distinct = 3;  // 8 first-step proposals, 3 distinct: 3 beams live
+    beam_search(*v, few, q, o);
+    CHECK(asked(few, 0) == std::vector<int>{8});
+    CHECK(asked(few, 1) == std::vector<int>{2, 3, 3});
   }
 }
 

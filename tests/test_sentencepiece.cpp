@@ -102,8 +102,7 @@ TEST_CASE("tokenizer errors: corrupt model, ids outside the vocabulary, no files
   SECTION("truncated tokenizer.model") {
     auto dir = test::fixture("llama_gqa");
     if (!dir) return;
-    std::ifstream in(*dir / "tokenizer.model", std::ios::binary);
-    std::string bytes(std::istreambuf_iterator<char>(in), {});
+    const auto bytes = test::read_bytes(*dir / "tokenizer.model");
     test::write_text(tmp.path / "tokenizer.model", bytes.substr(0, bytes.size() / 2));
     CHECK_THROWS_AS(load_tokenizer(tmp.path), TokenizerError);
   }

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -211,6 +212,13 @@ TEST_CASE("tokenizer trainer: a sentencepiece model that tokenizes step by step 
   CHECK(tok->decode(whole) == q + "\n" + step + "\n");
   CHECK(tok->encode("7")[0] == 1);  // BOS from tokenizer_config.json
   CHECK_THROWS_AS(train_sentencepiece({"a\nb"}, tmp.path / "x"), InputError);
+  // The sentences reach the trainer from memory: the model records no corpus
+  // file, and a second training gives the same bytes.
+  make_tokenizer(tmp.path / "again");
+  const auto model = test::read_bytes(tmp.path / "tokenizer.model");
+  CHECK(model == test::read_bytes(tmp.path / "again" / "tokenizer.model"));
+  CHECK(model.find("/tmp") == std::string::npos);
+  CHECK(model.find("corpus") == std::string::npos);
 }
 
 TEST_CASE("training: a causal LM learns a toy mapping (loss falls, greedy accuracy >= 95%)", "[training]") {
@@ -563,7 +571,9 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
     {"name": "orm", "meaning": "orm", "type": "linear", "weights": "orm", "activation": "sigmoid", "read": "last",
      "features": "hidden+logprob", "logprob_span": "solution"},
     {"name": "ovm", "meaning": "ovm", "type": "linear", "weights": "ovm", "activation": "none", "read": "step_end",
-     "features": "hidden+logprob", "logprob_span": "solution"}]})");
+     "features": "hidden+logprob", "logprob_span": "solution"},
+    {"name": "both", "meaning": "prm", "type": "linear", "weights": "both", "activation": "softmax",
+     "read": "step_end", "features": "hidden+logprob", "logprob_span": "step+solution"}]})");
   VerifierTrainer trainer(tmp.path / "base", spec, tmp.path / "v", 3);
   auto v = Verifier::load(tmp.path / "v");
   const std::string q = "Ana has 23 apples. How many apples does Ana have now?";
@@ -583,21 +593,33 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
   const auto& [wo, bo] = trainer.head_weights().at("orm");
   // The head's input at `read`: its hidden state, then the minimum and mean
   // log-probability of tokens first..last.
-  auto input = [&](int64_t read, int64_t first, int64_t last) {
+  auto min_mean = [&](int64_t first, int64_t last) {
     std::vector<double> lps;
     for (int64_t t = first; t <= last; ++t) lps.push_back(lp[t - 1][r.ids[static_cast<size_t>(t)]].item<double>());
     const double mn = *std::min_element(lps.begin(), lps.end());
     const double mean = std::accumulate(lps.begin(), lps.end(), 0.0) / static_cast<double>(lps.size());
-    return torch::cat({hidden[read], torch::tensor({mn, mean}, torch::kFloat)});
+    return torch::tensor({mn, mean}, torch::kFloat);
   };
+  auto input = [&](int64_t read, int64_t first, int64_t last) {
+    return torch::cat({hidden[read], min_mean(first, last)});
+  };
+  // "step+solution": the step's pair, then the solution's.
+  auto input_both = [&](int64_t read, int64_t first, int64_t last) {
+    return torch::cat({hidden[read], min_mean(first, last), min_mean(r.solution_from, last)});
+  };
+  const auto& [wb, bb] = trainer.head_weights().at("both");
+  CHECK(wb.size(1) == hidden.size(1) + 4);
   int64_t first = r.solution_from;
   REQUIRE(first > 0);
   for (size_t k = 0; k < steps.size(); ++k) {
     const int64_t last = r.step_positions[k];
     const double want = torch::softmax(at::linear(input(last, first, last), w.detach(), b.detach()), -1)[1].item<double>();
     const double value = at::linear(input(last, r.solution_from, last), wv.detach(), bv.detach()).item<double>();
+    const double both =
+        torch::softmax(at::linear(input_both(last, first, last), wb.detach(), bb.detach()), -1)[1].item<double>();
     INFO("step " << k);
     CHECK(std::abs(sc.heads.at("prm")[k] - want) < 1e-5);
+    CHECK(std::abs(sc.heads.at("both")[k] - both) < 1e-5);
     CHECK(std::abs(sc.heads.at("ovm")[k] - value) < 1e-5);
     first = last + 1;
   }
@@ -608,16 +630,14 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
   // per step again (the one before the step, whose logits the step needs).
   auto s = v->session(q);
   const int64_t question_tokens = s->tokens_computed();
-  std::vector<double> inc, inc_ovm;
-  for (const auto& st : steps) {
-    const auto got = s->append_step(st);
-    inc.push_back(got.at("prm"));
-    inc_ovm.push_back(got.at("ovm"));
-  }
-  for (size_t k = 0; k < steps.size(); ++k) {
-    CHECK(std::abs(inc[k] - sc.heads.at("prm")[k]) < 1e-5);
-    CHECK(std::abs(inc_ovm[k] - sc.heads.at("ovm")[k]) < 1e-5);
-  }
+  std::map<std::string, std::vector<double>> inc;
+  for (const auto& st : steps)
+    for (const auto& [name, value] : s->append_step(st)) inc[name].push_back(value);
+  for (const std::string name : {"prm", "ovm", "both"})
+    for (size_t k = 0; k < steps.size(); ++k) {
+      INFO(name << " step " << k);
+      CHECK(std::abs(inc[name][k] - sc.heads.at(name)[k]) < 1e-5);
+    }
   CHECK(s->tokens_computed() == question_tokens + (static_cast<int64_t>(r.ids.size()) - r.solution_from) +
                                     static_cast<int64_t>(steps.size()));
   CHECK(std::abs(s->scores().outcome.at("orm") - sc.outcome.at("orm")) < 1e-5);
@@ -627,6 +647,7 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
   const auto full = v->score(q, {steps[0], steps[1], "The answer is 33"});
   CHECK(std::abs(again.at("prm") - full.heads.at("prm")[2]) < 1e-5);
   CHECK(std::abs(again.at("ovm") - full.heads.at("ovm")[2]) < 1e-5);
+  CHECK(std::abs(again.at("both") - full.heads.at("both")[2]) < 1e-5);
   CHECK(std::abs(f->scores().outcome.at("orm") - full.outcome.at("orm")) < 1e-5);
 
   // Training reads the same features: the loss falls on a toy task where

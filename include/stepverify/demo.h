@@ -13,12 +13,13 @@
 // a stronger sibling, and trains one verifier with four heads over it (PRM on
 // Monte Carlo hard labels, ORM and OVM on outcomes, SORM on Monte Carlo hard
 // labels propagated backwards; every head reads the hidden state and the
-// backbone's log-probabilities of the step, HeadSpec::features), each measured
+// backbone's log-probabilities, HeadSpec::features: the PRM of the step and of
+// the solution so far, the others of the solution so far), each measured
 // against the domain's exact labels. run_demo compares, on held-out problems
 // and at an equal budget of N proposals per problem: greedy, majority@N, ORM
 // best-of-N, PRM weighted self-consistency@N, and step-level beam search
-// guided by the PRM and by the OVM (beam_width x expansions = N proposals per
-// step).
+// guided by the PRM and by the OVM (beam_width x expansions = N proposals at
+// every step, the first included).
 //
 // Thread safety: reentrant; run_demo uses `threads` worker threads internally.
 #pragma once
@@ -142,6 +143,10 @@ struct DemoOptions {
   int n = 16;                    ///< proposals per problem for every method
   int beam_width = 4;            ///< beams kept (beam_width * expansions == n)
   int expansions = 4;            ///< proposals per beam and step
+  /// Beam search proposes beam_width * expansions at every step, the first
+  /// included (SearchOptions::constant_step_budget); false: `expansions` per
+  /// live beam, so the first step proposes only `expansions`.
+  bool constant_step_budget = true;
   double temperature = 1.0;      ///< sampling temperature of the policy
   double top_p = 1.0;            ///< nucleus sampling of the policy (1: off)
   uint64_t seed = 0;             ///< sampling seed

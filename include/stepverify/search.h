@@ -111,6 +111,12 @@ enum class FinalPick {
 struct SearchOptions {
   int beam_width = 4;              ///< beams kept after each step (beam, dvts)
   int expansions = 4;              ///< proposals per beam and step
+  /// Beam search proposes beam_width * expansions continuations at every
+  /// step, spread evenly over the live beams (the best take the remainder):
+  /// the question alone gets them all, and beams left after others finish
+  /// get more, as search-and-learn keeps N. false: `expansions` per live
+  /// beam, so the first step proposes only `expansions`.
+  bool constant_step_budget = true;
   int max_steps = 12;              ///< steps before a solution is cut
   int64_t max_proposals = 0;       ///< budget in proposals (0: none)
   int64_t max_generated_tokens = 0;///< budget in generated tokens (0: none)
@@ -144,7 +150,8 @@ struct SearchResult {
   double seconds = 0;              ///< wall time
 };
 
-/// Step-level beam search: B beams, each expanded with k proposals scored
+/// Step-level beam search: B beams, each expanded with k proposals (B * k
+/// per step spread over the live beams under constant_step_budget) scored
 /// through forked sessions; the top B by `aggregate` continue.
 SearchResult beam_search(const Verifier& verifier, StepProposer& proposer, const std::string& question,
                          const SearchOptions& options = {});

@@ -22,6 +22,10 @@ Run add_demo(CLI::App& app) {
   app.add_option("--n", o->n, "proposals per problem for every method (default 16)");
   app.add_option("--beam-width", o->beam_width, "beams kept (default 4)");
   app.add_option("--expansions", o->expansions, "proposals per beam and step (default 4)");
+  auto per_beam = std::make_shared<bool>(false);
+  app.add_flag("--per-beam-budget", *per_beam,
+               "beam search proposes `expansions` per live beam, the first step only `expansions` (default: "
+               "beam_width x expansions at every step)");
   app.add_option("--temperature", o->temperature, "policy sampling temperature (default 1)");
   app.add_option("--top-p", o->top_p, "policy nucleus sampling (default 1: off)");
   app.add_option("--seed", o->seed, "sampling seed (default 0)");
@@ -36,6 +40,7 @@ Run add_demo(CLI::App& app) {
     auto opts = *o;
     opts.models_dir = *models;
     opts.candidates_out = *candidates;
+    opts.constant_step_budget = !*per_beam;
     if (opts.beam_width * opts.expansions != opts.n)
       std::cerr << fmt::format("note: beam_width x expansions = {} proposals per step, not n = {}\n",
                                opts.beam_width * opts.expansions, opts.n);
@@ -44,9 +49,10 @@ Run add_demo(CLI::App& app) {
       std::cout << r.to_json() << "\n";
       return 0;
     }
-    fmt::print("{} held-out arithmetic problems, {} proposals per problem (beam search: {} beams x {} expansions per "
-               "step)\n\n",
-               r.problems, r.n, opts.beam_width, opts.expansions);
+    fmt::print("{} held-out arithmetic problems, {} proposals per problem (beam search: {} beams, {} proposals per "
+               "step{})\n\n",
+               r.problems, r.n, opts.beam_width, opts.beam_width * opts.expansions,
+               opts.constant_step_budget ? ", the first included" : fmt::format(" after the first's {}", opts.expansions));
     fmt::print("{:<18} {:>9} {:>16} {:>16} {:>9}\n", "method", "accuracy", "verifier tokens", "policy tokens", "seconds");
     for (const auto& name : r.order) {
       const auto& m = r.methods.at(name);

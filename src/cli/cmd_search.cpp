@@ -30,6 +30,7 @@ Run add_search(CLI::App& app) {
     double temperature = 1.0, top_p = 1.0;
     int top_k = 0;
     uint64_t seed = 0;
+    bool per_beam_budget = false;
     std::string delimiter = "\n", prompt = "{question}\n", final_marker = "The answer is";
   };
   auto a = std::make_shared<Args>();
@@ -43,6 +44,9 @@ Run add_search(CLI::App& app) {
   app.add_option("--n", a->n, "samples for best-of-n and wsc");
   app.add_option("--beam-width", a->beam_width, "beams kept per step");
   app.add_option("--expansions", a->expansions, "proposals per beam and step");
+  app.add_flag("--per-beam-budget", a->per_beam_budget,
+               "beam/dvts: `expansions` per live beam, the first step only `expansions` (default: beam_width x "
+               "expansions at every step)");
   app.add_option("--subtrees", a->subtrees, "dvts: independent subtrees");
   app.add_option("--max-steps", a->max_steps, "steps before a solution is cut");
   app.add_option("--max-proposals", a->max_proposals, "budget in proposals (0: none)");
@@ -76,6 +80,7 @@ Run add_search(CLI::App& app) {
     SearchOptions o;
     o.beam_width = a->beam_width;
     o.expansions = a->expansions;
+    o.constant_step_budget = !a->per_beam_budget;
     o.subtrees = a->subtrees;
     o.max_steps = a->max_steps;
     o.max_proposals = a->max_proposals;

@@ -60,27 +60,40 @@ class Search {
     return children_of(parent, proposer_.propose(question_, parent.steps, k));
   }
 
-  // The children of every node in `parents` (best first): their proposals are
-  // requested in one propose_many call. With a proposal budget, only as many
-  // parents as the budget allows are expanded.
-  std::vector<Node> expand_all(const std::vector<Node>& parents, int k) {
+  // The children of every node in `parents` (best first), parent i asking for
+  // ks[i] proposals: they are requested in one propose_many call per distinct
+  // count. With a proposal budget, only as many parents as the budget allows
+  // are expanded.
+  std::vector<Node> expand_all(const std::vector<Node>& parents, const std::vector<int>& ks) {
     if (!budget_left()) return {};
     if (options_.max_generated_tokens > 0) {
       // A token budget is checked before each parent, as the tokens a call
       // generates are only known afterwards.
       std::vector<Node> children;
-      for (const auto& p : parents)
-        for (auto& c : expand(p, k)) children.push_back(std::move(c));
+      for (size_t i = 0; i < parents.size(); ++i)
+        for (auto& c : expand(parents[i], ks[i])) children.push_back(std::move(c));
       return children;
     }
     size_t n = parents.size();
-    if (options_.max_proposals > 0)
-      n = std::min<size_t>(n, static_cast<size_t>((options_.max_proposals - result_.proposals + k - 1) / k));
-    std::vector<std::vector<std::string>> partials;
-    for (size_t i = 0; i < n; ++i) partials.push_back(parents[i].steps);
-    auto proposals = proposer_.propose_many(question_, partials, k);
-    if (proposals.size() != n) throw Error("search: propose_many returned a list per partial solution, not " +
-                                           std::to_string(proposals.size()) + " for " + std::to_string(n));
+    if (options_.max_proposals > 0) {
+      int64_t asked = 0;
+      for (n = 0; n < parents.size() && asked < options_.max_proposals - result_.proposals; ++n) asked += ks[n];
+    }
+    std::vector<std::vector<Proposal>> proposals(n);
+    std::vector<int> counts(ks.begin(), ks.begin() + static_cast<std::ptrdiff_t>(n));
+    std::sort(counts.begin(), counts.end());
+    counts.erase(std::unique(counts.begin(), counts.end()), counts.end());
+    for (int k : counts) {
+      std::vector<size_t> which;
+      std::vector<std::vector<std::string>> partials;
+      for (size_t i = 0; i < n; ++i)
+        if (ks[i] == k) which.push_back(i), partials.push_back(parents[i].steps);
+      auto got = proposer_.propose_many(question_, partials, k);
+      if (got.size() != which.size())
+        throw Error("search: propose_many returned " + std::to_string(got.size()) + " lists of proposals for " +
+                    std::to_string(which.size()) + " partial solutions");
+      for (size_t j = 0; j < which.size(); ++j) proposals[which[j]] = std::move(got[j]);
+    }
     std::vector<Node> children;
     for (size_t i = 0; i < n; ++i)
       for (auto& c : children_of(parents[i], proposals[i])) children.push_back(std::move(c));
@@ -184,11 +197,24 @@ class Search {
   SearchResult result_;
 };
 
+// Proposals for each of `beams` live beams at one step: `expansions` each, or
+// with a constant step budget width * expansions spread evenly over them
+// (the best beams take the remainder), so the root proposes as many first
+// steps as a full step proposes later ones.
+std::vector<int> proposals_per_beam(const SearchOptions& o, size_t beams, int width) {
+  if (!o.constant_step_budget) return std::vector<int>(beams, o.expansions);
+  const int total = width * o.expansions;
+  const int n = static_cast<int>(beams);
+  std::vector<int> ks(beams, total / n);
+  for (int i = 0; i < total % n; ++i) ks[static_cast<size_t>(i)] += 1;
+  return ks;
+}
+
 void run_beam(Search& s, Node root, int width) {
   std::vector<Node> beams;
   beams.push_back(std::move(root));
   for (int depth = 0; depth < s.options().max_steps && !beams.empty() && s.budget_left(); ++depth) {
-    auto children = s.expand_all(beams, s.options().expansions);
+    auto children = s.expand_all(beams, proposals_per_beam(s.options(), beams.size(), width));
     if (children.empty()) break;
     beams = s.select(std::move(children), width);
   }

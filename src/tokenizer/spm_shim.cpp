@@ -20,7 +20,8 @@ struct Api {
   void (*id_to_piece)(void*, int, svspm_string_cb, void*);
   int (*encode)(void*, const char*, size_t, svspm_piece_cb, void*);
   void (*decode_pieces)(void*, const char* const*, const size_t*, size_t, svspm_string_cb, void*);
-  int (*train)(const char* const*, const char* const*, size_t, svspm_string_cb, void*, char*, size_t);
+  int (*train)(const char* const*, const char* const*, size_t, const char* const*, const size_t*, size_t,
+               svspm_string_cb, void*, char*, size_t);
 };
 
 // The shim sits next to libstepverify.so (build tree and install prefix alike).
@@ -115,15 +116,22 @@ std::string SpmModel::decode_pieces(const std::vector<std::string>& pieces) cons
   return out;
 }
 
-std::string spm_train(const std::vector<std::pair<std::string, std::string>>& flags) {
-  std::vector<const char*> keys, values;
+std::string spm_train(const std::vector<std::pair<std::string, std::string>>& flags,
+                      const std::vector<std::string>& sentences) {
+  std::vector<const char*> keys, values, texts;
   for (const auto& [k, v] : flags) {
     keys.push_back(k.c_str());
     values.push_back(v.c_str());
   }
+  std::vector<size_t> lens;
+  for (const auto& s : sentences) {
+    texts.push_back(s.data());
+    lens.push_back(s.size());
+  }
   char err[1024] = {0};
   std::string proto;
-  if (api().train(keys.data(), values.data(), flags.size(), append_string, &proto, err, sizeof(err)) != 0)
+  if (api().train(keys.data(), values.data(), flags.size(), texts.data(), lens.data(), sentences.size(),
+                  append_string, &proto, err, sizeof(err)) != 0)
     throw TokenizerError(std::string("sentencepiece training failed: ") + err);
   return proto;
 }

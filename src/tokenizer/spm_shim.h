@@ -45,8 +45,10 @@ class SpmModel {
   void* handle_ = nullptr;
 };
 
-/// Runs the sentencepiece trainer with key/value flags ("input", "vocab_size",
-/// ...); returns the serialized ModelProto. Throws TokenizerError.
-std::string spm_train(const std::vector<std::pair<std::string, std::string>>& flags);
+/// Runs the sentencepiece trainer with key/value flags ("vocab_size", ...) on
+/// `sentences`, read from memory (empty: the "input" flag names corpus
+/// files); returns the serialized ModelProto. Throws TokenizerError.
+std::string spm_train(const std::vector<std::pair<std::string, std::string>>& flags,
+                      const std::vector<std::string>& sentences = {});
 
 }  // namespace stepverify::detail

@@ -70,16 +70,45 @@ SVSPM_EXPORT void svspm_decode_pieces(void* h, const char* const* pieces, const 
   cb(ctx, out.data(), out.size());
 }
 
+namespace {
+// The training sentences, read from the caller's memory: no corpus file is
+// written, so nothing about the run (a temporary path) reaches the model.
+class ArraySentences : public sentencepiece::SentenceIterator {
+ public:
+  ArraySentences(const char* const* s, const size_t* lens, size_t n) : s_(s), lens_(lens), n_(n) { load(); }
+  bool done() const override { return i_ >= n_; }
+  void Next() override {
+    ++i_;
+    load();
+  }
+  const std::string& value() const override { return value_; }
+  sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }  // ok
+
+ private:
+  void load() {
+    if (i_ < n_) value_.assign(s_[i_], lens_[i_]);
+  }
+  const char* const* s_;
+  const size_t* lens_;
+  size_t n_;
+  size_t i_ = 0;
+  std::string value_;
+};
+}  // namespace
+
 // Trains a model from key/value flags (sentencepiece's kwargs form, so values
-// may hold any character); the serialized ModelProto goes to `cb`. Returns 0,
-// or -1 with the error in `err`.
-SVSPM_EXPORT int svspm_train(const char* const* keys, const char* const* values, size_t n, svspm_string_cb cb,
-                             void* ctx, char* err, size_t errlen) {
+// may hold any character) over `n_sentences` sentences given in memory (none:
+// the "input" flag names the corpus files); the serialized ModelProto goes to
+// `cb`. Returns 0, or -1 with the error in `err`.
+SVSPM_EXPORT int svspm_train(const char* const* keys, const char* const* values, size_t n,
+                             const char* const* sentences, const size_t* sentence_lens, size_t n_sentences,
+                             svspm_string_cb cb, void* ctx, char* err, size_t errlen) {
   try {
     std::unordered_map<std::string, std::string> kwargs;
     for (size_t i = 0; i < n; ++i) kwargs[keys[i]] = values[i];
     std::string proto;
-    auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, nullptr, &proto);
+    ArraySentences it(sentences, sentence_lens, n_sentences);
+    auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, n_sentences > 0 ? &it : nullptr, &proto);
     if (!status.ok()) {
       copy_error(status.ToString(), err, errlen);
       return -1;

@@ -129,6 +129,7 @@ DemoReport run_demo(const DemoOptions& o) {
     SearchOptions so;
     so.beam_width = o.beam_width;
     so.expansions = o.expansions;
+    so.constant_step_budget = o.constant_step_budget;
     so.head = head;
     so.aggregate = parse_aggregate(head == "prm" ? o.prm_aggregate : o.ovm_aggregate);
     so.max_steps = 10;

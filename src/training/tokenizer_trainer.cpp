@@ -2,8 +2,6 @@
 // Hugging Face tokenizer files.
 #include "stepverify/tokenizer_trainer.h"
 
-#include <unistd.h>
-
 #include <fstream>
 
 #include <fmt/format.h>
@@ -22,26 +20,10 @@ void train_sentencepiece(const std::vector<std::string>& sentences, const std::f
     if (sentences[i].find('\n') != std::string::npos)
       throw InputError(fmt::format("train_sentencepiece: sentence {} contains a newline", i));
   std::filesystem::create_directories(dir);
-  const auto tmp = std::filesystem::temp_directory_path() /
-                   fmt::format("stepverify-spm-{}-{}", ::getpid(), reinterpret_cast<uintptr_t>(&sentences));
-  std::filesystem::create_directories(tmp);
-  struct Cleanup {
-    std::filesystem::path p;
-    ~Cleanup() {
-      std::error_code ec;
-      std::filesystem::remove_all(p, ec);
-    }
-  } cleanup{tmp};
-  {
-    std::ofstream f(tmp / "corpus.txt");
-    for (const auto& s : sentences) f << s << '\n';
-    if (!f) throw IoError((tmp / "corpus.txt").string() + ": cannot write the training corpus");
-  }
   auto flag = [](bool b) { return std::string(b ? "true" : "false"); };
   std::string symbols;
   for (const auto& s : o.user_defined_symbols) symbols += (symbols.empty() ? "" : ",") + s;
   std::vector<std::pair<std::string, std::string>> flags = {
-      {"input", (tmp / "corpus.txt").string()},
       {"vocab_size", std::to_string(o.vocab_size)},
       {"model_type", o.model_type},
       {"split_digits", flag(o.split_digits)},
@@ -58,7 +40,7 @@ void train_sentencepiece(const std::vector<std::string>& sentences, const std::f
       {"hard_vocab_limit", "false"},
       {"minloglevel", o.quiet ? "2" : "0"}};
   if (!symbols.empty()) flags.emplace_back("user_defined_symbols", symbols);
-  const std::string proto = detail::spm_train(flags);
+  const std::string proto = detail::spm_train(flags, sentences);
   {
     std::ofstream f(dir / "tokenizer.model", std::ios::binary);
     f.write(proto.data(), static_cast<std::streamsize>(proto.size()));

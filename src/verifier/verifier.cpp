@@ -251,7 +251,7 @@ std::vector<int64_t> Verifier::read_positions(size_t h, const Rendered& r) const
   return pos;
 }
 
-bool Verifier::reads_logprobs(size_t h) const { return heads_.at(h)->spec().features == "hidden+logprob"; }
+bool Verifier::reads_logprobs(size_t h) const { return heads_.at(h)->spec().logprob_features() > 0; }
 
 std::vector<std::pair<int64_t, int64_t>> Verifier::read_spans(size_t h, const Rendered& r, bool step_only) const {
   std::vector<std::pair<int64_t, int64_t>> spans;
@@ -320,19 +320,20 @@ at::Tensor Verifier::head_inputs(size_t h, const at::Tensor& hidden, int64_t off
     parts.push_back(token_logprobs(hidden, offset, r, from, hi, lm));
   }
   const auto lp = parts.size() == 1 ? parts[0] : torch::cat(parts);  // tokens lo..hi
-  // Both spans end at the step read, so the covering span holds the step's.
-  const auto step_spans = n_features == 4 ? read_spans(h, r, true) : spans;
+  // A (min, mean) pair per span, the step's first when the head reads both;
+  // both spans end at the step read, so the covering span holds the step's.
+  const auto step_spans = n_features == 4 ? read_spans(h, r, true) : decltype(spans){};
   std::vector<at::Tensor> feats;
   for (size_t i : which) {
-    const auto [first, last] = spans.at(i);
-    const auto s = lp.narrow(0, first - lo, last - first + 1);
-    if (n_features == 4) {
-      const auto first_step = step_spans.at(i).first;
-      const auto t = lp.narrow(0, first_step - lo, last - first_step + 1);
-      feats.push_back(torch::stack({t.min(), t.mean(), s.min(), s.mean()}));
-    } else {
-      feats.push_back(torch::stack({s.min(), s.mean()}));
-    }
+    std::vector<at::Tensor> pairs;
+    auto add_pair = [&](int64_t first, int64_t last) {
+      const auto t = lp.narrow(0, first - lo, last - first + 1);
+      pairs.push_back(t.min());
+      pairs.push_back(t.mean());
+    };
+    if (n_features == 4) add_pair(step_spans.at(i).first, spans.at(i).second);
+    add_pair(spans.at(i).first, spans.at(i).second);
+    feats.push_back(torch::stack(pairs));
   }
   return torch::cat({x.to(torch::kFloat), torch::stack(feats).to(x.device())}, 1).to(x.scalar_type());
 }
