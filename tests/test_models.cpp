@@ -68,7 +68,7 @@ TEST_CASE("shipped models: one verifier, four heads, and first-error detection a
   const auto fe = stepverify::detail::first_error_metric(problems, sols, 4, scores);
   INFO("F1 " << fe.average_f1 << " error acc " << fe.splits[0].error_accuracy << " correct acc "
              << fe.splits[0].correct_accuracy);
-  CHECK(fe.average_f1 >= 0.55);  // 0.66-0.68 measured at training time and in the demo
+  CHECK(fe.average_f1 >= 0.55);  // 0.654 here; 0.664 at training time, 0.647 in the demo
   // The ORM separates right from wrong solutions better than chance.
   double right = 0, wrong = 0;
   int nr = 0, nw = 0;
@@ -117,11 +117,11 @@ TEST_CASE("shipped models: majority voting over 16 samples beats greedy, and the
   }
   INFO("greedy " << greedy << ", majority@16 " << majority << ", PRM weighted SC@16 " << weighted
                  << ", ORM best-of-16 " << orm << " of 100");
-  // Measured here when shipped: greedy 80, majority 84, weighted 84, ORM 88 of
-  // 100; on the demo's 200 problems, seeds 0-2: greedy 77.5%, majority
-  // 82.5-83.5%, PRM weighted SC 84.0-84.5%, ORM best-of-16 85.5-88.0%.
+  // Measured here when shipped: greedy 80, majority 84, weighted 89, ORM 88 of
+  // 100; on the demo's 200 problems at seed 0: greedy 77.5%, majority 83.0%,
+  // PRM weighted SC 88.0%, ORM best-of-16 88.0% (README).
   CHECK(majority >= greedy + 2);
-  CHECK(weighted >= majority);
+  CHECK(weighted >= majority + 2);
   CHECK(orm >= majority + 2);
 }
 
@@ -139,8 +139,9 @@ TEST_CASE("shipped models: the demo at an equal budget, every verifier-guided me
                  << acc("beam_prm") << ", beam OVM " << acc("beam_ovm") << ", F1 " << r.first_error_f1);
   CHECK(r.order == std::vector<std::string>{"greedy", "majority@16", "orm_best_of_16", "prm_wsc@16", "prm_best_of_16",
                                              "beam_prm", "beam_ovm"});
-  // Measured when shipped (percent of these 100 problems): see the bounds'
-  // comment below; on the demo's 200 problems, seeds 0-5, README.
+  // Measured when shipped (percent of these 100 problems): greedy 80,
+  // majority 86, ORM 89, PRM weighted SC 89, beam PRM 92, beam OVM 91, F1
+  // 0.666; the demo's 200 problems are in the README.
   CHECK(acc("majority@16") >= acc("greedy") + 2);
   CHECK(acc("orm_best_of_16") >= acc("majority@16") + 2);
   CHECK(acc("prm_wsc@16") >= acc("majority@16") + 2);
