@@ -83,8 +83,9 @@ int main(int argc, char** argv) {
     unique += static_cast<int64_t>(v->render(question, path, true).ids.size()) -
               static_cast<int64_t>(v->render(question, parent, true).ids.size());
   }
-  fmt::print("beam {} x {} expansions, depth {}: {} nodes, {} unique verifier tokens\n", beam, expansions, depth,
-             fast.nodes.size(), unique);
+  fmt::print("beam {} x {} expansions ({} proposals at every step, the first included), depth {}: {} nodes, {} unique "
+             "verifier tokens\n",
+             beam, expansions, beam * expansions, depth, fast.nodes.size(), unique);
   fmt::print("{:<28} {:>10} {:>10}\n", "", "tokens", "seconds");
   fmt::print("{:<28} {:>10} {:>10.2f}\n", "re-scoring prefixes", b.verifier_tokens, b.seconds);
   fmt::print("{:<28} {:>10} {:>10.2f}\n", "sessions (KV cache)", a.verifier_tokens, a.seconds);

@@ -279,11 +279,12 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   }
   rep.policy_greedy_accuracy = accuracy(heldout, detail::sample_solutions(*policy, heldout, 1, 0.0, o.seed));
   rep.policy_sample_accuracy = accuracy(heldout, detail::sample_solutions(*policy, heldout, 4, 1.0, o.seed + 1));
-  log << fmt::format("policy     loss {:.3f} -> {:.3f} (held-out) in {:.0f} s; held-out accuracy greedy {:.1f}%, "
-                     "one sample at temperature 1 {:.1f}%\n",
-                     rep.policy_loss_first, rep.policy_loss_final, rep.policy_seconds + rep.policy_continue_seconds,
-                     100 * rep.policy_greedy_accuracy,
-                     100 * rep.policy_sample_accuracy);
+  const std::string trained = std::isnan(rep.policy_loss_first)
+                                  ? std::string()
+                                  : fmt::format("loss {:.3f} -> {:.3f} (held-out) in {:.0f} s; ", rep.policy_loss_first,
+                                                rep.policy_loss_final, rep.policy_seconds + rep.policy_continue_seconds);
+  log << fmt::format("policy     {}held-out accuracy greedy {:.1f}%, one sample at temperature 1 {:.1f}%\n", trained,
+                     100 * rep.policy_greedy_accuracy, 100 * rep.policy_sample_accuracy);
 
   // Verifier data: policy samples on training problems, labelled by rollouts.
   const auto t_label = clock::now();
@@ -327,7 +328,7 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     vtrain.push_back(std::move(e));
   }
   rep.verifier_solutions = static_cast<int64_t>(vtrain.size());
-  rep.backbone_steps = o.verifier_backbone_steps;
+  rep.backbone_steps = o.backbone_from.empty() ? o.verifier_backbone_steps : 0;
   rep.mc_hard_agreement = static_cast<double>(agree) / std::max<int64_t>(1, total);
   rep.mc_soft_mean_correct = soft_ok / std::max<int64_t>(1, n_ok);
   rep.mc_soft_mean_wrong = soft_bad / std::max<int64_t>(1, n_bad);
