@@ -170,7 +170,7 @@ TEST_CASE("a directory without weights is an IoError", "[checkpoint][errors]") {
 TEST_CASE("a truncated copy of a real checkpoint is refused", "[checkpoint][errors]") {
   auto dir = test::fixture("llama_gqa");
   if (!dir) return;
-  const auto bytes = test::read_bytes(*dir / "model.safetensors");
+  const auto bytes = stepverify::detail::read_file(*dir / "model.safetensors");
   CHECK_NOTHROW(parse_bytes(bytes));
   CHECK_THROWS_AS(parse_bytes(bytes.substr(0, bytes.size() - 100)), FormatError);
   CHECK_THROWS_AS(parse_bytes(bytes.substr(0, 100)), FormatError);

@@ -102,7 +102,7 @@ TEST_CASE("tokenizer errors: corrupt model, ids outside the vocabulary, no files
   SECTION("truncated tokenizer.model") {
     auto dir = test::fixture("llama_gqa");
     if (!dir) return;
-    const auto bytes = test::read_bytes(*dir / "tokenizer.model");
+    const auto bytes = stepverify::detail::read_file(*dir / "tokenizer.model");
     test::write_text(tmp.path / "tokenizer.model", bytes.substr(0, bytes.size() / 2));
     CHECK_THROWS_AS(load_tokenizer(tmp.path), TokenizerError);
   }

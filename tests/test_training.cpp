@@ -215,8 +215,8 @@ TEST_CASE("tokenizer trainer: a sentencepiece model that tokenizes step by step 
   // The sentences reach the trainer from memory: the model records no corpus
   // file, and a second training gives the same bytes.
   make_tokenizer(tmp.path / "again");
-  const auto model = test::read_bytes(tmp.path / "tokenizer.model");
-  CHECK(model == test::read_bytes(tmp.path / "again" / "tokenizer.model"));
+  const auto model = stepverify::detail::read_file(tmp.path / "tokenizer.model");
+  CHECK(model == stepverify::detail::read_file(tmp.path / "again" / "tokenizer.model"));
   CHECK(model.find("/tmp") == std::string::npos);
   CHECK(model.find("corpus") == std::string::npos);
 }

@@ -61,9 +61,9 @@ class Search {
   }
 
   // The children of every node in `parents` (best first), parent i asking for
-  // ks[i] proposals: they are requested in one propose_many call per distinct
-  // count. With a proposal budget, only as many parents as the budget allows
-  // are expanded.
+  // ks[i] proposals: one propose_many call per run of parents asking for the
+  // same count (a step's counts fall from best to worst, so at most two). With
+  // a proposal budget, only as many parents as the budget allows are expanded.
   std::vector<Node> expand_all(const std::vector<Node>& parents, const std::vector<int>& ks) {
     if (!budget_left()) return {};
     if (options_.max_generated_tokens > 0) {
@@ -79,24 +79,17 @@ class Search {
       int64_t asked = 0;
       for (n = 0; n < parents.size() && asked < options_.max_proposals - result_.proposals; ++n) asked += ks[n];
     }
-    std::vector<std::vector<Proposal>> proposals(n);
-    std::vector<int> counts(ks.begin(), ks.begin() + static_cast<std::ptrdiff_t>(n));
-    std::sort(counts.begin(), counts.end());
-    counts.erase(std::unique(counts.begin(), counts.end()), counts.end());
-    for (int k : counts) {
-      std::vector<size_t> which;
-      std::vector<std::vector<std::string>> partials;
-      for (size_t i = 0; i < n; ++i)
-        if (ks[i] == k) which.push_back(i), partials.push_back(parents[i].steps);
-      auto got = proposer_.propose_many(question_, partials, k);
-      if (got.size() != which.size())
-        throw Error("search: propose_many returned " + std::to_string(got.size()) + " lists of proposals for " +
-                    std::to_string(which.size()) + " partial solutions");
-      for (size_t j = 0; j < which.size(); ++j) proposals[which[j]] = std::move(got[j]);
-    }
     std::vector<Node> children;
-    for (size_t i = 0; i < n; ++i)
-      for (auto& c : children_of(parents[i], proposals[i])) children.push_back(std::move(c));
+    for (size_t lo = 0, hi = 0; lo < n; lo = hi) {
+      std::vector<std::vector<std::string>> partials;
+      for (hi = lo; hi < n && ks[hi] == ks[lo]; ++hi) partials.push_back(parents[hi].steps);
+      const auto proposals = proposer_.propose_many(question_, partials, ks[lo]);
+      if (proposals.size() != partials.size())
+        throw Error("search: propose_many returned " + std::to_string(proposals.size()) + " lists of proposals for " +
+                    std::to_string(partials.size()) + " partial solutions");
+      for (size_t i = lo; i < hi; ++i)
+        for (auto& c : children_of(parents[i], proposals[i - lo])) children.push_back(std::move(c));
+    }
     return children;
   }
 

@@ -46,9 +46,9 @@ class SpmModel {
 };
 
 /// Runs the sentencepiece trainer with key/value flags ("vocab_size", ...) on
-/// `sentences`, read from memory (empty: the "input" flag names corpus
-/// files); returns the serialized ModelProto. Throws TokenizerError.
+/// `sentences`, read from memory; returns the serialized ModelProto. Throws
+/// TokenizerError.
 std::string spm_train(const std::vector<std::pair<std::string, std::string>>& flags,
-                      const std::vector<std::string>& sentences = {});
+                      const std::vector<std::string>& sentences);
 
 }  // namespace stepverify::detail

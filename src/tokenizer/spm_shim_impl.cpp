@@ -97,9 +97,8 @@ class ArraySentences : public sentencepiece::SentenceIterator {
 }  // namespace
 
 // Trains a model from key/value flags (sentencepiece's kwargs form, so values
-// may hold any character) over `n_sentences` sentences given in memory (none:
-// the "input" flag names the corpus files); the serialized ModelProto goes to
-// `cb`. Returns 0, or -1 with the error in `err`.
+// may hold any character) over `n_sentences` sentences given in memory; the
+// serialized ModelProto goes to `cb`. Returns 0, or -1 with the error in `err`.
 SVSPM_EXPORT int svspm_train(const char* const* keys, const char* const* values, size_t n,
                              const char* const* sentences, const size_t* sentence_lens, size_t n_sentences,
                              svspm_string_cb cb, void* ctx, char* err, size_t errlen) {
@@ -108,7 +107,7 @@ SVSPM_EXPORT int svspm_train(const char* const* keys, const char* const* values,
     for (size_t i = 0; i < n; ++i) kwargs[keys[i]] = values[i];
     std::string proto;
     ArraySentences it(sentences, sentence_lens, n_sentences);
-    auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, n_sentences > 0 ? &it : nullptr, &proto);
+    auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, &it, &proto);
     if (!status.ok()) {
       copy_error(status.ToString(), err, errlen);
       return -1;
