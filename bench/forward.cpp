@@ -60,6 +60,7 @@ ModelConfig make_config(const Shape& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
   bool quick = false;
   int64_t only_seq = 0;
   for (int i = 1; i < argc; ++i) {
@@ -81,12 +82,14 @@ int main(int argc, char** argv) {
   };
   double peak = 0;
   fmt::print("threads: torch {}, BLAS {} ({})\n", rt.torch_threads, rt.blas_threads,
-             blas_is_openblas() ? "OpenBLAS" : "not OpenBLAS: expect ~50x slower GEMMs");
+             blas_is_openblas() ? fmt::format("OpenBLAS, {} kernels", blas_kernels())
+                                : std::string("not OpenBLAS: expect ~50x slower GEMMs"));
   fmt::print("{:<11} {:>5} {:>4} {:>10} {:>12} {:>9} {:>9} {:>8}\n", "model", "seq", "B", "params", "tokens/s",
              "GFLOP/s", "GEMM", "fraction");
 
   nlohmann::json result = {{"gemm_gflops", peak / 1e9},
                            {"torch_threads", rt.torch_threads},
+                           {"blas_kernels", blas_kernels()},
                            {"blas_threads", rt.blas_threads},
                            {"configs", nlohmann::json::array()}};
   for (const auto& s : shapes) {

@@ -21,6 +21,7 @@
 #include <torch/torch.h>
 
 #include "bench_models.h"
+#include "stepverify/runtime.h"
 #include "stepverify/session.h"
 
 using namespace stepverify;
@@ -33,6 +34,7 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 }  // namespace
 
 int main(int argc, char** argv) {
+  stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
   std::string shared = "../shared";
   int64_t layers = 8, hidden = 512;
   for (int i = 1; i + 1 < argc; ++i) {

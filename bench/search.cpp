@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_models.h"
+#include "stepverify/runtime.h"
 #include "stepverify/search.h"
 
 using namespace stepverify;
@@ -46,6 +47,7 @@ struct ScriptedProposer : StepProposer {
 }  // namespace
 
 int main(int argc, char** argv) {
+  stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
   std::string shared = "../shared";
   int beam = 4, expansions = 4, depth = 4;
   for (int i = 1; i + 1 < argc; ++i) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "stepverify/errors.h"
+#include "stepverify/runtime.h"
 #include "stepverify/tokenizer.h"
 
 #ifndef STEPVERIFY_DEFAULT_SHARED_DIR
@@ -65,6 +66,7 @@ std::string default_model_dir() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
   std::string model_dir = default_model_dir();
   std::vector<std::string> text_files;
   size_t target = 1 << 20;

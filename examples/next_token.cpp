@@ -8,6 +8,7 @@
 #include <stepverify/stepverify.h>
 
 int main(int argc, char** argv) {
+  stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
   if (argc < 3) {
     std::cerr << "usage: " << argv[0] << " CHECKPOINT_DIR TEXT\n";
     return 2;

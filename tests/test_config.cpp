@@ -1,8 +1,13 @@
-// config.json parsing: families, defaults, rope scaling, and errors.
+// config.json parsing: families, defaults, rope scaling, and errors; the CPU runtime settings.
 #include "test_support.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
 
 #include "stepverify/config.h"
 #include "stepverify/errors.h"
+#include "stepverify/runtime.h"
 
 using namespace stepverify;
 using Catch::Matchers::Contains;
@@ -102,4 +107,32 @@ TEST_CASE("config errors name the file and field", "[config][errors]") {
     test::TempDir tmp;
     CHECK_THROWS_AS(ModelConfig::from_file(tmp.path / "config.json"), IoError);
   }
+}
+
+TEST_CASE("runtime: OpenBLAS runs the kernels the CPU supports, and a thread scope restores the count", "[config]") {
+  if (!blas_is_openblas()) {
+    WARN("torch's BLAS is not OpenBLAS here: nothing to check");
+    return;
+  }
+  using GetThreads = int (*)();
+  auto get = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  REQUIRE(get);
+  CHECK_FALSE(blas_kernels().empty());
+  // test_main restarts the program when the kernels lag; a variable the user
+  // set to another kernel set is their choice.
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  if (!forced || blas_kernels_for_cpu() == forced) CHECK_FALSE(blas_kernels_lag_cpu());
+
+  configure_runtime();
+  const int before = get();
+  {
+    BlasThreadsScope one(1);
+    CHECK(get() == 1);
+    {
+      BlasThreadsScope none(0);  // 0: leaves the count alone
+      CHECK(get() == 1);
+    }
+    CHECK(get() == 1);
+  }
+  CHECK(get() == before);
 }

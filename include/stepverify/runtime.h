@@ -8,9 +8,25 @@
 // cores (the two pools fight over the cores); glibc returning memory to the OS
 // after every forward costs another 20-50%. The defaults below fix both.
 //
-// Thread safety: configure_runtime may be called from any thread; the first
-// call wins, later calls return the settings in force.
+// OpenBLAS picks its GEMM kernels from the CPU model once, when it loads. On a
+// CPU newer than its table it falls back to old kernels: Debian 12's 0.3.21 on
+// an Intel Xeon of model 207 (AVX-512) runs its SSE3 "Prescott" kernels, and
+// measured there the fp32 GEMM peak is 65 GFLOP/s against 257 with its
+// "SkylakeX" ones, a forward 2.6x slower. OPENBLAS_CORETYPE forces a kernel set
+// but is read only at load, so a program fixes it by restarting itself:
+//
+//   int main(int argc, char** argv) {
+//     stepverify::restart_for_blas_kernels(argv);  // first, before any thread
+//
+// Every program of this project does. configure_runtime writes one warning to
+// stderr when the kernels lag the CPU and nothing fixed them.
+//
+// Thread safety: configure_runtime and the blas_ queries may be called from
+// any thread; the first configure_runtime call wins, later calls return the
+// settings in force. restart_for_blas_kernels must run before other threads exist.
 #pragma once
+
+#include <string>
 
 namespace stepverify {
 
@@ -24,6 +40,9 @@ struct RuntimeOptions {
   bool keep_freed_memory = true;
   /// Apply the settings at all; false leaves the process untouched.
   bool enabled = true;
+  /// One line on stderr when OpenBLAS runs kernels older than the CPU offers
+  /// (see blas_kernels_lag_cpu).
+  bool warn_blas_kernels = true;
 };
 
 /// The settings in force after the call. Only the first call applies options;
@@ -33,5 +52,43 @@ RuntimeOptions configure_runtime(const RuntimeOptions& options = {});
 
 /// True when torch's BLAS is OpenBLAS (the reference BLAS is ~50x slower).
 bool blas_is_openblas();
+
+/// OpenBLAS's thread count set to `threads` for the object's lifetime, then
+/// restored. Code that runs its own workers, one GEMM stream each, runs them
+/// with 1: measured on 2 cores, the demo's beam searches on 2 workers took
+/// 56 s with OpenBLAS at 2 threads (4 spinning threads on 2 cores) and 31 s at 1.
+/// No effect when the BLAS is not OpenBLAS. The count is process-wide: create
+/// one scope at a time, from the thread that owns the workers.
+class BlasThreadsScope {
+ public:
+  explicit BlasThreadsScope(int threads);
+  ~BlasThreadsScope();
+  BlasThreadsScope(const BlasThreadsScope&) = delete;
+  BlasThreadsScope& operator=(const BlasThreadsScope&) = delete;
+
+ private:
+  int previous_ = 0;  ///< 0: nothing to restore
+};
+
+/// The kernel set OpenBLAS runs ("Haswell", "SkylakeX", "Prescott", ...), as
+/// openblas_get_corename() names it; empty when the BLAS is not OpenBLAS.
+std::string blas_kernels();
+
+/// The OpenBLAS kernel set this CPU runs fastest: "SkylakeX" with AVX-512
+/// (F, CD, BW, DQ, VL usable), "Haswell" with AVX2 and FMA, empty otherwise
+/// (other architectures, older x86).
+std::string blas_kernels_for_cpu();
+
+/// True when OpenBLAS runs kernels of an older instruction set than
+/// blas_kernels_for_cpu() (AVX-512 > AVX2 > the rest).
+bool blas_kernels_lag_cpu();
+
+/// When blas_kernels_lag_cpu() and OPENBLAS_CORETYPE is unset, sets it to
+/// blas_kernels_for_cpu() and restarts the program (execv of /proc/self/exe
+/// with `argv`, the environment kept). Returns when no restart is needed, or
+/// when the restart fails (the kernels then stay as they are). A variable the
+/// user set is never overridden, so the restart happens at most once. Call it
+/// first in main(), before any thread starts or any output is buffered.
+void restart_for_blas_kernels(char** argv);
 
 }  // namespace stepverify

@@ -4,9 +4,11 @@
 
 #include "cli/commands.h"
 #include "stepverify/errors.h"
+#include "stepverify/runtime.h"
 #include "stepverify/version.h"
 
 int main(int argc, char** argv) {
+  stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
   CLI::App app{"stepverify: step-level verification of LLM reasoning"};
   app.set_version_flag("--version", std::string(stepverify::kVersion));
   app.require_subcommand(1);

@@ -11,6 +11,7 @@
 #include "stepverify/answer.h"
 #include "stepverify/demo.h"
 #include "stepverify/errors.h"
+#include "stepverify/runtime.h"
 #include "stepverify/search.h"
 #include "training/demo_internal.h"
 #include "util/sequences.h"
@@ -136,6 +137,7 @@ DemoReport run_demo(const DemoOptions& o) {
     std::atomic<size_t> next{0};
     std::atomic<int64_t> ok{0}, vtok{0}, gtok{0};
     const auto tb = clock_type::now();
+    const BlasThreadsScope one_blas_thread_per_worker(o.threads > 1 ? 1 : 0);
     std::vector<std::thread> workers;
     std::exception_ptr failure;
     std::mutex failure_mu;

@@ -4,6 +4,7 @@
 #include <stepverify/stepverify.h>
 
 int main(int argc, char** argv) {
+  stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
   if (argc < 2) {
     std::cout << "stepverify " << stepverify::kVersion << ", " << stepverify::supported_architectures().size()
               << " architectures\n";
