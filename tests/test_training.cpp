@@ -2,7 +2,9 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <sstream>
 
@@ -251,6 +253,60 @@ TEST_CASE("training: a causal LM learns a toy mapping (loss falls, greedy accura
   // Bad input is refused with the example named.
   std::vector<LmExample> bad = {{{1}, 0}};
   CHECK_THROWS_AS(train_causal_lm(*lm, bad, {}, o), InputError);
+}
+
+TEST_CASE("training: data-parallel shards give the one-thread gradients, the same bits every run", "[training]") {
+  // Least squares over 37 examples, a per-example mean loss: the shard-weighted
+  // sum of shard means is the batch mean, so every shard count follows the
+  // one-thread run (up to rounding), and a fixed count repeats to the bit.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const auto X = torch::randn({37, 5}, gen), y = torch::randn({37}, gen);
+  auto fit = [&](int threads, int accumulation, std::vector<int64_t>* seen = nullptr) {
+    auto w = torch::zeros({5}, torch::requires_grad());
+    auto b = torch::zeros({1}, torch::requires_grad());
+    TrainOptions o;
+    o.steps = 30;
+    o.batch_size = 8;
+    o.accumulation = accumulation;
+    o.learning_rate = 0.05;
+    o.warmup_steps = 3;
+    o.progress = false;
+    o.threads = threads;
+    std::mutex mu;
+    auto loss = [&](const std::vector<int64_t>& idx) {
+      if (seen) {
+        std::lock_guard<std::mutex> lock(mu);
+        seen->push_back(static_cast<int64_t>(idx.size()));
+      }
+      const auto rows = torch::tensor(idx, torch::kLong);
+      return ((X.index_select(0, rows).matmul(w) + b - y.index_select(0, rows)).pow(2)).mean();
+    };
+    const auto rep = train_loop({w, b}, 37, loss, {}, o);
+    CHECK(rep.final_loss < rep.first_loss);
+    return torch::cat({w.detach(), b.detach()});
+  };
+  std::vector<int64_t> sizes;
+  const auto one = fit(1, 1);
+  const auto two = fit(2, 1, &sizes);
+  CHECK(torch::allclose(one, two, 1e-5, 1e-6));
+  CHECK(torch::equal(two, fit(2, 1)));
+  CHECK(torch::allclose(fit(1, 2), fit(3, 2), 1e-5, 1e-6));
+  CHECK(torch::allclose(one, fit(64, 1), 1e-5, 1e-6));  // more shards than examples: one example each
+  REQUIRE(sizes.size() == 60);  // 30 steps x 2 shards of a batch of 8
+  for (auto n : sizes) CHECK(n == 4);
+
+  // A shard whose loss is not finite stops the run, naming the step.
+  auto w = torch::zeros({1}, torch::requires_grad());
+  TrainOptions o;
+  o.steps = 5;
+  o.batch_size = 4;
+  o.progress = false;
+  o.threads = 2;
+  auto bad = [&](const std::vector<int64_t>& idx) {
+    const bool has3 = std::find(idx.begin(), idx.end(), 3) != idx.end();
+    return has3 ? (w * std::numeric_limits<float>::infinity()).sum() : (w * w).sum();
+  };
+  CHECK_THROWS_WITH(train_loop({w}, 4, bad, {}, o), Catch::Matchers::Contains("not finite at step 0"));
 }
 
 TEST_CASE("training: saved checkpoints reload exactly and generate() matches greedy decoding", "[training]") {

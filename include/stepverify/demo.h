@@ -41,9 +41,11 @@ namespace stepverify {
 inline constexpr uint64_t kDemoTrainSeed = 1;
 inline constexpr uint64_t kDemoHeldOutSeed = 1000;
 
-/// TrainOptions with these steps, peak learning rate and warmup (batch 32).
+/// TrainOptions with these steps, peak learning rate and warmup (batch 32,
+/// in 2 data-parallel shards on any machine, so runs match across machines).
 inline TrainOptions train_options(int64_t steps, double learning_rate, int64_t warmup_steps) {
   TrainOptions o;
+  o.threads = 2;
   o.steps = steps;
   o.learning_rate = learning_rate;
   o.warmup_steps = warmup_steps;

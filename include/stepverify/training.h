@@ -69,6 +69,14 @@ struct TrainOptions {
   /// Batches of examples of similar length (sorted within windows of 50
   /// batches, then shuffled): less padding, same examples per epoch.
   bool group_by_length = true;
+  /// Data-parallel shards: each micro-batch is split into this many parts
+  /// whose losses and gradients are computed concurrently, one thread each
+  /// (OpenBLAS at one thread meanwhile), and summed in shard order, each
+  /// weighted by its share of the examples (as accumulation weighs
+  /// micro-batches). 0: one per hardware thread. The count changes the
+  /// arithmetic, not the examples: pin it for runs that must match across
+  /// machines. Measured on 2 cores, the demo policy trains 1.5x faster with 2.
+  int threads = 0;
 };
 
 /// One logged point of a run.
@@ -90,7 +98,10 @@ struct TrainReport {
 };
 
 /// The optimisation loop over any loss. `loss(batch)` returns the mean loss of
-/// the examples whose indices are given (called with grad enabled);
+/// the examples whose indices are given (called with grad enabled; with
+/// options.threads != 1 it is called concurrently from several threads on
+/// disjoint shards of a batch, so it must be thread-safe, as the library's
+/// losses are);
 /// `eval()` returns an evaluation loss (called under NoGrad), may be empty;
 /// `lengths` (one per example, optional) enables group_by_length.
 TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_examples,

@@ -27,6 +27,7 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
   app.add_option("--clip", o.clip_grad_norm, "gradient norm clip (0: none)");
   app.add_option("--eval-every", o.eval_every, "steps between evaluations");
   app.add_option("--seed", o.seed, "seed");
+  app.add_option("--threads", o.threads, "data-parallel shards of each micro-batch, one thread each (0: one per hardware thread)");
 }
 
 std::vector<VerifierExample> read_examples(const std::string& path, const std::string& format) {

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -76,6 +78,67 @@ at::Tensor lm_logits(TransformerImpl& m, const at::Tensor& hidden) {
   return at::linear(hidden, w);
 }
 
+using LossFn = std::function<at::Tensor(const std::vector<int64_t>&)>;
+
+// One micro-batch: returns its mean loss over `accumulation` and adds its
+// gradients, scaled the same way, to the parameters' .grad. With shards > 1
+// the batch is split into contiguous parts whose losses and gradients are
+// computed concurrently; each weighs by its share of the examples, and the
+// gradients are summed in shard order (the same bits whichever thread ends first).
+double micro_batch(const std::vector<at::Tensor>& params, const std::vector<int64_t>& batch, const LossFn& loss,
+                   int shards, int accumulation, int64_t step) {
+  auto not_finite = [&] {
+    return Error(fmt::format("training: the loss is not finite at step {} (lower the learning rate)", step));
+  };
+  const size_t n = batch.size();
+  const size_t S = std::min(static_cast<size_t>(std::max(shards, 1)), n);
+  if (S <= 1) {
+    auto l = loss(batch);
+    const double v = l.item<double>();
+    if (!std::isfinite(v)) throw not_finite();
+    (l / accumulation).backward();
+    return v / accumulation;
+  }
+  std::vector<std::vector<at::Tensor>> grads(S);
+  std::vector<double> values(S, 0);
+  std::vector<std::exception_ptr> errors(S);
+  auto run = [&](size_t k) {
+    try {
+      const size_t from = n * k / S, to = n * (k + 1) / S;
+      const std::vector<int64_t> part(batch.begin() + static_cast<std::ptrdiff_t>(from),
+                                      batch.begin() + static_cast<std::ptrdiff_t>(to));
+      const double share = static_cast<double>(to - from) / static_cast<double>(n);
+      auto l = loss(part);
+      values[k] = l.item<double>() * share;
+      if (!std::isfinite(values[k])) return;
+      grads[k] = torch::autograd::grad({l * (share / accumulation)}, params, {}, /*retain_graph=*/false,
+                                       /*create_graph=*/false, /*allow_unused=*/true);
+    } catch (...) {
+      errors[k] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> workers;
+  for (size_t k = 1; k < S; ++k) workers.emplace_back(run, k);
+  run(0);
+  for (auto& w : workers) w.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  double total = 0;
+  for (double v : values) total += v;
+  if (!std::isfinite(total)) throw not_finite();
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params.size(); ++i) {
+    at::Tensor g;
+    for (size_t k = 0; k < S; ++k)
+      if (grads[k][i].defined()) g = g.defined() ? g + grads[k][i] : grads[k][i];
+    if (!g.defined()) continue;
+    auto& into = params[i].mutable_grad();
+    if (into.defined()) into.add_(g);
+    else into = g;
+  }
+  return total / accumulation;
+}
+
 }  // namespace
 
 TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_examples,
@@ -102,6 +165,10 @@ TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_ex
     throw InputError("training: lengths must give one length per example");
   BatchOrder order(num_examples, o.batch_size, o.seed,
                    o.group_by_length ? lengths : std::vector<int64_t>{});
+  const unsigned hw = std::thread::hardware_concurrency();
+  const int shards = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, hw));
+  std::optional<BlasThreadsScope> one_blas_thread_per_shard;
+  if (shards > 1) one_blas_thread_per_shard.emplace(1);
   TrainReport rep;
   const auto t0 = std::chrono::steady_clock::now();
   auto last_print = t0;
@@ -115,12 +182,9 @@ TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_ex
     opt.zero_grad();
     double step_loss = 0;
     for (int a = 0; a < o.accumulation; ++a) {
-      auto l = loss(order.next());
-      if (!std::isfinite(l.item<double>()))
-        throw Error(fmt::format("training: the loss is not finite at step {} (lower the learning rate)", step));
-      (l / o.accumulation).backward();
-      step_loss += l.item<double>() / o.accumulation;
-      rep.examples += o.batch_size;
+      const auto batch = order.next();
+      step_loss += micro_batch(parameters, batch, loss, shards, o.accumulation, step);
+      rep.examples += static_cast<int64_t>(batch.size());
     }
     if (o.clip_grad_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, o.clip_grad_norm);
     opt.step();
