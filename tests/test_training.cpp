@@ -259,19 +259,23 @@ TEST_CASE("training: data-parallel shards give the one-thread gradients, the sam
   // Least squares over 37 examples, a per-example mean loss: the shard-weighted
   // sum of shard means is the batch mean, so every shard count follows the
   // one-thread run (up to rounding), and a fixed count repeats to the bit.
+  auto quiet = [](int64_t steps, int64_t batch, int threads) {
+    TrainOptions o;
+    o.steps = steps;
+    o.batch_size = batch;
+    o.threads = threads;
+    o.progress = false;
+    return o;
+  };
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   const auto X = torch::randn({37, 5}, gen), y = torch::randn({37}, gen);
   auto fit = [&](int threads, int accumulation, std::vector<int64_t>* seen = nullptr) {
     auto w = torch::zeros({5}, torch::requires_grad());
     auto b = torch::zeros({1}, torch::requires_grad());
-    TrainOptions o;
-    o.steps = 30;
-    o.batch_size = 8;
+    auto o = quiet(30, 8, threads);
     o.accumulation = accumulation;
     o.learning_rate = 0.05;
     o.warmup_steps = 3;
-    o.progress = false;
-    o.threads = threads;
     std::mutex mu;
     auto loss = [&](const std::vector<int64_t>& idx) {
       if (seen) {
@@ -297,16 +301,11 @@ TEST_CASE("training: data-parallel shards give the one-thread gradients, the sam
 
   // A shard whose loss is not finite stops the run, naming the step.
   auto w = torch::zeros({1}, torch::requires_grad());
-  TrainOptions o;
-  o.steps = 5;
-  o.batch_size = 4;
-  o.progress = false;
-  o.threads = 2;
   auto bad = [&](const std::vector<int64_t>& idx) {
     const bool has3 = std::find(idx.begin(), idx.end(), 3) != idx.end();
     return has3 ? (w * std::numeric_limits<float>::infinity()).sum() : (w * w).sum();
   };
-  CHECK_THROWS_WITH(train_loop({w}, 4, bad, {}, o), Catch::Matchers::Contains("not finite at step 0"));
+  CHECK_THROWS_WITH(train_loop({w}, 4, bad, {}, quiet(5, 4, 2)), Catch::Matchers::Contains("not finite at step 0"));
 }
 
 TEST_CASE("training: saved checkpoints reload exactly and generate() matches greedy decoding", "[training]") {
