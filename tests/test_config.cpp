@@ -1,8 +1,6 @@
 // config.json parsing: families, defaults, rope scaling, and errors; the CPU runtime settings.
 #include "test_support.h"
 
-#include <dlfcn.h>
-
 #include <cstdlib>
 
 #include "stepverify/config.h"
@@ -114,9 +112,6 @@ TEST_CASE("runtime: OpenBLAS runs the kernels the CPU supports, and a thread sco
     WARN("torch's BLAS is not OpenBLAS here: nothing to check");
     return;
   }
-  using GetThreads = int (*)();
-  auto get = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  REQUIRE(get);
   CHECK_FALSE(blas_kernels().empty());
   // test_main restarts the program when the kernels lag; a variable the user
   // set to another kernel set is their choice.
@@ -124,15 +119,15 @@ TEST_CASE("runtime: OpenBLAS runs the kernels the CPU supports, and a thread sco
   if (!forced || blas_kernels_for_cpu() == forced) CHECK_FALSE(blas_kernels_lag_cpu());
 
   configure_runtime();
-  const int before = get();
+  const int before = blas_threads();
   {
     BlasThreadsScope one(1);
-    CHECK(get() == 1);
+    CHECK(blas_threads() == 1);
     {
       BlasThreadsScope none(0);  // 0: leaves the count alone
-      CHECK(get() == 1);
+      CHECK(blas_threads() == 1);
     }
-    CHECK(get() == 1);
+    CHECK(blas_threads() == 1);
   }
-  CHECK(get() == before);
+  CHECK(blas_threads() == before);
 }

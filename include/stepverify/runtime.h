@@ -53,8 +53,11 @@ RuntimeOptions configure_runtime(const RuntimeOptions& options = {});
 /// True when torch's BLAS is OpenBLAS (the reference BLAS is ~50x slower).
 bool blas_is_openblas();
 
+/// OpenBLAS's thread count now; 0 when the BLAS is not OpenBLAS.
+int blas_threads();
+
 /// OpenBLAS's thread count set to `threads` for the object's lifetime, then
-/// restored. Code that runs its own workers, one GEMM stream each, runs them
+/// restored (`threads` 0: the count is left alone). Code that runs its own workers, one GEMM stream each, runs them
 /// with 1: measured on 2 cores, the demo's beam searches on 2 workers took
 /// 56 s with OpenBLAS at 2 threads (4 spinning threads on 2 cores) and 31 s at 1.
 /// No effect when the BLAS is not OpenBLAS. The count is process-wide: create

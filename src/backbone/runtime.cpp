@@ -48,11 +48,15 @@ GetThreads openblas_getter() {
 
 }  // namespace
 
-BlasThreadsScope::BlasThreadsScope(int threads) {
+int blas_threads() {
   auto get = openblas_getter();
+  return get ? get() : 0;
+}
+
+BlasThreadsScope::BlasThreadsScope(int threads) {
   auto set = openblas_setter();
-  if (!get || !set || threads < 1) return;
-  previous_ = get();
+  if (!set || threads < 1) return;
+  previous_ = blas_threads();
   set(threads);
 }
 
@@ -114,12 +118,14 @@ RuntimeOptions configure_runtime(const RuntimeOptions& options) {
     }
     if (applied.torch_threads > 0) at::set_num_threads(applied.torch_threads);
     if (auto set = openblas_setter()) set(applied.blas_threads);
-    if (applied.warn_blas_kernels && !std::getenv("OPENBLAS_CORETYPE") && blas_kernels_lag_cpu())
+    if (applied.warn_blas_kernels && !std::getenv("OPENBLAS_CORETYPE") && blas_kernels_lag_cpu()) {
+      const auto want = blas_kernels_for_cpu();
       std::fprintf(stderr,
                    "stepverify: warning: OpenBLAS runs its %s kernels on a CPU that runs its %s ones (the CPU is newer "
                    "than its table); matrix products run 2-4x slower. Set OPENBLAS_CORETYPE=%s, or call "
                    "stepverify::restart_for_blas_kernels(argv) first in main().\n",
-                   blas_kernels().c_str(), blas_kernels_for_cpu().c_str(), blas_kernels_for_cpu().c_str());
+                   blas_kernels().c_str(), want.c_str(), want.c_str());
+    }
   });
   return applied;
 }

@@ -6,7 +6,6 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
-#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -167,8 +166,7 @@ TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_ex
                    o.group_by_length ? lengths : std::vector<int64_t>{});
   const unsigned hw = std::thread::hardware_concurrency();
   const int shards = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, hw));
-  std::optional<BlasThreadsScope> one_blas_thread_per_shard;
-  if (shards > 1) one_blas_thread_per_shard.emplace(1);
+  const BlasThreadsScope one_blas_thread_per_shard(shards > 1 ? 1 : 0);
   TrainReport rep;
   const auto t0 = std::chrono::steady_clock::now();
   auto last_print = t0;
