@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   auto a = beam_search(*v, fast, question, o);
   ScriptedProposer slow = fast;
   slow.nodes.clear();
-  o.incremental = false;
+  o.scoring = stepverify::SearchScoring::Rescore;
   auto b = beam_search(*v, slow, question, o);
 
   int64_t unique = static_cast<int64_t>(v->render(question, {}, true).ids.size());

@@ -72,11 +72,19 @@ TEST_CASE("beam search scores each node once: verifier tokens equal the unique t
 
   SECTION("re-scoring prefixes finds the same solution at a higher token cost") {
     ScriptedProposer again;
-    o.incremental = false;
+    o.scoring = stepverify::SearchScoring::Rescore;
     auto slow = beam_search(*v, again, q, o);
     CHECK(slow.steps == r.steps);
     CHECK(std::abs(slow.score - r.score) < 1e-5);
     CHECK(slow.verifier_tokens > r.verifier_tokens);
+  }
+  SECTION("re-scoring each step's children in one padded batch finds the same solution") {
+    ScriptedProposer again;
+    o.scoring = stepverify::SearchScoring::BatchedRescore;
+    auto batched = beam_search(*v, again, q, o);
+    CHECK(batched.steps == r.steps);
+    CHECK(std::abs(batched.score - r.score) < 1e-5);
+    CHECK(batched.verifier_tokens > r.verifier_tokens);
   }
   SECTION("a proposal budget stops the search") {
     ScriptedProposer cheap;

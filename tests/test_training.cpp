@@ -696,6 +696,18 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
   CHECK(s->tokens_computed() == question_tokens + (static_cast<int64_t>(r.ids.size()) - r.solution_from) +
                                     static_cast<int64_t>(steps.size()));
   CHECK(std::abs(s->scores().outcome.at("orm") - sc.outcome.at("orm")) < 1e-5);
+  {
+    // Candidates scored in one forward read the same log-probability features.
+    auto p = v->session(q);
+    p->append_step(steps[0]);
+    const std::vector<std::string> cands = {steps[1], "40 - 9 = 31", "The answer is 40"};
+    auto got = p->append_candidates(cands);
+    for (size_t c = 0; c < cands.size(); ++c)
+      for (const auto& [name, value] : p->fork()->append_step(cands[c])) {
+        INFO(name << " candidate " << c);
+        CHECK(std::abs(got[c].scores.at(name) - value) < 1e-5);
+      }
+  }
   auto f = s->fork();
   f->rollback(1);
   const auto again = f->append_step("The answer is 33");

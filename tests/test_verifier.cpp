@@ -507,3 +507,87 @@ TEST_CASE("alphamath: tanh value head at the last token of each partial solution
     CHECK(std::abs(full.outcome.at("value") - want) <= kScoreTol);
   }
 }
+
+namespace {
+
+// append_candidates against one append_step per candidate on a fork, for
+// every candidate of `cands` after the parent has taken `prefix` steps.
+void check_candidates(const Verifier& v, const std::string& q, const std::vector<std::string>& prefix,
+                      const std::vector<std::string>& cands) {
+  auto parent = v.session(q);
+  for (const auto& st : prefix) parent->append_step(st);
+  const auto before = parent->scores().step_scores;
+  const int64_t cached = parent->cached_tokens();
+  auto got = parent->append_candidates(cands);
+  REQUIRE(got.size() == cands.size());
+  for (size_t c = 0; c < cands.size(); ++c) {
+    INFO("candidate " << c << ": " << cands[c]);
+    auto alone = parent->fork();
+    const auto want = alone->append_step(cands[c]);
+    REQUIRE(got[c].session);
+    REQUIRE(got[c].scores.size() == want.size());
+    for (const auto& [head, value] : want) CHECK(std::abs(got[c].scores.at(head) - value) <= kScoreTol);
+    // The child is a session like any other: its scores, its steps, and a
+    // further step scored as the full pass scores it.
+    CHECK(got[c].session->steps() == alone->steps());
+    check_close(got[c].session->scores().step_scores, alone->scores().step_scores);
+    auto steps = alone->steps();
+    steps.push_back("Then 2 + 2 = 4.");
+    const auto next = got[c].session->append_step(steps.back());
+    const auto full = v.score(q, steps);
+    for (const auto& [head, value] : next)
+      if (full.heads.count(head)) CHECK(std::abs(value - full.heads.at(head).back()) <= kScoreTol);
+  }
+  // The parent is unchanged.
+  CHECK(parent->cached_tokens() == cached);
+  check_close(parent->scores().step_scores, before);
+}
+
+}  // namespace
+
+TEST_CASE("candidates: one forward over the shared prefix equals one append per candidate", "[verifier]") {
+  const std::string q = "Janet has 16 eggs and eats 3. How many are left?";
+  const std::vector<std::string> cands = {"She eats 3, so 16 - 3 = 13.", "16 - 3 = 12.",
+                                          "So she has 13 eggs left over after breakfast today.", "13"};
+  SECTION("qwen2.5-math-prm (string template, step tags)") {
+    auto dir = test::fixture("qwen2_prm");
+    if (!dir) return;
+    auto v = Verifier::load(*dir);
+    check_candidates(*v, q, {}, cands);
+    check_candidates(*v, q, {"Janet starts with 16 eggs."}, cands);
+  }
+  SECTION("math-shepherd (tag token) under a sliding window shorter than the input") {
+    auto src = test::fixture("mistral_shepherd_prm");
+    if (!src) return;
+    BuiltCheckpoint ck(*src, [](nlohmann::json& c) { c["sliding_window"] = 7; }, {});
+    VerifierOptions o;
+    o.spec = "math-shepherd";
+    auto v = Verifier::load(ck.dir(), o);
+    REQUIRE(v->model().config().sliding_window == 7);
+    check_candidates(*v, q, {"Janet starts with 16 eggs."}, cands);
+  }
+  SECTION("several parents in one forward, refused candidates reported") {
+    auto dir = test::fixture("qwen2_prm");
+    if (!dir) return;
+    auto v = Verifier::load(*dir);
+    auto a = v->session(q);
+    auto b = v->session("A longer question: Tom has 7 apples, buys 5 and gives 2 away. How many now?");
+    b->append_step("7 + 5 = 12.");
+    CandidateOptions o;
+    o.skip_invalid = true;
+    auto got = ScoringSession::append_candidates({a.get(), b.get()}, {{"16 - 3 = 13.", ""}, cands}, o);
+    REQUIRE(got.size() == 2);
+    REQUIRE(got[0].size() == 2);
+    CHECK(!got[0][1].session);
+    CHECK_THAT(got[0][1].error, Contains("candidate 1"));
+    CHECK(std::abs(got[0][0].scores.at("prm") - a->fork()->append_step("16 - 3 = 13.").at("prm")) <= kScoreTol);
+    for (size_t c = 0; c < cands.size(); ++c)
+      CHECK(std::abs(got[1][c].scores.at("prm") - b->fork()->append_step(cands[c]).at("prm")) <= kScoreTol);
+    CHECK_THROWS_AS(a->append_candidates({"ok", ""}), InputError);
+    // A forward budget smaller than one parent's candidates still scores them (one forward each).
+    o.max_batch_tokens = 1;
+    auto split = ScoringSession::append_candidates({a.get(), b.get()}, {{"16 - 3 = 13."}, cands}, o);
+    for (size_t c = 0; c < cands.size(); ++c)
+      CHECK(std::abs(split[1][c].scores.at("prm") - got[1][c].scores.at("prm")) <= kScoreTol);
+  }
+}

@@ -24,6 +24,10 @@
 // - reorder(rows): copies the prefix of the chosen batch rows into fresh
 //   buffers (beam search: rows may repeat, and the batch size may change).
 // - clear(): length 0, buffers kept.
+// - gather(row, ranges): a new batch-1 cache holding chosen positions of one
+//   row (copies them): how a tree forward's continuations become caches.
+// - stack(caches): batch-1 caches as the rows of one new cache, right-padded
+//   and masked (copies them): several prefixes in one forward.
 //
 // Thread safety: one KVCache object is used by one thread at a time. Caches
 // that share buffers through fork() may be used by different threads at once
@@ -32,6 +36,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -70,6 +76,16 @@ class KVCache {
   void truncate(int64_t n);
   /// Keeps rows `rows` (int64 indices into the batch, any length, repeats allowed).
   void reorder(const at::Tensor& rows);
+  /// A new batch-1 cache holding the positions `ranges` (each {first, count})
+  /// of row `row`, concatenated in order. Throws InputError on a range
+  /// outside [0, length()) or a row outside the batch.
+  KVCache gather(int64_t row, const std::vector<std::pair<int64_t, int64_t>>& ranges) const;
+  /// A cache whose row i holds the positions of `caches[i]` (batch-1 caches of
+  /// one model), right-padded to the longest with masked positions; its
+  /// length is the longest. Throws InputError on an empty list, a cache of
+  /// several rows, or caches of different geometry. `allocate`: positions to
+  /// allocate (at least the longest; the capacity is raised to it if needed).
+  static KVCache stack(const std::vector<const KVCache*>& caches, int64_t allocate = 0);
   /// Forgets everything.
   void clear() { length_ = 0; }
   /// The key-validity mask of the cached positions, [batch, length()] int64.

@@ -65,6 +65,13 @@ struct ForwardInput {
   at::Tensor position_ids;
   /// When set, the new tokens are appended to this cache and attend to it.
   KVCache* cache = nullptr;
+  /// Which keys each new token sees, bool [batch, T, past + T] (the cached
+  /// positions, then the new tokens); undefined means causal (and HF's
+  /// sliding window). With it, set position_ids: it replaces the causal and
+  /// sliding-window masks (padding is still masked). Tree attention uses it:
+  /// several continuations of one cached prefix in one row, each seeing the
+  /// prefix and its own earlier tokens (ScoringSession::append_candidates).
+  at::Tensor visibility;
   /// Return the hidden state after every layer (HF `output_hidden_states`).
   bool output_hidden_states = false;
 };

@@ -107,6 +107,18 @@ enum class FinalPick {
   WeightedVote,  ///< the answer whose equivalence class has the largest total score
 };
 
+/// How a search scores the children of a step.
+enum class SearchScoring {
+  /// Sessions forked per step; a step's children (of every live beam) are
+  /// scored in one forward over the shared prefixes (append_candidates).
+  Sessions,
+  /// Every child's whole sequence again, a step's children in one padded
+  /// batch (the Python frameworks' way without a prefix cache).
+  BatchedRescore,
+  /// Every child's whole sequence again, one at a time (the plain HF way).
+  Rescore,
+};
+
 /// Options of the searches.
 struct SearchOptions {
   int beam_width = 4;              ///< beams kept after each step (beam, dvts)
@@ -127,7 +139,7 @@ struct SearchOptions {
   Aggregate aggregate = Aggregate::Last;
   FinalPick final_pick = FinalPick::BestScore;
   int subtrees = 4;                ///< dvts: independent subtrees
-  bool incremental = true;         ///< false: re-score every prefix in full (for comparison)
+  SearchScoring scoring = SearchScoring::Sessions;  ///< how children are scored (same picks, other costs)
 };
 
 /// A finished (or cut) solution.

@@ -19,6 +19,16 @@
 // positions lie before the kept prefix are reused (causal attention makes them
 // identical).
 //
+// Candidates. A search asks for many next steps of one parent (and of several
+// parents: the live beams). append_candidates scores them all in one forward
+// with tree attention: every candidate's tokens follow the shared prefix in
+// one row, each seeing the prefix and its own earlier tokens only, at the
+// positions it would have alone. The prefix's keys and values are read in
+// place by every candidate (never copied per candidate): the forward's memory
+// grows with the candidates' own tokens. Each candidate comes back as its own
+// session (holding a copy of the prefix and its step, made once), with the
+// scores an append_step of that step would give.
+//
 // Thread safety: one session is used by one thread at a time; sessions forked
 // from one another may run on different threads.
 #pragma once
@@ -65,6 +75,29 @@ class PrefixCache {
   int64_t budget_, per_token_, bytes_ = 0, hits_ = 0;
 };
 
+class ScoringSession;
+
+/// One candidate step scored by ScoringSession::append_candidates.
+struct ScoredStep {
+  /// The step's score per step-level head (what append_step returns).
+  std::map<std::string, double> scores;
+  /// The parent extended by the step; null when the step was refused.
+  std::unique_ptr<ScoringSession> session;
+  /// Why the step was refused (only with CandidateOptions::skip_invalid).
+  std::string error;
+};
+
+/// Options of append_candidates.
+struct CandidateOptions {
+  /// Refused steps (empty, holding the tag, too long) come back with `error`
+  /// set and no session instead of throwing.
+  bool skip_invalid = false;
+  /// Most new tokens in one forward: the parents of a call are split into
+  /// forwards of at most this many candidate tokens (one parent's candidates
+  /// always share a forward).
+  int64_t max_batch_tokens = 8192;
+};
+
 class ScoringSession {
  public:
   ScoringSession(std::shared_ptr<const Verifier> verifier, std::string question);
@@ -74,6 +107,18 @@ class ScoringSession {
   /// InputError (empty step, a step holding the tag, context too long) and
   /// leaves the session as it was.
   std::map<std::string, double> append_step(const std::string& step);
+  /// Scores each of `steps` as a next step of this session, in one forward
+  /// (see "Candidates" above); this session is unchanged. Results in the
+  /// order of `steps`. Throws InputError naming the candidate, unless
+  /// options.skip_invalid.
+  std::vector<ScoredStep> append_candidates(const std::vector<std::string>& steps,
+                                            const CandidateOptions& options = {}) const;
+  /// The same for several sessions of one Verifier: steps[i] are the
+  /// candidates of parents[i]; parents are batched as rows of one forward
+  /// (their prefixes copied once each into the batch). Parents are unchanged.
+  static std::vector<std::vector<ScoredStep>> append_candidates(
+      const std::vector<const ScoringSession*>& parents, const std::vector<std::vector<std::string>>& steps,
+      const CandidateOptions& options = {});
   /// A new session sharing this one's prefix (KV cache forked, O(1)).
   std::unique_ptr<ScoringSession> fork() const;
   /// Drops the last `n` steps.
@@ -91,6 +136,13 @@ class ScoringSession {
 
  private:
   ScoringSession(const ScoringSession& other);  // fork()
+  ScoringSession(const ScoringSession& parent, KVCache cache);  // a candidate's child
+  struct Plan;
+  // What appending `step` needs: the rendering and the first position to compute.
+  Plan plan(const std::string& step) const;
+  // Takes the step of `plan` given hidden rows [n - offset, H] of positions
+  // [offset, n) (offset <= plan.keep); the cache must already hold them.
+  std::map<std::string, double> apply(const Plan& plan, const at::Tensor& hidden, int64_t offset);
   std::shared_ptr<const Verifier> verifier_;
   std::string question_;
   std::vector<std::string> steps_;

@@ -139,7 +139,8 @@ class TransformerImpl : public torch::nn::Module {
   Linear lm_head{nullptr};
 
  private:
-  at::Tensor build_mask(const at::Tensor& key_valid, int64_t past, int64_t T, c10::ScalarType dtype) const;
+  at::Tensor build_mask(const at::Tensor& key_valid, int64_t past, int64_t T, c10::ScalarType dtype,
+                        const at::Tensor& visibility) const;
   ModelConfig config_;
   RotaryEmbedding rope_;
 };

@@ -94,6 +94,67 @@ void KVCache::reorder(const at::Tensor& rows) {
   storage_ = std::move(fresh);
 }
 
+KVCache KVCache::gather(int64_t row, const std::vector<std::pair<int64_t, int64_t>>& ranges) const {
+  if (row < 0 || row >= storage_->batch)
+    throw InputError("KVCache::gather: row " + std::to_string(row) + " outside the batch of " +
+                     std::to_string(storage_->batch));
+  int64_t total = 0;
+  for (const auto& [first, count] : ranges) {
+    if (first < 0 || count < 0 || first + count > length_)
+      throw InputError("KVCache::gather: positions [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                       ") outside the " + std::to_string(length_) + " cached positions");
+    total += count;
+  }
+  torch::NoGradGuard no_grad;
+  // Room for a next step of typical length, so the next append writes in place.
+  auto fresh = storage_->like(1, std::min<int64_t>(std::max<int64_t>(total, 1) + 64, storage_->capacity));
+  int64_t at = 0;
+  for (const auto& [first, count] : ranges) {
+    if (count == 0) continue;
+    for (int64_t l = 0; l < storage_->layers; ++l) {
+      fresh->k[l][0].narrow(1, at, count).copy_(storage_->k[l][row].narrow(1, first, count));
+      fresh->v[l][0].narrow(1, at, count).copy_(storage_->v[l][row].narrow(1, first, count));
+    }
+    fresh->mask[0].narrow(0, at, count).copy_(storage_->mask[row].narrow(0, first, count));
+    at += count;
+  }
+  fresh->high_water = total;
+  return KVCache(std::move(fresh), total);
+}
+
+KVCache KVCache::stack(const std::vector<const KVCache*>& caches, int64_t allocate) {
+  if (caches.empty()) throw InputError("KVCache::stack: no caches");
+  const auto& first = *caches[0]->storage_;
+  int64_t longest = 0;
+  for (const auto* c : caches) {
+    const auto& s = *c->storage_;
+    if (s.batch != 1) throw InputError("KVCache::stack: a cache of " + std::to_string(s.batch) + " rows (need 1)");
+    if (s.layers != first.layers || s.kv_heads != first.kv_heads || s.head_dim != first.head_dim ||
+        s.dtype != first.dtype || s.device != first.device)
+      throw InputError("KVCache::stack: caches of different models");
+    longest = std::max(longest, c->length_);
+  }
+  torch::NoGradGuard no_grad;
+  const int64_t alloc = std::max<int64_t>({longest, allocate, 1});
+  auto fresh = first.like(static_cast<int64_t>(caches.size()), alloc);
+  fresh->capacity = std::max(fresh->capacity, alloc);
+  for (size_t i = 0; i < caches.size(); ++i) {
+    const auto& s = *caches[i]->storage_;
+    const int64_t n = caches[i]->length_;
+    const auto b = static_cast<int64_t>(i);
+    for (int64_t l = 0; l < s.layers; ++l) {
+      fresh->k[l][b].narrow(1, 0, n).copy_(s.k[l][0].narrow(1, 0, n));
+      fresh->v[l][b].narrow(1, 0, n).copy_(s.v[l][0].narrow(1, 0, n));
+      // Padding is masked, but masked scores of NaN garbage stay NaN: zeros.
+      fresh->k[l][b].narrow(1, n, longest - n).zero_();
+      fresh->v[l][b].narrow(1, n, longest - n).zero_();
+    }
+    fresh->mask[b].narrow(0, 0, n).copy_(s.mask[0].narrow(0, 0, n));
+  }
+  fresh->high_water = longest;
+  return KVCache(std::move(fresh), longest);
+}
+
 at::Tensor KVCache::mask() const { return storage_->mask.narrow(1, 0, length_).clone(); }
 
 void KVCache::reserve(int64_t new_tokens, const at::Tensor& new_mask) {

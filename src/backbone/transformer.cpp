@@ -180,14 +180,20 @@ TransformerImpl::TransformerImpl(const ModelConfig& c, bool with_lm_head, c10::D
 }
 
 at::Tensor TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t past, int64_t T,
-                                       c10::ScalarType dtype) const {
+                                       c10::ScalarType dtype, const at::Tensor& visibility) const {
   const int64_t S = key_valid.size(1);
   auto dev = key_valid.device();
-  auto qi = torch::arange(past, past + T, torch::dtype(torch::kLong).device(dev)).unsqueeze(1);  // [T, 1]
-  auto kj = torch::arange(0, S, torch::dtype(torch::kLong).device(dev)).unsqueeze(0);           // [1, S]
-  auto visible = kj <= qi;
-  if (config_.sliding_window) visible = visible.logical_and(qi - kj <= *config_.sliding_window);
-  visible = visible.unsqueeze(0).logical_and(key_valid.unsqueeze(1).to(torch::kBool));  // [B, T, S]
+  at::Tensor visible;
+  if (visibility.defined()) {
+    visible = visibility.to(dev, torch::kBool);
+  } else {
+    auto qi = torch::arange(past, past + T, torch::dtype(torch::kLong).device(dev)).unsqueeze(1);  // [T, 1]
+    auto kj = torch::arange(0, S, torch::dtype(torch::kLong).device(dev)).unsqueeze(0);           // [1, S]
+    visible = kj <= qi;
+    if (config_.sliding_window) visible = visible.logical_and(qi - kj <= *config_.sliding_window);
+    visible = visible.unsqueeze(0);
+  }
+  visible = visible.logical_and(key_valid.unsqueeze(1).to(torch::kBool));  // [B, T, S]
   // Finite minimum, as HF: a row with no visible key gets uniform attention
   // instead of NaN.
   const double minval = AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "mask_min", [] {
@@ -232,12 +238,16 @@ ForwardOutput TransformerImpl::forward(const ForwardInput& in) const {
                  ? in.position_ids.to(dev, torch::kLong)
                  : torch::arange(past, past + T, torch::dtype(torch::kLong).device(dev)).unsqueeze(0).expand({B, T});
 
+  if (in.visibility.defined() && (in.visibility.dim() != 3 || in.visibility.size(0) != B ||
+                                  in.visibility.size(1) != T || in.visibility.size(2) != past + T))
+    throw InputError("forward: visibility must be [" + std::to_string(B) + ", " + std::to_string(T) + ", " +
+                     std::to_string(past + T) + "] (cached positions + new tokens)");
   at::Tensor key_valid = mask2d;
   if (in.cache) {
     in.cache->reserve(T, mask2d);  // throws, leaving the cache unchanged, when there is no room
     key_valid = in.cache->pending_mask();
   }
-  auto mask = build_mask(key_valid, past, T, dtype);
+  auto mask = build_mask(key_valid, past, T, dtype, in.visibility);
   auto [cos, sin] = rope_.cos_sin(pos, dtype);
 
   ForwardOutput out;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "stepverify/answer.h"
@@ -41,7 +42,7 @@ class Search {
 
   Node root() {
     Node n;
-    if (options_.incremental) {
+    if (options_.scoring == SearchScoring::Sessions) {
       n.session = verifier_.session(question_);
       result_.verifier_tokens += n.session->tokens_computed();
     }
@@ -79,41 +80,112 @@ class Search {
       int64_t asked = 0;
       for (n = 0; n < parents.size() && asked < options_.max_proposals - result_.proposals; ++n) asked += ks[n];
     }
-    std::vector<Node> children;
+    std::vector<const Node*> asking;
+    std::vector<std::vector<Proposal>> proposals;
     for (size_t lo = 0, hi = 0; lo < n; lo = hi) {
       std::vector<std::vector<std::string>> partials;
       for (hi = lo; hi < n && ks[hi] == ks[lo]; ++hi) partials.push_back(parents[hi].steps);
-      const auto proposals = proposer_.propose_many(question_, partials, ks[lo]);
-      if (proposals.size() != partials.size())
-        throw Error("search: propose_many returned " + std::to_string(proposals.size()) + " lists of proposals for " +
+      auto got = proposer_.propose_many(question_, partials, ks[lo]);
+      if (got.size() != partials.size())
+        throw Error("search: propose_many returned " + std::to_string(got.size()) + " lists of proposals for " +
                     std::to_string(partials.size()) + " partial solutions");
-      for (size_t i = lo; i < hi; ++i)
-        for (auto& c : children_of(parents[i], proposals[i - lo])) children.push_back(std::move(c));
+      for (size_t i = lo; i < hi; ++i) {
+        asking.push_back(&parents[i]);
+        proposals.push_back(std::move(got[i - lo]));
+      }
     }
-    return children;
+    return children_of(asking, proposals);
   }
 
   std::vector<Node> children_of(const Node& parent, const std::vector<Proposal>& proposals) {
+    return children_of({&parent}, {proposals});
+  }
+
+  // The children of several parents, all scored together (one forward with
+  // sessions, one padded batch when re-scoring in batches).
+  std::vector<Node> children_of(const std::vector<const Node*>& parents,
+                                const std::vector<std::vector<Proposal>>& proposals) {
     std::vector<Node> children;
-    std::set<std::string> seen;
-    for (const auto& p : proposals) {
-      result_.proposals += 1;
-      result_.generated_tokens += p.tokens;
-      if (options_.dedup && !seen.insert(p.text).second) continue;
-      Node child;
-      child.steps = parent.steps;
-      child.steps.push_back(p.text);
-      child.scores = parent.scores;
-      try {
-        child.scores.push_back(score_step(parent, child));
-      } catch (const InputError&) {
-        continue;  // an empty or malformed step: not a candidate
+    std::vector<size_t> parent_of;
+    std::vector<std::vector<std::string>> texts(parents.size());
+    for (size_t i = 0; i < parents.size(); ++i) {
+      std::set<std::string> seen;
+      for (const auto& p : proposals[i]) {
+        result_.proposals += 1;
+        result_.generated_tokens += p.tokens;
+        if (options_.dedup && !seen.insert(p.text).second) continue;
+        Node child;
+        child.steps = parents[i]->steps;
+        child.steps.push_back(p.text);
+        child.scores = parents[i]->scores;
+        child.finished = p.finished || static_cast<int>(child.steps.size()) >= options_.max_steps;
+        children.push_back(std::move(child));
+        parent_of.push_back(i);
+        texts[i].push_back(p.text);
       }
-      child.finished = p.finished || static_cast<int>(child.steps.size()) >= options_.max_steps;
-      child.rank = rank_of(child.scores);
-      children.push_back(std::move(child));
     }
-    return children;
+    // Each child's score; none when the verifier refused its step (an empty
+    // or malformed step: not a candidate).
+    std::vector<std::optional<double>> score(children.size());
+    switch (options_.scoring) {
+      case SearchScoring::Sessions: {
+        std::vector<const ScoringSession*> sessions;
+        for (const auto* p : parents) sessions.push_back(p->session.get());
+        CandidateOptions co;
+        co.skip_invalid = true;
+        auto scored = ScoringSession::append_candidates(sessions, texts, co);
+        std::vector<size_t> next(parents.size(), 0);
+        for (size_t c = 0; c < children.size(); ++c) {
+          const size_t i = parent_of[c];
+          auto& r = scored[i][next[i]++];
+          if (!r.session) continue;
+          result_.verifier_tokens += r.session->tokens_computed() - parents[i]->session->tokens_computed();
+          score[c] = r.scores.at(head_);
+          children[c].session = std::move(r.session);
+        }
+        break;
+      }
+      case SearchScoring::BatchedRescore: {
+        // The Python frameworks' best without a prefix cache: every child's
+        // whole sequence, all children of the step in one padded batch.
+        std::vector<Solution> batch;
+        for (const auto& c : children) batch.push_back({question_, c.steps});
+        std::vector<Scores> all;
+        try {
+          all = verifier_.score_batch(batch);
+        } catch (const InputError&) {
+          all.clear();  // some child is refused: find which, one at a time
+        }
+        for (size_t c = 0; c < children.size(); ++c) {
+          if (all.empty()) {
+            try {
+              score[c] = score_of(verifier_.score(question_, children[c].steps));
+            } catch (const InputError&) {
+            }
+          } else {
+            score[c] = score_of(all[c]);
+          }
+        }
+        break;
+      }
+      case SearchScoring::Rescore:
+        // The HF-transformers way: each child's whole prefix again, alone.
+        for (size_t c = 0; c < children.size(); ++c) {
+          try {
+            score[c] = score_of(verifier_.score(question_, children[c].steps));
+          } catch (const InputError&) {
+          }
+        }
+        break;
+    }
+    std::vector<Node> kept;
+    for (size_t c = 0; c < children.size(); ++c) {
+      if (!score[c]) continue;
+      children[c].scores.push_back(*score[c]);
+      children[c].rank = rank_of(children[c].scores);
+      kept.push_back(std::move(children[c]));
+    }
+    return kept;
   }
 
   // Keeps the best `width` unfinished nodes; finished ones become candidates.
@@ -165,16 +237,9 @@ class Search {
   const SearchOptions& options() const { return options_; }
 
  private:
-  double score_step(const Node& parent, Node& child) {
-    if (options_.incremental) {
-      child.session = parent.session->fork();
-      const int64_t before = child.session->tokens_computed();
-      const auto r = child.session->append_step(child.steps.back());
-      result_.verifier_tokens += child.session->tokens_computed() - before;
-      return r.at(head_);
-    }
-    // The Python frameworks' way: the whole prefix again.
-    const auto s = verifier_.score(question_, child.steps);
+  // The ranking head's score of the last step of a whole-solution scoring
+  // (counting its tokens).
+  double score_of(const Scores& s) {
     result_.verifier_tokens += s.tokens;
     auto it = s.heads.find(head_);
     return it != s.heads.end() ? it->second.back() : s.outcome.at(head_);
