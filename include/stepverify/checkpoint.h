@@ -44,9 +44,18 @@ class ByteSource {
   virtual size_t size() const = 0;
   /// Where the bytes come from (a path, or a name given by the application).
   virtual const std::string& name() const = 0;
+  /// Whether the bytes are a private copy-on-write mapping of a file: they
+  /// may be used in place by tensors (writes go to private pages, never to
+  /// the file) and release() can drop them from memory.
+  virtual bool mapped() const { return false; }
+  /// A hint that [data, data + size) will not be read again soon: a mapped
+  /// file drops those pages from the process's memory (they are read again
+  /// from the file if needed). No effect on other sources.
+  virtual void release(const std::byte* data, size_t size) const {}
 };
 
-/// Maps a file read-only. Throws IoError naming the file.
+/// Maps a file privately (copy-on-write: the file is never written). Throws
+/// IoError naming the file.
 std::shared_ptr<const ByteSource> map_file(const std::filesystem::path& path);
 /// Wraps bytes the caller hands over (copied once into the source).
 std::shared_ptr<const ByteSource> memory_source(std::string bytes, std::string name);

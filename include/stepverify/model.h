@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,16 @@ struct LoadOptions {
   bool load_lm_head = true;
   /// Load the tokenizer files beside the checkpoint.
   bool load_tokenizer = true;
+  /// Use weights whose dtype equals `dtype` where they lie in the mapped
+  /// checkpoint (CPU only; no copy, so a 15 GB bf16 checkpoint needs 15 GB,
+  /// not 30). The mapping is private: training such a model writes private
+  /// copies of the pages it changes, never the file. Only q/k/v and gate/up,
+  /// fused into one matrix each, are copied (their mapped pages released).
+  /// false: every weight is copied into memory the model owns.
+  bool weights_in_place = true;
+  /// Called during loading with (bytes done, bytes in all) of the weights,
+  /// e.g. to draw a progress bar; empty: nothing is called.
+  std::function<void(int64_t, int64_t)> progress;
   /// Tokenizer overrides.
   TokenizerOptions tokenizer;
   /// Process-wide CPU settings applied on first load.

@@ -15,6 +15,7 @@
 // safe. Changing parameters while forwards run is not.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -77,7 +78,7 @@ class AttentionImpl : public torch::nn::Module {
   /// Puts q/k/v weights (and biases) in one tensor, the three parameters
   /// becoming views of it, so inference runs one GEMM instead of three.
   /// Forwards with grad mode on keep using the three parameters.
-  void fuse();
+  void fuse(const std::function<void(const at::Tensor&)>& released = {});
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
@@ -91,7 +92,7 @@ class MLPImpl : public torch::nn::Module {
   explicit MLPImpl(const ModelConfig& config);
   at::Tensor forward(const at::Tensor& x) const;
   /// Puts gate and up weights in one tensor (see AttentionImpl::fuse).
-  void fuse();
+  void fuse(const std::function<void(const at::Tensor&)>& released = {});
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 
  private:
@@ -132,7 +133,9 @@ class TransformerImpl : public torch::nn::Module {
   /// Shares the embedding matrix with the LM head (tie_word_embeddings).
   void tie_lm_head();
   /// Fuses the projections of every layer for inference (call after loading).
-  void fuse_projections();
+  /// `released` is called with each tensor copied into a fused one (the
+  /// loader drops its mapped pages).
+  void fuse_projections(const std::function<void(const at::Tensor&)>& released = {});
   const ModelConfig& config() const { return config_; }
 
   Decoder model{nullptr};

@@ -1,4 +1,5 @@
 // Model: loading a checkpoint into the backbone (a checked one-to-one copy).
+#include <map>
 #include <set>
 
 #include "stepverify/errors.h"
@@ -57,16 +58,35 @@ std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, c
   if (!ckpt.contains("model.embed_tokens.weight") && ckpt.contains("embed_tokens.weight")) prefix = "";
   const bool tied = config.tie_word_embeddings;
   std::set<std::string> consumed;
+  auto key_of = [&](const std::string& name) {
+    return name.rfind("model.", 0) == 0 ? prefix + name.substr(6) : name;
+  };
+  int64_t total = 0, done = 0;
+  for (auto& item : model->transformer_->named_parameters())
+    if (!(item.key() == "lm_head.weight" && tied) && ckpt.contains(key_of(item.key())))
+      total += static_cast<int64_t>(ckpt.tensor(key_of(item.key())).nbytes);
+  // Weights used in place, by data pointer: the fused ones are copied, and
+  // their mapped pages then dropped, so loading peaks at the model's size.
+  std::map<const void*, TensorView> in_place;
   for (auto& item : model->transformer_->named_parameters()) {
     const std::string& name = item.key();
     if (name == "lm_head.weight" && tied) continue;
-    const std::string key = name.rfind("model.", 0) == 0 ? prefix + name.substr(6) : name;
-    auto t = load_parameter(ckpt, key, item.value().sizes(), options.device, options.dtype);
+    const std::string key = key_of(name);
+    auto t = load_parameter(ckpt, key, item.value().sizes(), options.device, options.dtype, options.weights_in_place);
+    if (t.device().is_cpu() && ckpt.contains(key)) {
+      const auto view = ckpt.tensor(key);
+      if (t.data_ptr() == static_cast<const void*>(view.data)) in_place.emplace(t.data_ptr(), view);
+      done += static_cast<int64_t>(view.nbytes);
+    }
     item.value().set_data(t);
     consumed.insert(key);
+    if (options.progress) options.progress(done, total);
   }
   if (with_lm_head && tied) model->transformer_->tie_lm_head();
-  model->transformer_->fuse_projections();
+  model->transformer_->fuse_projections([&](const at::Tensor& t) {
+    auto it = in_place.find(t.data_ptr());
+    if (it != in_place.end()) it->second.source->release(it->second.data, it->second.nbytes);
+  });
   for (const auto& n : ckpt.names()) {
     if (consumed.count(n)) continue;
     if (n.size() >= 20 && n.compare(n.size() - 20, 20, "rotary_emb.inv_freq") == 0) continue;

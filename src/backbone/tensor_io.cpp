@@ -1,6 +1,7 @@
 // Conversions between checkpoint views and torch tensors.
 #include "backbone/tensor_io.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "stepverify/errors.h"
@@ -17,6 +18,14 @@ at::Tensor to_tensor(const TensorView& v) {
   auto t = torch::empty(v.shape, torch::dtype(torch_dtype(v.dtype)));
   if (v.nbytes) std::memcpy(t.data_ptr(), v.data, v.nbytes);
   return t;
+}
+
+at::Tensor view_in_place(const TensorView& v) {
+  if (!v.source || !v.source->mapped() || v.nbytes == 0) return {};
+  if (reinterpret_cast<uintptr_t>(v.data) % dtype_size(v.dtype) != 0) return {};
+  auto keep = v.source;  // the tensor owns a reference to the mapping
+  return torch::from_blob(const_cast<std::byte*>(v.data), v.shape, [keep](void*) {},
+                          torch::dtype(torch_dtype(v.dtype)));
 }
 
 c10::ScalarType torch_dtype(DType d) {
@@ -52,7 +61,7 @@ std::optional<DType> stepverify_dtype(c10::ScalarType t) {
 }
 
 at::Tensor load_parameter(const Checkpoint& ckpt, const std::string& name, at::IntArrayRef expected_shape,
-                          c10::Device device, c10::ScalarType dtype) {
+                          c10::Device device, c10::ScalarType dtype, bool in_place) {
   TensorView view = ckpt.tensor(name);
   if (!is_floating(view.dtype))
     throw ShapeError(ckpt.name() + ": tensor " + name + ": dtype " + std::string(dtype_name(view.dtype)) +
@@ -60,6 +69,15 @@ at::Tensor load_parameter(const Checkpoint& ckpt, const std::string& name, at::I
   if (at::IntArrayRef(view.shape) != expected_shape)
     throw ShapeError(ckpt.name() + ": tensor " + name + ": expected " + detail::shape_str(expected_shape) + ", found " +
                      detail::shape_str(view.shape));
+  if (in_place) {
+    if (auto t = view_in_place(view); t.defined()) {
+      if (device.is_cpu() && t.scalar_type() == dtype) return t;
+      // One conversion straight from the mapped bytes, which are then dropped.
+      auto converted = t.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+      view.source->release(view.data, view.nbytes);
+      return converted;
+    }
+  }
   return to_tensor(view).to(device, dtype);
 }
 

@@ -16,9 +16,15 @@ c10::ScalarType torch_dtype(DType d);
 std::optional<DType> stepverify_dtype(c10::ScalarType t);
 /// Copies a view into a new CPU tensor (safetensors data need not be aligned).
 at::Tensor to_tensor(const TensorView& v);
+/// A CPU tensor over the view's bytes, without a copy (it keeps the source
+/// alive); undefined when the bytes cannot be used in place (not a mapped
+/// file, or not aligned to the element size).
+at::Tensor view_in_place(const TensorView& v);
 /// Reads floating tensor `name` of `ckpt`, checks its shape, converts it.
+/// With `in_place`, a CPU tensor of the checkpoint's dtype in a mapped file
+/// is used where it lies; conversions read the bytes once and release them.
 /// Throws ShapeError naming the checkpoint and tensor.
 at::Tensor load_parameter(const Checkpoint& ckpt, const std::string& name, at::IntArrayRef expected_shape,
-                          c10::Device device, c10::ScalarType dtype);
+                          c10::Device device, c10::ScalarType dtype, bool in_place = false);
 
 }  // namespace stepverify

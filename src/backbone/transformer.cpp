@@ -108,8 +108,10 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
 }
 
 namespace {
-// Concatenates parameters along dim 0 and turns each into a view of the result.
-at::Tensor fuse_rows(std::initializer_list<at::Tensor*> params) {
+using Released = std::function<void(const at::Tensor&)>;
+// Concatenates parameters along dim 0 and turns each into a view of the
+// result; `released` sees each original once it is copied.
+at::Tensor fuse_rows(std::initializer_list<at::Tensor*> params, const Released& released) {
   std::vector<at::Tensor> parts;
   for (auto* p : params) parts.push_back(*p);
   auto fused = at::cat(parts, 0);
@@ -119,20 +121,22 @@ at::Tensor fuse_rows(std::initializer_list<at::Tensor*> params) {
     p->set_data(fused.narrow(0, offset, n));
     offset += n;
   }
+  if (released)
+    for (const auto& t : parts) released(t);
   return fused;
 }
 }  // namespace
 
-void AttentionImpl::fuse() {
+void AttentionImpl::fuse(const Released& released) {
   torch::NoGradGuard no_grad;
-  qkv_weight_ = fuse_rows({&q_proj->weight, &k_proj->weight, &v_proj->weight});
-  if (q_proj->bias.defined()) qkv_bias_ = fuse_rows({&q_proj->bias, &k_proj->bias, &v_proj->bias});
+  qkv_weight_ = fuse_rows({&q_proj->weight, &k_proj->weight, &v_proj->weight}, released);
+  if (q_proj->bias.defined()) qkv_bias_ = fuse_rows({&q_proj->bias, &k_proj->bias, &v_proj->bias}, released);
 }
 
-void MLPImpl::fuse() {
+void MLPImpl::fuse(const Released& released) {
   torch::NoGradGuard no_grad;
-  gate_up_weight_ = fuse_rows({&gate_proj->weight, &up_proj->weight});
-  if (gate_proj->bias.defined()) gate_up_bias_ = fuse_rows({&gate_proj->bias, &up_proj->bias});
+  gate_up_weight_ = fuse_rows({&gate_proj->weight, &up_proj->weight}, released);
+  if (gate_proj->bias.defined()) gate_up_bias_ = fuse_rows({&gate_proj->bias, &up_proj->bias}, released);
 }
 
 MLPImpl::MLPImpl(const ModelConfig& c) {
@@ -267,10 +271,10 @@ void TransformerImpl::tie_lm_head() {
   if (has_lm_head()) lm_head->weight.set_data(model->embed_tokens->weight);
 }
 
-void TransformerImpl::fuse_projections() {
+void TransformerImpl::fuse_projections(const std::function<void(const at::Tensor&)>& released) {
   for (auto& layer : model->layer_list) {
-    layer->self_attn->fuse();
-    layer->mlp->fuse();
+    layer->self_attn->fuse(released);
+    layer->mlp->fuse(released);
   }
 }
 

@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "stepverify/checkpoint.h"
@@ -29,7 +31,9 @@ class MappedFile final : public ByteSource {
     }
     size_ = static_cast<size_t>(st.st_size);
     if (size_ > 0) {
-      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      // Writable and private: tensors may use the bytes in place, and a
+      // write (training a loaded model) copies the page, never the file.
+      void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) {
         int err = errno;
         ::close(fd);
@@ -48,6 +52,16 @@ class MappedFile final : public ByteSource {
   const std::byte* data() const override { return data_; }
   size_t size() const override { return size_; }
   const std::string& name() const override { return name_; }
+  bool mapped() const override { return true; }
+  void release(const std::byte* data, size_t size) const override {
+    // Whole pages inside the range only: neighbours may still be in use.
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    auto lo = reinterpret_cast<uintptr_t>(data), hi = lo + size;
+    const auto begin = reinterpret_cast<uintptr_t>(data_), end = begin + size_;
+    lo = std::max(begin, (lo + page - 1) / page * page);
+    hi = std::min(end, hi / page * page);
+    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  }
 
  private:
   std::string name_;
