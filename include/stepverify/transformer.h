@@ -78,7 +78,7 @@ class AttentionImpl : public torch::nn::Module {
   /// Puts q/k/v weights (and biases) in one tensor, the three parameters
   /// becoming views of it, so inference runs one GEMM instead of three.
   /// Forwards with grad mode on keep using the three parameters.
-  void fuse(const std::function<void(const at::Tensor&)>& released = {});
+  void fuse(const std::function<void(const void*)>& released = {});
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
@@ -92,7 +92,7 @@ class MLPImpl : public torch::nn::Module {
   explicit MLPImpl(const ModelConfig& config);
   at::Tensor forward(const at::Tensor& x) const;
   /// Puts gate and up weights in one tensor (see AttentionImpl::fuse).
-  void fuse(const std::function<void(const at::Tensor&)>& released = {});
+  void fuse(const std::function<void(const void*)>& released = {});
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 
  private:
@@ -133,9 +133,9 @@ class TransformerImpl : public torch::nn::Module {
   /// Shares the embedding matrix with the LM head (tie_word_embeddings).
   void tie_lm_head();
   /// Fuses the projections of every layer for inference (call after loading).
-  /// `released` is called with each tensor copied into a fused one (the
-  /// loader drops its mapped pages).
-  void fuse_projections(const std::function<void(const at::Tensor&)>& released = {});
+  /// `released` is called with the data of each tensor copied into a fused
+  /// one (the loader drops its mapped pages).
+  void fuse_projections(const std::function<void(const void*)>& released = {});
   const ModelConfig& config() const { return config_; }
 
   Decoder model{nullptr};

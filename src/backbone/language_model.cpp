@@ -83,8 +83,8 @@ std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, c
     if (options.progress) options.progress(done, total);
   }
   if (with_lm_head && tied) model->transformer_->tie_lm_head();
-  model->transformer_->fuse_projections([&](const at::Tensor& t) {
-    auto it = in_place.find(t.data_ptr());
+  model->transformer_->fuse_projections([&](const void* data) {
+    auto it = in_place.find(data);
     if (it != in_place.end()) it->second.source->release(it->second.data, it->second.nbytes);
   });
   for (const auto& n : ckpt.names()) {

@@ -108,12 +108,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
 }
 
 namespace {
-using Released = std::function<void(const at::Tensor&)>;
+using Released = std::function<void(const void*)>;
 // Concatenates parameters along dim 0 and turns each into a view of the
 // result; `released` sees each original once it is copied.
 at::Tensor fuse_rows(std::initializer_list<at::Tensor*> params, const Released& released) {
   std::vector<at::Tensor> parts;
-  for (auto* p : params) parts.push_back(*p);
+  std::vector<const void*> data;  // set_data below changes what the parts point to
+  for (auto* p : params) {
+    parts.push_back(*p);
+    data.push_back(p->data_ptr());
+  }
   auto fused = at::cat(parts, 0);
   int64_t offset = 0;
   for (auto* p : params) {
@@ -122,7 +126,7 @@ at::Tensor fuse_rows(std::initializer_list<at::Tensor*> params, const Released& 
     offset += n;
   }
   if (released)
-    for (const auto& t : parts) released(t);
+    for (const void* d : data) released(d);
   return fused;
 }
 }  // namespace
@@ -271,7 +275,7 @@ void TransformerImpl::tie_lm_head() {
   if (has_lm_head()) lm_head->weight.set_data(model->embed_tokens->weight);
 }
 
-void TransformerImpl::fuse_projections(const std::function<void(const at::Tensor&)>& released) {
+void TransformerImpl::fuse_projections(const std::function<void(const void*)>& released) {
   for (auto& layer : model->layer_list) {
     layer->self_attn->fuse(released);
     layer->mlp->fuse(released);
