@@ -1,7 +1,11 @@
 // Parity with Hugging Face transformers 4.40.2 on every case of ../shared/fixtures/hf.
 #include "test_support.h"
 
+#include <cstdio>
+#include <fstream>
+
 #include "stepverify/model.h"
+#include "stepverify/transformer.h"
 
 using namespace stepverify;
 
@@ -190,4 +194,61 @@ TEST_CASE("bf16 on CPU stays close to fp32", "[parity]") {
   auto la = f32->model->logits(a), lb = bf->model->logits(b);
   const double agree = (la.argmax(-1) == lb.argmax(-1)).to(torch::kDouble).mean().item<double>();
   CHECK(agree >= 0.8);
+}
+
+TEST_CASE("weights used in place in the mapped checkpoint: same results, file never written", "[parity][checkpoint]") {
+  auto dir = test::fixture("llama_gqa");
+  if (!dir) return;
+  test::TempDir tmp;
+  for (const auto& e : std::filesystem::directory_iterator(*dir))
+    std::filesystem::copy_file(e.path(), tmp.path / e.path().filename());
+  const auto file = tmp.path / "model.safetensors";
+  const std::string before = stepverify::detail::read_file(file);
+  LoadOptions copy;
+  copy.weights_in_place = false;
+  copy.load_tokenizer = false;
+  LoadOptions mapped = copy;
+  mapped.weights_in_place = true;
+  int64_t calls = 0, last_done = -1, last_total = -1;
+  mapped.progress = [&](int64_t done, int64_t total) {
+    ++calls;
+    CHECK(done >= last_done);
+    last_done = done;
+    last_total = total;
+  };
+  auto a = Model::load(tmp.path, copy);
+  auto b = Model::load(tmp.path, mapped);
+  CHECK(calls > 0);
+  CHECK(last_done == last_total);
+  // o_proj (not fused) lies in a mapping of the file; q_proj (fused into
+  // one matrix with k and v) was copied out of it.
+  auto in_file = [&](const void* p) {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    while (std::getline(maps, line)) {
+      if (line.size() < file.string().size() || line.compare(line.size() - file.string().size(), std::string::npos, file.string()) != 0)
+        continue;
+      uintptr_t lo = 0, hi = 0;
+      std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi);
+      if (a >= lo && a < hi) return true;
+    }
+    return false;
+  };
+  auto& t = b->transformer();
+  auto& attn = *t.model->layer_list[0]->self_attn;
+  CHECK(in_file(attn.o_proj->weight.data_ptr()));
+  CHECK_FALSE(in_file(attn.q_proj->weight.data_ptr()));
+  CHECK_FALSE(in_file(a->transformer().model->layer_list[0]->self_attn->o_proj->weight.data_ptr()));
+  ForwardInput in;
+  in.input_ids = to_batch({1, 5, 9, 30, 2, 7});
+  CHECK(torch::equal(a->forward(in).hidden, b->forward(in).hidden));
+  // Training writes the weights: private pages, the file unchanged.
+  {
+    torch::NoGradGuard no_grad;
+    attn.o_proj->weight.add_(1.0f);
+  }
+  CHECK_FALSE(torch::equal(a->forward(in).hidden, b->forward(in).hidden));
+  CHECK(stepverify::detail::read_file(file) == before);
+  CHECK(torch::equal(Model::load(tmp.path, copy)->forward(in).hidden, a->forward(in).hidden));
 }
