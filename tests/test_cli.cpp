@@ -94,4 +94,23 @@ TEST_CASE("cli score: step_scores per line, bad lines reported and skipped", "[c
   CHECK(lines[0]["scores"]["prm"].size() == 2);
   CHECK(lines[0]["id"] == 1);
   CHECK(lines[1]["id"] == 2);
+
+  SECTION("--dtype bf16 scores as the library does in bf16; fp16 on the CPU is refused") {
+    auto [rc16, o16] = run_cli("score --dtype bf16 --model " + dir->string() + " --input " +
+                               (tmp.path / "in.jsonl").string() + " --output " + out.string() + " --heads prm");
+    REQUIRE(rc16 == 0);
+    std::ifstream in16(out);
+    std::string first;
+    std::getline(in16, first);
+    VerifierOptions o;
+    o.load.dtype = torch::kBFloat16;
+    auto want16 = Verifier::load(*dir, o)->score("What is 7 * 8?", {"7 * 8 = 54.", "The answer is 54."}).step_scores;
+    auto got16 = nlohmann::json::parse(first)["step_scores"].get<std::vector<double>>();
+    REQUIRE(got16.size() == want16.size());
+    for (size_t i = 0; i < got16.size(); ++i) CHECK(std::abs(got16[i] - want16[i]) < 1e-6);
+    const std::string bad = "score --model " + dir->string() + " --input " + (tmp.path / "in.jsonl").string() +
+                            " --output " + (tmp.path / "x.jsonl").string();
+    CHECK(run_cli(bad + " --dtype fp16").first != 0);
+    CHECK(run_cli(bad + " --dtype fp64").first != 0);
+  }
 }

@@ -591,3 +591,75 @@ TEST_CASE("candidates: one forward over the shared prefix equals one append per 
       CHECK(std::abs(split[1][c].scores.at("prm") - got[1][c].scores.at("prm")) <= kScoreTol);
   }
 }
+
+TEST_CASE("bf16: step scores near fp32, the same best-of-N pick, sessions equal full passes", "[verifier][bf16]") {
+  struct Case {
+    std::string fixture, spec;
+  };
+  const std::vector<Case> cases = {{"qwen2_prm", ""}, {"mistral_shepherd_prm", "math-shepherd"}, {"llama_orm", ""}};
+  const std::string q = "Tom has 7 apples, buys 5 and gives 2 away. How many apples does he have now?";
+  const std::vector<std::vector<std::string>> sols = {
+      {"7 + 5 = 12.", "12 - 2 = 10.", "The answer is 10."},
+      {"7 + 5 = 13.", "13 - 2 = 11.", "The answer is 11."},
+      {"He starts with 7 apples.", "After buying 5 he has 12.", "After giving 2 away he has 10.", "The answer is 10."},
+      {"7 - 5 = 2.", "2 + 2 = 4.", "The answer is 4."},
+      {"12 - 2 = 10 apples in the end.", "The answer is $\\boxed{10}$."},
+      {"Tom buys 5 apples and has 7 + 5 = 12 apples.", "He gives away 2, so he has 12 - 2 = 10 apples."}};
+  for (const auto& c : cases) {
+    auto dir = test::fixture(c.fixture);
+    if (!dir) return;
+    INFO(c.fixture);
+    VerifierOptions o32, o16;
+    o32.spec = o16.spec = c.spec;
+    o16.load.dtype = torch::kBFloat16;
+    auto v32 = Verifier::load(*dir, o32);
+    auto v16 = Verifier::load(*dir, o16);
+    std::vector<Solution> batch;
+    for (const auto& s : sols) batch.push_back({q, s});
+    const auto a = v32->score_batch(batch), b = v16->score_batch(batch);
+    // bf16 rounds every weight and activation to 8 significant bits (unit
+    // roundoff 2^-8 = 0.4%); through these random fixtures that moves the
+    // heads' inputs by 1-4% (measured: probabilities 0.015-0.023 apart,
+    // raw ORM rewards of magnitude 1-2 up to 0.06). Allowed: 0.03 on
+    // probabilities, 0.02 + 5% of the value on raw rewards; the pick must not move.
+    double worst = 0;
+    size_t pick32 = 0, pick16 = 0;
+    const std::string head = v32->head_names().at(0);
+    auto close = [&](size_t h, double x, double y) {
+      worst = std::max(worst, std::abs(x - y));
+      const bool raw = v32->head_spec(h).activation == "none";
+      return std::abs(x - y) <= (raw ? 0.02 + 0.05 * std::abs(x) : 0.03);
+    };
+    for (size_t i = 0; i < sols.size(); ++i) {
+      for (size_t h = 0; h < v32->num_heads(); ++h) {
+        const auto& name = v32->head_spec(h).name;
+        INFO("solution " << i << ", head " << name);
+        if (a[i].heads.count(name))
+          for (size_t k = 0; k < a[i].heads.at(name).size(); ++k)
+            CHECK(close(h, a[i].heads.at(name)[k], b[i].heads.at(name)[k]));
+        CHECK(close(h, a[i].outcome.at(name), b[i].outcome.at(name)));
+      }
+      if (a[i].outcome.at(head) > a[pick32].outcome.at(head)) pick32 = i;
+      if (b[i].outcome.at(head) > b[pick16].outcome.at(head)) pick16 = i;
+      // A bf16 session scores each step as the bf16 full pass.
+      if (!a[i].heads.empty()) {
+        auto s = v16->session(q);
+        for (size_t k = 0; k < sols[i].size(); ++k) {
+          const double inc = s->append_step(sols[i][k]).at(head);
+          CHECK(std::abs(inc - b[i].heads.at(head)[k]) <= 0.02);
+        }
+      }
+    }
+    INFO(c.fixture << ": largest |bf16 - fp32| score difference " << worst);
+    CHECK(pick32 == pick16);
+    // Candidates in one bf16 forward score as one bf16 append each.
+    if (!a[0].heads.empty()) {
+      auto root = v16->session(q);
+      std::vector<std::string> firsts;
+      for (const auto& sol : sols) firsts.push_back(sol[0]);
+      auto got = root->append_candidates(firsts);
+      for (size_t i = 0; i < firsts.size(); ++i)
+        CHECK(std::abs(got[i].scores.at(head) - root->fork()->append_step(firsts[i]).at(head)) <= 0.02);
+    }
+  }
+}

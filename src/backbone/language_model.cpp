@@ -13,6 +13,9 @@ namespace {
 void check_options(const LoadOptions& o) {
   if (o.dtype != torch::kFloat && o.dtype != torch::kBFloat16 && o.dtype != torch::kHalf)
     throw ConfigError("LoadOptions.dtype must be float32, bfloat16 or float16");
+  if (o.dtype == torch::kHalf && o.device.is_cpu())
+    throw ConfigError("LoadOptions.dtype float16 on the CPU: this libtorch has no float16 matrix products on CPU; "
+                      "use bfloat16 (the same memory, about float32's speed) or float32");
   if (o.device.is_cuda() && !torch::cuda::is_available())
     throw ConfigError("LoadOptions.device is CUDA but no CUDA device is available to libtorch");
 }

@@ -32,7 +32,7 @@ void write_file(const std::string& path, const std::string& text) {
 namespace {
 
 struct ProcessBenchArgs {
-  std::string scores, model, spec, data;
+  std::string scores, model, spec, data, dtype = "fp32";
   double threshold = 0.5;
   std::string calibrate_on;
   bool json = false;
@@ -48,8 +48,8 @@ int run_processbench(const ProcessBenchArgs& a) {
     records = read_processbench_records(a.scores, ro);
   } else if (!a.model.empty()) {
     records = read_processbench_records(a.data);
-    const std::string model = a.model, spec = a.spec;
-    score_processbench_records(records, [&](const auto& problems) { return score_with_model(model, spec, problems); });
+    score_processbench_records(records,
+                               [&](const auto& problems) { return score_with_model(a.model, a.spec, a.dtype, problems); });
   } else {
     throw InputError("eval processbench: give --scores FILE.jsonl, or --model DIR with --data FILE_OR_DIR");
   }
@@ -88,6 +88,8 @@ Run add_eval(CLI::App& app) {
                                 "JSONL of scored records: ProcessBench fields (id, label, ...) plus step_scores");
   auto* model = pb->add_option("--model", a->model, "verifier checkpoint directory (scores --data with it)");
   auto* spec = pb->add_option("--spec", a->spec, "with --model: a preset name or a spec JSON file");
+  pb->add_option("--dtype", a->dtype, "with --model: fp32 (default), bf16 or fp16 (CUDA only)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   auto* data = pb->add_option("--data", a->data, "with --model: a ProcessBench JSON/JSONL file or a directory of them");
   auto* thr = pb->add_option("--threshold", a->threshold, "a step is wrong when its score is below this (default 0.5)");
   auto* cal = pb->add_option("--calibrate-on", a->calibrate_on,

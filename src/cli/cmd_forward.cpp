@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "cli/commands.h"
+#include "cli/load_flags.h"
 #include "stepverify/checkpoint.h"
 #include "stepverify/errors.h"
 #include "stepverify/model.h"
@@ -22,8 +23,10 @@ Run add_forward(CLI::App& app) {
   app.add_option("--text", *text, "input text")->required();
   app.add_option("--out", *out_path, "output .safetensors file")->required();
   app.add_flag("--no-special-tokens", *no_special, "do not add BOS/EOS");
+  auto load = std::make_shared<LoadOptions>();
+  add_load_flags(app, *load);
   return [=] {
-    auto model = Model::load(*model_dir);
+    auto model = Model::load(*model_dir, *load);
     EncodeOptions opts;
     opts.add_special_tokens = !*no_special;
     auto ids = model->tokenizer().encode(*text, opts);

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/load_flags.h"
 #include "stepverify/errors.h"
 #include "stepverify/verifier.h"
 
@@ -70,8 +71,11 @@ Run add_score(CLI::App& app) {
   app.add_option("--heads", *heads, "heads to run and report, comma-separated (e.g. prm,orm)");
   app.add_option("--aggregate", *agg, "aggregate of step scores for solution-level 'scores' (min, max, prod, mean, last, geomean)");
   app.add_option("--batch-tokens", *batch_tokens, "most tokens in one batched forward");
+  auto load = std::make_shared<LoadOptions>();
+  add_load_flags(app, *load);
   return [=] {
     VerifierOptions vo;
+    vo.load = *load;
     vo.spec = *spec;
     vo.heads = split_csv(*heads);
     ScoreOptions so;

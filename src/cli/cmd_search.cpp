@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/load_flags.h"
 #include "stepverify/answer.h"
 #include "stepverify/errors.h"
 #include "stepverify/search.h"
@@ -61,10 +62,12 @@ Run add_search(CLI::App& app) {
   app.add_option("--final-marker", a->final_marker, "a step containing this finishes the solution");
   app.add_option("--head", a->head, "verifier head that ranks (default: the first)");
   app.add_option("--aggregate", a->aggregate, "rank partial solutions by: last, min, prod, mean");
-  return [a] {
-    LoadOptions lo;
-    auto policy = Model::load(a->policy, lo);
+  auto load = std::make_shared<LoadOptions>();
+  add_load_flags(app, *load);  // the policy's and the verifier's
+  return [a, load] {
+    auto policy = Model::load(a->policy, *load);
     VerifierOptions vo;
+    vo.load = *load;
     vo.spec = a->spec;
     auto verifier = Verifier::load(a->verifier, vo);
     SamplerOptions so;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/load_flags.h"
 #include "stepverify/arithmetic.h"
 #include "stepverify/datasets.h"
 #include "stepverify/errors.h"
@@ -135,6 +136,8 @@ Run add_label(CLI::App& app) {
   app.add_option("--max-new-tokens", ro->generation.max_new_tokens, "rollout length limit (default 128)");
   app.add_option("--seed", ro->generation.seed, "rollout seed");
   app.add_option("--prompt-template", ro->prompt_template, "prompt; {question} replaced (default \"{question}\\n\")");
+  auto load = std::make_shared<LoadOptions>();
+  add_load_flags(app, *load);
   return [=] {
     if (*method != "mc" && *method != "binary") throw ConfigError("--method must be mc or binary");
     std::vector<LabelProblem> problems;
@@ -162,7 +165,7 @@ Run add_label(CLI::App& app) {
         problems.push_back(std::move(p));
       }
     }
-    LmRolloutPolicy roller(Model::load(*policy), *ro);
+    LmRolloutPolicy roller(Model::load(*policy, *load), *ro);
     lo->progress = true;
     std::vector<VerifierExample> out;
     std::vector<nlohmann::json> extra;

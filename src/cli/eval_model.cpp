@@ -1,5 +1,6 @@
 // score_with_model: the verifier behind `stepverify eval processbench --model`.
 #include "cli/eval_model.h"
+#include "cli/load_flags.h"
 
 #include <iostream>
 
@@ -10,10 +11,11 @@
 namespace stepverify::cli {
 
 std::vector<std::vector<double>> score_with_model(
-    const std::string& model_dir, const std::string& spec,
+    const std::string& model_dir, const std::string& spec, const std::string& dtype,
     const std::vector<std::pair<std::string, std::vector<std::string>>>& problems_and_steps) {
   VerifierOptions vo;
   vo.spec = spec;
+  vo.load.dtype = dtype_from_flag(dtype);
   auto verifier = Verifier::load(model_dir, vo);
   std::vector<std::vector<double>> out;
   out.reserve(problems_and_steps.size());

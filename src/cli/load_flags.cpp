@@ -1,0 +1,51 @@
+#include "cli/load_flags.h"
+
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "stepverify/errors.h"
+
+namespace stepverify::cli {
+
+const std::map<std::string, c10::ScalarType>& dtype_flags() {
+  static const std::map<std::string, c10::ScalarType> kDtypes = {
+      {"fp32", c10::kFloat}, {"bf16", c10::kBFloat16}, {"fp16", c10::kHalf}};
+  return kDtypes;
+}
+
+c10::ScalarType dtype_from_flag(const std::string& name) {
+  auto it = dtype_flags().find(name);
+  if (it == dtype_flags().end()) throw ConfigError("--dtype " + name + ": expected fp32, bf16 or fp16");
+  return it->second;
+}
+
+void add_load_flags(CLI::App& app, LoadOptions& options) {
+  app.add_option("--dtype", options.dtype,
+                 "compute dtype of the model: fp32 (default), bf16 (half the memory, about fp32's speed on CPU), "
+                 "fp16 (CUDA only)")
+      ->transform(CLI::CheckedTransformer(dtype_flags()));
+  struct State {
+    std::chrono::steady_clock::time_point start;
+    int64_t last = -1;
+    bool shown = false;
+  };
+  const auto state = std::make_shared<State>();
+  options.progress = [state](int64_t done, int64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (done <= state->last || state->last < 0) *state = {now, -1, false};  // a new load
+    state->last = done;
+    auto* shown = &state->shown;
+    auto* start = &state->start;
+    if (!*shown && std::chrono::duration<double>(now - *start).count() < 2.0) return;
+    *shown = true;
+    std::cerr << fmt::format("\rloading weights {:3.0f}% ({:.2f} of {:.2f} GB)", 100.0 * done / std::max<int64_t>(total, 1),
+                             done / 1e9, total / 1e9)
+              << (done >= total ? "\n" : "") << std::flush;
+  };
+}
+
+}  // namespace stepverify::cli
