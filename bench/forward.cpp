@@ -1,10 +1,11 @@
 // bench/forward: backbone forward throughput against the fp32 GEMM rate of the
 // same machine and threads, measured in the same run.
 //
-//   build/bench/forward [--quick] [--seq N]
+//   build/bench/forward [--quick] [--seq N] [--model llama-25M|llama-125M|qwen2-1.5B]
 //
 // Models are Llama shapes with random weights made here (~25M and ~125M
-// parameters). FLOPs per token = 2 x non-embedding parameters + attention
+// parameters) and the Qwen2.5-Math-PRM-1.5B backbone shape (fp32 and bf16,
+// batch 1, 512 tokens). FLOPs per token = 2 x non-embedding parameters + attention
 // (4 x layers x T x heads x head_dim: QK^T and PV over the full T x T block as
 // computed). gemm_fraction = achieved FLOP/s / the fp32 GEMM rate measured
 // right before and after that configuration (best of both), with the same
@@ -47,14 +48,15 @@ double gemm_rate(int64_t m, int64_t k, int64_t n, int reps) {
 
 struct Shape {
   std::string name;
-  int64_t hidden, layers, heads, inter, vocab;
+  int64_t hidden, layers, heads, inter, vocab, kv_heads = 0;  // kv_heads 0: heads
+  std::string architecture = "LlamaForCausalLM";
 };
 
 ModelConfig make_config(const Shape& s) {
   return ModelConfig::from_json(fmt::format(
-      R"({{"architectures":["LlamaForCausalLM"],"vocab_size":{},"hidden_size":{},"intermediate_size":{},)"
+      R"({{"architectures":["{}"],"vocab_size":{},"hidden_size":{},"intermediate_size":{},)"
       R"("num_hidden_layers":{},"num_attention_heads":{},"num_key_value_heads":{},"max_position_embeddings":2048}})",
-      s.vocab, s.hidden, s.inter, s.layers, s.heads, s.heads));
+      s.architecture, s.vocab, s.hidden, s.inter, s.layers, s.heads, s.kv_heads ? s.kv_heads : s.heads));
 }
 
 }  // namespace
@@ -63,14 +65,21 @@ int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
   bool quick = false;
   int64_t only_seq = 0;
+  std::string only_model;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
     if (std::strcmp(argv[i], "--seq") == 0 && i + 1 < argc) only_seq = std::atoll(argv[++i]);
+    if (std::strcmp(argv[i], "--model") == 0 && i + 1 < argc) only_model = argv[++i];
   }
   auto rt = configure_runtime();
   const int reps = quick ? 2 : 3;
 
-  const std::vector<Shape> shapes = {{"llama-25M", 512, 8, 8, 1376, 32000}, {"llama-125M", 768, 12, 12, 2048, 32000}};
+  // The Qwen2.5-Math-PRM-1.5B shape runs at batch 1 and 512 tokens only, in
+  // fp32 and bf16 (bf16 matrix products run through oneDNN at about the fp32
+  // GEMM rate; its fraction is against the same fp32 rate).
+  const std::vector<Shape> shapes = {{"llama-25M", 512, 8, 8, 1376, 32000},
+                                     {"llama-125M", 768, 12, 12, 2048, 32000},
+                                     {"qwen2-1.5B", 1536, 28, 12, 8960, 151936, 2, "Qwen2ForCausalLM"}};
   const std::vector<int64_t> seqs = {128, 512};
   const std::vector<int64_t> batches = {1, 8};
 
@@ -84,8 +93,8 @@ int main(int argc, char** argv) {
   fmt::print("threads: torch {}, BLAS {} ({})\n", rt.torch_threads, rt.blas_threads,
              blas_is_openblas() ? fmt::format("OpenBLAS, {} kernels", blas_kernels())
                                 : std::string("not OpenBLAS: expect ~50x slower GEMMs"));
-  fmt::print("{:<11} {:>5} {:>4} {:>10} {:>12} {:>9} {:>9} {:>8}\n", "model", "seq", "B", "params", "tokens/s",
-             "GFLOP/s", "GEMM", "fraction");
+  fmt::print("{:<11} {:<5} {:>5} {:>4} {:>10} {:>12} {:>9} {:>9} {:>8}\n", "model", "dtype", "seq", "B", "params",
+             "tokens/s", "GFLOP/s", "GEMM", "fraction");
 
   nlohmann::json result = {{"gemm_gflops", peak / 1e9},
                            {"torch_threads", rt.torch_threads},
@@ -93,13 +102,21 @@ int main(int argc, char** argv) {
                            {"blas_threads", rt.blas_threads},
                            {"configs", nlohmann::json::array()}};
   for (const auto& s : shapes) {
-    auto model = Model::random(make_config(s), 1234);
+   if (!only_model.empty() && s.name != only_model) continue;
+   const bool big = s.hidden >= 1536;
+   for (const auto dtype : big ? std::vector<c10::ScalarType>{torch::kFloat, torch::kBFloat16}
+                               : std::vector<c10::ScalarType>{torch::kFloat}) {
+    LoadOptions lo;
+    lo.dtype = dtype;
+    auto model = Model::random(make_config(s), 1234, lo);
     const int64_t nonembed = model->num_parameters(false);
     const int64_t total = model->num_parameters(true);
     for (int64_t T : seqs) {
       if (only_seq && T != only_seq) continue;
+      if (big && T != 512) continue;
       for (int64_t B : batches) {
         if (quick && B * T > 1024) continue;
+        if (big && B != 1) continue;
         ForwardInput in;
         in.input_ids = torch::randint(0, s.vocab, {B, T}, torch::kLong);
         model->forward(in);  // warm-up
@@ -116,6 +133,7 @@ int main(int argc, char** argv) {
         const double flops_per_token = 2.0 * nonembed + 4.0 * s.layers * T * s.hidden;
         const double achieved = tokens_per_s * flops_per_token;
         result["configs"].push_back({{"model", s.name},
+                                     {"dtype", dtype == torch::kFloat ? "fp32" : "bf16"},
                                      {"parameters", total},
                                      {"non_embedding_parameters", nonembed},
                                      {"seq", T},
@@ -126,11 +144,12 @@ int main(int argc, char** argv) {
                                      {"gemm_fraction", achieved / local_peak}});
       }
     }
+   }
   }
   result["gemm_gflops"] = peak / 1e9;
   for (auto& c : result["configs"]) {
-    fmt::print("{:<11} {:>5} {:>4} {:>9.1f}M {:>12.0f} {:>9.1f} {:>9.1f} {:>8.2f}\n", c["model"].get<std::string>(),
-               c["seq"].get<int64_t>(), c["batch"].get<int64_t>(), c["parameters"].get<int64_t>() / 1e6,
+    fmt::print("{:<11} {:<5} {:>5} {:>4} {:>9.1f}M {:>12.0f} {:>9.1f} {:>9.1f} {:>8.2f}\n", c["model"].get<std::string>(),
+               c["dtype"].get<std::string>(), c["seq"].get<int64_t>(), c["batch"].get<int64_t>(), c["parameters"].get<int64_t>() / 1e6,
                c["tokens_per_s"].get<double>(), c["gflops"].get<double>(), c["gemm_gflops"].get<double>(),
                c["gemm_fraction"].get<double>());
   }

@@ -64,7 +64,8 @@ class PrefixCache {
   void insert(const std::vector<int64_t>& ids, const KVCache& cache);
   int64_t bytes() const;
   int64_t entries() const;
-  int64_t hits() const { return hits_; }
+  /// Lookups that found a cached prefix.
+  int64_t hits() const;
 
  private:
   struct Node;

@@ -89,6 +89,11 @@ int64_t PrefixCache::bytes() const {
   return bytes_;
 }
 
+int64_t PrefixCache::hits() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return hits_;
+}
+
 int64_t PrefixCache::entries() const {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int64_t>(lru_.size());
