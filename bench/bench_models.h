@@ -5,12 +5,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "stepverify/search.h"
 #include "stepverify/transformer.h"
 #include "stepverify/verifier.h"
 
@@ -64,5 +66,28 @@ inline bool write_random_verifier(const std::filesystem::path& shared, const std
   save_safetensors(dir / "model.safetensors", tensors);
   return true;
 }
+
+// Deterministic steps of about `step_tokens` tokens, the same at one depth
+// for every parent, finished at `depth`: every scoring way expands the same tree.
+struct ScriptedProposer : StepProposer {
+  const Tokenizer* tok = nullptr;
+  int depth = 4;
+  int64_t step_tokens = 40;
+  std::set<std::vector<std::string>> nodes;  // every distinct path proposed
+  std::vector<Proposal> propose(const std::string&, const std::vector<std::string>& steps, int k) override {
+    std::vector<Proposal> out;
+    for (int i = 0; i < k; ++i) {
+      Proposal p;
+      p.text = text_of(*tok, step_tokens, static_cast<int>(steps.size()) * 17 + i * 5 + 3);
+      p.finished = static_cast<int>(steps.size()) + 1 >= depth;
+      p.tokens = step_tokens;
+      auto path = steps;
+      path.push_back(p.text);
+      nodes.insert(path);
+      out.push_back(p);
+    }
+    return out;
+  }
+};
 
 }  // namespace stepverify::bench

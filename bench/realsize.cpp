@@ -233,25 +233,11 @@ nlohmann::json spawn_load(const fs::path& dir, const std::string& dtype, bool sc
   char buf[4096];
   while (size_t n = std::fread(buf, 1, sizeof buf, p)) text.append(buf, n);
   if (::pclose(p) != 0) throw std::runtime_error("the load measurement failed: " + text);
-  return nlohmann::json::parse(text.substr(text.rfind('{')));
+  // The last line is the child's JSON object.
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return nlohmann::json::parse(text.substr(text.rfind('\n') + 1));
 }
 
-// Deterministic ~30-token steps: every scoring way expands the same tree.
-struct ScriptedProposer : StepProposer {
-  const Tokenizer* tok = nullptr;
-  int depth = 4;
-  std::vector<Proposal> propose(const std::string&, const std::vector<std::string>& steps, int k) override {
-    std::vector<Proposal> out;
-    for (int i = 0; i < k; ++i) {
-      Proposal p;
-      p.text = bench::text_of(*tok, 30, static_cast<int>(steps.size()) * 17 + i * 5 + 3);
-      p.finished = static_cast<int>(steps.size()) + 1 >= depth;
-      p.tokens = 30;
-      out.push_back(p);
-    }
-    return out;
-  }
-};
 
 struct Figures {
   nlohmann::json json;
@@ -269,9 +255,10 @@ Figures run_dtype(const fs::path& dir, const std::string& dtype, int beams, int 
   o.beam_width = beams;
   o.expansions = width;
   o.max_steps = depth;
-  ScriptedProposer prop;
+  bench::ScriptedProposer prop;
   prop.tok = &tok;
   prop.depth = depth;
+  prop.step_tokens = 30;
 
   Figures f;
   auto entry = [](const SearchResult& r) {

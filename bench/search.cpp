@@ -11,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -21,30 +20,6 @@
 #include "stepverify/search.h"
 
 using namespace stepverify;
-
-namespace {
-
-struct ScriptedProposer : StepProposer {
-  const Tokenizer* tok = nullptr;
-  int depth = 4;
-  std::set<std::vector<std::string>> nodes;  // every distinct path proposed
-  std::vector<Proposal> propose(const std::string&, const std::vector<std::string>& steps, int k) override {
-    std::vector<Proposal> out;
-    for (int i = 0; i < k; ++i) {
-      Proposal p;
-      p.text = bench::text_of(*tok, 40, static_cast<int>(steps.size()) * 17 + i * 5 + 3);
-      p.finished = static_cast<int>(steps.size()) + 1 >= depth;
-      p.tokens = 40;
-      auto path = steps;
-      path.push_back(p.text);
-      nodes.insert(path);
-      out.push_back(p);
-    }
-    return out;
-  }
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
@@ -70,11 +45,11 @@ int main(int argc, char** argv) {
   o.expansions = expansions;
   o.max_steps = depth;
 
-  ScriptedProposer fast;
+  bench::ScriptedProposer fast;
   fast.tok = &v->model().tokenizer();
   fast.depth = depth;
   auto a = beam_search(*v, fast, question, o);
-  ScriptedProposer slow = fast;
+  bench::ScriptedProposer slow = fast;
   slow.nodes.clear();
   o.scoring = stepverify::SearchScoring::Rescore;
   auto b = beam_search(*v, slow, question, o);

@@ -174,3 +174,57 @@ TEST_CASE("prefix cache: longest cached prefix along the token tree, LRU evictio
   CHECK(pc.lookup({7, 7, 7}, &len));
   CHECK(len == 3);
 }
+
+TEST_CASE("tree attention: continuations of one prefix in one forward, gathered into caches of their own", "[kvcache]") {
+  auto m = Model::random(tiny(), 11);
+  const std::vector<int64_t> p1 = {1, 5, 9, 13, 2, 7}, p2 = {1, 8, 4}, a = {3, 4}, b = {11, 12, 13};
+  // Row 0: a and b after p1; row 1: a after p2. Prefixes stacked (p2 padded
+  // to p1's length), new tokens after them at the positions they have alone.
+  auto c1 = m->new_cache(), c2 = m->new_cache();
+  step(*m, c1, p1);
+  step(*m, c2, p2);
+  auto tree = KVCache::stack({&c1, &c2});
+  CHECK(tree.length() == 6);
+  CHECK(tree.batch() == 2);
+  const int64_t W = 6, T = 5;
+  ForwardInput in;
+  in.input_ids = torch::tensor({3, 4, 11, 12, 13, 3, 4, 0, 0, 0}, torch::kLong).view({2, T});
+  in.attention_mask = torch::tensor({1, 1, 1, 1, 1, 1, 1, 0, 0, 0}, torch::kLong).view({2, T});
+  in.position_ids = torch::tensor({6, 7, 6, 7, 8, 3, 4, 0, 0, 0}, torch::kLong).view({2, T});
+  auto vis = torch::zeros({2, T, W + T}, torch::kBool);
+  vis[0].narrow(0, 0, 5).narrow(1, 0, 6).fill_(true);                             // row 0 sees p1
+  vis[0].narrow(0, 0, 2).narrow(1, W, 2).copy_(torch::ones({2, 2}, torch::kBool).tril());      // a
+  vis[0].narrow(0, 2, 3).narrow(1, W + 2, 3).copy_(torch::ones({3, 3}, torch::kBool).tril());  // b
+  vis[1].narrow(0, 0, 2).narrow(1, 0, 3).fill_(true);                             // row 1 sees p2
+  vis[1].narrow(0, 0, 2).narrow(1, W, 2).copy_(torch::ones({2, 2}, torch::kBool).tril());
+  in.visibility = vis;
+  in.cache = &tree;
+  auto logits = m->logits(m->forward(in).hidden);  // [2, T, V]
+  CHECK(test::max_abs_diff(logits[0].narrow(0, 0, 2), full_tail(*m, cat(p1, a), 2)[0]) < kTol);
+  CHECK(test::max_abs_diff(logits[0].narrow(0, 2, 3), full_tail(*m, cat(p1, b), 3)[0]) < kTol);
+  CHECK(test::max_abs_diff(logits[1].narrow(0, 0, 2), full_tail(*m, cat(p2, a), 2)[0]) < kTol);
+  // Each continuation becomes a cache of its own that continues like the full sequence.
+  auto kb = tree.gather(0, {{0, 6}, {W + 2, 3}});
+  auto ka = tree.gather(1, {{0, 3}, {W, 2}});
+  CHECK(kb.length() == 9);
+  CHECK(ka.length() == 5);
+  CHECK(test::max_abs_diff(step(*m, kb, {21}), full_tail(*m, cat(cat(p1, b), {21}), 1)) < kTol);
+  CHECK(test::max_abs_diff(step(*m, ka, {21, 22}), full_tail(*m, cat(cat(p2, a), {21, 22}), 2)) < kTol);
+  // The parents are unchanged.
+  CHECK(test::max_abs_diff(step(*m, c1, b), full_tail(*m, cat(p1, b), 3)) < kTol);
+
+  SECTION("bad shapes and ranges are InputErrors") {
+    auto big = m->new_cache(2);
+    CHECK_THROWS_AS(KVCache::stack({&c1, &big}), InputError);
+    CHECK_THROWS_AS(KVCache::stack({}), InputError);
+    auto other = Model::random(tiny("LlamaForCausalLM", R"(,"head_dim":16)"), 3)->new_cache();
+    CHECK_THROWS_AS(KVCache::stack({&c2, &other}), InputError);
+    CHECK_THROWS_AS(tree.gather(2, {{0, 1}}), InputError);
+    CHECK_THROWS_AS(tree.gather(0, {{8, 5}}), InputError);
+    ForwardInput wrong = in;
+    auto fresh = m->new_cache(2);
+    wrong.cache = &fresh;
+    CHECK_THROWS_AS(m->forward(wrong), InputError);  // visibility covers 6 cached positions the cache lacks
+    CHECK(fresh.length() == 0);
+  }
+}
