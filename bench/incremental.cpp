@@ -35,6 +35,7 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
+  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
   std::string shared = "../shared";
   int64_t layers = 8, hidden = 512;
   for (int i = 1; i + 1 < argc; ++i) {

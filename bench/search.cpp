@@ -23,6 +23,7 @@ using namespace stepverify;
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
+  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
   std::string shared = "../shared";
   int beam = 4, expansions = 4, depth = 4;
   for (int i = 1; i + 1 < argc; ++i) {

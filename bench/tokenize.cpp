@@ -67,6 +67,7 @@ std::string default_model_dir() {
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
+  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
   std::string model_dir = default_model_dir();
   std::vector<std::string> text_files;
   size_t target = 1 << 20;

@@ -40,6 +40,7 @@ struct Branch {
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
+  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
   if (argc < 4) {
     std::cerr << "usage: " << argv[0] << " POLICY_DIR VERIFIER_DIR QUESTION\n";
     return 2;

@@ -9,6 +9,7 @@
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
+  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
   if (argc < 3) {
     std::cerr << "usage: " << argv[0] << " CHECKPOINT_DIR TEXT\n";
     return 2;

@@ -30,7 +30,6 @@
 #include "stepverify/checkpoint.h"
 #include "stepverify/config.h"
 #include "stepverify/kv_cache.h"
-#include "stepverify/runtime.h"
 #include "stepverify/tokenizer.h"
 
 namespace stepverify {
@@ -60,8 +59,6 @@ struct LoadOptions {
   std::function<void(int64_t, int64_t)> progress;
   /// Tokenizer overrides.
   TokenizerOptions tokenizer;
-  /// Process-wide CPU settings applied on first load.
-  RuntimeOptions runtime;
 };
 
 /// One forward call. Tensors may live on any device; they are moved to the model's.

@@ -1,7 +1,12 @@
 // stepverify/runtime.h: process-wide CPU settings that decide forward speed.
 //
-//   stepverify::configure_runtime();            // called by every loader once
-//   stepverify::configure_runtime({.blas_threads = 4});  // or explicitly, first
+//   int main(int argc, char** argv) {
+//     stepverify::restart_for_blas_kernels(argv);  // first, before any thread
+//     stepverify::configure_runtime();             // then the thread pools and malloc
+//
+// The library never calls configure_runtime itself (loading a model, generating
+// and training leave the process as the application set it): a program that
+// calls neither gets libtorch's defaults, correct but slower on CPU.
 //
 // Measured on a 2-core machine: torch's intra-op threads and OpenBLAS threads
 // both at 2 run a forward about 3x slower than torch at 1 and OpenBLAS at all
@@ -13,12 +18,8 @@
 // an Intel Xeon of model 207 (AVX-512) runs its SSE3 "Prescott" kernels, and
 // measured there the fp32 GEMM peak is 65 GFLOP/s against 257 with its
 // "SkylakeX" ones, a forward 2.6x slower. OPENBLAS_CORETYPE forces a kernel set
-// but is read only at load, so a program fixes it by restarting itself:
-//
-//   int main(int argc, char** argv) {
-//     stepverify::restart_for_blas_kernels(argv);  // first, before any thread
-//
-// Every program of this project does. configure_runtime writes one warning to
+// but is read only at load, so a program fixes it by restarting itself with
+// restart_for_blas_kernels (above). Every program of this project calls both. configure_runtime writes one warning to
 // stderr when the kernels lag the CPU and nothing fixed them.
 //
 // Thread safety: configure_runtime and the blas_ queries may be called from

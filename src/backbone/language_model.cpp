@@ -40,7 +40,6 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
 }
 
 std::shared_ptr<Model> Model::make_unloaded(const ModelConfig& config, const LoadOptions& options) {
-  configure_runtime(options.runtime);
   check_options(options);
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = config;

@@ -27,7 +27,6 @@ std::vector<Generation> generate(const Model& model, const std::vector<std::vect
       throw InputError(fmt::format("generate: prompt {} has {} tokens; with max_new_tokens {} it exceeds the "
                                    "context of {}", i, prompts[i].size(), o.max_new_tokens, context));
   }
-  configure_runtime();
   c10::InferenceMode guard;
   const int64_t n = o.num_samples;
   std::vector<Generation> out(prompts.size() * static_cast<size_t>(n));

@@ -145,7 +145,6 @@ TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_ex
                        const std::function<double()>& eval, const TrainOptions& o,
                        const std::vector<int64_t>& lengths) {
   if (num_examples < 1) throw InputError("training: no examples");
-  configure_runtime();  // torch at one thread, OpenBLAS for GEMMs, freed memory kept
   if (o.steps < 1 || o.batch_size < 1 || o.accumulation < 1 || o.learning_rate <= 0 || o.warmup_steps < 0)
     throw ConfigError("training: steps, batch_size, accumulation and learning_rate must be positive");
   std::vector<at::Tensor> decay, no_decay;

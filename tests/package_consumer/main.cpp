@@ -5,6 +5,7 @@
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
+  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
   if (argc < 2) {
     std::cout << "stepverify " << stepverify::kVersion << ", " << stepverify::supported_architectures().size()
               << " architectures\n";
