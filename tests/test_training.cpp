@@ -405,6 +405,63 @@ TEST_CASE("training: a verifier with four heads learns step labels and reloads e
   CHECK_THROWS_AS(trainer.train(data, {}, o), InputError);
 }
 
+TEST_CASE("training in bf16: float32 heads over a bf16 backbone learn, saved in bf16", "[training][bf16]") {
+  TempDir tmp;
+  make_tokenizer(tmp.path / "tok");
+  auto tok = load_sentencepiece_tokenizer(tmp.path / "tok");
+  auto lm = new_transformer(tiny_config(tok->size()), 10, true);
+  save_checkpoint(tmp.path / "base", *lm, tmp.path / "tok");
+  auto spec = VerifierSpec::from_json(R"({"name": "toy", "template": {"style": "tokens", "question_suffix": "\n",
+    "step_separator": "\n"}, "heads": [
+    {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "read": "step_end",
+     "features": "hidden+logprob"}]})");
+  std::vector<VerifierExample> data;
+  uint64_t s = 777;
+  for (int i = 0; i < 96; ++i) {
+    VerifierExample e;
+    e.question = "Check the steps.";
+    bool all = true;
+    for (int k = 0; k < 3; ++k) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      const bool good = (s >> 33) % 3 != 0;
+      e.steps.push_back(good ? "good step" : "bad step");
+      all = all && good;
+      e.step_labels.push_back(all ? 1.0 : 0.0);
+    }
+    data.push_back(e);
+  }
+  VerifierTrainOptions o;
+  o.last_layers = 0;  // heads only: the bf16 backbone stays as loaded
+  o.train.steps = 80;
+  o.train.batch_size = 16;
+  o.train.learning_rate = 1e-2;
+  o.train.warmup_steps = 5;
+  o.train.progress = false;
+  // The same heads-only training in float32 is the reference: bf16 learns as much.
+  VerifierTrainer reference(tmp.path / "base", spec, tmp.path / "v32", 1);
+  const auto want = reference.train(data, {}, o);
+  VerifierTrainer trainer(tmp.path / "base", spec, tmp.path / "v", 1, torch::kBFloat16);
+  auto rep = trainer.train(data, {}, o);
+  INFO("float32 loss " << want.first_loss << " -> " << want.final_loss << ", bf16 " << rep.first_loss << " -> "
+                       << rep.final_loss);
+  CHECK(rep.final_loss < rep.first_loss - 0.1);
+  CHECK(std::abs(rep.final_loss - want.final_loss) < 0.05);
+  CHECK(trainer.head_weights().at("prm").first.scalar_type() == torch::kFloat);
+  trainer.save();
+  auto ckpt = Checkpoint::open(tmp.path / "v");
+  CHECK(ckpt->tensor("model.layers.0.mlp.up_proj.weight").dtype == DType::BF16);
+  CHECK(ckpt->tensor("prm.weight").dtype == DType::F32);
+  VerifierOptions vo;
+  vo.load.dtype = torch::kBFloat16;
+  auto v = Verifier::load(tmp.path / "v", vo);
+  int right = 0, total = 0;
+  for (const auto& e : data) {
+    auto sc = v->score(e.question, e.steps);
+    for (size_t k = 0; k < e.steps.size(); ++k, ++total) right += (sc.heads.at("prm")[k] > 0.5) == (e.step_labels[k] > 0.5);
+  }
+  CHECK(right >= total * 9 / 10);
+}
+
 TEST_CASE("labeling: Monte Carlo labels equal the scripted fractions", "[training]") {
   ScriptedPolicy pol;
   pol.hits = {3, 1, 0, 0};

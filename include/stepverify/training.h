@@ -113,8 +113,10 @@ TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_ex
 /// std 0.02, norms 1), seeded; for training from scratch.
 std::shared_ptr<TransformerImpl> new_transformer(const ModelConfig& config, uint64_t seed, bool with_lm_head);
 
-/// A trainable copy (separate q/k/v and gate/up parameters) of a loaded model's weights.
-std::shared_ptr<TransformerImpl> trainable_copy(const Model& model, bool with_lm_head);
+/// A trainable copy (separate q/k/v and gate/up parameters) of a loaded
+/// model's weights, on the CPU, in `dtype` (float32, or bfloat16 for half the memory).
+std::shared_ptr<TransformerImpl> trainable_copy(const Model& model, bool with_lm_head,
+                                                c10::ScalarType dtype = c10::kFloat);
 
 /// One causal-LM example: the loss covers the predictions of ids[prompt_tokens..].
 struct LmExample {
@@ -130,8 +132,8 @@ TrainReport train_causal_lm(TransformerImpl& model, const std::vector<LmExample>
 /// config.json text for `config` (Hugging Face field names).
 std::string config_to_json(const ModelConfig& config);
 
-/// Writes config.json and model.safetensors (every parameter, float32, tied
-/// LM head omitted), copies the tokenizer files found in `tokenizer_dir`, and
+/// Writes config.json and model.safetensors (every parameter in its own dtype:
+/// F32, BF16 or F16; tied LM head omitted), copies the tokenizer files found in `tokenizer_dir`, and
 /// adds `extra` tensors (heads) to the safetensors file.
 void save_checkpoint(const std::filesystem::path& dir, TransformerImpl& model,
                      const std::filesystem::path& tokenizer_dir,
@@ -169,8 +171,13 @@ class VerifierTrainer {
   /// Copies the backbone at `backbone_dir` (a causal LM or any supported
   /// checkpoint; its tokenizer too) into `out_dir` with new heads (seeded;
   /// heads of type "linear" only) and `spec` as stepverify.json.
+  /// `dtype`: the backbone's dtype in training and in the saved checkpoint.
+  /// bfloat16 halves the memory of a real-size backbone; the heads keep
+  /// float32 weights and read float32 inputs. Backbone layers trained in
+  /// bfloat16 are updated in bfloat16 (no float32 master copy): with it,
+  /// train the heads (VerifierTrainOptions::last_layers 0) or a few layers.
   VerifierTrainer(const std::filesystem::path& backbone_dir, VerifierSpec spec, const std::filesystem::path& out_dir,
-                  uint64_t seed = 0);
+                  uint64_t seed = 0, c10::ScalarType dtype = c10::kFloat);
   ~VerifierTrainer();
   TrainReport train(const std::vector<VerifierExample>& train, const std::vector<VerifierExample>& eval,
                     const VerifierTrainOptions& options);

@@ -65,7 +65,7 @@ std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, c
   };
   int64_t total = 0, done = 0;
   for (auto& item : model->transformer_->named_parameters())
-    if (!(item.key() == "lm_head.weight" && tied) && ckpt.contains(key_of(item.key())))
+    if (!(item.key() == "lm_head.weight" && tied) && ckpt.contains(key_of(item.key())))  // absent: throws below
       total += static_cast<int64_t>(ckpt.tensor(key_of(item.key())).nbytes);
   // Weights used in place, by data pointer: the fused ones are copied, and
   // their mapped pages then dropped, so loading peaks at the model's size.
@@ -75,11 +75,9 @@ std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, c
     if (name == "lm_head.weight" && tied) continue;
     const std::string key = key_of(name);
     auto t = load_parameter(ckpt, key, item.value().sizes(), options.device, options.dtype, options.weights_in_place);
-    if (t.device().is_cpu() && ckpt.contains(key)) {
-      const auto view = ckpt.tensor(key);
-      if (t.data_ptr() == static_cast<const void*>(view.data)) in_place.emplace(t.data_ptr(), view);
-      done += static_cast<int64_t>(view.nbytes);
-    }
+    const auto view = ckpt.tensor(key);
+    if (t.device().is_cpu() && t.data_ptr() == static_cast<const void*>(view.data)) in_place.emplace(t.data_ptr(), view);
+    done += static_cast<int64_t>(view.nbytes);
     item.value().set_data(t);
     consumed.insert(key);
     if (options.progress) options.progress(done, total);

@@ -58,6 +58,8 @@ Run add_train(CLI::App& app) {
   v->add_option("--last-layers", vo->last_layers, "backbone layers trained (-1 all, 0 heads only)");
   add_train_options(*v, vo->train);
 
+  auto vload = std::make_shared<LoadOptions>();
+  add_load_flags(*v, *vload);  // the backbone's dtype in training and in the saved verifier
   auto* l = app.add_subcommand("lm", "Next-token training of a causal LM on prompt/completion pairs");
   auto lm_init = std::make_shared<std::string>(), lm_data = std::make_shared<std::string>(),
        lm_eval = std::make_shared<std::string>(), lm_out = std::make_shared<std::string>();
@@ -70,7 +72,7 @@ Run add_train(CLI::App& app) {
 
   return [=] {
     if (v->parsed()) {
-      VerifierTrainer t(*backbone, VerifierSpec::from_file(*spec), *out, vo->train.seed);
+      VerifierTrainer t(*backbone, VerifierSpec::from_file(*spec), *out, vo->train.seed, vload->dtype);
       const auto train = read_examples(*data, *format);
       const auto ev = eval->empty() ? std::vector<VerifierExample>{} : read_examples(*eval, *format);
       std::cerr << fmt::format("{} training examples, {} evaluation examples\n", train.size(), ev.size());

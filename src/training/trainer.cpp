@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "backbone/tensor_io.h"
 #include "stepverify/checkpoint.h"
 #include "stepverify/errors.h"
 #include "stepverify/runtime.h"
@@ -240,7 +241,7 @@ std::shared_ptr<TransformerImpl> new_transformer(const ModelConfig& config, uint
   return t;
 }
 
-std::shared_ptr<TransformerImpl> trainable_copy(const Model& model, bool with_lm_head) {
+std::shared_ptr<TransformerImpl> trainable_copy(const Model& model, bool with_lm_head, c10::ScalarType dtype) {
   const auto& cfg = model.config();
   auto t = std::make_shared<TransformerImpl>(cfg, with_lm_head && model.has_lm_head(), c10::kCPU);
   auto src = model.transformer().named_parameters();
@@ -251,7 +252,10 @@ std::shared_ptr<TransformerImpl> trainable_copy(const Model& model, bool with_lm
     if (cfg.tie_word_embeddings && name == "lm_head.weight") continue;
     const auto* s = src.find(name);
     if (!s) throw ShapeError("trainable_copy: the loaded model has no parameter " + name);
-    p.copy_(s->detach().to(c10::kCPU, torch::kFloat));
+    // A fresh tensor of the wanted dtype (the module's float32 one, never
+    // written, is never resident), filled from the loaded weights.
+    p.set_data(torch::empty(p.sizes(), torch::dtype(dtype)));
+    p.copy_(s->detach().to(c10::kCPU));
   }
   if (cfg.tie_word_embeddings) t->tie_lm_head();
   return t;
@@ -358,11 +362,13 @@ void save_checkpoint(const std::filesystem::path& dir, TransformerImpl& model, c
     f << config_to_json(model.config());
     if (!f) throw IoError((dir / "config.json").string() + ": cannot write");
   }
-  std::vector<at::Tensor> keep;  // owns the float32 copies while writing
+  std::vector<at::Tensor> keep;  // owns the CPU copies while writing
   std::vector<TensorData> tensors;
   auto add = [&](const std::string& name, const at::Tensor& t) {
-    keep.push_back(t.detach().to(c10::kCPU, torch::kFloat).contiguous());
-    tensors.push_back({name, DType::F32, keep.back().sizes().vec(), keep.back().data_ptr()});
+    auto dtype = stepverify_dtype(t.scalar_type());
+    if (!dtype || (*dtype != DType::F32 && *dtype != DType::BF16 && *dtype != DType::F16)) dtype = DType::F32;
+    keep.push_back(t.detach().to(c10::kCPU, torch_dtype(*dtype)).contiguous());
+    tensors.push_back({name, *dtype, keep.back().sizes().vec(), keep.back().data_ptr()});
   };
   for (const auto& item : model.named_parameters())
     if (!(model.config().tie_word_embeddings && item.key() == "lm_head.weight")) add(item.key(), item.value());

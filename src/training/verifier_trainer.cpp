@@ -27,7 +27,7 @@ struct Prepared {
 }  // namespace
 
 VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, VerifierSpec spec,
-                                 const std::filesystem::path& out_dir, uint64_t seed)
+                                 const std::filesystem::path& out_dir, uint64_t seed, c10::ScalarType dtype)
     : out_dir_(out_dir), spec_(std::move(spec)) {
   if (spec_.heads.empty()) throw ConfigError("VerifierTrainer: the spec has no heads");
   for (const auto& h : spec_.heads) {
@@ -42,9 +42,11 @@ VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, Veri
                                     "checkpoint", h.name));
   }
   LoadOptions lo;
+  lo.dtype = dtype;
   auto base = Model::load(backbone_dir, lo);
-  backbone_ = trainable_copy(*base, /*with_lm_head=*/true);
-  const int64_t H = base->config().hidden_size;
+  backbone_ = trainable_copy(*base, /*with_lm_head=*/true, dtype);
+  base.reset();
+  const int64_t H = backbone_->config().hidden_size;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   std::map<std::string, at::Tensor> extra;
   for (const auto& h : spec_.heads) {
@@ -64,6 +66,7 @@ VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, Veri
   }
   VerifierOptions vo;
   vo.prefix_cache_bytes = 0;
+  vo.load.dtype = dtype;  // the saved weights used in place
   renderer_ = Verifier::load(out_dir_, vo);
   for (auto& [name, wb] : heads_) {
     wb.first.set_requires_grad(true);
@@ -172,7 +175,7 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
       if (rows.empty()) continue;
       const auto& [w, bias] = heads_.at(hs.name);
       auto x = inputs.empty() ? hidden.index_select(0, torch::tensor(rows, torch::kLong)) : torch::cat(inputs, 0);
-      auto out = at::linear(x, w, bias);  // [R, C]
+      auto out = at::linear(x.to(torch::kFloat), w, bias);  // [R, C], float32 heads
       auto y = torch::tensor(tgt, torch::kFloat);
       at::Tensor l;
       if (hs.activation == "softmax") {
