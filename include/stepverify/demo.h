@@ -141,6 +141,7 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& options, std::ostrea
 /// Options of run_demo.
 struct DemoOptions {
   std::filesystem::path models_dir = "models";  ///< holds policy/ and verifier/
+  LoadOptions load;              ///< how the policy and the verifier load (dtype: float32 or bfloat16)
   int64_t problems = 200;        ///< held-out problems
   int n = 16;                    ///< proposals per problem for every method
   int beam_width = 4;            ///< beams kept (beam_width * expansions == n)

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/load_flags.h"
 #include "stepverify/demo.h"
 
 namespace stepverify::cli {
@@ -34,6 +35,7 @@ Run add_demo(CLI::App& app) {
   app.add_option("--ovm-aggregate", o->ovm_aggregate, "OVM step values -> beam score (default last: the value of the partial solution, as OVM reads it)");
   app.add_option("--shared", *shared, "accepted for compatibility; unused");
   app.add_flag("--json", *json, "print the figures as one JSON object");
+  add_load_flags(app, o->load);
   auto candidates = std::make_shared<std::string>();
   app.add_option("--candidates", *candidates, "write the N samples per problem with their scores (eval bon format)");
   return [=] {

@@ -69,6 +69,8 @@ Run add_train(CLI::App& app) {
   l->add_option("--eval", *lm_eval, "evaluation JSONL");
   l->add_option("--out", *lm_out, "output checkpoint directory")->required();
   add_train_options(*l, *lo);
+  auto lmload = std::make_shared<LoadOptions>();
+  add_load_flags(*l, *lmload);  // the model's dtype in training and in the saved checkpoint
 
   return [=] {
     if (v->parsed()) {
@@ -82,7 +84,7 @@ Run add_train(CLI::App& app) {
                                rep.seconds, *out);
       return 0;
     }
-    auto model = Model::load(*lm_init);
+    auto model = Model::load(*lm_init, *lmload);
     const auto& tok = model->tokenizer();
     auto read = [&](const std::string& path) {
       std::vector<LmExample> ex;
@@ -110,7 +112,7 @@ Run add_train(CLI::App& app) {
       }
       return ex;
     };
-    auto t = trainable_copy(*model, true);
+    auto t = trainable_copy(*model, true, lmload->dtype);
     auto rep = train_causal_lm(*t, read(*lm_data), lm_eval->empty() ? std::vector<LmExample>{} : read(*lm_eval), *lo);
     save_checkpoint(*lm_out, *t, *lm_init);
     std::cerr << fmt::format("loss {:.4f} -> {:.4f} in {:.0f} s; saved {}\n", rep.first_loss, rep.final_loss,

@@ -64,8 +64,10 @@ DemoReport run_demo(const DemoOptions& o) {
       throw IoError((o.models_dir / sub).string() + ": no model here (run `make models`, or pass the models directory)");
   if (o.n < 1 || o.beam_width < 1 || o.expansions < 1 || o.problems < 1 || o.threads < 1)
     throw ConfigError("demo: problems, n, beam_width, expansions and threads must be positive");
-  auto policy = Model::load(o.models_dir / "policy");
-  auto verifier = Verifier::load(o.models_dir / "verifier");
+  auto policy = Model::load(o.models_dir / "policy", o.load);
+  VerifierOptions vo;
+  vo.load = o.load;
+  auto verifier = Verifier::load(o.models_dir / "verifier", vo);
   arithmetic::ProblemOptions po;
   po.seed = kDemoHeldOutSeed;
   const auto problems = arithmetic::generate_problems(o.problems, po);
