@@ -192,6 +192,38 @@ struct ScriptedPolicy : RolloutPolicy {
   }
 };
 
+// 96 solutions of three steps, each "good step" or "bad step" (seeded); a
+// step's label is 1 while every step so far is good, the outcome 1 when all are.
+std::vector<VerifierExample> good_bad_steps(uint64_t s) {
+  std::vector<VerifierExample> data;
+  for (int i = 0; i < 96; ++i) {
+    VerifierExample e;
+    e.question = "Check the steps.";
+    bool all = true;
+    for (int k = 0; k < 3; ++k) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      const bool good = (s >> 33) % 3 != 0;
+      e.steps.push_back(good ? "good step" : "bad step");
+      all = all && good;
+      e.step_labels.push_back(all ? 1.0 : 0.0);
+    }
+    e.outcome = all ? 1.0 : 0.0;
+    data.push_back(e);
+  }
+  return data;
+}
+
+// 80 steps of 16 examples at 1e-2 after 5 warmup steps, quietly.
+VerifierTrainOptions toy_train_options() {
+  VerifierTrainOptions o;
+  o.train.steps = 80;
+  o.train.batch_size = 16;
+  o.train.learning_rate = 1e-2;
+  o.train.warmup_steps = 5;
+  o.train.progress = false;
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("tokenizer trainer: a sentencepiece model that tokenizes step by step like the whole", "[training]") {
@@ -352,29 +384,8 @@ TEST_CASE("training: a verifier with four heads learns step labels and reloads e
     {"name": "ovm", "meaning": "ovm", "type": "linear", "weights": "ovm", "activation": "none", "read": "step_end"},
     {"name": "sorm", "meaning": "sorm", "type": "linear", "weights": "sorm", "activation": "sigmoid", "read": "step_end"}]})");
   VerifierTrainer trainer(tmp.path / "base", spec, tmp.path / "v", 1);
-  // Steps are "good step" or "bad step"; a solution is right when all are good.
-  std::vector<VerifierExample> data;
-  uint64_t s = 12345;
-  for (int i = 0; i < 96; ++i) {
-    VerifierExample e;
-    e.question = "Check the steps.";
-    bool all = true;
-    for (int k = 0; k < 3; ++k) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      const bool good = (s >> 33) % 3 != 0;
-      e.steps.push_back(good ? "good step" : "bad step");
-      all = all && good;
-      e.step_labels.push_back(all ? 1.0 : 0.0);
-    }
-    e.outcome = all ? 1.0 : 0.0;
-    data.push_back(e);
-  }
-  VerifierTrainOptions o;
-  o.train.steps = 80;
-  o.train.batch_size = 16;
-  o.train.learning_rate = 1e-2;
-  o.train.warmup_steps = 5;
-  o.train.progress = false;
+  auto data = good_bad_steps(12345);
+  auto o = toy_train_options();
   auto rep = trainer.train(data, {data.begin(), data.begin() + 16}, o);
   CHECK(rep.final_loss < 0.5 * rep.first_loss);
   trainer.save();
@@ -415,28 +426,9 @@ TEST_CASE("training in bf16: float32 heads over a bf16 backbone learn, saved in 
     "step_separator": "\n"}, "heads": [
     {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "read": "step_end",
      "features": "hidden+logprob"}]})");
-  std::vector<VerifierExample> data;
-  uint64_t s = 777;
-  for (int i = 0; i < 96; ++i) {
-    VerifierExample e;
-    e.question = "Check the steps.";
-    bool all = true;
-    for (int k = 0; k < 3; ++k) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      const bool good = (s >> 33) % 3 != 0;
-      e.steps.push_back(good ? "good step" : "bad step");
-      all = all && good;
-      e.step_labels.push_back(all ? 1.0 : 0.0);
-    }
-    data.push_back(e);
-  }
-  VerifierTrainOptions o;
+  const auto data = good_bad_steps(777);
+  auto o = toy_train_options();
   o.last_layers = 0;  // heads only: the bf16 backbone stays as loaded
-  o.train.steps = 80;
-  o.train.batch_size = 16;
-  o.train.learning_rate = 1e-2;
-  o.train.warmup_steps = 5;
-  o.train.progress = false;
   // The same heads-only training in float32 is the reference: bf16 learns as much.
   VerifierTrainer reference(tmp.path / "base", spec, tmp.path / "v32", 1);
   const auto want = reference.train(data, {}, o);
