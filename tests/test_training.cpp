@@ -192,6 +192,15 @@ struct ScriptedPolicy : RolloutPolicy {
   }
 };
 
+// A sentencepiece tokenizer in root/tok and a tiny causal LM over it (seeded)
+// in root/base: the backbone the verifier-training tests start from.
+void write_toy_backbone(const std::filesystem::path& root, uint64_t seed) {
+  make_tokenizer(root / "tok");
+  auto tok = load_sentencepiece_tokenizer(root / "tok");
+  auto lm = new_transformer(tiny_config(tok->size()), seed, true);
+  save_checkpoint(root / "base", *lm, root / "tok");
+}
+
 // 96 solutions of three steps, each "good step" or "bad step" (seeded); a
 // step's label is 1 while every step so far is good, the outcome 1 when all are.
 std::vector<VerifierExample> good_bad_steps(uint64_t s) {
@@ -373,10 +382,7 @@ TEST_CASE("training: saved checkpoints reload exactly and generate() matches gre
 
 TEST_CASE("training: a verifier with four heads learns step labels and reloads exactly", "[training]") {
   TempDir tmp;
-  make_tokenizer(tmp.path / "tok");
-  auto tok = load_sentencepiece_tokenizer(tmp.path / "tok");
-  auto lm = new_transformer(tiny_config(tok->size()), 10, true);
-  save_checkpoint(tmp.path / "base", *lm, tmp.path / "tok");
+  write_toy_backbone(tmp.path, 10);
   auto spec = VerifierSpec::from_json(R"({"name": "toy", "template": {"style": "tokens", "question_suffix": "\n",
     "step_separator": "\n"}, "heads": [
     {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "read": "step_end"},
@@ -418,10 +424,7 @@ TEST_CASE("training: a verifier with four heads learns step labels and reloads e
 
 TEST_CASE("training in bf16: float32 heads over a bf16 backbone learn, saved in bf16", "[training][bf16]") {
   TempDir tmp;
-  make_tokenizer(tmp.path / "tok");
-  auto tok = load_sentencepiece_tokenizer(tmp.path / "tok");
-  auto lm = new_transformer(tiny_config(tok->size()), 10, true);
-  save_checkpoint(tmp.path / "base", *lm, tmp.path / "tok");
+  write_toy_backbone(tmp.path, 10);
   auto spec = VerifierSpec::from_json(R"({"name": "toy", "template": {"style": "tokens", "question_suffix": "\n",
     "step_separator": "\n"}, "heads": [
     {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "read": "step_end",
@@ -664,10 +667,7 @@ TEST_CASE("demo models: the whole pipeline at toy scale, a continued backbone, a
 TEST_CASE("verifier heads with log-probability features: values by hand, sessions equal full passes, training",
           "[training]") {
   TempDir tmp;
-  make_tokenizer(tmp.path / "tok");
-  auto tok = load_sentencepiece_tokenizer(tmp.path / "tok");
-  auto lm = new_transformer(tiny_config(tok->size()), 21, true);
-  save_checkpoint(tmp.path / "base", *lm, tmp.path / "tok");
+  write_toy_backbone(tmp.path, 21);
   auto spec = VerifierSpec::from_json(R"({"name": "lp", "template": {"style": "tokens", "question_suffix": "\n",
     "step_separator": "\n"}, "heads": [
     {"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm", "activation": "softmax", "read": "step_end",

@@ -22,6 +22,17 @@ struct KVCache::Storage {
   std::mutex mu;
   int64_t high_water = 0;        // longest prefix any sharer has claimed
 
+  // Copies positions [from, from + count) of row `src_row` of `src` to
+  // [at, at + count) of row `row` here: keys, values and mask.
+  void copy_positions(int64_t row, int64_t at, const Storage& src, int64_t src_row, int64_t from, int64_t count) {
+    if (count == 0) return;
+    for (int64_t l = 0; l < layers; ++l) {
+      k[l][row].narrow(1, at, count).copy_(src.k[l][src_row].narrow(1, from, count));
+      v[l][row].narrow(1, at, count).copy_(src.v[l][src_row].narrow(1, from, count));
+    }
+    mask[row].narrow(0, at, count).copy_(src.mask[src_row].narrow(0, from, count));
+  }
+
   // Fresh buffers of the same geometry with `allocated` positions and `batch` rows.
   std::shared_ptr<Storage> like(int64_t new_batch, int64_t new_allocated) const {
     auto s = std::make_shared<Storage>();
@@ -110,12 +121,7 @@ KVCache KVCache::gather(int64_t row, const std::vector<std::pair<int64_t, int64_
   auto fresh = storage_->like(1, std::min<int64_t>(std::max<int64_t>(total, 1) + 64, storage_->capacity));
   int64_t at = 0;
   for (const auto& [first, count] : ranges) {
-    if (count == 0) continue;
-    for (int64_t l = 0; l < storage_->layers; ++l) {
-      fresh->k[l][0].narrow(1, at, count).copy_(storage_->k[l][row].narrow(1, first, count));
-      fresh->v[l][0].narrow(1, at, count).copy_(storage_->v[l][row].narrow(1, first, count));
-    }
-    fresh->mask[0].narrow(0, at, count).copy_(storage_->mask[row].narrow(0, first, count));
+    fresh->copy_positions(0, at, *storage_, row, first, count);
     at += count;
   }
   fresh->high_water = total;
@@ -139,17 +145,14 @@ KVCache KVCache::stack(const std::vector<const KVCache*>& caches, int64_t alloca
   auto fresh = first.like(static_cast<int64_t>(caches.size()), alloc);
   fresh->capacity = std::max(fresh->capacity, alloc);
   for (size_t i = 0; i < caches.size(); ++i) {
-    const auto& s = *caches[i]->storage_;
     const int64_t n = caches[i]->length_;
     const auto b = static_cast<int64_t>(i);
-    for (int64_t l = 0; l < s.layers; ++l) {
-      fresh->k[l][b].narrow(1, 0, n).copy_(s.k[l][0].narrow(1, 0, n));
-      fresh->v[l][b].narrow(1, 0, n).copy_(s.v[l][0].narrow(1, 0, n));
-      // Padding is masked, but masked scores of NaN garbage stay NaN: zeros.
+    fresh->copy_positions(b, 0, *caches[i]->storage_, 0, 0, n);
+    // Padding is masked, but masked scores of NaN garbage stay NaN: zeros.
+    for (int64_t l = 0; l < fresh->layers; ++l) {
       fresh->k[l][b].narrow(1, n, longest - n).zero_();
       fresh->v[l][b].narrow(1, n, longest - n).zero_();
     }
-    fresh->mask[b].narrow(0, 0, n).copy_(s.mask[0].narrow(0, 0, n));
   }
   fresh->high_water = longest;
   return KVCache(std::move(fresh), longest);

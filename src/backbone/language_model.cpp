@@ -65,7 +65,7 @@ std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, c
   };
   int64_t total = 0, done = 0;
   for (auto& item : model->transformer_->named_parameters())
-    if (!(item.key() == "lm_head.weight" && tied) && ckpt.contains(key_of(item.key())))  // absent: throws below
+    if (!(item.key() == "lm_head.weight" && tied))  // a missing tensor throws ShapeError naming it
       total += static_cast<int64_t>(ckpt.tensor(key_of(item.key())).nbytes);
   // Weights used in place, by data pointer: the fused ones are copied, and
   // their mapped pages then dropped, so loading peaks at the model's size.

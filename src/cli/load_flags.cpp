@@ -38,10 +38,8 @@ void add_load_flags(CLI::App& app, LoadOptions& options) {
     const auto now = std::chrono::steady_clock::now();
     if (done <= state->last || state->last < 0) *state = {now, -1, false};  // a new load
     state->last = done;
-    auto* shown = &state->shown;
-    auto* start = &state->start;
-    if (!*shown && std::chrono::duration<double>(now - *start).count() < 2.0) return;
-    *shown = true;
+    if (!state->shown && std::chrono::duration<double>(now - state->start).count() < 2.0) return;
+    state->shown = true;
     std::cerr << fmt::format("\rloading weights {:3.0f}% ({:.2f} of {:.2f} GB)", 100.0 * done / std::max<int64_t>(total, 1),
                              done / 1e9, total / 1e9)
               << (done >= total ? "\n" : "") << std::flush;

@@ -150,23 +150,14 @@ class Search {
         // whole sequence, all children of the step in one padded batch.
         std::vector<Solution> batch;
         for (const auto& c : children) batch.push_back({question_, c.steps});
-        std::vector<Scores> all;
         try {
-          all = verifier_.score_batch(batch);
+          const auto all = verifier_.score_batch(batch);
+          for (size_t c = 0; c < children.size(); ++c) score[c] = score_of(all[c]);
+          break;
         } catch (const InputError&) {
-          all.clear();  // some child is refused: find which, one at a time
+          // Some child is refused: find which by scoring them one at a time.
         }
-        for (size_t c = 0; c < children.size(); ++c) {
-          if (all.empty()) {
-            try {
-              score[c] = score_of(verifier_.score(question_, children[c].steps));
-            } catch (const InputError&) {
-            }
-          } else {
-            score[c] = score_of(all[c]);
-          }
-        }
-        break;
+        [[fallthrough]];
       }
       case SearchScoring::Rescore:
         // The HF-transformers way: each child's whole prefix again, alone.
