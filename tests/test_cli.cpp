@@ -114,3 +114,41 @@ TEST_CASE("cli score: step_scores per line, bad lines reported and skipped", "[c
     CHECK(run_cli(bad + " --dtype fp64").first != 0);
   }
 }
+
+TEST_CASE("cli models --dtype: fp16 refused before training; bf16 trains a bf16 policy and a bf16 verifier with "
+          "float32 heads that scores",
+          "[cli][slow]") {
+  test::TempDir tmp;
+  const std::string tiny = " --train-problems 3000 --policy-steps 60 --policy-continue-steps 20 --backbone-steps 20"
+                           " --verifier-steps 30 --verifier-problems 30 --samples 2 --rollouts 1 --policy-eval 50";
+  CHECK(run_cli("models --out " + (tmp.path / "f16").string() + tiny + " --dtype fp16").first != 0);
+  CHECK_FALSE(std::filesystem::exists(tmp.path / "f16" / "policy"));  // refused before the first step
+
+  const auto out = tmp.path / "bf16";
+  auto [rc, json] = run_cli("models --out " + out.string() + tiny + " --dtype bf16");
+  REQUIRE(rc == 0);
+  auto rep = nlohmann::json::parse(json);
+  CHECK(rep["verifier"]["loss_final"].get<double>() < rep["verifier"]["loss_first"].get<double>());
+  // The continued policy is saved in bf16; the verifier keeps its heads in float32.
+  auto dtypes = [](const std::filesystem::path& file) {
+    std::map<std::string, DType> d;
+    auto f = SafetensorsFile::open(file);
+    for (const auto& n : f->names()) d[n] = f->tensor(n).dtype;
+    return d;
+  };
+  for (const auto& [name, dt] : dtypes(out / "policy" / "model.safetensors")) CHECK(dt == DType::BF16);
+  int heads = 0, backbone = 0;
+  for (const auto& [name, dt] : dtypes(out / "verifier" / "model.safetensors")) {
+    const bool is_head = name.rfind("model.", 0) != 0 && name != "lm_head.weight";
+    (is_head ? heads : backbone) += 1;
+    CHECK(dt == (is_head ? DType::F32 : DType::BF16));
+  }
+  CHECK(heads > 0);
+  CHECK(backbone > 0);
+  VerifierOptions vo;
+  vo.load.dtype = torch::kBFloat16;
+  auto r = Verifier::load(out / "verifier", vo)->score("1 + 2", {"1 + 2 = 3"});
+  REQUIRE(r.step_scores.size() == 1);
+  CHECK(r.step_scores[0] >= 0.0);
+  CHECK(r.step_scores[0] <= 1.0);
+}

@@ -109,6 +109,11 @@ struct DemoModelsOptions {
   int verifier_last_layers = 0;      ///< backbone layers the verifier trains (-1 all, 0 heads only)
   double verifier_lm_weight = 0;     ///< joint next-token loss on correct solutions (VerifierTrainOptions::lm_weight)
   int64_t eval_problems = 200;       ///< held-out problems for the printed figures
+  /// How the trained models load for sampling, labeling and evaluation, and
+  /// the dtype the continuations and the verifier train in (float32 or
+  /// bfloat16). The policy trained from scratch trains in float32 (its random
+  /// start needs float32 optimizer steps), is saved in float32 and loads in this dtype.
+  LoadOptions load;
 };
 
 /// The figures train_demo_models prints (also written to out_dir/training.json).

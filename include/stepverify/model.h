@@ -59,6 +59,11 @@ struct LoadOptions {
   std::function<void(int64_t, int64_t)> progress;
   /// Tokenizer overrides.
   TokenizerOptions tokenizer;
+
+  /// Throws ConfigError when these options cannot load a model here (a dtype
+  /// other than float32/bfloat16/float16, float16 on the CPU, CUDA without a
+  /// device); lets a long program fail before its first step.
+  void check() const;
 };
 
 /// One forward call. Tensors may live on any device; they are moved to the model's.

@@ -8,9 +8,9 @@
 #include "backbone/tensor_io.h"
 
 namespace stepverify {
-namespace {
 
-void check_options(const LoadOptions& o) {
+void LoadOptions::check() const {
+  const LoadOptions& o = *this;
   if (o.dtype != torch::kFloat && o.dtype != torch::kBFloat16 && o.dtype != torch::kHalf)
     throw ConfigError("LoadOptions.dtype must be float32, bfloat16 or float16");
   if (o.dtype == torch::kHalf && o.device.is_cpu())
@@ -19,8 +19,6 @@ void check_options(const LoadOptions& o) {
   if (o.device.is_cuda() && !torch::cuda::is_available())
     throw ConfigError("LoadOptions.device is CUDA but no CUDA device is available to libtorch");
 }
-
-}  // namespace
 
 at::Tensor to_batch(const std::vector<int64_t>& ids) {
   return torch::tensor(ids, torch::kLong).view({1, static_cast<int64_t>(ids.size())});
@@ -40,7 +38,7 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
 }
 
 std::shared_ptr<Model> Model::make_unloaded(const ModelConfig& config, const LoadOptions& options) {
-  check_options(options);
+  options.check();
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = config;
   model->options_ = options;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/load_flags.h"
 #include "stepverify/demo.h"
 
 namespace stepverify::cli {
@@ -52,6 +53,7 @@ Run add_models(CLI::App& app) {
       ->check(CLI::IsMember({"soft", "hard"}));
   app.add_option("--policy-eval", o->policy_eval_examples, "problems held back to measure the policy's loss");
   app.add_option("--train-problems", o->train_problems, "generated training problems");
+  add_load_flags(app, o->load);  // the dtype the models load, sample, label and train in
   return [=] {
     auto opts = *o;
     opts.out_dir = *out;

@@ -118,8 +118,8 @@ double accuracy(const std::vector<arithmetic::Problem>& problems, const std::vec
 // examples, saved to `out` (with the tokenizer files of `tokenizer_dir`).
 TrainReport continue_lm(const Model& from, const std::vector<LmExample>& train, const std::vector<LmExample>& eval,
                         TrainOptions schedule, int64_t steps, uint64_t seed, const std::filesystem::path& out,
-                        const std::filesystem::path& tokenizer_dir) {
-  auto lm = trainable_copy(from, true);
+                        const std::filesystem::path& tokenizer_dir, c10::ScalarType dtype) {
+  auto lm = trainable_copy(from, true, dtype);
   schedule.steps = steps;
   schedule.seed = seed;
   schedule.eval_every = steps / 4;
@@ -163,6 +163,7 @@ std::string DemoModelsReport::to_json() const {
 DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
+  o.load.check();
   if (o.prm_labels != "soft" && o.prm_labels != "hard")
     throw ConfigError("demo models: prm_labels must be 'soft' or 'hard', not '" + o.prm_labels + "'");
   for (const auto& [field, kind] : {std::pair<const char*, const std::string&>{"policy_solutions", o.policy_solutions},
@@ -264,14 +265,14 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     rep.policy_loss_final = lrep.final_eval_loss;
     rep.policy_seconds = lrep.seconds;
   }
-  auto policy = Model::load(policy_dir);
+  auto policy = Model::load(policy_dir, o.load);
   rep.policy_continue_steps = o.policy_continue_steps;
   if (o.policy_continue_steps > 0) {
     const auto& [lm_train, lm_eval] = lm_set(policy->tokenizer(), o.policy_continue_solutions);
     const auto crep = continue_lm(*policy, lm_train, lm_eval, o.policy_continue_training, o.policy_continue_steps,
-                                  o.seed + 13, policy_dir, policy_dir);
+                                  o.seed + 13, policy_dir, policy_dir, o.load.dtype);
     policy.reset();
-    policy = Model::load(policy_dir);
+    policy = Model::load(policy_dir, o.load);
     rep.policy_continue_seconds = crep.seconds;
     rep.policy_loss_final = crep.final_eval_loss;
     log << fmt::format("policy     next-token training continued {} steps on {} solutions: loss {:.3f} (held-out) in {:.0f} s\n",
@@ -354,10 +355,10 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   } else if (o.verifier_backbone_steps > 0) {
     const auto& [lm_train, lm_eval] = lm_set(policy->tokenizer(), o.backbone_solutions);
     const auto brep = continue_lm(*policy, lm_train, lm_eval, o.verifier_backbone_training, o.verifier_backbone_steps,
-                                  o.seed + 25, continued_dir, policy_dir);
+                                  o.seed + 25, continued_dir, policy_dir, o.load.dtype);
     rep.backbone_seconds = brep.seconds;
     rep.backbone_loss_final = brep.final_eval_loss;
-    auto backbone = Model::load(continued_dir);
+    auto backbone = Model::load(continued_dir, o.load);
     rep.backbone_greedy_accuracy = accuracy(heldout, detail::sample_solutions(*backbone, heldout, 1, 0.0, o.seed));
     log << fmt::format("backbone   the policy's LM training continued {} steps on {} solutions: loss {:.3f} (held-out) "
                        "in {:.0f} s; held-out greedy accuracy {:.1f}%\n",
@@ -366,7 +367,7 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     backbone_dir = continued_dir;
   }
   VerifierTrainer vt(backbone_dir, VerifierSpec::from_json(detail::demo_verifier_spec(), "demo spec"), verifier_dir,
-                     o.seed + 31);
+                     o.seed + 31, o.load.dtype);
   VerifierTrainOptions vo;
   vo.train = o.verifier_training;
   vo.train.seed = o.seed + 32;
@@ -380,7 +381,9 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   rep.verifier_loss_first = vrep.first_loss;
   rep.verifier_loss_final = vrep.final_eval_loss;
   rep.verifier_seconds = vrep.seconds;
-  auto verifier = Verifier::load(verifier_dir);
+  VerifierOptions vload;
+  vload.load = o.load;
+  auto verifier = Verifier::load(verifier_dir, vload);
   auto held_samples = detail::sample_solutions(*policy, heldout, 4, 1.0, o.seed + 41);
   rep.prm_first_error_f1 =
       detail::first_error_metric(heldout, held_samples, 4, detail::score_solutions(*verifier, heldout, held_samples, 4))
