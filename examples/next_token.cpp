@@ -5,7 +5,7 @@
 
 #include <torch/torch.h>
 
-#include <stepverify/stepverify.h>
+#include <stepverify/core.h>
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU

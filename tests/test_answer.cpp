@@ -418,13 +418,13 @@ TEST_CASE("selection: majority, weighted, best-of-N and tie-breaking", "[answer]
   SECTION("step scores are aggregated") {
     std::vector<Candidate> c = {{"", "1", {}, {0.9, 0.2}}, {"", "2", {}, {0.5, 0.6}}, {"", "3", {}, {0.3, 0.9}}};
     stepverify::SelectionOptions o;
-    o.aggregate = stepverify::StepAggregate::Last;
+    o.aggregate = stepverify::Aggregate::Last;
     CHECK(select_answer(c, o).best == "3");
-    o.aggregate = stepverify::StepAggregate::Min;
+    o.aggregate = stepverify::Aggregate::Min;
     CHECK(select_answer(c, o).best == "2");
-    o.aggregate = stepverify::StepAggregate::Prod;
+    o.aggregate = stepverify::Aggregate::Product;
     CHECK(select_answer(c, o).best == "2");  // 0.18, 0.30, 0.27
-    o.aggregate = stepverify::StepAggregate::Mean;
+    o.aggregate = stepverify::Aggregate::Mean;
     CHECK(select_answer(c, o).best == "3");  // 0.55, 0.55, 0.6
     CHECK(select_answer({{"", "1", 0.1, {0.9}}}, o).scores[0] == 0.1);  // score wins over step scores
   }
@@ -462,10 +462,18 @@ TEST_CASE("selection: majority, weighted, best-of-N and tie-breaking", "[answer]
     CHECK(select_answer(c, o).groups.size() == 1);
   }
   SECTION("aggregate names") {
-    CHECK(stepverify::parse_step_aggregate("prod") == stepverify::StepAggregate::Prod);
-    CHECK(stepverify::parse_step_aggregate("product") == stepverify::StepAggregate::Prod);
-    CHECK_THROWS_AS(stepverify::parse_step_aggregate("max"), stepverify::InputError);
-    CHECK(std::isnan(stepverify::aggregate_steps({}, stepverify::StepAggregate::Min)));
+    CHECK(stepverify::parse_aggregate("prod") == stepverify::Aggregate::Product);
+    CHECK(stepverify::parse_aggregate("product") == stepverify::Aggregate::Product);
+    CHECK_THROWS_AS(stepverify::parse_aggregate("maximum"), stepverify::ConfigError);
+    CHECK(std::isnan(stepverify::aggregate({}, stepverify::Aggregate::Min)));
+    for (const char* name : {"min", "max", "prod", "mean", "last", "geomean"})
+      CHECK(std::string(stepverify::aggregate_name(stepverify::parse_aggregate(name))) == name);
+    // By hand: 0.9, 0.5, 0.8 -> max 0.9, mean 2.2/3, product 0.36, geometric mean 0.36^(1/3).
+    const std::vector<double> s = {0.9, 0.5, 0.8};
+    CHECK(stepverify::aggregate(s, stepverify::Aggregate::Max) == Approx(0.9));
+    CHECK(stepverify::aggregate(s, stepverify::Aggregate::Mean) == Approx(2.2 / 3));
+    CHECK(stepverify::aggregate(s, stepverify::Aggregate::Product) == Approx(0.36));
+    CHECK(stepverify::aggregate(s, stepverify::Aggregate::GeometricMean) == Approx(0.7113786608980126));
   }
 }
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "stepverify/bon.h"
+#include "stepverify/eval/bon.h"
 #include "stepverify/errors.h"
 
 using namespace stepverify;

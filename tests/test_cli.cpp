@@ -1,6 +1,4 @@
 // The CLI contracts: tokenize, forward and score, run as a user runs them.
-#include <cstdio>
-
 #include "test_support.h"
 
 #include "stepverify/model.h"
@@ -12,22 +10,10 @@ namespace {
 
 // Runs the CLI with `args`; returns its exit status and stdout.
 std::pair<int, std::string> run_cli(const std::string& args) {
-  const std::string cmd = std::string(STEPVERIFY_CLI) + " " + args + " 2>/dev/null";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WEXITSTATUS(status), out};
+  return test::run_command(std::string(STEPVERIFY_CLI) + " " + args);
 }
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+std::string quote(const std::string& s) { return test::shell_quote(s); }
 
 }  // namespace
 

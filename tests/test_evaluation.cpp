@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "stepverify/errors.h"
-#include "stepverify/evaluation.h"
+#include "stepverify/eval/evaluation.h"
 
 using namespace stepverify;
 namespace fs = std::filesystem;

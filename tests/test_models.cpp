@@ -5,12 +5,12 @@
 #include <filesystem>
 
 #include "stepverify/answer.h"
-#include "stepverify/arithmetic.h"
-#include "stepverify/demo.h"
+#include "demo/arithmetic.h"
+#include "demo/demo.h"
 #include "stepverify/generation.h"
 #include "stepverify/verifier.h"
 #include "test_support.h"
-#include "training/demo_internal.h"
+#include "demo/demo_internal.h"
 
 using namespace stepverify;
 

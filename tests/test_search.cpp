@@ -153,7 +153,7 @@ TEST_CASE("the built-in sampler: seeded, greedy equals argmax decoding, prefix r
   if (!dir) return;
   auto policy = Model::load(*dir);
   SamplerOptions so;
-  so.seed = 42;
+  so.sampling.seed = 42;
   so.max_step_tokens = 12;
   so.final_marker = "";
   SamplingProposer a(policy, so), b(policy, so);
@@ -162,7 +162,7 @@ TEST_CASE("the built-in sampler: seeded, greedy equals argmax decoding, prefix r
   REQUIRE(pa.size() == 3);
   for (int i = 0; i < 3; ++i) CHECK(pa[i].text == pb[i].text);
   // Greedy: the step is the greedy continuation up to the delimiter.
-  so.temperature = 0;
+  so.sampling.temperature = 0;
   SamplingProposer g(policy, so);
   auto pg = g.propose("Ana has 12 coins.", {}, 2);
   CHECK(pg[0].text == pg[1].text);
@@ -187,7 +187,7 @@ TEST_CASE("the built-in sampler: propose_many decodes partial solutions of diffe
   if (!dir) return;
   auto policy = Model::load(*dir);
   SamplerOptions so;
-  so.temperature = 0;  // greedy: the batched, left-padded path must give each row's own continuation
+  so.sampling.temperature = 0;  // greedy: the batched, left-padded path must give each row's own continuation
   so.max_step_tokens = 10;
   so.final_marker = "";
   const std::string q = "Ana has 12 coins.";

@@ -1,11 +1,15 @@
 // Shared helpers of the tests: where ../shared is, reading references.
 #pragma once
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <utility>
+
+#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -31,6 +35,25 @@ inline std::optional<std::filesystem::path> fixture(const std::string& name) {
     return std::nullopt;
   }
   return dir;
+}
+
+/// Runs the shell command `cmd` (stderr dropped); returns its exit status and stdout.
+inline std::pair<int, std::string> run_command(const std::string& cmd) {
+  FILE* p = ::popen((cmd + " 2>/dev/null").c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+/// `s` quoted for the shell.
+inline std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
 }
 
 inline nlohmann::json read_json(const std::filesystem::path& p) {

@@ -8,15 +8,16 @@
 #include <numeric>
 #include <sstream>
 
-#include "stepverify/arithmetic.h"
-#include "stepverify/datasets.h"
-#include "stepverify/demo.h"
+#include "demo/arithmetic.h"
+#include "stepverify/steps.h"
+#include "stepverify/train/datasets.h"
+#include "demo/demo.h"
 #include "stepverify/errors.h"
 #include "stepverify/generation.h"
-#include "stepverify/labeling.h"
+#include "stepverify/train/labeling.h"
 #include "stepverify/session.h"
-#include "stepverify/tokenizer_trainer.h"
-#include "stepverify/training.h"
+#include "stepverify/train/tokenizer_trainer.h"
+#include "stepverify/train/training.h"
 #include "test_support.h"
 
 using namespace stepverify;
@@ -142,7 +143,7 @@ TEST_CASE("arithmetic: the exact checker finds arithmetic slips, distractors and
   CHECK(c.first_error == 0);
   CHECK(arithmetic::stated_answer("The answer is 32.") == 32);
   CHECK_FALSE(arithmetic::stated_answer("The answer is 32 apples").has_value());
-  CHECK(arithmetic::split_steps("a\n\nb\n") == std::vector<std::string>{"a", "b"});
+  CHECK(split_steps("a\n\nb\n") == std::vector<std::string>{"a", "b"});
 }
 
 namespace {
@@ -366,15 +367,15 @@ TEST_CASE("training: saved checkpoints reload exactly and generate() matches gre
   std::vector<std::vector<int64_t>> prompts = {tok->encode("Ana has 3 apples."), tok->encode("Ben"),
                                                tok->encode("Cara has 12 coins and 7 cards.")};
   GenerationOptions g;
-  g.temperature = 0;
+  g.sampling.temperature = 0;
   g.max_new_tokens = 12;
   g.stop_at_eos = false;
   auto outs = generate(*model, prompts, g);
   for (size_t i = 0; i < prompts.size(); ++i) {
     CHECK(outs[i].ids == model->generate_greedy(prompts[i], 12));  // the 12 new tokens
   }
-  g.temperature = 1;
-  g.seed = 4;
+  g.sampling.temperature = 1;
+  g.sampling.seed = 4;
   auto s1 = generate(*model, prompts, g), s2 = generate(*model, prompts, g);
   for (size_t i = 0; i < prompts.size(); ++i) CHECK(s1[i].ids == s2[i].ids);
   CHECK_THROWS_AS(generate(*model, {{}}, g), InputError);

@@ -60,7 +60,8 @@
 //
 // Thread safety: DefaultExtractor, MathEquivalence and StringEquivalence are
 // stateless const objects and may be shared by threads. select_answer is
-// thread-safe for distinct outputs.
+// thread-safe for distinct outputs. A user AnswerExtractor or AnswerEquivalence
+// shared by threads must allow concurrent const calls.
 #pragma once
 
 #include <cstddef>
@@ -68,6 +69,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "stepverify/aggregate.h"
 
 namespace stepverify {
 
@@ -152,13 +155,6 @@ std::string canonical_answer(std::string_view answer);
 /// MathEquivalence{}.equal(a, b).
 bool answers_equal(std::string_view a, std::string_view b);
 
-/// How per-step scores become one candidate score (local to answer selection).
-enum class StepAggregate { Min, Prod, Last, Mean };
-/// Parses "min", "prod" (or "product"), "last", "mean"; throws InputError.
-StepAggregate parse_step_aggregate(std::string_view name);
-/// The aggregate of `scores`; NaN when empty.
-double aggregate_steps(const std::vector<double>& scores, StepAggregate how);
-
 /// One sampled solution with its verifier score(s).
 struct Candidate {
   /// The solution text; used when `answer` is not given.
@@ -174,7 +170,7 @@ struct Candidate {
 /// Call-time options of select_answer.
 struct SelectionOptions {
   /// Aggregate of step_scores when a candidate has no `score`.
-  StepAggregate aggregate = StepAggregate::Last;
+  Aggregate aggregate = Aggregate::Last;
   /// Extractor for candidates without `answer`; null: DefaultExtractor.
   const AnswerExtractor* extractor = nullptr;
   /// Equivalence used for grouping; null: MathEquivalence.

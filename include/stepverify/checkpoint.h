@@ -11,7 +11,9 @@
 // keeps its source alive, so views stay valid after the Checkpoint is gone.
 //
 // Thread safety: SafetensorsFile and Checkpoint are immutable after open();
-// all const methods may be called concurrently.
+// all const methods may be called concurrently. ByteSource implementations
+// must allow concurrent const calls (map_file's and memory_source's do);
+// TensorView is a plain value.
 #pragma once
 
 #include <cstddef>

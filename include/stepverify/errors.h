@@ -1,7 +1,7 @@
 // stepverify/errors.h: the one exception hierarchy of the library.
 //
 //   try {
-//     auto model = stepverify::CausalLM::load("models/llama");
+//     auto model = stepverify::Model::load("models/llama");
 //   } catch (const stepverify::FormatError& e) {
 //     // "loading models/llama/model.safetensors: tensor model.norm.weight: byte span 12 != 4 * [64]"
 //     std::cerr << e.what() << "\n";

@@ -1,6 +1,6 @@
 // stepverify/generation.h: batched sampling from a causal LM over many prompts.
 //
-//   stepverify::GenerationOptions o;  o.temperature = 1.0;  o.max_new_tokens = 96;  o.seed = 3;
+//   stepverify::GenerationOptions o;  o.sampling.temperature = 1.0;  o.sampling.seed = 3;  o.max_new_tokens = 96;
 //   std::vector<std::vector<int64_t>> prompts = {tok.encode("Ana has 3 apples..."), ...};
 //   auto outs = stepverify::generate(*policy, prompts, o);     // one Generation per prompt, in order
 //   o.num_samples = 16;                                       // 16 per prompt, one prefill each
@@ -24,16 +24,14 @@
 #include <vector>
 
 #include "stepverify/model.h"
+#include "stepverify/sampling.h"
 
 namespace stepverify {
 
 /// Call-time options of generate().
 struct GenerationOptions {
-  double temperature = 1.0;      ///< 0 means greedy
-  int top_k = 0;                 ///< keep the k most likely tokens (0: all)
-  double top_p = 1.0;            ///< nucleus: smallest set with this much mass
+  SamplingParams sampling;       ///< temperature, top-k, top-p, seed (each call starts from the seed)
   int64_t max_new_tokens = 128;  ///< tokens generated per prompt at most
-  uint64_t seed = 0;             ///< sampling seed
   int64_t max_batch_rows = 256;  ///< rows (prompts x num_samples) decoded together
   bool stop_at_eos = true;       ///< a row ends at EOS (then not emitted in `ids`)
   /// Completions per prompt: the prompt is prefilled once and its KV rows

@@ -1,9 +1,10 @@
 // stepverify/kv_cache.h: the key/value cache of a decoder, with written semantics and cost.
 //
 //   auto cache = model->new_cache();               // batch 1
-//   model->forward({.input_ids = prompt, .cache = &cache});    // prefill
+//   stepverify::ForwardInput in;  in.input_ids = prompt;  in.cache = &cache;
+//   model->forward(in);                            // prefill
 //   KVCache beam = cache.fork();                   // O(1): shares the prefix
-//   model->forward({.input_ids = next, .cache = &beam});       // append to the fork only
+//   in.input_ids = next;  in.cache = &beam;  model->forward(in);   // append to the fork only
 //   cache.truncate(10);                            // O(1): drop positions >= 10
 //
 // Layout: per layer one K and one V buffer [batch, kv_heads, allocated, head_dim]

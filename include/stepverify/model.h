@@ -2,7 +2,8 @@
 //
 //   auto model = stepverify::Model::load("models/llama");           // config, weights, tokenizer
 //   auto ids = model->tokenizer().encode("Ana has 12 coins");
-//   auto out = model->forward({.input_ids = stepverify::to_batch(ids)});
+//   stepverify::ForwardInput in;  in.input_ids = stepverify::to_batch(ids);
+//   auto out = model->forward(in);
 //   at::Tensor logits = model->logits(out.hidden);               // [1, T, vocab], float32
 //
 // The backbone reproduces transformers 4.40 eager attention for the Llama,
@@ -15,7 +16,8 @@
 //
 // Thread safety: a loaded Model is immutable; forward(), logits() and the
 // tokenizer may be called concurrently from many threads, each with its own
-// KVCache (a cache is used by one thread at a time).
+// KVCache (a cache is used by one thread at a time). LoadOptions, ForwardInput
+// and ForwardOutput are plain values.
 #pragma once
 
 #include <cstdint>

@@ -8,23 +8,24 @@
 // and training leave the process as the application set it): a program that
 // calls neither gets libtorch's defaults, correct but slower on CPU.
 //
-// Measured on a 2-core machine: torch's intra-op threads and OpenBLAS threads
-// both at 2 run a forward about 3x slower than torch at 1 and OpenBLAS at all
-// cores (the two pools fight over the cores); glibc returning memory to the OS
-// after every forward costs another 20-50%. The defaults below fix both.
+// Torch's intra-op threads and OpenBLAS threads both above 1 fight over the
+// cores, and glibc returning memory to the OS after every forward costs time;
+// the defaults below fix both (figures in README.md, "Measured performance").
 //
 // OpenBLAS picks its GEMM kernels from the CPU model once, when it loads. On a
-// CPU newer than its table it falls back to old kernels: Debian 12's 0.3.21 on
-// an Intel Xeon of model 207 (AVX-512) runs its SSE3 "Prescott" kernels, and
-// measured there the fp32 GEMM peak is 65 GFLOP/s against 257 with its
-// "SkylakeX" ones, a forward 2.6x slower. OPENBLAS_CORETYPE forces a kernel set
-// but is read only at load, so a program fixes it by restarting itself with
-// restart_for_blas_kernels (above). Every program of this project calls both. configure_runtime writes one warning to
-// stderr when the kernels lag the CPU and nothing fixed them.
+// CPU newer than its table it falls back to older, much slower kernels
+// (Debian 12's 0.3.21 runs its SSE3 "Prescott" kernels on AVX-512 Xeons;
+// figures in README.md). OPENBLAS_CORETYPE forces a kernel set but is read
+// only at load, so a program fixes it by restarting itself with
+// restart_for_blas_kernels (above). Every program of this project calls both.
+// configure_runtime writes one warning to stderr when the kernels lag the CPU
+// and nothing fixed them.
 //
 // Thread safety: configure_runtime and the blas_ queries may be called from
 // any thread; the first configure_runtime call wins, later calls return the
 // settings in force. restart_for_blas_kernels must run before other threads exist.
+// BlasThreadsScope changes a process-wide count: create one scope at a time,
+// from the thread that owns the workers.
 #pragma once
 
 #include <string>
@@ -51,17 +52,16 @@ struct RuntimeOptions {
 /// override the defaults.
 RuntimeOptions configure_runtime(const RuntimeOptions& options = {});
 
-/// True when torch's BLAS is OpenBLAS (the reference BLAS is ~50x slower).
+/// True when torch's BLAS is OpenBLAS (the reference BLAS is far slower).
 bool blas_is_openblas();
 
 /// OpenBLAS's thread count now; 0 when the BLAS is not OpenBLAS.
 int blas_threads();
 
 /// OpenBLAS's thread count set to `threads` for the object's lifetime, then
-/// restored (`threads` 0: the count is left alone). Code that runs its own workers, one GEMM stream each, runs them
-/// with 1: measured on 2 cores, the demo's beam searches on 2 workers took
-/// 56 s with OpenBLAS at 2 threads (4 spinning threads on 2 cores) and 31 s at 1.
-/// No effect when the BLAS is not OpenBLAS. The count is process-wide: create
+/// restored (`threads` 0: the count is left alone). Code that runs its own
+/// workers, one GEMM stream each, runs them with 1 (more BLAS threads than
+/// cores spin; timings in README.md). No effect when the BLAS is not OpenBLAS. The count is process-wide: create
 /// one scope at a time, from the thread that owns the workers.
 class BlasThreadsScope {
  public:

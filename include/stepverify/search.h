@@ -5,7 +5,7 @@
 //                                               int k) override { ... }
 //   };
 //   MyLoop loop;
-//   stepverify::BeamSearchOptions o;  o.beam_width = 4;  o.expansions = 4;
+//   stepverify::SearchOptions o;  o.beam_width = 4;  o.expansions = 4;
 //   auto result = stepverify::beam_search(*verifier, loop, question, o);
 //   // result.steps, result.score, result.verifier_tokens (each prefix scored once)
 //
@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "stepverify/model.h"
+#include "stepverify/sampling.h"
+#include "stepverify/steps.h"
 #include "stepverify/verifier.h"
 
 namespace stepverify {
@@ -53,16 +55,12 @@ class StepProposer {
 
 /// Options of the built-in sampler.
 struct SamplerOptions {
-  double temperature = 1.0;        ///< 0 means greedy
-  int top_k = 0;                   ///< keep the k most likely tokens (0: all)
-  double top_p = 1.0;              ///< nucleus: smallest set with this much mass
+  SamplingParams sampling;         ///< temperature, top-k, top-p, seed (each call advances the generator)
   int64_t max_step_tokens = 96;    ///< a step longer than this is cut (and marked finished)
-  std::string step_delimiter = "\n";  ///< text that ends a step
-  /// Prompt: "{question}" is replaced; steps follow, each ending with the delimiter.
-  std::string prompt_template = "{question}\n";
+  /// The policy's prompt; its step_delimiter also ends a sampled step.
+  PolicyPrompt prompt;
   /// A step containing this text finishes the solution (empty: only EOS does).
   std::string final_marker = "The answer is";
-  uint64_t seed = 0;               ///< sampling seed (each call advances the generator)
 };
 
 /// Samples steps from a causal LM, in batches of k rows over one shared KV

@@ -30,7 +30,8 @@
 // scores an append_step of that step would give.
 //
 // Thread safety: one session is used by one thread at a time; sessions forked
-// from one another may run on different threads.
+// from one another may run on different threads. PrefixCache is thread-safe
+// (internally locked), so one cache may serve sessions on many threads.
 #pragma once
 
 #include <cstdint>

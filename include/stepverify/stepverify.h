@@ -1,28 +1,15 @@
-// stepverify/stepverify.h: the umbrella header.
+// stepverify/stepverify.h: the umbrella header: the core (stepverify/core.h),
+// training and labeling (stepverify/train/, target stepverify::train) and
+// evaluation (stepverify/eval/, target stepverify::eval).
 //
 //   #include <stepverify/stepverify.h>
 //   auto model = stepverify::Model::load("path/to/checkpoint");
 #pragma once
 
-#include "stepverify/answer.h"
-#include "stepverify/arithmetic.h"
-#include "stepverify/bon.h"
-#include "stepverify/checkpoint.h"
-#include "stepverify/config.h"
-#include "stepverify/datasets.h"
-#include "stepverify/demo.h"
-#include "stepverify/errors.h"
-#include "stepverify/evaluation.h"
-#include "stepverify/generation.h"
-#include "stepverify/kv_cache.h"
-#include "stepverify/labeling.h"
-#include "stepverify/model.h"
-#include "stepverify/runtime.h"
-#include "stepverify/search.h"
-#include "stepverify/session.h"
-#include "stepverify/tokenizer.h"
-#include "stepverify/tokenizer_trainer.h"
-#include "stepverify/training.h"
-#include "stepverify/verifier.h"
-#include "stepverify/verifier_spec.h"
-#include "stepverify/version.h"
+#include "stepverify/core.h"
+#include "stepverify/eval/bon.h"
+#include "stepverify/eval/evaluation.h"
+#include "stepverify/train/datasets.h"
+#include "stepverify/train/labeling.h"
+#include "stepverify/train/tokenizer_trainer.h"
+#include "stepverify/train/training.h"

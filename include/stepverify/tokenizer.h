@@ -2,7 +2,7 @@
 //
 //   auto tok = stepverify::load_tokenizer("models/llama");      // picks the implementation
 //   std::vector<int64_t> ids = tok->encode("Janet has 16 eggs.");  // [1, 421, 344, ...]
-//   std::string text = tok->decode(ids, {.skip_special_tokens = true});
+//   stepverify::DecodeOptions d;  d.skip_special_tokens = true;  std::string text = tok->decode(ids, d);
 //
 // Implementations: sentencepiece (`tokenizer.model`, reproducing HF's
 // LlamaTokenizer with `legacy` true and false) and byte-level BPE

@@ -12,7 +12,9 @@
 // post_attention_layernorm}, norm) and, when present, "lm_head".
 //
 // Thread safety: forward() does not modify the module; concurrent forwards are
-// safe. Changing parameters while forwards run is not.
+// safe. Changing parameters while forwards run is not. RotaryEmbedding's const
+// methods may run concurrently; fuse(), fuse_projections() and tie_lm_head()
+// change parameters: call them before sharing the module.
 #pragma once
 
 #include <functional>

@@ -28,17 +28,11 @@
 #include <string>
 #include <vector>
 
+#include "stepverify/aggregate.h"
 #include "stepverify/model.h"
 #include "stepverify/verifier_spec.h"
 
 namespace stepverify {
-
-/// How per-step scores become one solution score.
-enum class Aggregate { Min, Max, Product, Mean, Last, GeometricMean };
-/// Parses "min", "max", "prod"/"product", "mean", "last", "geomean"; throws ConfigError.
-Aggregate parse_aggregate(const std::string& name);
-/// Applies `how` to `scores` (empty -> NaN).
-double aggregate(const std::vector<double>& scores, Aggregate how);
 
 /// One solution to score.
 struct Solution {

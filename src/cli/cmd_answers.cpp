@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "stepverify/answer.h"
 #include "stepverify/errors.h"
 
@@ -142,14 +143,11 @@ Run add_vote(CLI::App& app) {
   app.description("Majority vote, weighted self-consistency and best-of-N over scored candidates; JSONL in, JSONL out");
   auto input = std::make_shared<std::string>();
   auto output = std::make_shared<std::string>();
-  auto agg = std::make_shared<std::string>("last");
+  auto options = std::make_shared<SelectionOptions>();
   app.add_option("--input", *input, "input JSONL")->required();
   app.add_option("--output", *output, "output JSONL")->required();
-  app.add_option("--aggregate", *agg, "aggregate of step_scores when a candidate has no score (min, prod, last, mean)")
-      ->check(CLI::IsMember({"min", "prod", "product", "last", "mean"}));
+  add_aggregate_flag(app, "--aggregate", options->aggregate, "aggregate of step_scores when a candidate has no score");
   return [=] {
-    SelectionOptions options;
-    options.aggregate = parse_step_aggregate(*agg);
     const DefaultExtractor extractor;
     const MathEquivalence equivalence;
     size_t good = 0, with_gold = 0, right_majority = 0, right_weighted = 0, right_best = 0;
@@ -164,7 +162,7 @@ Run add_vote(CLI::App& app) {
           // A gold solution rather than a gold answer: take its final answer.
           if (gold && (gold->find("\\boxed") != std::string::npos || gold->find("####") != std::string::npos))
             gold = extractor.extract(*gold);
-          const Selection sel = select_answer(cands, options);
+          const Selection sel = select_answer(cands, *options);
           j["majority"] = answer_json(sel.majority);
           j["weighted"] = answer_json(sel.weighted);
           j["best"] = answer_json(sel.best);
@@ -184,7 +182,7 @@ Run add_vote(CLI::App& app) {
     if (with_gold) {
       auto acc = [&](size_t k) { return fmt::format("{:.4f} ({}/{})", double(k) / double(with_gold), k, with_gold); };
       std::cerr << fmt::format("vote: {} problems, {} with gold; accuracy majority {}, weighted {}, best {} (aggregate {})\n",
-                               good, with_gold, acc(right_majority), acc(right_weighted), acc(right_best), *agg);
+                               good, with_gold, acc(right_majority), acc(right_weighted), acc(right_best), aggregate_name(options->aggregate));
     } else {
       std::cerr << fmt::format("vote: {} problems, none with a gold answer (no accuracy)\n", good);
     }

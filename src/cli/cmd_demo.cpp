@@ -6,8 +6,8 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include "cli/load_flags.h"
-#include "stepverify/demo.h"
+#include "cli/flags.h"
+#include "demo/demo.h"
 
 namespace stepverify::cli {
 
@@ -16,33 +16,26 @@ Run add_demo(CLI::App& app) {
                   "models (held-out arithmetic problems, equal budget)");
   auto o = std::make_shared<DemoOptions>();
   auto json = std::make_shared<bool>(false);
-  auto shared = std::make_shared<std::string>();
-  auto models = std::make_shared<std::string>("models");
-  app.add_option("--models", *models, "directory holding policy/ and verifier/ (default: models)");
+  app.add_option("--models", o->models_dir, "directory holding policy/ and verifier/ (default: models)");
   app.add_option("--problems", o->problems, "held-out problems (default 200)");
   app.add_option("--n", o->n, "proposals per problem for every method (default 16)");
   app.add_option("--beam-width", o->beam_width, "beams kept (default 4)");
   app.add_option("--expansions", o->expansions, "proposals per beam and step (default 4)");
-  auto per_beam = std::make_shared<bool>(false);
-  app.add_flag("--per-beam-budget", *per_beam,
+  app.add_flag_callback("--per-beam-budget", [o] { o->constant_step_budget = false; },
                "beam search proposes `expansions` per live beam, the first step only `expansions` (default: "
                "beam_width x expansions at every step)");
   app.add_option("--temperature", o->temperature, "policy sampling temperature (default 1)");
   app.add_option("--top-p", o->top_p, "policy nucleus sampling (default 1: off)");
   app.add_option("--seed", o->seed, "sampling seed (default 0)");
   app.add_option("--threads", o->threads, "worker threads for the searches (default 2)");
-  app.add_option("--prm-aggregate", o->prm_aggregate, "PRM step scores -> solution and beam score (default prod)");
-  app.add_option("--ovm-aggregate", o->ovm_aggregate, "OVM step values -> beam score (default last: the value of the partial solution, as OVM reads it)");
-  app.add_option("--shared", *shared, "accepted for compatibility; unused");
+  add_aggregate_flag(app, "--prm-aggregate", o->prm_aggregate, "PRM step scores -> solution and beam score");
+  add_aggregate_flag(app, "--ovm-aggregate", o->ovm_aggregate,
+                     "OVM step values -> beam score (last: the value of the partial solution, as OVM reads it)");
   app.add_flag("--json", *json, "print the figures as one JSON object");
   add_load_flags(app, o->load);
-  auto candidates = std::make_shared<std::string>();
-  app.add_option("--candidates", *candidates, "write the N samples per problem with their scores (eval bon format)");
+  app.add_option("--candidates", o->candidates_out, "write the N samples per problem with their scores (eval bon format)");
   return [=] {
-    auto opts = *o;
-    opts.models_dir = *models;
-    opts.candidates_out = *candidates;
-    opts.constant_step_budget = !*per_beam;
+    const DemoOptions& opts = *o;
     if (opts.beam_width * opts.expansions != opts.n)
       std::cerr << fmt::format("note: beam_width x expansions = {} proposals per step, not n = {}\n",
                                opts.beam_width * opts.expansions, opts.n);

@@ -3,7 +3,7 @@
 //                              [--predictions OUT.jsonl] [--markdown OUT.md] [--svg OUT.svg]
 //
 // ProcessBench's first-error metric per split and its average (see
-// stepverify/evaluation.h). --scores reads records that already carry
+// stepverify/eval/evaluation.h). --scores reads records that already carry
 // "step_scores" (the output of `stepverify score` on ProcessBench, or of
 // --predictions); --model scores the records of --data with a verifier via
 // score_with_model (cli/eval_model.h). With --json stdout holds exactly one
@@ -16,7 +16,7 @@
 #include "cli/commands.h"
 #include "cli/eval_model.h"
 #include "stepverify/errors.h"
-#include "stepverify/evaluation.h"
+#include "stepverify/eval/evaluation.h"
 
 namespace stepverify::cli {
 
@@ -31,10 +31,10 @@ void write_file(const std::string& path, const std::string& text) {
 
 namespace {
 
+// The metric's options bind to ProcessBenchOptions; these are the command's own.
 struct ProcessBenchArgs {
+  ProcessBenchOptions options;
   std::string scores, model, spec, data, dtype = "fp32";
-  double threshold = 0.5;
-  std::string calibrate_on;
   bool json = false;
   std::string predictions, markdown, svg;
 };
@@ -55,10 +55,7 @@ int run_processbench(const ProcessBenchArgs& a) {
   }
   if (records.empty()) throw InputError("eval processbench: no record in the input");
 
-  ProcessBenchOptions opt;
-  opt.threshold = a.threshold;
-  opt.calibrate_on = a.calibrate_on;
-  const auto result = evaluate_processbench(records, opt);
+  const auto result = evaluate_processbench(records, a.options);
   for (const auto& m : result.splits) {
     if (m.n_error == 0 || m.n_correct == 0)
       std::cerr << "note: split " << m.split << " has no record with label " << (m.n_error == 0 ? "!= -1" : "-1")
@@ -91,8 +88,9 @@ Run add_eval(CLI::App& app) {
   pb->add_option("--dtype", a->dtype, "with --model: fp32 (default), bf16 or fp16 (CUDA only)")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   auto* data = pb->add_option("--data", a->data, "with --model: a ProcessBench JSON/JSONL file or a directory of them");
-  auto* thr = pb->add_option("--threshold", a->threshold, "a step is wrong when its score is below this (default 0.5)");
-  auto* cal = pb->add_option("--calibrate-on", a->calibrate_on,
+  auto* thr = pb->add_option("--threshold", a->options.threshold, "a step is wrong when its score is below this")
+                   ->capture_default_str();
+  auto* cal = pb->add_option("--calibrate-on", a->options.calibrate_on,
                              "choose the threshold maximising F1 on this split, then apply it to every split");
   pb->add_flag("--json", a->json, "print one JSON object on stdout");
   pb->add_option("--predictions", a->predictions, "write per-record predictions (JSONL; valid --scores input)");

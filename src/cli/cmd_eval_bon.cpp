@@ -4,7 +4,7 @@
 //
 // Accuracy against N for majority vote, weighted self-consistency and
 // best-of-N under each aggregate, and, with step labels, step AUROC, the
-// first-error metric and a reliability table (see stepverify/bon.h for the
+// first-error metric and a reliability table (see stepverify/eval/bon.h for the
 // input format, the rules and the tie-breaking). With --json stdout holds
 // exactly one JSON object {"n": [...], "methods": {...}, "problems": int, ...};
 // otherwise the Markdown report. A bad line (invalid JSON, a bad field, no
@@ -15,19 +15,17 @@
 #include <memory>
 
 #include "cli/commands.h"
-#include "stepverify/bon.h"
+#include "cli/flags.h"
+#include "stepverify/eval/bon.h"
 #include "stepverify/errors.h"
 
 namespace stepverify::cli {
 namespace {
 
+// The evaluation's options bind to BonOptions; these are the command's own.
 struct BonArgs {
+  BonOptions options;
   std::string input;
-  uint64_t seed = 0;
-  int samples = 32;
-  std::string aggregate = "last";
-  double threshold = 0.5;
-  int bins = 10;
   bool json = false;
   std::string markdown, svg, reliability_svg;
 };
@@ -67,13 +65,7 @@ std::vector<BonProblem> read_problems(const std::string& path) {
 int run_bon(const BonArgs& a) {
   const std::vector<BonProblem> problems = read_problems(a.input);
   if (problems.empty()) throw InputError("eval bon: no usable problem in " + a.input);
-  BonOptions opt;
-  opt.seed = a.seed;
-  opt.samples = a.samples;
-  opt.aggregate = parse_step_aggregate(a.aggregate);
-  opt.threshold = a.threshold;
-  opt.reliability_bins = a.bins;
-  const BonResult result = evaluate_bon(problems, opt);
+  const BonResult result = evaluate_bon(problems, a.options);
   if (result.labeled_solutions > 0 && !result.reliability)
     std::cerr << "note: a labeled step score lies outside [0, 1]; no reliability table\n";
   if (result.labeled_solutions > 0 && !result.step_auroc)
@@ -108,14 +100,17 @@ Run add_eval_bon(CLI::App& eval) {
                   "JSONL, one problem a line: {\"id\", \"gold\", \"candidates\": [{\"text\"|\"answer\", \"score\", "
                   "\"step_scores\", \"step_labels\", \"correct\"}]}")
       ->required();
-  bon->add_option("--seed", a->seed, "seed of the subset draws (default 0)");
-  bon->add_option("--samples", a->samples, "subsets per problem and N when there are more (default 32)")
+  BonOptions& o = a->options;
+  bon->add_option("--seed", o.seed, "seed of the subset draws")->capture_default_str();
+  bon->add_option("--samples", o.samples, "subsets per problem and N when there are more")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
-  bon->add_option("--aggregate", a->aggregate,
-                  "aggregate of step_scores for weighted and best when a candidate has no score (default last)")
-      ->check(CLI::IsMember({"min", "prod", "product", "last", "mean"}));
-  bon->add_option("--threshold", a->threshold, "first-error metric: a step is wrong below this (default 0.5)");
-  bon->add_option("--bins", a->bins, "reliability bins over [0, 1] (default 10)")->check(CLI::Range(1, 1000000));
+  add_aggregate_flag(*bon, "--aggregate", o.aggregate,
+                     "aggregate of step_scores for weighted and best when a candidate has no score");
+  bon->add_option("--threshold", o.threshold, "first-error metric: a step is wrong below this")->capture_default_str();
+  bon->add_option("--bins", o.reliability_bins, "reliability bins over [0, 1]")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   bon->add_flag("--json", a->json, "print one JSON object on stdout");
   bon->add_option("--markdown", a->markdown, "write the Markdown report");
   bon->add_option("--svg", a->svg, "write an SVG plot of accuracy against N per method");

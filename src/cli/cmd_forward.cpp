@@ -6,7 +6,7 @@
 #include <torch/torch.h>
 
 #include "cli/commands.h"
-#include "cli/load_flags.h"
+#include "cli/flags.h"
 #include "stepverify/checkpoint.h"
 #include "stepverify/errors.h"
 #include "stepverify/model.h"

@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
-#include "cli/load_flags.h"
-#include "stepverify/demo.h"
+#include "cli/flags.h"
+#include "demo/demo.h"
 
 namespace stepverify::cli {
 
@@ -14,11 +14,9 @@ Run add_models(CLI::App& app) {
   auto o = std::make_shared<DemoModelsOptions>();
   // The kinds of solution an LM stage trains on (DemoModelsOptions::policy_solutions).
   const std::vector<std::string> solution_kinds = {"commuted", "reordered", "reference"};
-  auto out = std::make_shared<std::string>("models");
-  app.add_option("--out", *out, "output directory (default: models)");
+  app.add_option("--out", o->out_dir, "output directory (default: models)");
   app.add_option("--seed", o->seed, "seed (default 0)");
-  auto policy_from = std::make_shared<std::string>();
-  app.add_option("--policy-from", *policy_from, "reuse the tokenizer and policy in this directory (retrain the verifier only)")
+  app.add_option("--policy-from", o->policy_from, "reuse the tokenizer and policy in this directory (retrain the verifier only)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--policy-steps", o->policy_training.steps, "policy optimizer steps");
   auto continue_steps =
@@ -31,14 +29,13 @@ Run add_models(CLI::App& app) {
   app.add_option("--backbone-solutions", o->backbone_solutions,
                  "what the verifier backbone's continuation trains on: commuted (default), reordered or reference")
       ->check(CLI::IsMember(solution_kinds));
-  auto reference_order = std::make_shared<bool>(false);
-  app.add_flag("--reference-order", *reference_order, "the same as --policy-solutions reference");
+  app.add_flag_callback("--reference-order", [o] { o->policy_solutions = "reference"; },
+                        "the same as --policy-solutions reference");
   app.add_option("--policy-solutions", o->policy_solutions,
                  "what the policy trains on: commuted (default), reordered or reference")
       ->check(CLI::IsMember(solution_kinds));
   app.add_option("--verifier-steps", o->verifier_training.steps, "verifier optimizer steps");
-  auto backbone_from = std::make_shared<std::string>();
-  app.add_option("--backbone-from", *backbone_from, "this checkpoint is the verifier's backbone (no continuation)")
+  app.add_option("--backbone-from", o->backbone_from, "this checkpoint is the verifier's backbone (no continuation)")
       ->check(CLI::ExistingDirectory);
   app.add_flag("--keep-backbone", o->keep_backbone, "keep the continued backbone in OUT/.verifier_backbone");
   app.add_option("--verifier-lr", o->verifier_training.learning_rate, "verifier peak learning rate");
@@ -56,13 +53,9 @@ Run add_models(CLI::App& app) {
   add_load_flags(app, o->load);  // the dtype the models load, sample, label and train in
   return [=] {
     auto opts = *o;
-    opts.out_dir = *out;
-    opts.policy_from = *policy_from;
-    opts.backbone_from = *backbone_from;
-    if (*reference_order) opts.policy_solutions = "reference";
     // --policy-from retrains the verifier over the given policy as it is,
     // unless a continuation is asked for.
-    if (!policy_from->empty() && continue_steps->count() == 0) opts.policy_continue_steps = 0;
+    if (!opts.policy_from.empty() && continue_steps->count() == 0) opts.policy_continue_steps = 0;
     const auto r = train_demo_models(opts, std::cerr);
     std::cout << r.to_json() << "\n";
     return 0;

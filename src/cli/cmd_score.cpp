@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/load_flags.h"
+#include "cli/flags.h"
 #include "stepverify/errors.h"
 #include "stepverify/verifier.h"
 
@@ -62,15 +62,14 @@ Run add_score(CLI::App& app) {
   auto input = std::make_shared<std::string>();
   auto output = std::make_shared<std::string>();
   auto heads = std::make_shared<std::string>();
-  auto agg = std::make_shared<std::string>("min");
-  auto batch_tokens = std::make_shared<int64_t>(8192);
+  auto so = std::make_shared<ScoreOptions>();
   app.add_option("--model", *model, "verifier checkpoint directory")->required();
   app.add_option("--spec", *spec, "a preset name or a spec JSON file (default: stepverify.json or by architecture)");
   app.add_option("--input", *input, "input JSONL")->required();
   app.add_option("--output", *output, "output JSONL")->required();
   app.add_option("--heads", *heads, "heads to run and report, comma-separated (e.g. prm,orm)");
-  app.add_option("--aggregate", *agg, "aggregate of step scores for solution-level 'scores' (min, max, prod, mean, last, geomean)");
-  app.add_option("--batch-tokens", *batch_tokens, "most tokens in one batched forward");
+  add_aggregate_flag(app, "--aggregate", so->aggregate, "aggregate of step scores for solution-level 'scores'");
+  app.add_option("--batch-tokens", so->max_batch_tokens, "most tokens in one batched forward");
   auto load = std::make_shared<LoadOptions>();
   add_load_flags(app, *load);
   return [=] {
@@ -78,9 +77,6 @@ Run add_score(CLI::App& app) {
     vo.load = *load;
     vo.spec = *spec;
     vo.heads = split_csv(*heads);
-    ScoreOptions so;
-    so.aggregate = parse_aggregate(*agg);
-    so.max_batch_tokens = *batch_tokens;
     auto verifier = Verifier::load(*model, vo);
     std::ifstream in(*input);
     if (!in) throw IoError(*input + ": cannot open");
@@ -125,7 +121,7 @@ Run add_score(CLI::App& app) {
       const size_t end = std::min(records.size(), start + chunk);
       std::vector<Verifier::Rendered> batch;
       for (size_t i = start; i < end; ++i) batch.push_back(std::move(records[i].rendered));
-      auto scores = verifier->score_rendered(batch, so);
+      auto scores = verifier->score_rendered(batch, *so);
       for (size_t i = start; i < end; ++i) {
         const Scores& s = scores[i - start];
         ojson j = records[i].json;

@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/load_flags.h"
+#include "cli/flags.h"
 #include "stepverify/answer.h"
 #include "stepverify/errors.h"
 #include "stepverify/search.h"
@@ -24,17 +24,14 @@ namespace stepverify::cli {
 
 Run add_search(CLI::App& app) {
   app.description("Verifier-guided search with a policy model: best-of-N, weighted SC, beam search, DVTS");
+  // Flags bind straight to the library's options; their defaults are the structs'.
   struct Args {
-    std::string policy, verifier, spec, input, output, method = "beam", head, aggregate = "last";
-    int n = 16, beam_width = 4, expansions = 4, max_steps = 12, subtrees = 4;
-    int64_t max_proposals = 0, max_tokens = 0, max_step_tokens = 96;
-    double temperature = 1.0, top_p = 1.0;
-    int top_k = 0;
-    uint64_t seed = 0;
-    bool per_beam_budget = false;
-    std::string delimiter = "\n", prompt = "{question}\n", final_marker = "The answer is";
+    std::string policy, verifier, spec, input, output, method = "beam";
+    int n = 16;
   };
   auto a = std::make_shared<Args>();
+  auto so = std::make_shared<SamplerOptions>();
+  auto o = std::make_shared<SearchOptions>();
   app.add_option("--policy", a->policy, "causal LM checkpoint that proposes steps")->required();
   app.add_option("--verifier", a->verifier, "verifier checkpoint")->required();
   app.add_option("--spec", a->spec, "verifier spec: preset name or JSON file");
@@ -43,54 +40,35 @@ Run add_search(CLI::App& app) {
   app.add_option("--method", a->method, "best-of-n, wsc, beam or dvts")
       ->check(CLI::IsMember({"best-of-n", "wsc", "beam", "dvts"}));
   app.add_option("--n", a->n, "samples for best-of-n and wsc");
-  app.add_option("--beam-width", a->beam_width, "beams kept per step");
-  app.add_option("--expansions", a->expansions, "proposals per beam and step");
-  app.add_flag("--per-beam-budget", a->per_beam_budget,
-               "beam/dvts: `expansions` per live beam, the first step only `expansions` (default: beam_width x "
-               "expansions at every step)");
-  app.add_option("--subtrees", a->subtrees, "dvts: independent subtrees");
-  app.add_option("--max-steps", a->max_steps, "steps before a solution is cut");
-  app.add_option("--max-proposals", a->max_proposals, "budget in proposals (0: none)");
-  app.add_option("--max-tokens", a->max_tokens, "budget in generated tokens (0: none)");
-  app.add_option("--max-step-tokens", a->max_step_tokens, "tokens per step before it is cut");
-  app.add_option("--temperature", a->temperature, "sampling temperature (0: greedy)");
-  app.add_option("--top-k", a->top_k, "top-k sampling (0: off)");
-  app.add_option("--top-p", a->top_p, "nucleus sampling mass");
-  app.add_option("--seed", a->seed, "sampling seed");
-  app.add_option("--step-delimiter", a->delimiter, "text that ends a step");
-  app.add_option("--prompt-template", a->prompt, "policy prompt; {question} is replaced");
-  app.add_option("--final-marker", a->final_marker, "a step containing this finishes the solution");
-  app.add_option("--head", a->head, "verifier head that ranks (default: the first)");
-  app.add_option("--aggregate", a->aggregate, "rank partial solutions by: last, min, prod, mean");
+  app.add_option("--beam-width", o->beam_width, "beams kept per step");
+  app.add_option("--expansions", o->expansions, "proposals per beam and step");
+  app.add_flag_callback("--per-beam-budget", [o] { o->constant_step_budget = false; },
+                        "beam/dvts: `expansions` per live beam, the first step only `expansions` (default: beam_width x "
+                        "expansions at every step)");
+  app.add_option("--subtrees", o->subtrees, "dvts: independent subtrees");
+  app.add_option("--max-steps", o->max_steps, "steps before a solution is cut");
+  app.add_option("--max-proposals", o->max_proposals, "budget in proposals (0: none)");
+  app.add_option("--max-tokens", o->max_generated_tokens, "budget in generated tokens (0: none)");
+  app.add_option("--max-step-tokens", so->max_step_tokens, "tokens per step before it is cut");
+  app.add_option("--temperature", so->sampling.temperature, "sampling temperature (0: greedy)");
+  app.add_option("--top-k", so->sampling.top_k, "top-k sampling (0: off)");
+  app.add_option("--top-p", so->sampling.top_p, "nucleus sampling mass");
+  app.add_option("--seed", so->sampling.seed, "sampling seed");
+  app.add_option("--step-delimiter", so->prompt.step_delimiter, "text that ends a step");
+  app.add_option("--prompt-template", so->prompt.prompt_template, "policy prompt; {question} is replaced");
+  app.add_option("--final-marker", so->final_marker, "a step containing this finishes the solution");
+  app.add_option("--head", o->head, "verifier head that ranks (default: the first)");
+  add_aggregate_flag(app, "--aggregate", o->aggregate, "rank partial solutions by");
   auto load = std::make_shared<LoadOptions>();
   add_load_flags(app, *load);  // the policy's and the verifier's
-  return [a, load] {
+  return [a, so, o, load] {
     auto policy = Model::load(a->policy, *load);
     VerifierOptions vo;
     vo.load = *load;
     vo.spec = a->spec;
     auto verifier = Verifier::load(a->verifier, vo);
-    SamplerOptions so;
-    so.temperature = a->temperature;
-    so.top_k = a->top_k;
-    so.top_p = a->top_p;
-    so.seed = a->seed;
-    so.max_step_tokens = a->max_step_tokens;
-    so.step_delimiter = a->delimiter;
-    so.prompt_template = a->prompt;
-    so.final_marker = a->final_marker;
-    SamplingProposer proposer(policy, so);
-    SearchOptions o;
-    o.beam_width = a->beam_width;
-    o.expansions = a->expansions;
-    o.constant_step_budget = !a->per_beam_budget;
-    o.subtrees = a->subtrees;
-    o.max_steps = a->max_steps;
-    o.max_proposals = a->max_proposals;
-    o.max_generated_tokens = a->max_tokens;
-    o.head = a->head;
-    o.aggregate = parse_aggregate(a->aggregate);
-    o.final_pick = a->method == "wsc" ? FinalPick::WeightedVote : FinalPick::BestScore;
+    SamplingProposer proposer(policy, *so);
+    o->final_pick = a->method == "wsc" ? FinalPick::WeightedVote : FinalPick::BestScore;
 
     std::ifstream in(a->input);
     if (!in) throw IoError(a->input + ": cannot open");
@@ -108,9 +86,9 @@ Run add_search(CLI::App& app) {
         const auto& q = j.contains("question") ? j["question"] : j.at("problem");
         const std::string question = q.get<std::string>();
         SearchResult r;
-        if (a->method == "beam") r = beam_search(*verifier, proposer, question, o);
-        else if (a->method == "dvts") r = dvts(*verifier, proposer, question, o);
-        else r = sample_and_rank(*verifier, proposer, question, a->n, o);
+        if (a->method == "beam") r = beam_search(*verifier, proposer, question, *o);
+        else if (a->method == "dvts") r = dvts(*verifier, proposer, question, *o);
+        else r = sample_and_rank(*verifier, proposer, question, a->n, *o);
         // Results go under "search", so no field of the input is overwritten.
         nlohmann::ordered_json res = {{"method", a->method},
                                       {"steps", r.steps},

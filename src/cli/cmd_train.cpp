@@ -7,12 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/load_flags.h"
-#include "stepverify/arithmetic.h"
-#include "stepverify/datasets.h"
+#include "cli/flags.h"
+#include "stepverify/steps.h"
+#include "stepverify/train/datasets.h"
 #include "stepverify/errors.h"
-#include "stepverify/labeling.h"
-#include "stepverify/training.h"
+#include "stepverify/train/labeling.h"
+#include "stepverify/train/training.h"
 #include "util/files.h"
 
 namespace stepverify::cli {
@@ -136,10 +136,10 @@ Run add_label(CLI::App& app) {
       ->required();
   app.add_option("--method", *method, "mc (Math-Shepherd) | binary (OmegaPRM first error) (default mc)");
   app.add_option("--rollouts", lo->rollouts, "rollouts per prefix (default 8)");
-  app.add_option("--temperature", ro->generation.temperature, "rollout temperature (default 1)");
+  app.add_option("--temperature", ro->generation.sampling.temperature, "rollout temperature (default 1)");
   app.add_option("--max-new-tokens", ro->generation.max_new_tokens, "rollout length limit (default 128)");
-  app.add_option("--seed", ro->generation.seed, "rollout seed");
-  app.add_option("--prompt-template", ro->prompt_template, "prompt; {question} replaced (default \"{question}\\n\")");
+  app.add_option("--seed", ro->generation.sampling.seed, "rollout seed");
+  app.add_option("--prompt-template", ro->prompt.prompt_template, "prompt; {question} replaced (default \"{question}\\n\")");
   auto load = std::make_shared<LoadOptions>();
   add_load_flags(app, *load);
   return [=] {
@@ -160,7 +160,7 @@ Run add_label(CLI::App& app) {
         if (!j.contains("question") || !j["question"].is_string()) throw FormatError(where + ": \"question\" is missing");
         p.question = j["question"];
         if (j.contains("steps") && j["steps"].is_array()) p.steps = j["steps"].get<std::vector<std::string>>();
-        else if (j.contains("solution") && j["solution"].is_string()) p.steps = arithmetic::split_steps(j["solution"]);
+        else if (j.contains("solution") && j["solution"].is_string()) p.steps = split_steps(j["solution"]);
         else throw FormatError(where + ": \"steps\" or \"solution\" is missing");
         const char* key = j.contains("gold") ? "gold" : "answer";
         if (!j.contains(key)) throw FormatError(where + ": \"gold\" (or \"answer\") is missing");

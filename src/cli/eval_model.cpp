@@ -1,6 +1,6 @@
 // score_with_model: the verifier behind `stepverify eval processbench --model`.
 #include "cli/eval_model.h"
-#include "cli/load_flags.h"
+#include "cli/flags.h"
 
 #include <iostream>
 

@@ -16,33 +16,6 @@ namespace stepverify {
 
 // ============================================================== selection ==
 
-StepAggregate parse_step_aggregate(std::string_view name) {
-  if (name == "min") return StepAggregate::Min;
-  if (name == "prod" || name == "product") return StepAggregate::Prod;
-  if (name == "last") return StepAggregate::Last;
-  if (name == "mean") return StepAggregate::Mean;
-  throw InputError("unknown aggregate '" + std::string(name) + "' (expected min, prod, last or mean)");
-}
-
-double aggregate_steps(const std::vector<double>& scores, StepAggregate how) {
-  if (scores.empty()) return std::numeric_limits<double>::quiet_NaN();
-  switch (how) {
-    case StepAggregate::Min: return *std::min_element(scores.begin(), scores.end());
-    case StepAggregate::Last: return scores.back();
-    case StepAggregate::Prod: {
-      double p = 1.0;
-      for (double v : scores) p *= v;
-      return p;
-    }
-    case StepAggregate::Mean: {
-      double m = 0.0;
-      for (double v : scores) m += v;
-      return m / static_cast<double>(scores.size());
-    }
-  }
-  return std::numeric_limits<double>::quiet_NaN();
-}
-
 Selection select_answer(const std::vector<Candidate>& candidates, const SelectionOptions& options) {
   static const DefaultExtractor kExtractor;
   static const MathEquivalence kEquivalence;
@@ -56,7 +29,7 @@ Selection select_answer(const std::vector<Candidate>& candidates, const Selectio
   for (size_t i = 0; i < candidates.size(); ++i) {
     const Candidate& c = candidates[i];
     std::optional<std::string> ans = c.answer ? c.answer : extractor.extract(c.text);
-    double score = c.score ? *c.score : aggregate_steps(c.step_scores, options.aggregate);
+    double score = c.score ? *c.score : aggregate(c.step_scores, options.aggregate);
     if (!std::isfinite(score)) score = nan;
     sel.answers.push_back(ans);
     sel.scores.push_back(score);

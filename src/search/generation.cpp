@@ -16,10 +16,9 @@ namespace stepverify {
 std::vector<Generation> generate(const Model& model, const std::vector<std::vector<int64_t>>& prompts,
                                  const GenerationOptions& o) {
   if (!model.has_lm_head()) throw ConfigError("generate: the model has no LM head");
-  if (o.temperature < 0 || o.top_p <= 0 || o.top_p > 1 || o.top_k < 0 || o.max_new_tokens < 1 ||
-      o.max_batch_rows < 1 || o.num_samples < 1)
-    throw ConfigError("generate: temperature >= 0, 0 < top_p <= 1, top_k >= 0, max_new_tokens >= 1, "
-                      "max_batch_rows >= 1, num_samples >= 1");
+  o.sampling.check("generate");
+  if (o.max_new_tokens < 1 || o.max_batch_rows < 1 || o.num_samples < 1)
+    throw ConfigError("generate: max_new_tokens >= 1, max_batch_rows >= 1, num_samples >= 1");
   const int64_t context = model.config().max_position_embeddings;
   for (size_t i = 0; i < prompts.size(); ++i) {
     if (prompts[i].empty()) throw InputError(fmt::format("generate: prompt {} is empty", i));
@@ -35,7 +34,7 @@ std::vector<Generation> generate(const Model& model, const std::vector<std::vect
   std::vector<size_t> order(prompts.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return prompts[a].size() < prompts[b].size(); });
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.sampling.seed);
   const auto& tok = model.tokenizer();
   const auto eos = tok.special_tokens().eos_id;
   const auto& eos_ids = model.config().eos_token_ids;
@@ -83,7 +82,7 @@ std::vector<Generation> generate(const Model& model, const std::vector<std::vect
       rows[static_cast<size_t>(r)] = static_cast<int64_t>(order[start + static_cast<size_t>(r / n)]) * n + r % n;
     int64_t live = B * n;
     for (int64_t t = 0; t < o.max_new_tokens && live > 0; ++t) {
-      auto next = detail::sample_logits(logits, o.temperature, o.top_k, o.top_p, gen);
+      auto next = detail::sample_logits(logits, o.sampling, gen);
       const auto* nx = next.data_ptr<int64_t>();
       for (size_t r = 0; r < rows.size(); ++r) {
         if (rows[r] < 0) continue;

@@ -1,6 +1,8 @@
 // Drawing next tokens from logits.
 #include "search/sample_logits.h"
 
+#include "stepverify/errors.h"
+
 #include <cmath>
 
 #include <torch/torch.h>
@@ -8,7 +10,9 @@
 namespace stepverify::detail {
 
 // Next tokens [k] from logits [k, V] with temperature, top-k and top-p.
-at::Tensor sample_logits(at::Tensor logits, double temperature, int top_k, double top_p, at::Generator& gen) {
+at::Tensor sample_logits(at::Tensor logits, const SamplingParams& p, at::Generator& gen) {
+  const double temperature = p.temperature, top_p = p.top_p;
+  const int top_k = p.top_k;
   logits = logits.to(torch::kFloat).cpu();
   if (temperature == 0) return logits.argmax(-1);
   logits = logits / temperature;
@@ -27,3 +31,14 @@ at::Tensor sample_logits(at::Tensor logits, double temperature, int top_k, doubl
 }
 
 }  // namespace stepverify::detail
+
+namespace stepverify {
+
+void SamplingParams::check(const std::string& who) const {
+  if (temperature < 0 || top_p <= 0 || top_p > 1 || top_k < 0)
+    throw ConfigError(who + ": sampling needs temperature >= 0, 0 < top_p <= 1, top_k >= 0 (got temperature " +
+                      std::to_string(temperature) + ", top_p " + std::to_string(top_p) + ", top_k " +
+                      std::to_string(top_k) + ")");
+}
+
+}  // namespace stepverify

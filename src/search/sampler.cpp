@@ -21,10 +21,9 @@ struct SamplingProposer::State {
 SamplingProposer::SamplingProposer(std::shared_ptr<const Model> policy, SamplerOptions options)
     : policy_(std::move(policy)), options_(std::move(options)), state_(std::make_unique<State>()) {
   if (!policy_->has_lm_head()) throw ConfigError("SamplingProposer: the policy has no LM head");
-  if (options_.temperature < 0 || options_.top_p <= 0 || options_.top_p > 1 || options_.top_k < 0 ||
-      options_.max_step_tokens < 1)
-    throw ConfigError("SamplingProposer: temperature >= 0, 0 < top_p <= 1, top_k >= 0, max_step_tokens >= 1");
-  state_->gen = at::make_generator<at::CPUGeneratorImpl>(options_.seed);
+  options_.sampling.check("SamplingProposer");
+  if (options_.max_step_tokens < 1) throw ConfigError("SamplingProposer: max_step_tokens >= 1");
+  state_->gen = at::make_generator<at::CPUGeneratorImpl>(options_.sampling.seed);
 }
 
 SamplingProposer::~SamplingProposer() = default;
@@ -32,9 +31,7 @@ SamplingProposer::~SamplingProposer() = default;
 
 std::vector<int64_t> SamplingProposer::prompt_ids(const std::string& question,
                                                 const std::vector<std::string>& steps) const {
-  std::string prompt = options_.prompt_template;
-  if (auto pos = prompt.find("{question}"); pos != std::string::npos) prompt.replace(pos, 10, question);
-  for (const auto& s : steps) prompt += s + options_.step_delimiter;
+  const std::string prompt = options_.prompt.render(question, steps);
   auto ids = policy_->tokenizer().encode(prompt);
   const int64_t n = static_cast<int64_t>(ids.size());
   if (n == 0) throw InputError("SamplingProposer: the prompt encodes to no token");
@@ -78,7 +75,7 @@ std::vector<Proposal> SamplingProposer::decode(KVCache& rows, at::Tensor logits,
   DecodeOptions d;
   d.skip_special_tokens = true;
   for (int64_t t = 0; t < options_.max_step_tokens; ++t) {
-    auto next = detail::sample_logits(logits, options_.temperature, options_.top_k, options_.top_p, state_->gen);
+    auto next = detail::sample_logits(logits, options_.sampling, state_->gen);
     bool all_done = true;
     for (size_t r = 0; r < static_cast<size_t>(R); ++r) {
       if (done[r]) continue;
@@ -93,7 +90,7 @@ std::vector<Proposal> SamplingProposer::decode(KVCache& rows, at::Tensor logits,
       gen[r].push_back(id);
       out[r].tokens += 1;
       const std::string text = tok.decode(gen[r], d);
-      if (auto cut = text.find(options_.step_delimiter); cut != std::string::npos) {
+      if (auto cut = text.find(options_.prompt.step_delimiter); cut != std::string::npos) {
         out[r].text = text.substr(0, cut);
         done[r] = true;
       } else if (t + 1 == options_.max_step_tokens) {

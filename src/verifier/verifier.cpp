@@ -61,33 +61,6 @@ VerifierSpec choose_spec(const std::filesystem::path& dir, const VerifierOptions
 
 }  // namespace
 
-Aggregate parse_aggregate(const std::string& name) {
-  if (name == "min") return Aggregate::Min;
-  if (name == "max") return Aggregate::Max;
-  if (name == "prod" || name == "product") return Aggregate::Product;
-  if (name == "mean") return Aggregate::Mean;
-  if (name == "last") return Aggregate::Last;
-  if (name == "geomean" || name == "geometric_mean") return Aggregate::GeometricMean;
-  throw ConfigError("unknown aggregate '" + name + "'; expected min, max, prod, mean, last or geomean");
-}
-
-double aggregate(const std::vector<double>& v, Aggregate how) {
-  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
-  switch (how) {
-    case Aggregate::Min: return *std::min_element(v.begin(), v.end());
-    case Aggregate::Max: return *std::max_element(v.begin(), v.end());
-    case Aggregate::Product: return std::accumulate(v.begin(), v.end(), 1.0, std::multiplies<>());
-    case Aggregate::Mean: return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-    case Aggregate::Last: return v.back();
-    case Aggregate::GeometricMean: {
-      double logs = 0;
-      for (double x : v) logs += std::log(x);
-      return std::exp(logs / static_cast<double>(v.size()));
-    }
-  }
-  return v.back();
-}
-
 Verifier::~Verifier() = default;
 
 std::shared_ptr<const Verifier> Verifier::load(const std::filesystem::path& dir, const VerifierOptions& options) {

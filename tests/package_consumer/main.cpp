@@ -1,11 +1,14 @@
-// Links against the installed stepverify and reads a config and a checkpoint.
+// Links against the installed core target only, loads a checkpoint and runs it.
 #include <iostream>
 
-#include <stepverify/stepverify.h>
+#include <stepverify/runtime.h>
+#include <stepverify/search.h>
+#include <stepverify/verifier.h>
+#include <stepverify/version.h>
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
-  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
+  stepverify::configure_runtime();             // torch at 1 thread, OpenBLAS on all cores
   if (argc < 2) {
     std::cout << "stepverify " << stepverify::kVersion << ", " << stepverify::supported_architectures().size()
               << " architectures\n";
