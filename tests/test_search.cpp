@@ -7,7 +7,9 @@
 #include "test_support.h"
 
 #include "stepverify/errors.h"
+#include "stepverify/sampler.h"
 #include "stepverify/search.h"
+#include "stepverify/verifier.h"
 
 using namespace stepverify;
 

@@ -12,6 +12,7 @@
 #include "demo/demo.h"
 #include "stepverify/errors.h"
 #include "stepverify/runtime.h"
+#include "stepverify/sampler.h"
 #include "stepverify/search.h"
 #include "demo/demo_internal.h"
 #include "util/sequences.h"

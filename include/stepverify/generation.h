@@ -16,17 +16,19 @@
 // Sampling is seeded: the same model, prompts and options give the same
 // outputs (on one device and build).
 //
-// Thread safety: reentrant; the model is shared read-only.
+// Thread safety: reentrant; the model is shared read-only. This header is
+// plain C++ (no torch header); calling generate() needs stepverify/model.h.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "stepverify/model.h"
 #include "stepverify/sampling.h"
 
 namespace stepverify {
+
+class Model;  // stepverify/model.h
 
 /// Call-time options of generate().
 struct GenerationOptions {

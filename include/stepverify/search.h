@@ -10,9 +10,9 @@
 //   // result.steps, result.score, result.verifier_tokens (each prefix scored once)
 //
 // Every new step is scored through a ScoringSession forked from its parent:
-// the verifier never re-scores a prefix. `SamplingProposer` is a built-in
-// proposer over a causal LM (temperature, top-k, top-p, stop at the step
-// delimiter or EOS, KV cache reused across steps, seeded).
+// the verifier never re-scores a prefix. `SamplingProposer` (stepverify/
+// sampler.h) is a built-in proposer over a causal LM. This header is plain
+// C++ (no torch header): an application's proposer needs only strings.
 //
 // Thread safety: the search functions are reentrant; a proposer is called
 // from the calling thread only. SamplingProposer is used by one thread at a time.
@@ -24,12 +24,11 @@
 #include <string>
 #include <vector>
 
-#include "stepverify/model.h"
-#include "stepverify/sampling.h"
-#include "stepverify/steps.h"
-#include "stepverify/verifier.h"
+#include "stepverify/aggregate.h"
 
 namespace stepverify {
+
+class Verifier;  // stepverify/verifier.h
 
 /// One proposed next step.
 struct Proposal {
@@ -51,52 +50,6 @@ class StepProposer {
   virtual std::vector<std::vector<Proposal>> propose_many(const std::string& question,
                                                           const std::vector<std::vector<std::string>>& partials,
                                                           int k);
-};
-
-/// Options of the built-in sampler.
-struct SamplerOptions {
-  SamplingParams sampling;         ///< temperature, top-k, top-p, seed (each call advances the generator)
-  int64_t max_step_tokens = 96;    ///< a step longer than this is cut (and marked finished)
-  /// The policy's prompt; its step_delimiter also ends a sampled step.
-  PolicyPrompt prompt;
-  /// A step containing this text finishes the solution (empty: only EOS does).
-  std::string final_marker = "The answer is";
-};
-
-/// Samples steps from a causal LM, in batches of k rows over one shared KV
-/// prefix. propose_many decodes every partial solution's k rows in one batch:
-/// the prompt prefix they share stays in the cache across calls, each
-/// partial's remaining tokens are prefilled together (left-padded within the
-/// batch), and the rows decode together.
-class SamplingProposer : public StepProposer {
- public:
-  SamplingProposer(std::shared_ptr<const Model> policy, SamplerOptions options = {});
-  ~SamplingProposer() override;
-  std::vector<Proposal> propose(const std::string& question, const std::vector<std::string>& steps,
-                                int k) override;
-  std::vector<std::vector<Proposal>> propose_many(const std::string& question,
-                                                  const std::vector<std::vector<std::string>>& partials,
-                                                  int k) override;
-  /// Tokens run through the policy (prefill and decoding).
-  int64_t policy_tokens() const { return policy_tokens_; }
-  /// Prompt tokens prefilled (the part of each prompt the cache did not hold).
-  int64_t prefill_tokens() const { return prefill_tokens_; }
-
- private:
-  struct State;
-  std::vector<int64_t> prompt_ids(const std::string& question, const std::vector<std::string>& steps) const;
-  // Makes the shared cache hold ids[0, n) (prefilling what it lacks); returns
-  // the logits after the last token when `want_logits`.
-  at::Tensor prefill(const std::vector<int64_t>& ids, int64_t n, bool want_logits);
-  // Decodes rows (a cache of rows.batch() rows whose next-token logits are
-  // given) until each ends a step; `positions` [rows] is each row's next
-  // position (undefined: past + 0 in every row).
-  std::vector<Proposal> decode(KVCache& rows, at::Tensor logits, at::Tensor positions);
-  std::shared_ptr<const Model> policy_;
-  SamplerOptions options_;
-  std::unique_ptr<State> state_;
-  int64_t policy_tokens_ = 0;
-  int64_t prefill_tokens_ = 0;
 };
 
 /// How a search picks its answer among finished solutions.

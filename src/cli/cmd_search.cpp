@@ -18,7 +18,9 @@
 #include "cli/flags.h"
 #include "stepverify/answer.h"
 #include "stepverify/errors.h"
+#include "stepverify/sampler.h"
 #include "stepverify/search.h"
+#include "stepverify/verifier.h"
 
 namespace stepverify::cli {
 

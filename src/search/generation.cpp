@@ -9,6 +9,7 @@
 
 #include "search/sample_logits.h"
 #include "stepverify/errors.h"
+#include "stepverify/model.h"
 #include "stepverify/runtime.h"
 
 namespace stepverify {

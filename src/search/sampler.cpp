@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "stepverify/errors.h"
+#include "stepverify/sampler.h"
 #include "stepverify/search.h"
 #include "search/sample_logits.h"
 #include "util/sequences.h"

@@ -9,6 +9,7 @@
 
 #include "stepverify/answer.h"
 #include "stepverify/errors.h"
+#include "stepverify/model.h"
 
 namespace stepverify {
 

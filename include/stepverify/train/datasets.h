@@ -6,8 +6,8 @@
 //   auto oc  = stepverify::read_outcome_labelled("solutions.jsonl");   // question, solution|steps, is_correct
 //   stepverify::write_trl_prm("out.jsonl", trl);
 //
-// Every reader returns VerifierExample values (training.h) ready for
-// VerifierTrainer. Labels are 1.0 (good) and 0.0 (bad) per step. A bad line
+// Every reader returns VerifierExample values (defined here) ready for
+// VerifierTrainer (training.h). This header is plain C++ (no torch header). Labels are 1.0 (good) and 0.0 (bad) per step. A bad line
 // throws FormatError naming the file, line and field.
 //
 // Formats:
@@ -26,11 +26,21 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
+#include <string>
 #include <vector>
 
-#include "stepverify/train/training.h"
-
 namespace stepverify {
+
+/// One labelled solution for verifier training.
+struct VerifierExample {
+  std::string id;                    ///< where it came from (for messages and outputs)
+  std::string question;
+  std::vector<std::string> steps;
+  std::vector<double> step_labels;   ///< PRM targets per step, in [0, 1] (empty: none)
+  std::vector<double> sorm_labels;   ///< SORM targets per step (empty: the step labels)
+  std::optional<double> outcome;     ///< 1 correct, 0 wrong (ORM and OVM targets)
+};
 
 std::vector<VerifierExample> read_trl_prm(const std::filesystem::path& path);
 std::vector<VerifierExample> read_math_shepherd(const std::filesystem::path& path);

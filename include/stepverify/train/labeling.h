@@ -36,10 +36,11 @@
 #include <vector>
 
 #include "stepverify/generation.h"
-#include "stepverify/model.h"
 #include "stepverify/steps.h"
 
 namespace stepverify {
+
+class Model;  // stepverify/model.h
 
 /// A partial solution to complete.
 struct RolloutRequest {

@@ -46,6 +46,7 @@
 #include <torch/torch.h>
 
 #include "stepverify/config.h"
+#include "stepverify/train/datasets.h"
 #include "stepverify/transformer.h"
 #include "stepverify/verifier.h"
 #include "stepverify/verifier_spec.h"
@@ -139,16 +140,6 @@ std::string config_to_json(const ModelConfig& config);
 void save_checkpoint(const std::filesystem::path& dir, TransformerImpl& model,
                      const std::filesystem::path& tokenizer_dir,
                      const std::map<std::string, at::Tensor>& extra = {});
-
-/// One labelled solution for verifier training.
-struct VerifierExample {
-  std::string id;                    ///< where it came from (for messages and outputs)
-  std::string question;
-  std::vector<std::string> steps;
-  std::vector<double> step_labels;   ///< PRM targets per step, in [0, 1] (empty: none)
-  std::vector<double> sorm_labels;   ///< SORM targets per step (empty: the step labels)
-  std::optional<double> outcome;     ///< 1 correct, 0 wrong (ORM and OVM targets)
-};
 
 /// Options of verifier training.
 struct VerifierTrainOptions {
