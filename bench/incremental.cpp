@@ -76,12 +76,12 @@ int main(int argc, char** argv) {
   for (const auto& st : steps) scores_b.push_back(s->append_step(st).at("prm"));
   const double secs_b = since(t0);
   const int64_t tokens_b = s->tokens_computed();
-  const int64_t unique = static_cast<int64_t>(v->render(question, steps, true).ids.size());
+  const int64_t unique = static_cast<int64_t>(v->input_template().render(question, steps, true).ids.size());
   double max_diff = 0;
   for (size_t i = 0; i < steps.size(); ++i) max_diff = std::max(max_diff, std::abs(scores_b[i] - last_a[i]));
 
   fmt::print("verifier: random Llama {} layers, hidden {}; question {} tokens, {} steps, {} unique tokens\n", layers,
-             hidden, v->render(question, {}, true).ids.size(), steps.size(), unique);
+             hidden, v->input_template().render(question, {}, true).ids.size(), steps.size(), unique);
   fmt::print("{:<34} {:>10} {:>10}\n", "", "tokens", "seconds");
   fmt::print("{:<34} {:>10} {:>10.3f}\n", "(a) re-score prefix at each step", tokens_a, secs_a);
   fmt::print("{:<34} {:>10} {:>10.3f}\n", "(b) session (KV cache)", tokens_b, secs_b);

@@ -55,11 +55,11 @@ int main(int argc, char** argv) {
   o.scoring = stepverify::SearchScoring::Rescore;
   auto b = beam_search(*v, slow, question, o);
 
-  int64_t unique = static_cast<int64_t>(v->render(question, {}, true).ids.size());
+  int64_t unique = static_cast<int64_t>(v->input_template().render(question, {}, true).ids.size());
   for (const auto& path : fast.nodes) {
     std::vector<std::string> parent(path.begin(), path.end() - 1);
-    unique += static_cast<int64_t>(v->render(question, path, true).ids.size()) -
-              static_cast<int64_t>(v->render(question, parent, true).ids.size());
+    unique += static_cast<int64_t>(v->input_template().render(question, path, true).ids.size()) -
+              static_cast<int64_t>(v->input_template().render(question, parent, true).ids.size());
   }
   fmt::print("beam {} x {} expansions ({} proposals at every step, the first included), depth {}: {} nodes, {} unique "
              "verifier tokens\n",

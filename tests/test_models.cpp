@@ -3,6 +3,7 @@
 // stay within the bounds stated here (measured when they were trained; see
 // models/training.json).
 #include <filesystem>
+#include <set>
 
 #include "stepverify/answer.h"
 #include "demo/arithmetic.h"
@@ -41,7 +42,7 @@ TEST_CASE("shipped models: the policy solves the domain and makes real mistakes"
   CHECK(policy->config().architecture == "LlamaForCausalLM");
   CHECK(policy->tokenizer().kind() == "sentencepiece");
   arithmetic::ProblemOptions po;
-  po.seed = kDemoHeldOutSeed;
+  po.seed = kDemoDevSeed;
   const auto problems = arithmetic::generate_problems(100, po);
   const double greedy = accuracy(problems, stepverify::detail::sample_solutions(*policy, problems, 1, 0.0, 0));
   const double sampled = accuracy(problems, stepverify::detail::sample_solutions(*policy, problems, 4, 1.0, 7));
@@ -61,7 +62,7 @@ TEST_CASE("shipped models: one verifier, four heads, and first-error detection a
   auto verifier = Verifier::load(*dir / "verifier");
   CHECK(verifier->head_names() == std::vector<std::string>{"prm", "orm", "ovm", "sorm"});
   arithmetic::ProblemOptions po;
-  po.seed = kDemoHeldOutSeed;
+  po.seed = kDemoDevSeed;
   const auto problems = arithmetic::generate_problems(100, po);
   const auto sols = stepverify::detail::sample_solutions(*policy, problems, 4, 1.0, 11);
   const auto scores = stepverify::detail::score_solutions(*verifier, problems, sols, 4);
@@ -90,7 +91,7 @@ TEST_CASE("shipped models: majority voting over 16 samples beats greedy, and the
   auto policy = Model::load(*dir / "policy");
   auto verifier = Verifier::load(*dir / "verifier");
   arithmetic::ProblemOptions po;
-  po.seed = kDemoHeldOutSeed;
+  po.seed = kDemoDevSeed;
   const auto problems = arithmetic::generate_problems(100, po);
   const int N = 16;
   const auto sols = stepverify::detail::sample_solutions(*policy, problems, N, 1.0, 5);
@@ -139,14 +140,16 @@ TEST_CASE("shipped models: the demo at an equal budget, every verifier-guided me
                  << acc("beam_prm") << ", beam OVM " << acc("beam_ovm") << ", F1 " << r.first_error_f1);
   CHECK(r.order == std::vector<std::string>{"greedy", "majority@16", "orm_best_of_16", "prm_wsc@16", "prm_best_of_16",
                                              "beam_prm", "beam_ovm"});
-  // Measured when shipped (percent of these 100 problems): greedy 80,
-  // majority 86, ORM 89, PRM weighted SC 89, beam PRM 92, beam OVM 91, F1
-  // 0.666; the demo's 200 problems are in the README.
-  CHECK(acc("majority@16") >= acc("greedy") + 2);
+  // The first 100 test-set problems. Margins are the smallest seen over
+  // sampling seeds 0-5, less a point (points over majority@16: ORM +3..+10,
+  // PRM weighted SC +1..+8, beam PRM +8..+13, beam OVM +7..+12; majority over
+  // greedy +0..+4; F1 0.582-0.643): they hold for the recipe, not for one seed.
+  CHECK(o.set == DemoSet::Test);
+  CHECK(acc("majority@16") >= acc("greedy"));
   CHECK(acc("orm_best_of_16") >= acc("majority@16") + 2);
-  CHECK(acc("prm_wsc@16") >= acc("majority@16") + 2);
-  CHECK(acc("beam_prm") >= acc("majority@16") + 4);
-  CHECK(acc("beam_ovm") >= acc("majority@16") + 4);
+  CHECK(acc("prm_wsc@16") >= acc("majority@16"));
+  CHECK(acc("beam_prm") >= acc("majority@16") + 7);
+  CHECK(acc("beam_ovm") >= acc("majority@16") + 6);
   // An equal budget: beam search proposes 16 continuations at every step, so
   // its policy tokens are within 10% of the 16 samples'; its verifier scores
   // each node once, so it computes under a third of best-of-16's tokens.
@@ -159,4 +162,35 @@ TEST_CASE("shipped models: the demo at an equal budget, every verifier-guided me
   }
   CHECK(r.first_error_f1 >= 0.55);
   CHECK(r.first_error_solutions == 1600);
+}
+
+TEST_CASE("demo problem sets: dev keeps the README's earlier problems, no held-out problem was trained on", "[models]") {
+  // The training problems as `stepverify models` drew them, generated here directly.
+  arithmetic::ProblemOptions po;
+  po.seed = kDemoTrainSeed;
+  std::set<std::string> raw_training;
+  for (const auto& p : arithmetic::generate_problems(40000, po)) raw_training.insert(p.question);
+  po.seed = kDemoDevSeed;
+  const auto first_dev = arithmetic::generate_problems(200, po);
+  std::set<std::string> removed;  // train_demo_models holds these out of training
+  for (const auto& p : first_dev) removed.insert(p.question);
+
+  const auto dev = held_out_problems(DemoSet::Dev, 600);
+  REQUIRE(dev.size() == 600);
+  for (size_t i = 0; i < first_dev.size(); ++i) CHECK(dev[i].question == first_dev[i].question);
+  const auto test = held_out_problems(DemoSet::Test, 1000);
+  REQUIRE(test.size() == 1000);
+  size_t overlap_dev = 0;
+  std::set<std::string> dev_questions;
+  for (const auto& p : dev) dev_questions.insert(p.question);
+  for (const auto& set : {dev, test})
+    for (const auto& p : set)
+      CHECK((raw_training.count(p.question) == 0 || removed.count(p.question) == 1));
+  for (const auto& p : test) overlap_dev += dev_questions.count(p.question);
+  // A longer draw extends a shorter one.
+  const auto test50 = held_out_problems(DemoSet::Test, 50);
+  for (size_t i = 0; i < test50.size(); ++i) CHECK(test50[i].question == test[i].question);
+  // The sets come from different seeds: at most the few one-line problems coincide.
+  CHECK(overlap_dev < 30);
+  CHECK(demo_set_name(DemoSet::Test) == std::string("test"));
 }

@@ -58,13 +58,13 @@ TEST_CASE("beam search scores each node once: verifier tokens equal the unique t
   REQUIRE_FALSE(r.steps.empty());
   CHECK(r.steps.size() == 3);
   CHECK((r.answer == "10" || r.answer == "11"));
-  int64_t unique = static_cast<int64_t>(v->render(q, {}, true).ids.size());
+  int64_t unique = static_cast<int64_t>(v->input_template().render(q, {}, true).ids.size());
   std::set<std::vector<std::string>> nodes;
   for (const auto& [parent, step] : prop.children) {
     auto child = parent;
     child.push_back(step);
     if (!nodes.insert(child).second) continue;
-    unique += static_cast<int64_t>(v->render(q, child, true).ids.size() - v->render(q, parent, true).ids.size());
+    unique += static_cast<int64_t>(v->input_template().render(q, child, true).ids.size() - v->input_template().render(q, parent, true).ids.size());
   }
   CHECK(r.verifier_tokens == unique);
   CHECK(r.proposals == static_cast<int64_t>(prop.children.size()));

@@ -687,7 +687,7 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
   // By hand: hidden states of the whole text, LM log-probabilities of each
   // step's tokens (its newline included), then the linear head. The OVM's
   // features cover the solution so far, the ORM's the whole solution.
-  const auto r = v->render(q, steps, false);
+  const auto r = v->input_template().render(q, steps, false);
   ForwardInput in;
   in.input_ids = to_batch(r.ids);
   const auto hidden = v->model().forward(in).hidden[0];

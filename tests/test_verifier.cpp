@@ -86,7 +86,7 @@ TEST_CASE("qwen2.5-math-prm preset reproduces the reference rewards", "[verifier
     Solution s{d["query"], d["steps"].get<std::vector<std::string>>()};
     sols.push_back(s);
     const auto& t = ref["per_text"][i];
-    auto r = v->render(s.question, s.steps, false);
+    auto r = v->input_template().render(s.question, s.steps, false);
     CHECK(r.ids == t["input_ids"].get<std::vector<int64_t>>());
     CHECK(r.tag_positions == t["step_sep_positions"].get<std::vector<int64_t>>());
     auto scores = v->score(s.question, s.steps);
@@ -112,7 +112,7 @@ TEST_CASE("math-shepherd preset reproduces the reference step scores", "[verifie
     out = out.substr(0, out.size() - std::string(" \xD0\xBA\xD0\xB8").size());  // drop the final " ки"
     auto steps = split(out, " \xD0\xBA\xD0\xB8\n");
     const auto& t = ref["per_text"][i];
-    auto r = v->render(question, steps, false);
+    auto r = v->input_template().render(question, steps, false);
     CHECK(r.ids == t["input_ids"].get<std::vector<int64_t>>());
     CHECK(r.tag_positions == t["step_tag_positions"].get<std::vector<int64_t>>());
     check_close(v->score(question, steps).step_scores, t["step_scores"].get<std::vector<double>>());
@@ -236,7 +236,7 @@ TEST_CASE("trl-token-classification: P(class 1) at the last token of each step p
     add("\n");
     ends.push_back(static_cast<int64_t>(ids.size()) - 1);
   }
-  auto r = v->render(q, steps, false);
+  auto r = v->input_template().render(q, steps, false);
   CHECK(r.ids == ids);
   CHECK(r.step_positions == ends);
   auto h = hidden_of(*v, ids);
@@ -275,7 +275,7 @@ TEST_CASE("skywork: sigmoid of v_head.summary at each step's newline", "[verifie
     ids.push_back(nl);
     newlines.push_back(static_cast<int64_t>(ids.size()) - 1);
   }
-  auto r = v->render(q, steps, false);
+  auto r = v->input_template().render(q, steps, false);
   CHECK(r.ids == ids);
   CHECK(r.step_positions == std::vector<int64_t>{newlines[1], newlines[2]});
   auto h = hidden_of(*v, ids);
@@ -313,7 +313,7 @@ TEST_CASE("ovm: value head from verifier.pth at each step's newline and at EOS",
   for (size_t p = start; p < ids.size(); ++p)
     if (ids[p] == 13) nlpos = static_cast<int64_t>(p);  // <0x0A>
   REQUIRE(nlpos > 0);
-  auto r = v->render(q, steps, false);
+  auto r = v->input_template().render(q, steps, false);
   CHECK(r.ids == ids);
   CHECK(r.step_positions == std::vector<int64_t>{nlpos, static_cast<int64_t>(ids.size()) - 1});
   auto h = hidden_of(*v, ids);
@@ -405,7 +405,7 @@ TEST_CASE("several heads (PRM, ORM, SORM) from separate files on one backbone pa
   CHECK(v->head_names() == std::vector<std::string>{"prm", "orm", "sorm"});
   const std::string q = "Ana has 12 coins.";
   const std::vector<std::string> steps = {"She buys 5 more.", "12 + 5 = 17.", "The answer is 17."};
-  auto r = v->render(q, steps, false);
+  auto r = v->input_template().render(q, steps, false);
   auto h = hidden_of(*v, r.ids);
   std::vector<double> prm, sorm;
   for (int64_t p : r.step_positions) {
@@ -468,7 +468,7 @@ TEST_CASE("rlhflow: P(+) at the token before each assistant '+' of the Llama 3.1
   for (size_t p = 0; p + 2 < ids.size(); ++p)
     if (ids[p + 1] == plus && ids[p + 2] == 493) reads.push_back(static_cast<int64_t>(p));
   REQUIRE(reads.size() == 3);
-  auto r = v->render(q, steps, false);
+  auto r = v->input_template().render(q, steps, false);
   CHECK(r.ids == ids);
   CHECK(r.step_positions == reads);
   auto logits = v->model().logits(hidden_of(*v, ids));
@@ -627,12 +627,12 @@ TEST_CASE("bf16: step scores near fp32, the same best-of-N pick, sessions equal 
     const std::string head = v32->head_names().at(0);
     auto close = [&](size_t h, double x, double y) {
       worst = std::max(worst, std::abs(x - y));
-      const bool raw = v32->head_spec(h).activation == "none";
+      const bool raw = v32->spec().heads.at(h).activation == "none";
       return std::abs(x - y) <= (raw ? 0.02 + 0.05 * std::abs(x) : 0.03);
     };
     for (size_t i = 0; i < sols.size(); ++i) {
-      for (size_t h = 0; h < v32->num_heads(); ++h) {
-        const auto& name = v32->head_spec(h).name;
+      for (size_t h = 0; h < v32->spec().heads.size(); ++h) {
+        const auto& name = v32->spec().heads.at(h).name;
         INFO("solution " << i << ", head " << name);
         if (a[i].heads.count(name))
           for (size_t k = 0; k < a[i].heads.at(name).size(); ++k)

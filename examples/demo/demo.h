@@ -33,14 +33,28 @@
 #include <string>
 #include <vector>
 
+#include "demo/arithmetic.h"
 #include "stepverify/train/training.h"
 
 namespace stepverify {
 
-/// Seeds of the demo's problem sets: training problems, the held-out demo set
-/// and the verifier's evaluation set never share a seed.
+/// Seeds of the demo's problem sets, never shared: training problems
+/// (kDemoTrainSeed + DemoModelsOptions::seed), the dev set (the held-out
+/// problems `stepverify models` measures on, and on which the recipes,
+/// aggregates and options were chosen) and the test set (what the README
+/// reports; used for nothing else).
 inline constexpr uint64_t kDemoTrainSeed = 1;
-inline constexpr uint64_t kDemoHeldOutSeed = 1000;
+inline constexpr uint64_t kDemoDevSeed = 1000;
+inline constexpr uint64_t kDemoTestSeed = 3000;
+
+/// The demo's held-out problem sets.
+enum class DemoSet {
+  Test,  ///< reported; never used to choose anything
+  Dev,   ///< for choosing recipes and options (its first 200: the problems of the README's earlier tables)
+};
+/// "test" or "dev".
+const char* demo_set_name(DemoSet set);
+
 
 /// TrainOptions with these steps, peak learning rate and warmup (batch 32,
 /// in 2 data-parallel shards on any machine, so runs match across machines).
@@ -140,6 +154,16 @@ struct DemoModelsReport {
   std::string to_json() const;
 };
 
+/// The training problems of train_demo_models(options): options.train_problems
+/// problems of seed kDemoTrainSeed + options.seed, less the first
+/// options.eval_problems problems of the dev set.
+std::vector<arithmetic::Problem> training_problems(const DemoModelsOptions& options);
+
+/// The first `count` problems of `set` that the models trained with `trained`
+/// never saw (training_problems(trained) holds none of them verbatim), for
+/// any count.
+std::vector<arithmetic::Problem> held_out_problems(DemoSet set, int64_t count, const DemoModelsOptions& trained = {});
+
 /// Trains the tokenizer, the policy and the verifier into options.out_dir,
 /// printing progress and figures to `log`.
 DemoModelsReport train_demo_models(const DemoModelsOptions& options, std::ostream& log);
@@ -148,7 +172,11 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& options, std::ostrea
 struct DemoOptions {
   std::filesystem::path models_dir = "models";  ///< holds policy/ and verifier/
   LoadOptions load;              ///< how the policy and the verifier load (dtype: float32 or bfloat16)
+  DemoSet set = DemoSet::Test;   ///< which held-out problems (held_out_problems)
   int64_t problems = 200;        ///< held-out problems
+  /// How the models were trained (the shipped ones: the defaults); held-out
+  /// problems found among their training problems are skipped.
+  DemoModelsOptions trained;
   int n = 16;                    ///< proposals per problem for every method
   int beam_width = 4;            ///< beams kept (beam_width * expansions == n)
   int expansions = 4;            ///< proposals per beam and step
@@ -197,6 +225,7 @@ struct DemoReport {
   double first_error_correct_accuracy = 0;
   int64_t first_error_solutions = 0;
   int64_t problems = 0;
+  std::string set;                            ///< "test" or "dev"
   int n = 0;
   double seconds = 0;
   DemoExample example;

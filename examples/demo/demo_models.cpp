@@ -131,6 +131,18 @@ TrainReport continue_lm(const Model& from, const std::vector<LmExample>& train, 
 
 }  // namespace
 
+std::vector<arithmetic::Problem> training_problems(const DemoModelsOptions& o) {
+  arithmetic::ProblemOptions po;
+  po.seed = kDemoDevSeed;
+  std::set<std::string> held;
+  for (const auto& p : arithmetic::generate_problems(o.eval_problems, po)) held.insert(p.question);
+  po.seed = kDemoTrainSeed + o.seed;
+  std::vector<arithmetic::Problem> kept;
+  for (auto& p : arithmetic::generate_problems(o.train_problems, po))
+    if (!held.count(p.question)) kept.push_back(std::move(p));
+  return kept;
+}
+
 std::string DemoModelsReport::to_json() const {
   nlohmann::ordered_json j;
   j["policy"] = {{"loss_first", policy_loss_first},
@@ -184,20 +196,11 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   const auto policy_dir = o.out_dir / "policy";
   const auto verifier_dir = o.out_dir / "verifier";
 
-  // Problems: training, and the held-out set (removed from training).
+  // Problems: training, and the dev set's first problems (removed from training).
+  const auto train = training_problems(o);
   arithmetic::ProblemOptions po;
-  po.seed = kDemoTrainSeed + o.seed;
-  auto train = arithmetic::generate_problems(o.train_problems, po);
-  po.seed = kDemoHeldOutSeed;
+  po.seed = kDemoDevSeed;
   const auto heldout = arithmetic::generate_problems(o.eval_problems, po);
-  {
-    std::set<std::string> held;
-    for (const auto& p : heldout) held.insert(p.question);
-    std::vector<arithmetic::Problem> kept;
-    for (auto& p : train)
-      if (!held.count(p.question)) kept.push_back(std::move(p));
-    train = std::move(kept);
-  }
   log << fmt::format("problems   {} training, {} held out\n", train.size(), heldout.size());
 
   // Next-token examples of each kind of solution (DemoModelsOptions::

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -47,6 +48,7 @@ std::string DemoReport::to_json() const {
                       {"solutions", first_error_solutions},
                       {"threshold", 0.5}};
   j["problems"] = problems;
+  j["set"] = set;
   j["budget"] = n;
   j["seconds"] = seconds;
   j["example"] = {{"question", example.question},
@@ -56,6 +58,23 @@ std::string DemoReport::to_json() const {
                   {"true_first_error", example.true_first_error},
                   {"predicted_first_error", example.predicted_first_error}};
   return j.dump(2);
+}
+
+const char* demo_set_name(DemoSet set) { return set == DemoSet::Test ? "test" : "dev"; }
+
+std::vector<arithmetic::Problem> held_out_problems(DemoSet set, int64_t count, const DemoModelsOptions& trained) {
+  if (count < 0) throw ConfigError("held_out_problems: count must be non-negative");
+  std::set<std::string> seen;
+  for (const auto& p : training_problems(trained)) seen.insert(p.question);
+  arithmetic::ProblemOptions po;
+  po.seed = set == DemoSet::Test ? kDemoTestSeed : kDemoDevSeed;
+  // Draw more until `count` remain (a longer draw of one seed extends a shorter one).
+  for (int64_t drawn = count + count / 8 + 8;; drawn *= 2) {
+    std::vector<arithmetic::Problem> kept;
+    for (auto& p : arithmetic::generate_problems(drawn, po))
+      if (!seen.count(p.question) && static_cast<int64_t>(kept.size()) < count) kept.push_back(std::move(p));
+    if (static_cast<int64_t>(kept.size()) == count) return kept;
+  }
 }
 
 DemoReport run_demo(const DemoOptions& o) {
@@ -69,12 +88,11 @@ DemoReport run_demo(const DemoOptions& o) {
   VerifierOptions vo;
   vo.load = o.load;
   auto verifier = Verifier::load(o.models_dir / "verifier", vo);
-  arithmetic::ProblemOptions po;
-  po.seed = kDemoHeldOutSeed;
-  const auto problems = arithmetic::generate_problems(o.problems, po);
+  const auto problems = held_out_problems(o.set, o.problems, o.trained);
   const size_t P = problems.size(), N = static_cast<size_t>(o.n);
   DemoReport rep;
   rep.problems = static_cast<int64_t>(P);
+  rep.set = demo_set_name(o.set);
   rep.n = o.n;
   auto add = [&](const std::string& name, DemoMethod m) {
     rep.order.push_back(name);

@@ -28,5 +28,6 @@
 #include "stepverify/steps.h"
 #include "stepverify/tokenizer.h"
 #include "stepverify/verifier.h"
+#include "stepverify/input_template.h"
 #include "stepverify/verifier_spec.h"
 #include "stepverify/version.h"

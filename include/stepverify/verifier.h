@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "stepverify/aggregate.h"
+#include "stepverify/input_template.h"
 #include "stepverify/model.h"
 #include "stepverify/verifier_spec.h"
 
@@ -77,8 +78,10 @@ struct ScoreOptions {
 };
 
 class ScoringSession;
-class Head;
 class PrefixCache;
+namespace detail {
+struct VerifierAccess;  // src/verifier/verifier_internal.h
+}  // namespace detail
 
 class Verifier : public std::enable_shared_from_this<Verifier> {
  public:
@@ -94,68 +97,30 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
   /// A session for incremental scoring of one question.
   std::unique_ptr<ScoringSession> session(const std::string& question) const;
 
-  const VerifierSpec& spec() const { return spec_; }
-  const Model& model() const { return *model_; }
+  /// (question, steps) as this verifier reads them: input_template().render
+  /// plus the context check. Throws InputError (the step at fault, or the
+  /// length against max_position_embeddings).
+  RenderedInput tokenize(const std::string& question, const std::vector<std::string>& steps) const;
+  /// score_batch on solutions already tokenized (e.g. checked one by one as
+  /// they were read); results in input order.
+  std::vector<Scores> score_tokenized(const std::vector<RenderedInput>& inputs, const ScoreOptions& options = {}) const;
+
+  const VerifierSpec& spec() const;
+  const Model& model() const;
+  const InputTemplate& input_template() const;
   /// Names of the loaded heads, in spec order.
   std::vector<std::string> head_names() const;
+  /// True when a loaded head scores each step (Scores::step_scores is filled).
+  bool has_step_heads() const;
+  /// The prefix cache sessions share (null when VerifierOptions::prefix_cache_bytes is 0).
+  PrefixCache* prefix_cache() const;
 
-  // Internal, used by sessions.
-  struct Rendered {
-    std::vector<int64_t> ids;
-    std::vector<int64_t> step_positions;  ///< per step, where step-level heads read
-    std::vector<int64_t> tag_positions;   ///< positions of the step tag
-    int64_t solution_from = -1;           ///< first token after the question (tokens style)
-  };
-  /// Renders (question, steps) to ids. `partial`: the form a session extends
-  /// step by step (no end-of-solution suffix, no EOS).
-  Rendered render(const std::string& question, const std::vector<std::string>& steps, bool partial) const;
-  /// score_batch on inputs already rendered (full form) and length-checked.
-  std::vector<Scores> score_rendered(const std::vector<Rendered>& rendered, const ScoreOptions& options = {}) const;
-  /// Where head `h` reads in `r`: one position per step (for "last" heads,
-  /// the last token, once).
-  std::vector<int64_t> read_positions(size_t h, const Rendered& r) const;
-  /// Whether head `h` reads log-probability features (HeadSpec::features).
-  bool reads_logprobs(size_t h) const;
-  /// Per read of head `h`, the tokens [first, last] its log-probability
-  /// features cover: the step read (the last step for "last" heads), from the
-  /// solution's first token when HeadSpec::logprob_span is "solution"
-  /// ("step+solution": the solution's span, which holds the step's).
-  /// `step_only`: the step read alone, whatever the span.
-  std::vector<std::pair<int64_t, int64_t>> read_spans(size_t h, const Rendered& r, bool step_only = false) const;
-  /// Log-probabilities [last - first + 1] (float) the backbone's LM gives
-  /// tokens first..last of `r`, from hidden rows of positions [offset, ...):
-  /// needs offset < first. `lm` maps hidden rows to LM logits (default: the
-  /// backbone's LM head).
-  at::Tensor token_logprobs(const at::Tensor& hidden, int64_t offset, const Rendered& r, int64_t first, int64_t last,
-                            const std::function<at::Tensor(const at::Tensor&)>& lm = {}) const;
-  /// The inputs of head `h` for the reads `which` (indices into
-  /// read_positions): hidden rows, plus log-probability features when the
-  /// head reads them. `hidden` holds positions [offset, offset + rows) of `r`.
-  /// `known`, when given, holds log-probabilities of tokens by position (NaN
-  /// where unknown); a token it holds is not computed again, so spans may
-  /// start before the hidden rows (sessions).
-  at::Tensor head_inputs(size_t h, const at::Tensor& hidden, int64_t offset, const Rendered& r,
-                         const std::vector<size_t>& which,
-                         const std::function<at::Tensor(const at::Tensor&)>& lm = {},
-                         const std::vector<float>* known = nullptr) const;
-  /// Scores of head `h` on hidden rows [N, H].
-  std::vector<double> head_scores(size_t h, const at::Tensor& rows) const;
-  size_t num_heads() const { return heads_.size(); }
-  const HeadSpec& head_spec(size_t h) const;
-  PrefixCache* prefix_cache() const { return prefix_cache_.get(); }
-  Scores finish(std::map<std::string, std::vector<double>> per_head, int64_t tokens,
-               const ScoreOptions& options) const;
-  /// Throws InputError when `tokens` do not fit the backbone's context.
-  void check_length(int64_t tokens, const std::string& what) const;
+  struct Impl;  ///< the internals (heads, read positions), defined in the library's sources
 
  private:
-  Verifier() = default;
-  std::shared_ptr<const Model> model_;
-  VerifierSpec spec_;
-  std::vector<std::shared_ptr<const Head>> heads_;
-  std::unique_ptr<PrefixCache> prefix_cache_;
-  int64_t tag_id_ = -1;
-  int64_t newline_id_ = -1;
+  friend struct detail::VerifierAccess;
+  Verifier();
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace stepverify

@@ -2,6 +2,7 @@
 // (and one solution scored step by step) or as one JSON object.
 #include <filesystem>
 #include <iostream>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -17,6 +18,8 @@ Run add_demo(CLI::App& app) {
   auto o = std::make_shared<DemoOptions>();
   auto json = std::make_shared<bool>(false);
   app.add_option("--models", o->models_dir, "directory holding policy/ and verifier/ (default: models)");
+  app.add_option("--set", o->set, "held-out problems: test (reported; default) or dev (for choosing options)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, DemoSet>{{"test", DemoSet::Test}, {"dev", DemoSet::Dev}}));
   app.add_option("--problems", o->problems, "held-out problems (default 200)");
   app.add_option("--n", o->n, "proposals per problem for every method (default 16)");
   app.add_option("--beam-width", o->beam_width, "beams kept (default 4)");
@@ -44,9 +47,9 @@ Run add_demo(CLI::App& app) {
       std::cout << r.to_json() << "\n";
       return 0;
     }
-    fmt::print("{} held-out arithmetic problems, {} proposals per problem (beam search: {} beams, {} proposals per "
-               "step{})\n\n",
-               r.problems, r.n, opts.beam_width, opts.beam_width * opts.expansions,
+    fmt::print("{} held-out arithmetic problems ({} set), {} proposals per problem (beam search: {} beams, {} proposals "
+               "per step{})\n\n",
+               r.problems, r.set, r.n, opts.beam_width, opts.beam_width * opts.expansions,
                opts.constant_step_budget ? ", the first included" : fmt::format(" after the first's {}", opts.expansions));
     fmt::print("{:<18} {:>9} {:>16} {:>16} {:>9}\n", "method", "accuracy", "verifier tokens", "policy tokens", "seconds");
     for (const auto& name : r.order) {

@@ -35,7 +35,7 @@ std::vector<std::string> split_csv(const std::string& s) {
 struct Record {
   size_t line = 0;
   ojson json;
-  Verifier::Rendered rendered;  // tokenized once, when the line is checked
+  RenderedInput rendered;  // tokenized once, when the line is checked
 };
 
 // The question and steps of one input line; throws InputError naming the field.
@@ -98,8 +98,7 @@ Run add_score(CLI::App& app) {
       try {
         r.json = ojson::parse(line);
         const Solution s = parse_solution(r.json);
-        r.rendered = verifier->render(s.question, s.steps, false);
-        verifier->check_length(static_cast<int64_t>(r.rendered.ids.size()), "the input");
+        r.rendered = verifier->tokenize(s.question, s.steps);
       } catch (const ojson::exception& e) {
         report(lineno, std::string("not valid JSON: ") + e.what());
         continue;
@@ -110,18 +109,16 @@ Run add_score(CLI::App& app) {
       records.push_back(std::move(r));
     }
 
-    bool step_level = false;
+    const bool step_level = verifier->has_step_heads();
     const bool named = !vo.heads.empty();
-    for (size_t h = 0; h < verifier->num_heads(); ++h)
-      if (verifier->head_spec(h).read != "last") step_level = true;
     const bool progress = records.size() >= 20;
     const auto t0 = std::chrono::steady_clock::now();
     const size_t chunk = 64;
     for (size_t start = 0; start < records.size(); start += chunk) {
       const size_t end = std::min(records.size(), start + chunk);
-      std::vector<Verifier::Rendered> batch;
+      std::vector<RenderedInput> batch;
       for (size_t i = start; i < end; ++i) batch.push_back(std::move(records[i].rendered));
-      auto scores = verifier->score_rendered(batch, *so);
+      auto scores = verifier->score_tokenized(batch, *so);
       for (size_t i = start; i < end; ++i) {
         const Scores& s = scores[i - start];
         ojson j = records[i].json;

@@ -8,6 +8,7 @@
 #include "stepverify/train/training.h"
 #include "train/batching.h"
 #include "util/sequences.h"
+#include "verifier/verifier_internal.h"
 
 namespace stepverify {
 
@@ -17,7 +18,7 @@ int64_t head_classes(const HeadSpec& h) { return h.activation == "softmax" ? 2 :
 
 // Per head of one example: read positions and their targets.
 struct Prepared {
-  Verifier::Rendered rendered;                  // ids, step ends (log-probability features)
+  RenderedInput rendered;                       // ids, step ends (log-probability features)
   std::vector<std::vector<int64_t>> positions;  // per head
   std::vector<std::vector<double>> targets;     // per head
   int64_t solution_from = 0;                    // first token after the question
@@ -78,7 +79,7 @@ VerifierTrainer::~VerifierTrainer() = default;
 
 TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, const std::vector<VerifierExample>& eval,
                                    const VerifierTrainOptions& options) {
-  const auto& v = *renderer_;
+  const auto& v = detail::verifier_impl(*renderer_);
   auto prepare = [&](const std::vector<VerifierExample>& set, const char* what) {
     std::vector<Prepared> out;
     out.reserve(set.size());

@@ -8,6 +8,7 @@
 
 #include "stepverify/errors.h"
 #include "util/sequences.h"
+#include "verifier/verifier_internal.h"
 
 namespace stepverify {
 
@@ -101,8 +102,8 @@ int64_t PrefixCache::entries() const {
 
 ScoringSession::ScoringSession(std::shared_ptr<const Verifier> verifier, std::string question)
     : verifier_(std::move(verifier)), question_(std::move(question)) {
-  const auto r = verifier_->render(question_, {}, true);
-  verifier_->check_length(static_cast<int64_t>(r.ids.size()), "the question");
+  const auto r = detail::verifier_impl(*verifier_).render(question_, {}, true);
+  detail::verifier_impl(*verifier_).check_length(static_cast<int64_t>(r.ids.size()), "the question");
   const auto& model = verifier_->model();
   int64_t have = 0;
   if (auto* pc = verifier_->prefix_cache()) {
@@ -123,7 +124,7 @@ ScoringSession::ScoringSession(std::shared_ptr<const Verifier> verifier, std::st
 
 struct ScoringSession::Plan {
   std::string step;
-  Verifier::Rendered r;
+  RenderedInput r;
   std::vector<std::vector<int64_t>> positions;  // per head, its read positions in r
   int64_t n = 0;         // tokens of r
   int64_t keep = 0;      // first position to compute
@@ -137,10 +138,10 @@ ScoringSession::Plan ScoringSession::plan(const std::string& step) const {
   p.step = step;
   auto steps = steps_;
   steps.push_back(step);
-  p.r = verifier_->render(question_, steps, true);
+  p.r = detail::verifier_impl(*verifier_).render(question_, steps, true);
   p.n = static_cast<int64_t>(p.r.ids.size());
-  verifier_->check_length(p.n, "step " + std::to_string(steps_.size()));
-  const size_t H = verifier_->num_heads();
+  detail::verifier_impl(*verifier_).check_length(p.n, "step " + std::to_string(steps_.size()));
+  const size_t H = detail::verifier_impl(*verifier_).num_heads();
 
   // Keep the longest prefix the cache already holds; recompute from the
   // earliest read position whose score is not known yet.
@@ -153,8 +154,8 @@ ScoringSession::Plan ScoringSession::plan(const std::string& step) const {
   p.lp_from = std::max(p.lp_known, p.r.solution_from);
   p.positions.resize(H);
   for (size_t h = 0; h < H; ++h) {
-    p.positions[h] = verifier_->read_positions(h, p.r);
-    const bool last = verifier_->head_spec(h).read == "last";
+    p.positions[h] = detail::verifier_impl(*verifier_).read_positions(h, p.r);
+    const bool last = detail::verifier_impl(*verifier_).head_spec(h).read == "last";
     // Scores not known yet (the new step; every read of a "last" head) are
     // computed, so their positions must be recomputed.
     for (size_t i = 0; i < p.positions[h].size(); ++i) {
@@ -163,7 +164,7 @@ ScoringSession::Plan ScoringSession::plan(const std::string& step) const {
     }
     // Log-probability features of the new tokens need the logits of the
     // token before them: that token is computed again (one token per step).
-    if (verifier_->reads_logprobs(h)) p.logprobs = true;
+    if (detail::verifier_impl(*verifier_).reads_logprobs(h)) p.logprobs = true;
   }
   if (p.logprobs) p.keep = std::min(p.keep, p.lp_from - 1);
   p.keep = std::min({p.keep, p.n - 1, cache_->length()});
@@ -179,16 +180,16 @@ std::map<std::string, double> ScoringSession::apply(const Plan& p, const at::Ten
     logprobs_.resize(static_cast<size_t>(n), std::numeric_limits<float>::quiet_NaN());
     if (p.lp_from < n) {
       const auto lp =
-          verifier_->token_logprobs(hidden, offset, p.r, p.lp_from, n - 1).to(torch::kCPU).contiguous();
+          detail::verifier_impl(*verifier_).token_logprobs(hidden, offset, p.r, p.lp_from, n - 1).to(torch::kCPU).contiguous();
       std::copy(lp.data_ptr<float>(), lp.data_ptr<float>() + lp.numel(), logprobs_.begin() + p.lp_from);
     }
   }
   const size_t n_steps = steps_.size() + 1;
   std::map<std::string, double> result;
-  for (size_t h = 0; h < verifier_->num_heads(); ++h) {
-    const auto& name = verifier_->head_spec(h).name;
+  for (size_t h = 0; h < detail::verifier_impl(*verifier_).num_heads(); ++h) {
+    const auto& name = detail::verifier_impl(*verifier_).head_spec(h).name;
     auto& scores = per_head_[name];
-    const bool last = verifier_->head_spec(h).read == "last";
+    const bool last = detail::verifier_impl(*verifier_).head_spec(h).read == "last";
     std::vector<size_t> reads, which;  // read indices, and the steps they score
     for (size_t i = 0; i < p.positions[h].size(); ++i) {
       const size_t step = last ? n_steps - 1 : i;
@@ -198,7 +199,7 @@ std::map<std::string, double> ScoringSession::apply(const Plan& p, const at::Ten
         which.push_back(step);
       }
     }
-    auto values = verifier_->head_scores(h, verifier_->head_inputs(h, hidden, offset, p.r, reads, {}, &logprobs_));
+    auto values = detail::verifier_impl(*verifier_).head_scores(h, detail::verifier_impl(*verifier_).head_inputs(h, hidden, offset, p.r, reads, {}, &logprobs_));
     scores.resize(n_steps);
     for (size_t k = 0; k < which.size(); ++k) scores[which[k]] = values[k];
     result[name] = scores.back();
@@ -370,7 +371,7 @@ void ScoringSession::rollback(size_t n) {
   for (auto& [name, v] : per_head_) v.resize(steps_.size());
   // The tokens of the remaining steps stay cached; the next append finds them
   // as the common prefix.
-  const auto r = verifier_->render(question_, steps_, true);
+  const auto r = detail::verifier_impl(*verifier_).render(question_, steps_, true);
   const int64_t keep = detail::common_prefix(ids_, r.ids);
   cache_->truncate(std::min(keep, cache_->length()));
   ids_.resize(static_cast<size_t>(cache_->length()));
@@ -378,7 +379,7 @@ void ScoringSession::rollback(size_t n) {
 }
 
 Scores ScoringSession::scores(const ScoreOptions& options) const {
-  return verifier_->finish(per_head_, static_cast<int64_t>(ids_.size()), options);
+  return detail::verifier_impl(*verifier_).finish(per_head_, static_cast<int64_t>(ids_.size()), options);
 }
 
 }  // namespace stepverify

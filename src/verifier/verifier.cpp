@@ -12,26 +12,10 @@
 #include "stepverify/session.h"
 #include "util/sequences.h"
 #include "verifier/heads.h"
+#include "verifier/verifier_internal.h"
 
 namespace stepverify {
 namespace {
-
-using detail::join;
-
-std::vector<std::string> split_lines(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); ++i)
-    if (i == s.size() || s[i] == '\n') {
-      out.push_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  return out;
-}
-
-bool blank(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
-}
 
 VerifierSpec choose_spec(const std::filesystem::path& dir, const VerifierOptions& o, const ModelConfig& cfg) {
   if (!o.spec.empty()) {
@@ -61,160 +45,78 @@ VerifierSpec choose_spec(const std::filesystem::path& dir, const VerifierOptions
 
 }  // namespace
 
+Verifier::Verifier() : impl_(std::make_unique<Impl>()) {}
 Verifier::~Verifier() = default;
 
 std::shared_ptr<const Verifier> Verifier::load(const std::filesystem::path& dir, const VerifierOptions& options) {
   auto v = std::shared_ptr<Verifier>(new Verifier());
+  auto& im = *v->impl_;
   const auto config = ModelConfig::from_file(dir / "config.json");
-  v->spec_ = choose_spec(dir, options, config);
+  im.spec_ = choose_spec(dir, options, config);
   auto ckpt = Checkpoint::open(dir);  // opened once: backbone and heads read it
-  v->model_ = Model::load(dir, config, *ckpt, options.load);
-  for (const auto& h : v->spec_.heads) {
+  im.model_ = Model::load(dir, config, *ckpt, options.load);
+  for (const auto& h : im.spec_.heads) {
     if (!options.heads.empty() && std::find(options.heads.begin(), options.heads.end(), h.name) == options.heads.end())
       continue;
-    v->heads_.push_back(make_head(h, *ckpt, dir, *v->model_));
+    im.heads_.push_back(make_head(h, *ckpt, dir, *im.model_));
   }
   for (const auto& want : options.heads)
-    if (std::none_of(v->heads_.begin(), v->heads_.end(), [&](const auto& h) { return h->spec().name == want; }))
-      throw ConfigError("spec '" + v->spec_.name + "' has no head named '" + want + "'");
-  const auto& tok = v->model_->tokenizer();
-  EncodeOptions raw;
-  raw.add_special_tokens = false;
-  if (!v->spec_.input.step_tag.empty()) {
-    // The tag must be one token of this tokenizer, or its positions mean nothing.
-    auto ids = tok.encode(v->spec_.input.step_tag, raw);
-    if (ids.size() != 1)
-      throw ConfigError("spec '" + v->spec_.name + "': step tag '" + v->spec_.input.step_tag +
-                        "' is not a token of this tokenizer (it encodes to " + std::to_string(ids.size()) + " tokens)");
-    v->tag_id_ = ids.back();
-  }
-  auto nl = tok.encode(v->spec_.input.step_separator, raw);
-  if (!nl.empty()) v->newline_id_ = nl.back();
-  const auto& c = v->model_->config();
+    if (std::none_of(im.heads_.begin(), im.heads_.end(), [&](const auto& h) { return h->spec().name == want; }))
+      throw ConfigError("spec '" + im.spec_.name + "' has no head named '" + want + "'");
+  // The tokenizer lives as long as the model.
+  im.template_.emplace(im.spec_.input, std::shared_ptr<const Tokenizer>(im.model_, &im.model_->tokenizer()),
+                       im.spec_.name);
+  const auto& c = im.model_->config();
   const int64_t per_token = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim *
-                            static_cast<int64_t>(c10::elementSize(v->model_->dtype()));
-  if (options.prefix_cache_bytes > 0) v->prefix_cache_ = std::make_unique<PrefixCache>(options.prefix_cache_bytes, per_token);
+                            static_cast<int64_t>(c10::elementSize(im.model_->dtype()));
+  if (options.prefix_cache_bytes > 0) im.prefix_cache_ = std::make_unique<PrefixCache>(options.prefix_cache_bytes, per_token);
   return v;
 }
 
 std::vector<std::string> Verifier::head_names() const {
   std::vector<std::string> out;
-  for (const auto& h : heads_) out.push_back(h->spec().name);
+  for (const auto& h : impl_->heads_) out.push_back(h->spec().name);
   return out;
 }
 
-const HeadSpec& Verifier::head_spec(size_t h) const { return heads_.at(h)->spec(); }
+bool Verifier::has_step_heads() const {
+  for (size_t h = 0; h < impl_->num_heads(); ++h)
+    if (!impl_->reads_last(h)) return true;
+  return false;
+}
 
-void Verifier::check_length(int64_t tokens, const std::string& what) const {
+const VerifierSpec& Verifier::spec() const { return impl_->spec_; }
+const Model& Verifier::model() const { return *impl_->model_; }
+const InputTemplate& Verifier::input_template() const { return *impl_->template_; }
+PrefixCache* Verifier::prefix_cache() const { return impl_->prefix_cache_.get(); }
+
+RenderedInput Verifier::tokenize(const std::string& question, const std::vector<std::string>& steps) const {
+  auto r = impl_->render(question, steps, false);
+  impl_->check_length(static_cast<int64_t>(r.ids.size()), "the input");
+  return r;
+}
+
+std::vector<Scores> Verifier::score_tokenized(const std::vector<RenderedInput>& inputs,
+                                              const ScoreOptions& options) const {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].ids.empty()) throw InputError("input " + std::to_string(i) + " has no tokens");
+    impl_->check_length(static_cast<int64_t>(inputs[i].ids.size()), "input " + std::to_string(i));
+  }
+  return impl_->score_rendered(inputs, options);
+}
+
+bool Verifier::Impl::reads_last(size_t h) const { return heads_.at(h)->spec().read == "last"; }
+
+const HeadSpec& Verifier::Impl::head_spec(size_t h) const { return heads_.at(h)->spec(); }
+
+void Verifier::Impl::check_length(int64_t tokens, const std::string& what) const {
   const int64_t limit = model_->config().max_position_embeddings;
   if (tokens > limit)
     throw InputError(what + ": " + std::to_string(tokens) + " tokens exceed the context of " + std::to_string(limit) +
                      " (max_position_embeddings)");
 }
 
-Verifier::Rendered Verifier::render(const std::string& question, const std::vector<std::string>& steps,
-                                    bool partial) const {
-  const auto& in = spec_.input;
-  const auto& tok = model_->tokenizer();
-  if (!partial && steps.empty()) throw InputError("the step list is empty");
-  for (size_t i = 0; i < steps.size(); ++i) {
-    if (blank(steps[i])) throw InputError("step " + std::to_string(i) + " is empty");
-    if (!in.step_tag.empty() && steps[i].find(in.step_tag) != std::string::npos)
-      throw InputError("step " + std::to_string(i) + " contains the step tag '" + in.step_tag + "'");
-    if (in.style == "tokens" && in.steps_in_one_string && steps[i].find(in.step_separator) != std::string::npos)
-      throw InputError("step " + std::to_string(i) + " contains the step separator");
-  }
-  Rendered r;
-  EncodeOptions raw;
-  raw.add_special_tokens = false;
-  EncodeOptions with_special;
-  const std::string q = in.question_prefix + question + in.question_suffix;
-  if (in.style == "chatml") {
-    std::string text;
-    if (!in.system.empty()) text += "<|im_start|>system\n" + in.system + "<|im_end|>\n";
-    text += "<|im_start|>user\n" + q + "<|im_end|>\n<|im_start|>assistant\n";
-    if (!steps.empty()) text += join(steps, in.step_tag) + in.step_tag;
-    if (!partial) text += "<|im_end|>\n";
-    r.ids = tok.encode(text, in.bos == "no" ? raw : with_special);
-  } else if (in.style == "turns") {
-    const EncodeOptions& eo = in.bos == "no" ? raw : with_special;
-    const size_t mark = in.assistant_turn.find("{read}");
-    const std::string before_read = in.assistant_turn.substr(0, mark);
-    const std::string after_read = in.assistant_turn.substr(mark + 6);
-    std::string text = in.preamble;
-    std::vector<std::vector<int64_t>> prefixes;  // ids of the text up to each read mark
-    for (size_t i = 0; i < steps.size(); ++i) {
-      std::string user = in.user_turn;
-      user.replace(user.find("{content}"), 9, i == 0 ? q + steps[0] : steps[i]);
-      text += user + before_read;
-      prefixes.push_back(tok.encode(text, eo));
-      text += after_read;
-    }
-    r.ids = tok.encode(text, eo);
-    for (size_t i = 0; i < prefixes.size(); ++i) {
-      // Exact only when the text up to the read mark tokenizes as a prefix of
-      // the whole (special tokens separate the turns, so it normally does).
-      const auto& p = prefixes[i];
-      if (p.empty() || p.size() > r.ids.size() || !std::equal(p.begin(), p.end(), r.ids.begin()))
-        throw InputError("step " + std::to_string(i) + ": its turn merges with the next when tokenized");
-      r.step_positions.push_back(static_cast<int64_t>(p.size()) - 1);
-    }
-  } else if (in.style == "text") {
-    std::string text = q;
-    if (!steps.empty()) text += join(steps, in.step_separator) + in.final_suffix;
-    r.ids = tok.encode(text, in.bos == "no" ? raw : with_special);
-  } else {
-    const auto& sp = tok.special_tokens();
-    if (in.bos == "yes" && sp.bos_id) r.ids.push_back(*sp.bos_id);
-    const std::string head_text = (in.bos == "text" ? sp.bos.value_or("") : "") + q;
-    auto qids = tok.encode(head_text, in.bos == "auto" ? with_special : raw);
-    r.ids.insert(r.ids.end(), qids.begin(), qids.end());
-    r.solution_from = static_cast<int64_t>(r.ids.size());
-    const auto sep_ids = tok.encode(in.step_separator, raw);
-    if (in.steps_in_one_string) {
-      std::string sol = join(steps, in.step_separator);
-      if (partial && !steps.empty()) sol += in.step_separator;
-      const size_t start = r.ids.size();
-      if (!sol.empty()) {
-        auto sids = tok.encode(sol, raw);
-        r.ids.insert(r.ids.end(), sids.begin(), sids.end());
-      }
-      for (size_t p = start; p < r.ids.size(); ++p)
-        if (r.ids[p] == newline_id_) r.step_positions.push_back(static_cast<int64_t>(p));
-    } else {
-      for (const auto& step : steps) {
-        for (const auto& piece : in.split_steps_on_newline ? split_lines(step) : std::vector<std::string>{step}) {
-          auto ids = tok.encode(piece, raw);
-          r.ids.insert(r.ids.end(), ids.begin(), ids.end());
-          if (in.split_steps_on_newline) r.ids.push_back(newline_id_);
-          else r.ids.insert(r.ids.end(), sep_ids.begin(), sep_ids.end());
-        }
-        r.step_positions.push_back(static_cast<int64_t>(r.ids.size()) - 1);
-      }
-    }
-    if (in.eos_at_end && !partial) {
-      if (!sp.eos_id) throw ConfigError("spec '" + spec_.name + "' ends with EOS but the tokenizer has none");
-      r.ids.push_back(*sp.eos_id);
-      if (in.steps_in_one_string) r.step_positions.push_back(static_cast<int64_t>(r.ids.size()) - 1);
-    }
-    if (r.step_positions.size() != steps.size())
-      throw InputError("the steps tokenize to " + std::to_string(r.step_positions.size()) + " step ends for " +
-                       std::to_string(steps.size()) + " steps (a separator merged into a neighbouring token)");
-  }
-  if (tag_id_ >= 0)
-    for (size_t p = 0; p < r.ids.size(); ++p)
-      if (r.ids[p] == tag_id_) r.tag_positions.push_back(static_cast<int64_t>(p));
-  if (in.style == "chatml" || in.style == "text") {
-    r.step_positions = r.tag_positions;
-    if (!in.step_tag.empty() && r.tag_positions.size() != steps.size())
-      throw InputError("the text holds " + std::to_string(r.tag_positions.size()) + " step tags for " +
-                       std::to_string(steps.size()) + " steps (the question contains the tag, or a step merges with it)");
-  }
-  if (r.ids.empty()) throw InputError("the input renders to no tokens");
-  return r;
-}
-
-std::vector<int64_t> Verifier::read_positions(size_t h, const Rendered& r) const {
+std::vector<int64_t> Verifier::Impl::read_positions(size_t h, const Rendered& r) const {
   const auto& read = heads_.at(h)->spec().read;
   if (read == "last") return {static_cast<int64_t>(r.ids.size()) - 1};
   if (read == "step_end") return r.step_positions;
@@ -224,9 +126,9 @@ std::vector<int64_t> Verifier::read_positions(size_t h, const Rendered& r) const
   return pos;
 }
 
-bool Verifier::reads_logprobs(size_t h) const { return heads_.at(h)->spec().logprob_features() > 0; }
+bool Verifier::Impl::reads_logprobs(size_t h) const { return heads_.at(h)->spec().logprob_features() > 0; }
 
-std::vector<std::pair<int64_t, int64_t>> Verifier::read_spans(size_t h, const Rendered& r, bool step_only) const {
+std::vector<std::pair<int64_t, int64_t>> Verifier::Impl::read_spans(size_t h, const Rendered& r, bool step_only) const {
   std::vector<std::pair<int64_t, int64_t>> spans;
   const auto& ends = r.step_positions;
   const bool solution = !step_only && heads_.at(h)->spec().logprob_span != "step";
@@ -241,7 +143,7 @@ std::vector<std::pair<int64_t, int64_t>> Verifier::read_spans(size_t h, const Re
   return spans;
 }
 
-at::Tensor Verifier::token_logprobs(const at::Tensor& hidden, int64_t offset, const Rendered& r, int64_t first,
+at::Tensor Verifier::Impl::token_logprobs(const at::Tensor& hidden, int64_t offset, const Rendered& r, int64_t first,
                                    int64_t last, const std::function<at::Tensor(const at::Tensor&)>& lm) const {
   if (first <= offset || last < first || last - offset > hidden.size(0) ||
       last >= static_cast<int64_t>(r.ids.size()))
@@ -256,7 +158,7 @@ at::Tensor Verifier::token_logprobs(const at::Tensor& hidden, int64_t offset, co
   return torch::log_softmax(logits.to(torch::kFloat), -1).gather(1, next.unsqueeze(1)).squeeze(1);
 }
 
-at::Tensor Verifier::head_inputs(size_t h, const at::Tensor& hidden, int64_t offset, const Rendered& r,
+at::Tensor Verifier::Impl::head_inputs(size_t h, const at::Tensor& hidden, int64_t offset, const Rendered& r,
                                  const std::vector<size_t>& which,
                                  const std::function<at::Tensor(const at::Tensor&)>& lm,
                                  const std::vector<float>* known) const {
@@ -311,12 +213,12 @@ at::Tensor Verifier::head_inputs(size_t h, const at::Tensor& hidden, int64_t off
   return torch::cat({x.to(torch::kFloat), torch::stack(feats).to(x.device())}, 1).to(x.scalar_type());
 }
 
-std::vector<double> Verifier::head_scores(size_t h, const at::Tensor& rows) const {
+std::vector<double> Verifier::Impl::head_scores(size_t h, const at::Tensor& rows) const {
   auto s = heads_.at(h)->scores(rows);
   return std::vector<double>(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
 }
 
-Scores Verifier::finish(std::map<std::string, std::vector<double>> per_head, int64_t tokens,
+Scores Verifier::Impl::finish(std::map<std::string, std::vector<double>> per_head, int64_t tokens,
                         const ScoreOptions& options) const {
   Scores out;
   out.tokens = tokens;
@@ -340,21 +242,21 @@ Scores Verifier::score(const std::string& question, const std::vector<std::strin
 }
 
 std::vector<Scores> Verifier::score_batch(const std::vector<Solution>& solutions, const ScoreOptions& options) const {
-  std::vector<Rendered> rendered;
+  std::vector<RenderedInput> rendered;
   rendered.reserve(solutions.size());
   for (size_t i = 0; i < solutions.size(); ++i) {
     try {
-      rendered.push_back(render(solutions[i].question, solutions[i].steps, false));
-      check_length(static_cast<int64_t>(rendered.back().ids.size()), "the input");
+      rendered.push_back(impl_->render(solutions[i].question, solutions[i].steps, false));
+      impl_->check_length(static_cast<int64_t>(rendered.back().ids.size()), "the input");
     } catch (const InputError& e) {
       if (solutions.size() == 1) throw;
       throw InputError("solution " + std::to_string(i) + ": " + e.what());
     }
   }
-  return score_rendered(rendered, options);
+  return impl_->score_rendered(rendered, options);
 }
 
-std::vector<Scores> Verifier::score_rendered(const std::vector<Rendered>& rendered, const ScoreOptions& options) const {
+std::vector<Scores> Verifier::Impl::score_rendered(const std::vector<Rendered>& rendered, const ScoreOptions& options) const {
   std::vector<size_t> order(rendered.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
