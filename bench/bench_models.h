@@ -20,8 +20,8 @@ namespace stepverify::bench {
 
 // Text of about `target` tokens, from arithmetic words.
 inline std::string text_of(const Tokenizer& tok, int64_t target, int seed) {
-  static const char* words[] = {"eggs", "coins", "apples", "she", "buys", "sells", "each", "then", "so", "total",
-                                "left", "more", "twice", "half", "the", "answer", "is", "and", "with", "of"};
+  static const char* words[] = {"eggs", "coins", "apples", "she",  "buys", "sells",  "each", "then", "so",   "total",
+                                "left", "more",  "twice",  "half", "the",  "answer", "is",   "and",  "with", "of"};
   EncodeOptions raw;
   raw.add_special_tokens = false;
   std::string s;
@@ -34,8 +34,8 @@ inline std::string text_of(const Tokenizer& tok, int64_t target, int seed) {
 
 // Writes a random LlamaForTokenClassification verifier (trl preset) to `dir`;
 // false when the tokenizer fixture is missing.
-inline bool write_random_verifier(const std::filesystem::path& shared, const std::filesystem::path& dir,
-                                  int64_t layers, int64_t hidden) {
+inline bool write_random_verifier(const std::filesystem::path& shared, const std::filesystem::path& dir, int64_t layers,
+                                  int64_t hidden) {
   namespace fs = std::filesystem;
   const fs::path tok_src = shared / "fixtures/hf/llama_gqa";
   if (!fs::exists(tok_src / "tokenizer.model")) return false;

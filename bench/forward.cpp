@@ -102,56 +102,56 @@ int main(int argc, char** argv) {
                            {"blas_threads", rt.blas_threads},
                            {"configs", nlohmann::json::array()}};
   for (const auto& s : shapes) {
-   if (!only_model.empty() && s.name != only_model) continue;
-   const bool big = s.hidden >= 1536;
-   for (const auto dtype : big ? std::vector<c10::ScalarType>{torch::kFloat, torch::kBFloat16}
-                               : std::vector<c10::ScalarType>{torch::kFloat}) {
-    LoadOptions lo;
-    lo.dtype = dtype;
-    auto model = Model::random(make_config(s), 1234, lo);
-    const int64_t nonembed = model->num_parameters(false);
-    const int64_t total = model->num_parameters(true);
-    for (int64_t T : seqs) {
-      if (only_seq && T != only_seq) continue;
-      if (big && T != 512) continue;
-      for (int64_t B : batches) {
-        if (quick && B * T > 1024) continue;
-        if (big && B != 1) continue;
-        ForwardInput in;
-        in.input_ids = torch::randint(0, s.vocab, {B, T}, torch::kLong);
-        model->forward(in);  // warm-up
-        double local_peak = measure_gemm();
-        double best = 1e30;
-        for (int r = 0; r < reps; ++r) {
-          auto t0 = Clock::now();
-          model->forward(in);
-          best = std::min(best, seconds_since(t0));
+    if (!only_model.empty() && s.name != only_model) continue;
+    const bool big = s.hidden >= 1536;
+    for (const auto dtype : big ? std::vector<c10::ScalarType>{torch::kFloat, torch::kBFloat16}
+                                : std::vector<c10::ScalarType>{torch::kFloat}) {
+      LoadOptions lo;
+      lo.dtype = dtype;
+      auto model = Model::random(make_config(s), 1234, lo);
+      const int64_t nonembed = model->num_parameters(false);
+      const int64_t total = model->num_parameters(true);
+      for (int64_t T : seqs) {
+        if (only_seq && T != only_seq) continue;
+        if (big && T != 512) continue;
+        for (int64_t B : batches) {
+          if (quick && B * T > 1024) continue;
+          if (big && B != 1) continue;
+          ForwardInput in;
+          in.input_ids = torch::randint(0, s.vocab, {B, T}, torch::kLong);
+          model->forward(in);  // warm-up
+          double local_peak = measure_gemm();
+          double best = 1e30;
+          for (int r = 0; r < reps; ++r) {
+            auto t0 = Clock::now();
+            model->forward(in);
+            best = std::min(best, seconds_since(t0));
+          }
+          local_peak = std::max(local_peak, measure_gemm());
+          peak = std::max(peak, local_peak);
+          const double tokens_per_s = B * T / best;
+          const double flops_per_token = 2.0 * nonembed + 4.0 * s.layers * T * s.hidden;
+          const double achieved = tokens_per_s * flops_per_token;
+          result["configs"].push_back({{"model", s.name},
+                                       {"dtype", dtype == torch::kFloat ? "fp32" : "bf16"},
+                                       {"parameters", total},
+                                       {"non_embedding_parameters", nonembed},
+                                       {"seq", T},
+                                       {"batch", B},
+                                       {"tokens_per_s", tokens_per_s},
+                                       {"gflops", achieved / 1e9},
+                                       {"gemm_gflops", local_peak / 1e9},
+                                       {"gemm_fraction", achieved / local_peak}});
         }
-        local_peak = std::max(local_peak, measure_gemm());
-        peak = std::max(peak, local_peak);
-        const double tokens_per_s = B * T / best;
-        const double flops_per_token = 2.0 * nonembed + 4.0 * s.layers * T * s.hidden;
-        const double achieved = tokens_per_s * flops_per_token;
-        result["configs"].push_back({{"model", s.name},
-                                     {"dtype", dtype == torch::kFloat ? "fp32" : "bf16"},
-                                     {"parameters", total},
-                                     {"non_embedding_parameters", nonembed},
-                                     {"seq", T},
-                                     {"batch", B},
-                                     {"tokens_per_s", tokens_per_s},
-                                     {"gflops", achieved / 1e9},
-                                     {"gemm_gflops", local_peak / 1e9},
-                                     {"gemm_fraction", achieved / local_peak}});
       }
     }
-   }
   }
   result["gemm_gflops"] = peak / 1e9;
   for (auto& c : result["configs"]) {
-    fmt::print("{:<11} {:<5} {:>5} {:>4} {:>9.1f}M {:>12.0f} {:>9.1f} {:>9.1f} {:>8.2f}\n", c["model"].get<std::string>(),
-               c["dtype"].get<std::string>(), c["seq"].get<int64_t>(), c["batch"].get<int64_t>(), c["parameters"].get<int64_t>() / 1e6,
-               c["tokens_per_s"].get<double>(), c["gflops"].get<double>(), c["gemm_gflops"].get<double>(),
-               c["gemm_fraction"].get<double>());
+    fmt::print("{:<11} {:<5} {:>5} {:>4} {:>9.1f}M {:>12.0f} {:>9.1f} {:>9.1f} {:>8.2f}\n",
+               c["model"].get<std::string>(), c["dtype"].get<std::string>(), c["seq"].get<int64_t>(),
+               c["batch"].get<int64_t>(), c["parameters"].get<int64_t>() / 1e6, c["tokens_per_s"].get<double>(),
+               c["gflops"].get<double>(), c["gemm_gflops"].get<double>(), c["gemm_fraction"].get<double>());
   }
   fmt::print("best fp32 GEMM rate in this run: {:.1f} GFLOP/s\n", peak / 1e9);
   std::cout << result.dump() << std::endl;

@@ -35,18 +35,22 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
-  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
+  stepverify::configure_runtime();             // torch at 1 thread, OpenBLAS on all cores
   std::string shared = "../shared";
   int64_t layers = 8, hidden = 512;
   for (int i = 1; i + 1 < argc; ++i) {
-    if (!std::strcmp(argv[i], "--shared")) shared = argv[++i];
-    else if (!std::strcmp(argv[i], "--layers")) layers = std::atoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--hidden")) hidden = std::atoll(argv[++i]);
+    if (!std::strcmp(argv[i], "--shared"))
+      shared = argv[++i];
+    else if (!std::strcmp(argv[i], "--layers"))
+      layers = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--hidden"))
+      hidden = std::atoll(argv[++i]);
   }
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / "stepverify_bench_incremental";
   if (!bench::write_random_verifier(shared, dir, layers, hidden)) {
-    std::cerr << "bench/incremental: needs " << shared << "/fixtures/hf/llama_gqa/tokenizer.model (pass --shared DIR)\n";
+    std::cerr << "bench/incremental: needs " << shared
+              << "/fixtures/hf/llama_gqa/tokenizer.model (pass --shared DIR)\n";
     return 2;
   }
   VerifierOptions vo;
@@ -87,14 +91,10 @@ int main(int argc, char** argv) {
   fmt::print("{:<34} {:>10} {:>10.3f}\n", "(b) session (KV cache)", tokens_b, secs_b);
   fmt::print("speedup {:.2f}x, (b) computes {:.3f}x the unique tokens, max |score(a) - score(b)| = {:.2e}\n",
              secs_a / secs_b, static_cast<double>(tokens_b) / unique, max_diff);
-  nlohmann::json out = {{"speedup", secs_a / secs_b},
-                        {"tokens_over_unique", static_cast<double>(tokens_b) / unique},
-                        {"tokens_rescoring", tokens_a},
-                        {"tokens_session", tokens_b},
-                        {"unique_tokens", unique},
-                        {"seconds_rescoring", secs_a},
-                        {"seconds_session", secs_b},
-                        {"max_score_diff", max_diff}};
+  nlohmann::json out = {{"speedup", secs_a / secs_b},   {"tokens_over_unique", static_cast<double>(tokens_b) / unique},
+                        {"tokens_rescoring", tokens_a}, {"tokens_session", tokens_b},
+                        {"unique_tokens", unique},      {"seconds_rescoring", secs_a},
+                        {"seconds_session", secs_b},    {"max_score_diff", max_diff}};
   std::cout << out.dump() << std::endl;
   fs::remove_all(dir);
   return 0;

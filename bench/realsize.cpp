@@ -92,11 +92,13 @@ nlohmann::json config_of(const Shape& s, int64_t tokenizer_eos) {
 int64_t write_checkpoint(const fs::path& shared, const fs::path& dir, const Shape& s, int64_t shard_bytes) {
   const fs::path tok = shared / "fixtures/hf/qwen2_prm";
   fs::create_directories(dir);
-  for (const char* f : {"vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"})
+  for (const char* f :
+       {"vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"})
     fs::copy_file(tok / f, dir / f, fs::copy_options::overwrite_existing);
   std::ofstream(dir / "config.json") << config_of(s, 486).dump(1);
 
-  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {{"model.embed_tokens.weight", {s.vocab, s.hidden}}};
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {
+      {"model.embed_tokens.weight", {s.vocab, s.hidden}}};
   const int64_t hd = s.hidden / s.heads;
   for (int64_t l = 0; l < s.layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
@@ -238,7 +240,6 @@ nlohmann::json spawn_load(const fs::path& dir, const std::string& dtype, bool sc
   return nlohmann::json::parse(text.substr(text.rfind('\n') + 1));
 }
 
-
 struct Figures {
   nlohmann::json json;
   std::vector<std::string> pick_sessions, pick_batched, pick_naive;
@@ -304,10 +305,11 @@ Figures run_dtype(const fs::path& dir, const std::string& dtype, int beams, int 
     fmt::print("{:<5} {:<16} {:>9} {:>9.1f} {:>9.1f}\n", dtype, "naive", n.verifier_tokens, n.seconds,
                n.verifier_tokens / n.seconds);
   }
-  fmt::print("{:<5} prefill {:.1f} tokens/s; appended steps cost {:.2f}x a prefill token; sessions {:.2f}x faster, "
-             "{:.2f}x fewer tokens\n",
-             dtype, 1.0 / prefill_per_token, f.json["append_vs_prefill"].get<double>(),
-             f.json["sessions_speedup"].get<double>(), f.json["token_ratio"].get<double>());
+  fmt::print(
+      "{:<5} prefill {:.1f} tokens/s; appended steps cost {:.2f}x a prefill token; sessions {:.2f}x faster, "
+      "{:.2f}x fewer tokens\n",
+      dtype, 1.0 / prefill_per_token, f.json["append_vs_prefill"].get<double>(),
+      f.json["sessions_speedup"].get<double>(), f.json["token_ratio"].get<double>());
   return f;
 }
 
@@ -321,16 +323,26 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has = i + 1 < argc;
-    if (a == "--shared" && has) shared = argv[++i];
-    else if (a == "--beams" && has) beams = std::atoi(argv[++i]);
-    else if (a == "--width" && has) width = std::atoi(argv[++i]);
-    else if (a == "--depth" && has) depth = std::atoi(argv[++i]);
-    else if (a == "--size" && has) size = argv[++i];
-    else if (a == "--naive") naive = true;
-    else if (a == "--keep") keep = true;
-    else if (a == "--score") score = true;
-    else if (a == "--measure-load" && has) measure = argv[++i];
-    else if (a == "--dtype" && has) dtype = argv[++i];
+    if (a == "--shared" && has)
+      shared = argv[++i];
+    else if (a == "--beams" && has)
+      beams = std::atoi(argv[++i]);
+    else if (a == "--width" && has)
+      width = std::atoi(argv[++i]);
+    else if (a == "--depth" && has)
+      depth = std::atoi(argv[++i]);
+    else if (a == "--size" && has)
+      size = argv[++i];
+    else if (a == "--naive")
+      naive = true;
+    else if (a == "--keep")
+      keep = true;
+    else if (a == "--score")
+      score = true;
+    else if (a == "--measure-load" && has)
+      measure = argv[++i];
+    else if (a == "--dtype" && has)
+      dtype = argv[++i];
     else {
       std::cerr << "bench/realsize: unknown option " << a << "\n";
       return 2;
@@ -366,13 +378,13 @@ int main(int argc, char** argv) {
     // memory it wrote the shards from.
     const auto load = spawn_load(dir, "bf16", size == "7b");
     const double w = load["weights_bytes"].get<double>();
-    fmt::print("load (bf16): {:.1f} s (reading the files: {:.1f} s), peak RSS {:.2f} GB for {:.2f} GB of weights "
-               "({:.3f}x); after the first score {:.2f} GB ({:.3f}x; peak {:.3f}x)\n",
-               load["seconds"].get<double>(), load["read_seconds"].get<double>(),
-               load["peak_rss_bytes"].get<double>() / 1e9, w / 1e9, load["peak_rss_bytes"].get<double>() / w,
-               load["rss_after_first_score_bytes"].get<double>() / 1e9,
-               load["rss_after_first_score_bytes"].get<double>() / w,
-               load["peak_rss_through_first_score_bytes"].get<double>() / w);
+    fmt::print(
+        "load (bf16): {:.1f} s (reading the files: {:.1f} s), peak RSS {:.2f} GB for {:.2f} GB of weights "
+        "({:.3f}x); after the first score {:.2f} GB ({:.3f}x; peak {:.3f}x)\n",
+        load["seconds"].get<double>(), load["read_seconds"].get<double>(), load["peak_rss_bytes"].get<double>() / 1e9,
+        w / 1e9, load["peak_rss_bytes"].get<double>() / w, load["rss_after_first_score_bytes"].get<double>() / 1e9,
+        load["rss_after_first_score_bytes"].get<double>() / w,
+        load["peak_rss_through_first_score_bytes"].get<double>() / w);
     out["load"] = load;
     if (size == "7b") {
       const double sec = load["score"]["seconds"], tokens = load["score"]["tokens"];
@@ -394,8 +406,8 @@ int main(int argc, char** argv) {
       out["fp32"] = fp32.json;
       out["bf16"] = bf16.json;
       out["same_pick"] = same;
-      out["bf16_over_fp32_throughput"] =
-          bf16.json["sessions"]["tokens_per_second"].get<double>() / fp32.json["sessions"]["tokens_per_second"].get<double>();
+      out["bf16_over_fp32_throughput"] = bf16.json["sessions"]["tokens_per_second"].get<double>() /
+                                         fp32.json["sessions"]["tokens_per_second"].get<double>();
       fmt::print("same pick (fp32): {}; same pick (bf16): {}; bf16 sessions throughput {:.2f}x fp32's\n",
                  same ? "yes" : "no", agree(bf16) ? "yes" : "no", out["bf16_over_fp32_throughput"].get<double>());
     }

@@ -23,14 +23,18 @@ using namespace stepverify;
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
-  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
+  stepverify::configure_runtime();             // torch at 1 thread, OpenBLAS on all cores
   std::string shared = "../shared";
   int beam = 4, expansions = 4, depth = 4;
   for (int i = 1; i + 1 < argc; ++i) {
-    if (!std::strcmp(argv[i], "--shared")) shared = argv[++i];
-    else if (!std::strcmp(argv[i], "--beam")) beam = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--expansions")) expansions = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--depth")) depth = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--shared"))
+      shared = argv[++i];
+    else if (!std::strcmp(argv[i], "--beam"))
+      beam = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--expansions"))
+      expansions = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--depth"))
+      depth = std::atoi(argv[++i]);
   }
   const auto dir = std::filesystem::temp_directory_path() / "stepverify_bench_search";
   if (!bench::write_random_verifier(shared, dir, 8, 512)) {
@@ -61,9 +65,10 @@ int main(int argc, char** argv) {
     unique += static_cast<int64_t>(v->input_template().render(question, path, true).ids.size()) -
               static_cast<int64_t>(v->input_template().render(question, parent, true).ids.size());
   }
-  fmt::print("beam {} x {} expansions ({} proposals at every step, the first included), depth {}: {} nodes, {} unique "
-             "verifier tokens\n",
-             beam, expansions, beam * expansions, depth, fast.nodes.size(), unique);
+  fmt::print(
+      "beam {} x {} expansions ({} proposals at every step, the first included), depth {}: {} nodes, {} unique "
+      "verifier tokens\n",
+      beam, expansions, beam * expansions, depth, fast.nodes.size(), unique);
   fmt::print("{:<28} {:>10} {:>10}\n", "", "tokens", "seconds");
   fmt::print("{:<28} {:>10} {:>10.2f}\n", "re-scoring prefixes", b.verifier_tokens, b.seconds);
   fmt::print("{:<28} {:>10} {:>10.2f}\n", "sessions (KV cache)", a.verifier_tokens, a.seconds);

@@ -37,16 +37,15 @@ std::string make_math_text(size_t target) {
     const char* name = kNames[pick(0, 6)];
     const char* item = kItems[pick(0, 5)];
     const int a = pick(2, 999), b = pick(1, 99), c = pick(2, 12);
-    out << "<|im_start|>user\n" << name << " has " << a << " " << item << ". She buys " << b
-        << " more and then splits them equally into " << c << " boxes. How many " << item
-        << " are in each box?<|im_end|>\n<|im_start|>assistant\n";
-    out << "First, " << name << " has $" << a << " + " << b << " = " << a + b << "$ " << item
+    out << "<|im_start|>user\n"
+        << name << " has " << a << " " << item << ". She buys " << b << " more and then splits them equally into " << c
+        << " boxes. How many " << item << " are in each box?<|im_end|>\n<|im_start|>assistant\n";
+    out << "First, " << name << " has $" << a << " + " << b << " = " << a + b << "$ " << item << ".<extra_0>";
+    out << "Each box gets $\\frac{" << a + b << "}{" << c << "} = " << (a + b) / c << "$ with remainder " << (a + b) % c
         << ".<extra_0>";
-    out << "Each box gets $\\frac{" << a + b << "}{" << c << "} = " << (a + b) / c
-        << "$ with remainder " << (a + b) % c << ".<extra_0>";
-    out << "We check: $" << c << " \\times " << (a + b) / c << " + " << (a + b) % c << " = "
-        << a + b << "$, and $x^2 - " << b << "x + " << c << " = 0$ has discriminant $\\Delta = "
-        << b * b - 4 * c << "$.<extra_0>";
+    out << "We check: $" << c << " \\times " << (a + b) / c << " + " << (a + b) % c << " = " << a + b
+        << "$, and $x^2 - " << b << "x + " << c << " = 0$ has discriminant $\\Delta = " << b * b - 4 * c
+        << "$.<extra_0>";
     out << "The answer is $\\boxed{" << (a + b) / c << "}$.<extra_0><|im_end|>\n\n";
   }
   return out.str();
@@ -67,7 +66,7 @@ std::string default_model_dir() {
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
-  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
+  stepverify::configure_runtime();             // torch at 1 thread, OpenBLAS on all cores
   std::string model_dir = default_model_dir();
   std::vector<std::string> text_files;
   size_t target = 1 << 20;
@@ -75,9 +74,12 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if ((arg == "--model" || arg == "--text" || arg == "--bytes") && i + 1 < argc) {
       const std::string value = argv[++i];
-      if (arg == "--model") model_dir = value;
-      else if (arg == "--text") text_files.push_back(value);
-      else target = std::stoul(value);
+      if (arg == "--model")
+        model_dir = value;
+      else if (arg == "--text")
+        text_files.push_back(value);
+      else
+        target = std::stoul(value);
     } else {
       std::cerr << "usage: tokenize [--model DIR] [--text FILE]... [--bytes N]\n";
       return 2;
@@ -100,11 +102,10 @@ int main(int argc, char** argv) {
     double best = cold;
     for (int run = 0; run < 3; ++run) best = std::min(best, timed(tokens));
     const double mb = static_cast<double>(text.size()) / 1e6;
-    std::cout << "model " << model_dir << ": " << text.size() << " bytes -> " << tokens
-              << " tokens; cold " << mb / cold << " MB/s, warm " << mb / best << " MB/s\n";
-    std::cout << "{\"mb_per_s\": " << mb / best << ", \"bytes\": " << text.size()
-              << ", \"tokens\": " << tokens << ", \"seconds\": " << best
-              << ", \"cold_mb_per_s\": " << mb / cold << "}" << std::endl;
+    std::cout << "model " << model_dir << ": " << text.size() << " bytes -> " << tokens << " tokens; cold " << mb / cold
+              << " MB/s, warm " << mb / best << " MB/s\n";
+    std::cout << "{\"mb_per_s\": " << mb / best << ", \"bytes\": " << text.size() << ", \"tokens\": " << tokens
+              << ", \"seconds\": " << best << ", \"cold_mb_per_s\": " << mb / cold << "}" << std::endl;
   } catch (const stepverify::Error& e) {
     std::cerr << "tokenize: " << e.what() << "\n";
     return 1;

@@ -50,9 +50,9 @@ std::string sample_step(const Model& lm, const std::string& prompt, at::Generato
 
 struct Branch {
   std::vector<std::string> steps;
-  std::unique_ptr<ScoringSession> session;  // the verifier's KV prefix of this branch
-  std::vector<double> prm;                  // the PRM's score of each step
-  std::optional<std::string> answer;        // set once the branch has stated its answer
+  std::unique_ptr<ScoringSession> session;                             // the verifier's KV prefix of this branch
+  std::vector<double> prm;                                             // the PRM's score of each step
+  std::optional<std::string> answer;                                   // set once the branch has stated its answer
   double score() const { return aggregate(prm, Aggregate::Product); }  // P(every step is right)
 };
 
@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
         }
       }
       if (next.empty()) break;
-      std::stable_sort(next.begin(), next.end(), [](const Branch& a, const Branch& b) { return a.score() > b.score(); });
+      std::stable_sort(next.begin(), next.end(),
+                       [](const Branch& a, const Branch& b) { return a.score() > b.score(); });
       if (next.size() > kWidth) next.resize(kWidth);
       beams = std::move(next);
       std::cout << "depth " << depth + 1 << ": best step \"" << beams.front().steps.back() << "\" " << kHead << " "
@@ -109,7 +110,8 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < best.steps.size(); ++i)
       std::cout << "  " << best.steps[i] << "    [" << kHead << " " << best.prm[i] << "]\n";
     std::cout << "answer: " << best.answer.value_or("(none)") << "\n";
-    if (argc > 4) std::cout << "correct: " << (best.answer && answers_equal(*best.answer, argv[4]) ? "yes" : "no") << "\n";
+    if (argc > 4)
+      std::cout << "correct: " << (best.answer && answers_equal(*best.answer, argv[4]) ? "yes" : "no") << "\n";
   } catch (const Error& e) {
     std::cerr << e.what() << "\n";
     return 1;

@@ -9,7 +9,7 @@
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
-  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
+  stepverify::configure_runtime();             // torch at 1 thread, OpenBLAS on all cores
   if (argc < 3) {
     std::cerr << "usage: " << argv[0] << " CHECKPOINT_DIR TEXT\n";
     return 2;
@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     auto ids = model->tokenizer().encode(argv[2]);
     stepverify::ForwardInput input;
     input.input_ids = stepverify::to_batch(ids);
-    auto hidden = model->forward(input).hidden;                          // [1, T, H]
+    auto hidden = model->forward(input).hidden;                         // [1, T, H]
     auto logits = model->logits(hidden.select(1, hidden.size(1) - 1));  // [1, V]
     auto [probs, top] = torch::softmax(logits[0], -1).topk(5);
     for (int k = 0; k < 5; ++k)

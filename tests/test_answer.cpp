@@ -55,7 +55,8 @@ struct Pair {
 // where the graders disagree the library's rule (answer.h) decides, noted in `why`.
 const std::vector<Pair> kTable = {
     // Hendrycks MATH is_equiv unit tests
-    {"\\tfrac{1}{2} +\\! \\frac1{72}", "\\\\dfrac{1}{2} +\\frac{1}{72}", true, "hendrycks: tfrac/dfrac, \\!, doubled backslash"},
+    {"\\tfrac{1}{2} +\\! \\frac1{72}", "\\\\dfrac{1}{2} +\\frac{1}{72}", true,
+     "hendrycks: tfrac/dfrac, \\!, doubled backslash"},
     {"10\\text{ units}", "10 ", true, "hendrycks: unit text"},
     {"10\\text{ units}", "100 ", false, "hendrycks"},
     {"10", "\\$10", true, "hendrycks: dollar"},
@@ -182,9 +183,12 @@ const std::vector<Pair> kTable = {
     {"1,-2", "1, -2", true, "bare list"},
     {"1,-2", "-2,1", false, "bare lists are ordered (hendrycks)"},
     {"(1,000)", "(1000)", false, "no bare thousands separator inside tuples"},
-    {"\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}", "\\begin{pmatrix}-\\frac13\\\\\\frac23\\\\\\frac53\\end{pmatrix}", true, "column vector"},
-    {"\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", "\\begin{bmatrix}-1&0\\\\0&-1\\end{bmatrix}", true, "pmatrix vs bmatrix"},
-    {"\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", "\\begin{pmatrix} -1 & 0 \\\\ 0 & 1 \\end{pmatrix}", false, "matrix entry"},
+    {"\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}",
+     "\\begin{pmatrix}-\\frac13\\\\\\frac23\\\\\\frac53\\end{pmatrix}", true, "column vector"},
+    {"\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", "\\begin{bmatrix}-1&0\\\\0&-1\\end{bmatrix}", true,
+     "pmatrix vs bmatrix"},
+    {"\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", "\\begin{pmatrix} -1 & 0 \\\\ 0 & 1 \\end{pmatrix}", false,
+     "matrix entry"},
     {"\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1,2)", false, "vector vs tuple"},
     // letters, words, text
     {"\\text{(C)}", "C", true, "multiple-choice letter"},
@@ -210,7 +214,7 @@ TEST_CASE("answer equivalence table (graders' documented behaviour)", "[answer]"
   size_t equal_rows = 0;
   for (const Pair& p : kTable) {
     INFO(p.a << "  vs  " << p.b << "  (" << p.why << ")\n  keys: " << canonical_answer(p.a) << "  |  "
-              << canonical_answer(p.b));
+             << canonical_answer(p.b));
     CHECK(answers_equal(p.a, p.b) == p.equal);
     CHECK(answers_equal(p.b, p.a) == p.equal);  // symmetry
     CHECK(answers_equal(p.a, p.a));             // reflexivity
@@ -248,9 +252,15 @@ TEST_CASE("equivalence is reflexive, symmetric and transitive on generated answe
     std::string t;
     const std::string sp = std::to_string(p), sq = std::to_string(q);
     switch (form) {
-      case 0: t = "\\frac{" + sp + "}{" + sq + "}"; break;
-      case 1: t = sp + "/" + sq; break;
-      case 2: t = "\\dfrac{" + sp + "}{" + sq + "}"; break;
+      case 0:
+        t = "\\frac{" + sp + "}{" + sq + "}";
+        break;
+      case 1:
+        t = sp + "/" + sq;
+        break;
+      case 2:
+        t = "\\dfrac{" + sp + "}{" + sq + "}";
+        break;
       case 3: {  // decimal (all q divide 100)
         const double v = static_cast<double>(p) / static_cast<double>(q);
         char buf[32];
@@ -258,14 +268,24 @@ TEST_CASE("equivalence is reflexive, symmetric and transitive on generated answe
         t = buf;
         break;
       }
-      case 4: t = "$" + std::string(p < 0 ? "-" : "") + "\\frac{" + std::to_string(std::labs(p)) + "}{" + sq + "}$"; break;
-      case 5: t = "x = " + sp + "/" + sq; break;
-      case 6: t = "\\left(" + sp + "\\right)/" + sq; break;
-      case 7: t = "\\frac{" + std::to_string(2 * p) + "}{" + std::to_string(2 * q) + "}"; break;
+      case 4:
+        t = "$" + std::string(p < 0 ? "-" : "") + "\\frac{" + std::to_string(std::labs(p)) + "}{" + sq + "}$";
+        break;
+      case 5:
+        t = "x = " + sp + "/" + sq;
+        break;
+      case 6:
+        t = "\\left(" + sp + "\\right)/" + sq;
+        break;
+      case 7:
+        t = "\\frac{" + std::to_string(2 * p) + "}{" + std::to_string(2 * q) + "}";
+        break;
       case 8:
         t = "\\frac{" + sp + "\\pi}{" + sq + "}";
         break;
-      default: t = sp + " \\div " + sq; break;
+      default:
+        t = sp + " \\div " + sq;
+        break;
     }
     if (form == 8) {
       gens.push_back({t, rp, rq == 1 && rp == 0 ? 1 : -rq});  // value (p/q) * pi, encoded with negative q
@@ -308,7 +328,7 @@ TEST_CASE("extraction rules", "[answer]") {
   CHECK(extract_answer("the result is $\\boxed 5$") == "5");
   CHECK(extract_answer("\\fbox{42}") == "42");
   CHECK(extract_answer("\\boxed{7} and later \\boxed{8") == "7");  // an unclosed last box is skipped
-  CHECK(!extract_answer("\\boxed{} \\boxed{ }").has_value());  // empty boxes are skipped
+  CHECK(!extract_answer("\\boxed{} \\boxed{ }").has_value());      // empty boxes are skipped
   CHECK(extract_answer("\\boxed{\\text{(C)}}") == "(C)");
   CHECK(extract_answer("Total 9 + 9 = 18\n#### 18") == "18");
   CHECK(extract_answer("#### 1,000") == "1,000");
@@ -425,7 +445,7 @@ TEST_CASE("selection: majority, weighted, best-of-N and tie-breaking", "[answer]
     o.aggregate = stepverify::Aggregate::Product;
     CHECK(select_answer(c, o).best == "2");  // 0.18, 0.30, 0.27
     o.aggregate = stepverify::Aggregate::Mean;
-    CHECK(select_answer(c, o).best == "3");  // 0.55, 0.55, 0.6
+    CHECK(select_answer(c, o).best == "3");                             // 0.55, 0.55, 0.6
     CHECK(select_answer({{"", "1", 0.1, {0.9}}}, o).scores[0] == 0.1);  // score wins over step scores
   }
   SECTION("missing answers and scores") {
@@ -485,8 +505,10 @@ TEST_CASE("MATH-500: the answer extracted from each reference solution equals it
   for (const auto& r : rows) {
     const auto got = extract_answer(r["solution"].get<std::string>());
     const std::string gold = r["answer"].get<std::string>();
-    if (got && answers_equal(*got, gold)) ++ok;
-    else WARN("MATH-500 " << r.value("unique_id", "") << ": gold " << gold << ", extracted " << got.value_or("<none>"));
+    if (got && answers_equal(*got, gold))
+      ++ok;
+    else
+      WARN("MATH-500 " << r.value("unique_id", "") << ": gold " << gold << ", extracted " << got.value_or("<none>"));
   }
   const double rate = static_cast<double>(ok) / static_cast<double>(rows.size());
   WARN("MATH-500 extraction+equivalence rate: " << ok << "/" << rows.size() << " = " << rate);
@@ -503,8 +525,10 @@ TEST_CASE("GSM8K: every test answer yields its #### N", "[answer][data]") {
     std::string want = text.substr(text.rfind("####") + 4);
     want = want.substr(want.find_first_not_of(' '));
     const auto got = extract_answer(text);
-    if (got == want) ++ok;
-    else FAIL_CHECK("GSM8K: want " << want << ", extracted " << got.value_or("<none>"));
+    if (got == want)
+      ++ok;
+    else
+      FAIL_CHECK("GSM8K: want " << want << ", extracted " << got.value_or("<none>"));
   }
   INFO("GSM8K #### extraction: " << ok << "/" << rows.size());
   CHECK(ok == rows.size());

@@ -38,13 +38,12 @@ fs::path qwen2_fixture() {
 
 bool have_fixture() { return fs::exists(qwen2_fixture() / "reference.json"); }
 
-#define REQUIRE_FIXTURE_OR_SKIP()                                                          \
-  do {                                                                                     \
-    if (!have_fixture()) {                                                                 \
-      WARN("skipped: fixture " << qwen2_fixture().string()                                 \
-                               << " not found (set STEPVERIFY_SHARED_DIR)");               \
-      return;                                                                              \
-    }                                                                                      \
+#define REQUIRE_FIXTURE_OR_SKIP()                                                                        \
+  do {                                                                                                   \
+    if (!have_fixture()) {                                                                               \
+      WARN("skipped: fixture " << qwen2_fixture().string() << " not found (set STEPVERIFY_SHARED_DIR)"); \
+      return;                                                                                            \
+    }                                                                                                    \
   } while (0)
 
 json read_json(const fs::path& path) {
@@ -64,8 +63,8 @@ struct TempDir {
   TempDir() {
     static std::atomic<int> counter{0};
     path = fs::temp_directory_path() /
-           ("stepverify_bpe_" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) +
-            "_" + std::to_string(counter++));
+           ("stepverify_bpe_" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + "_" +
+            std::to_string(counter++));
     fs::create_directories(path);
   }
   ~TempDir() {
@@ -92,8 +91,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> reference_texts() {
   for (const auto& c : reference()["tokenizer_checks"]["cases"])
     out.emplace_back(c["text"].get<std::string>(), ids_of(c["ids_add_special_tokens_true"]));
   for (const auto& c : reference()["cases"])
-    for (const auto& row : c["rows"])
-      out.emplace_back(row["text"].get<std::string>(), ids_of(row["input_ids"]));
+    for (const auto& row : c["rows"]) out.emplace_back(row["text"].get<std::string>(), ids_of(row["input_ids"]));
   return out;
 }
 
@@ -106,8 +104,10 @@ json tokenizer_json_from_slow_files(bool pair_merges) {
   for (int n = 0; std::getline(in, line); ++n) {
     if (line.empty() || (n == 0 && line.rfind("#version", 0) == 0)) continue;
     const size_t gap = line.find(' ');
-    if (pair_merges) merges.push_back(json::array({line.substr(0, gap), line.substr(gap + 1)}));
-    else merges.push_back(line);
+    if (pair_merges)
+      merges.push_back(json::array({line.substr(0, gap), line.substr(gap + 1)}));
+    else
+      merges.push_back(line);
   }
   json j = json::parse(R"({
     "version": "1.0", "truncation": null, "padding": null,
@@ -127,8 +127,12 @@ json tokenizer_json_from_slow_files(bool pair_merges) {
   j["added_tokens"] = json::array();
   const json added = read_json(qwen2_fixture() / "added_tokens.json");
   for (const auto& [content, id] : added.items())
-    j["added_tokens"].push_back({{"id", id}, {"content", content}, {"single_word", false},
-                                 {"lstrip", false}, {"rstrip", false}, {"normalized", false},
+    j["added_tokens"].push_back({{"id", id},
+                                 {"content", content},
+                                 {"single_word", false},
+                                 {"lstrip", false},
+                                 {"rstrip", false},
+                                 {"normalized", false},
                                  {"special", true}});
   return j;
 }
@@ -141,8 +145,10 @@ std::string byte_piece(unsigned char b) {
     const int cp = printable ? x : next++;
     if (x == b) {
       std::string s;
-      if (cp < 0x80) s += static_cast<char>(cp);
-      else s += static_cast<char>(0xC0 | (cp >> 6)), s += static_cast<char>(0x80 | (cp & 0x3F));
+      if (cp < 0x80)
+        s += static_cast<char>(cp);
+      else
+        s += static_cast<char>(0xC0 | (cp >> 6)), s += static_cast<char>(0x80 | (cp & 0x3F));
       return s;
     }
   }
@@ -206,8 +212,7 @@ TEST_CASE("bpe: qwen2 slow files match transformers tokenizer_checks", "[tokeniz
     const auto with = tok->encode_with_pieces(text);
     CHECK(with.ids == ids_of(c["ids_add_special_tokens_true"]));
     CHECK(with.pieces == c["tokens"].get<std::vector<std::string>>());
-    CHECK(tok->encode(text, without_special()) ==
-          ids_of(c["ids_add_special_tokens_false"]));
+    CHECK(tok->encode(text, without_special()) == ids_of(c["ids_add_special_tokens_false"]));
     const auto ids = ids_of(c["ids_add_special_tokens_true"]);
     CHECK(tok->decode(ids, skipping_special()) == c["decoded_skip_special"].get<std::string>());
     CHECK(tok->decode(ids) == c["decoded_keep_special"].get<std::string>());
@@ -236,9 +241,9 @@ TEST_CASE("bpe: qwen2 slow files match every case's input_ids", "[tokenizer][bpe
 TEST_CASE("bpe: tokenizer.json built from the slow files gives the same ids", "[tokenizer][bpe]") {
   REQUIRE_FIXTURE_OR_SKIP();
   const auto slow = stepverify::load_bpe_tokenizer(qwen2_fixture());
-  const std::vector<std::string> extra = {
-      "", "Hello  world\n\n  x", "e\xCC\x81t\xC3\xA9 \xE2\x84\xAB",  // NFC: é, Å (Angstrom sign)
-      "x = 1234567, y' + y's \xF0\x9F\x98\x80 <|im_end|><extra_0>  <|endoftext|>"};
+  const std::vector<std::string> extra = {"", "Hello  world\n\n  x",
+                                          "e\xCC\x81t\xC3\xA9 \xE2\x84\xAB",  // NFC: é, Å (Angstrom sign)
+                                          "x = 1234567, y' + y's \xF0\x9F\x98\x80 <|im_end|><extra_0>  <|endoftext|>"};
   for (bool pair_merges : {false, true}) {
     INFO("merges as " << (pair_merges ? "pairs" : "strings"));
     TempDir dir;
@@ -251,8 +256,7 @@ TEST_CASE("bpe: tokenizer.json built from the slow files gives the same ids", "[
       INFO("text: " << text);
       CHECK(fast->encode(text) == ids);
       CHECK(fast->decode(ids) == slow->decode(ids));
-      CHECK(fast->decode(ids, skipping_special()) ==
-            slow->decode(ids, skipping_special()));
+      CHECK(fast->decode(ids, skipping_special()) == slow->decode(ids, skipping_special()));
     }
     for (const auto& text : extra) {
       INFO("text: " << text);

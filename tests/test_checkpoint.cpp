@@ -15,11 +15,10 @@ std::string le64(uint64_t n) {
 }
 
 // A safetensors file from a header JSON text and a data section.
-std::string st_bytes(const std::string& header, const std::string& data) {
-  return le64(header.size()) + header + data;
-}
+std::string st_bytes(const std::string& header, const std::string& data) { return le64(header.size()) + header + data; }
 
-std::shared_ptr<const SafetensorsFile> parse_bytes(const std::string& bytes, const std::string& name = "mem.safetensors") {
+std::shared_ptr<const SafetensorsFile> parse_bytes(const std::string& bytes,
+                                                   const std::string& name = "mem.safetensors") {
   return SafetensorsFile::parse(memory_source(bytes, name));
 }
 
@@ -75,12 +74,8 @@ TEST_CASE("malformed safetensors files give FormatError naming file and tensor",
   SECTION("empty file") {
     CHECK_THROWS_WITH(parse_bytes("", "empty.safetensors"), Contains("empty.safetensors") && Contains("truncated"));
   }
-  SECTION("truncated header length") {
-    CHECK_THROWS_AS(parse_bytes(std::string(5, '\x01')), FormatError);
-  }
-  SECTION("header length past the end") {
-    CHECK_THROWS_WITH(parse_bytes(le64(1000) + "{}"), Contains("past the end"));
-  }
+  SECTION("truncated header length") { CHECK_THROWS_AS(parse_bytes(std::string(5, '\x01')), FormatError); }
+  SECTION("header length past the end") { CHECK_THROWS_WITH(parse_bytes(le64(1000) + "{}"), Contains("past the end")); }
   SECTION("header is not JSON") {
     CHECK_THROWS_WITH(parse_bytes(st_bytes("{not json", "")), Contains("not valid JSON"));
   }
@@ -108,8 +103,9 @@ TEST_CASE("malformed safetensors files give FormatError naming file and tensor",
                       Contains("trailing"));
   }
   SECTION("unknown dtype") {
-    CHECK_THROWS_WITH(parse_bytes(st_bytes(R"({"w":{"dtype":"F8_E9","shape":[4],"data_offsets":[0,16]}})", kFourFloats)),
-                      Contains("tensor w") && Contains("unknown dtype 'F8_E9'"));
+    CHECK_THROWS_WITH(
+        parse_bytes(st_bytes(R"({"w":{"dtype":"F8_E9","shape":[4],"data_offsets":[0,16]}})", kFourFloats)),
+        Contains("tensor w") && Contains("unknown dtype 'F8_E9'"));
   }
   SECTION("byte span does not match the shape") {
     CHECK_THROWS_WITH(parse_bytes(st_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})", kFourFloats)),
@@ -126,7 +122,8 @@ TEST_CASE("malformed safetensors files give FormatError naming file and tensor",
 }
 
 TEST_CASE("a missing tensor is a ShapeError naming it", "[checkpoint][errors]") {
-  auto f = parse_bytes(st_bytes(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", kFourFloats), "one.safetensors");
+  auto f = parse_bytes(st_bytes(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", kFourFloats),
+                       "one.safetensors");
   CHECK_THROWS_AS(f->tensor("model.norm.weight"), ShapeError);
   CHECK_THROWS_WITH(f->tensor("model.norm.weight"), Contains("one.safetensors") && Contains("model.norm.weight"));
 }
@@ -145,8 +142,9 @@ TEST_CASE("sharded checkpoints through model.safetensors.index.json", "[checkpoi
   CHECK_THROWS_AS(ck->tensor("c"), ShapeError);
 
   SECTION("an index naming a tensor its shard lacks") {
-    test::write_text(tmp.path / "model.safetensors.index.json",
-                     R"({"weight_map":{"a":"model-00001-of-00002.safetensors","zz":"model-00002-of-00002.safetensors"}})");
+    test::write_text(
+        tmp.path / "model.safetensors.index.json",
+        R"({"weight_map":{"a":"model-00001-of-00002.safetensors","zz":"model-00002-of-00002.safetensors"}})");
     CHECK_THROWS_WITH(Checkpoint::open(tmp.path), Contains("zz") && Contains("index.json"));
   }
   SECTION("an index that is not JSON") {

@@ -49,7 +49,8 @@ TEST_CASE("cli forward writes input_ids, hidden and logits equal to the referenc
   auto f = SafetensorsFile::open(out);
   CHECK(f->tensor("input_ids").dtype == DType::I64);
   CHECK(torch::equal(to_tensor(f->tensor("input_ids")), test::ref_tensor(*reft, "single0.input_ids")[0]));
-  CHECK(test::max_abs_diff(to_tensor(f->tensor("hidden")), test::ref_tensor(*reft, "single0.hidden_states.3")[0]) <= 1e-4);
+  CHECK(test::max_abs_diff(to_tensor(f->tensor("hidden")), test::ref_tensor(*reft, "single0.hidden_states.3")[0]) <=
+        1e-4);
   CHECK(test::max_abs_diff(to_tensor(f->tensor("logits")), test::ref_tensor(*reft, "single0.logits")[0]) <= 2e-4);
   auto [rc2, __] = run_cli("forward --model /nonexistent --text x --out " + out.string());
   CHECK(rc2 == 1);
@@ -101,12 +102,14 @@ TEST_CASE("cli score: step_scores per line, bad lines reported and skipped", "[c
   }
 }
 
-TEST_CASE("cli models --dtype: fp16 refused before training; bf16 trains a bf16 policy and a bf16 verifier with "
-          "float32 heads that scores",
-          "[cli][slow]") {
+TEST_CASE(
+    "cli models --dtype: fp16 refused before training; bf16 trains a bf16 policy and a bf16 verifier with "
+    "float32 heads that scores",
+    "[cli][slow]") {
   test::TempDir tmp;
-  const std::string tiny = " --train-problems 3000 --policy-steps 60 --policy-continue-steps 20 --backbone-steps 20"
-                           " --verifier-steps 30 --verifier-problems 30 --samples 2 --rollouts 1 --policy-eval 50";
+  const std::string tiny =
+      " --train-problems 3000 --policy-steps 60 --policy-continue-steps 20 --backbone-steps 20"
+      " --verifier-steps 30 --verifier-problems 30 --samples 2 --rollouts 1 --policy-eval 50";
   CHECK(run_cli("models --out " + (tmp.path / "f16").string() + tiny + " --dtype fp16").first != 0);
   CHECK_FALSE(std::filesystem::exists(tmp.path / "f16" / "policy"));  // refused before the first step
 

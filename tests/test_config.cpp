@@ -13,7 +13,8 @@ using Catch::Matchers::Contains;
 namespace {
 std::string llama(const std::string& extra = "") {
   return R"({"architectures":["LlamaForCausalLM"],"vocab_size":100,"hidden_size":64,"intermediate_size":128,)"
-         R"("num_hidden_layers":2,"num_attention_heads":4)" + extra + "}";
+         R"("num_hidden_layers":2,"num_attention_heads":4)" +
+         extra + "}";
 }
 }  // namespace
 
@@ -87,10 +88,11 @@ TEST_CASE("config errors name the file and field", "[config][errors]") {
                           Contains("Qwen2ForProcessRewardModel"));
   }
   SECTION("a required field is missing") {
-    CHECK_THROWS_WITH(ModelConfig::from_json(
-                          R"({"architectures":["LlamaForCausalLM"],"vocab_size":100,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4})",
-                          "m/config.json"),
-                      Contains("m/config.json") && Contains("'hidden_size'") && Contains("missing"));
+    CHECK_THROWS_WITH(
+        ModelConfig::from_json(
+            R"({"architectures":["LlamaForCausalLM"],"vocab_size":100,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4})",
+            "m/config.json"),
+        Contains("m/config.json") && Contains("'hidden_size'") && Contains("missing"));
   }
   SECTION("a field of the wrong type") {
     CHECK_THROWS_WITH(ModelConfig::from_json(llama(R"(,"rms_norm_eps":"small")")), Contains("rms_norm_eps"));
@@ -98,9 +100,7 @@ TEST_CASE("config errors name the file and field", "[config][errors]") {
   SECTION("kv heads that do not divide the heads") {
     CHECK_THROWS_WITH(ModelConfig::from_json(llama(R"(,"num_key_value_heads":3)")), Contains("num_key_value_heads"));
   }
-  SECTION("not JSON") {
-    CHECK_THROWS_AS(ModelConfig::from_json("{", "c.json"), ConfigError);
-  }
+  SECTION("not JSON") { CHECK_THROWS_AS(ModelConfig::from_json("{", "c.json"), ConfigError); }
   SECTION("config.json missing") {
     test::TempDir tmp;
     CHECK_THROWS_AS(ModelConfig::from_file(tmp.path / "config.json"), IoError);

@@ -6,7 +6,6 @@
 
 #include "test_support.h"
 
-
 namespace {
 
 const std::string kModels = STEPVERIFY_SOURCE_DIR "/models";
@@ -23,8 +22,9 @@ std::vector<std::string> lines_of(const std::string& s) {
 TEST_CASE("example custom_decoding_loop: ranks by the PRM head, stops at the answer step, grades its answer",
           "[examples]") {
   // (19 + 4) * 3 + 19 = 88, by hand.
-  const std::string q = "Dev has 19 shells. Hana has 4 marbles. Dev buys 4 more shells. He triples the shells. "
-                        "He finds 19 more shells. How many shells does Dev have now?";
+  const std::string q =
+      "Dev has 19 shells. Hana has 4 marbles. Dev buys 4 more shells. He triples the shells. "
+      "He finds 19 more shells. How many shells does Dev have now?";
   auto [rc, out] = stepverify::test::run_command(std::string(STEPVERIFY_EXAMPLE_LOOP) + " " + kModels + "/policy " +
                                                  kModels + "/verifier " + stepverify::test::shell_quote(q) + " 88");
   REQUIRE(rc == 0);

@@ -114,17 +114,18 @@ TEST_CASE("input longer than the cache capacity is refused and the cache is unch
 
 TEST_CASE("sliding window and rope scaling stay exact through the cache", "[kvcache]") {
   const std::vector<int64_t> seq = {1, 4, 9, 16, 25, 36, 49, 3, 8, 15, 24, 35};
-  for (const auto& cfg : {tiny("MistralForCausalLM", R"(,"sliding_window":3)"),
-                          tiny("Qwen2ForCausalLM", R"(,"sliding_window":4)"),
-                          tiny("LlamaForCausalLM", R"(,"rope_scaling":{"type":"linear","factor":2.0})"),
-                          tiny("LlamaForCausalLM", R"(,"rope_scaling":{"rope_type":"llama3","factor":8.0,)"
-                                                   R"("original_max_position_embeddings":16})")}) {
+  for (const auto& cfg :
+       {tiny("MistralForCausalLM", R"(,"sliding_window":3)"), tiny("Qwen2ForCausalLM", R"(,"sliding_window":4)"),
+        tiny("LlamaForCausalLM", R"(,"rope_scaling":{"type":"linear","factor":2.0})"),
+        tiny("LlamaForCausalLM", R"(,"rope_scaling":{"rope_type":"llama3","factor":8.0,)"
+                                 R"("original_max_position_embeddings":16})")}) {
     INFO(cfg.architecture);
     auto m = Model::random(cfg, 11);
     auto cache = m->new_cache();
     std::vector<at::Tensor> parts;
     for (size_t t = 0; t < seq.size(); t += 5)
-      parts.push_back(step(*m, cache, std::vector<int64_t>(seq.begin() + t, seq.begin() + std::min(seq.size(), t + 5))));
+      parts.push_back(
+          step(*m, cache, std::vector<int64_t>(seq.begin() + t, seq.begin() + std::min(seq.size(), t + 5))));
     CHECK(test::max_abs_diff(at::cat(parts, 1), full_tail(*m, seq, seq.size())) < kTol);
   }
 }
@@ -175,7 +176,8 @@ TEST_CASE("prefix cache: longest cached prefix along the token tree, LRU evictio
   CHECK(len == 3);
 }
 
-TEST_CASE("tree attention: continuations of one prefix in one forward, gathered into caches of their own", "[kvcache]") {
+TEST_CASE("tree attention: continuations of one prefix in one forward, gathered into caches of their own",
+          "[kvcache]") {
   auto m = Model::random(tiny(), 11);
   const std::vector<int64_t> p1 = {1, 5, 9, 13, 2, 7}, p2 = {1, 8, 4}, a = {3, 4}, b = {11, 12, 13};
   // Row 0: a and b after p1; row 1: a after p2. Prefixes stacked (p2 padded
@@ -192,10 +194,10 @@ TEST_CASE("tree attention: continuations of one prefix in one forward, gathered 
   in.attention_mask = torch::tensor({1, 1, 1, 1, 1, 1, 1, 0, 0, 0}, torch::kLong).view({2, T});
   in.position_ids = torch::tensor({6, 7, 6, 7, 8, 3, 4, 0, 0, 0}, torch::kLong).view({2, T});
   auto vis = torch::zeros({2, T, W + T}, torch::kBool);
-  vis[0].narrow(0, 0, 5).narrow(1, 0, 6).fill_(true);                             // row 0 sees p1
+  vis[0].narrow(0, 0, 5).narrow(1, 0, 6).fill_(true);                                          // row 0 sees p1
   vis[0].narrow(0, 0, 2).narrow(1, W, 2).copy_(torch::ones({2, 2}, torch::kBool).tril());      // a
   vis[0].narrow(0, 2, 3).narrow(1, W + 2, 3).copy_(torch::ones({3, 3}, torch::kBool).tril());  // b
-  vis[1].narrow(0, 0, 2).narrow(1, 0, 3).fill_(true);                             // row 1 sees p2
+  vis[1].narrow(0, 0, 2).narrow(1, 0, 3).fill_(true);                                          // row 1 sees p2
   vis[1].narrow(0, 0, 2).narrow(1, W, 2).copy_(torch::ones({2, 2}, torch::kBool).tril());
   in.visibility = vis;
   in.cache = &tree;

@@ -54,8 +54,8 @@ TEST_CASE("a tensor of the wrong shape names it and both shapes", "[errors]") {
     for (auto& t : data)
       if (t.name == "model.norm.weight") t.shape = {8, 8};
   });
-  CHECK_THROWS_WITH(Model::load(tmp.path), Contains("model.norm.weight") && Contains("expected [64]") &&
-                                               Contains("found [8,8]"));
+  CHECK_THROWS_WITH(Model::load(tmp.path),
+                    Contains("model.norm.weight") && Contains("expected [64]") && Contains("found [8,8]"));
 }
 
 TEST_CASE("an integer tensor where a weight is expected", "[errors]") {
@@ -81,9 +81,10 @@ TEST_CASE("config.json missing or lacking a field", "[errors]") {
 }
 
 TEST_CASE("token ids outside the vocabulary and malformed inputs", "[errors]") {
-  auto m = Model::random(ModelConfig::from_json(
-                             R"({"architectures":["LlamaForCausalLM"],"vocab_size":20,"hidden_size":16,"intermediate_size":16,"num_hidden_layers":1,"num_attention_heads":2})"),
-                         1);
+  auto m = Model::random(
+      ModelConfig::from_json(
+          R"({"architectures":["LlamaForCausalLM"],"vocab_size":20,"hidden_size":16,"intermediate_size":16,"num_hidden_layers":1,"num_attention_heads":2})"),
+      1);
   ForwardInput in;
   in.input_ids = torch::tensor({1, 2, 25}, torch::kLong).view({1, 3});
   CHECK_THROWS_WITH(m->forward(in), Contains("token id 25") && Contains("position 2") && Contains("vocabulary of 20"));

@@ -19,7 +19,8 @@ namespace {
 
 std::optional<std::filesystem::path> models_dir() {
   const std::filesystem::path dir = STEPVERIFY_SOURCE_DIR "/models";
-  if (!std::filesystem::exists(dir / "policy" / "config.json") || !std::filesystem::exists(dir / "verifier" / "config.json")) {
+  if (!std::filesystem::exists(dir / "policy" / "config.json") ||
+      !std::filesystem::exists(dir / "verifier" / "config.json")) {
     WARN("skipped: no shipped models in " << dir.string() << " (make models)");
     return std::nullopt;
   }
@@ -116,8 +117,8 @@ TEST_CASE("shipped models: majority voting over 16 samples beats greedy, and the
     greedy += arithmetic::check_solution(problems[i], greedy_sols[i]).answer_correct;
     orm += arithmetic::check_solution(problems[i], sols[orm_pick]).answer_correct;
   }
-  INFO("greedy " << greedy << ", majority@16 " << majority << ", PRM weighted SC@16 " << weighted
-                 << ", ORM best-of-16 " << orm << " of 100");
+  INFO("greedy " << greedy << ", majority@16 " << majority << ", PRM weighted SC@16 " << weighted << ", ORM best-of-16 "
+                 << orm << " of 100");
   // Measured here when shipped: greedy 80, majority 84, weighted 89, ORM 88 of
   // 100; on the demo's 200 problems at seed 0: greedy 77.5%, majority 83.0%,
   // PRM weighted SC 88.0%, ORM best-of-16 88.0% (README).
@@ -139,7 +140,7 @@ TEST_CASE("shipped models: the demo at an equal budget, every verifier-guided me
                  << acc("orm_best_of_16") << ", PRM weighted SC " << acc("prm_wsc@16") << ", beam PRM "
                  << acc("beam_prm") << ", beam OVM " << acc("beam_ovm") << ", F1 " << r.first_error_f1);
   CHECK(r.order == std::vector<std::string>{"greedy", "majority@16", "orm_best_of_16", "prm_wsc@16", "prm_best_of_16",
-                                             "beam_prm", "beam_ovm"});
+                                            "beam_prm", "beam_ovm"});
   // The first 100 test-set problems. Margins are the smallest seen over
   // sampling seeds 0-5, less a point (points over majority@16: ORM +3..+10,
   // PRM weighted SC +1..+8, beam PRM +8..+13, beam OVM +7..+12; majority over
@@ -164,7 +165,8 @@ TEST_CASE("shipped models: the demo at an equal budget, every verifier-guided me
   CHECK(r.first_error_solutions == 1600);
 }
 
-TEST_CASE("demo problem sets: dev keeps the README's earlier problems, no held-out problem was trained on", "[models]") {
+TEST_CASE("demo problem sets: dev keeps the README's earlier problems, no held-out problem was trained on",
+          "[models]") {
   // The training problems as `stepverify models` drew them, generated here directly.
   arithmetic::ProblemOptions po;
   po.seed = kDemoTrainSeed;
@@ -184,8 +186,7 @@ TEST_CASE("demo problem sets: dev keeps the README's earlier problems, no held-o
   std::set<std::string> dev_questions;
   for (const auto& p : dev) dev_questions.insert(p.question);
   for (const auto& set : {dev, test})
-    for (const auto& p : set)
-      CHECK((raw_training.count(p.question) == 0 || removed.count(p.question) == 1));
+    for (const auto& p : set) CHECK((raw_training.count(p.question) == 0 || removed.count(p.question) == 1));
   for (const auto& p : test) overlap_dev += dev_questions.count(p.question);
   // A longer draw extends a shorter one.
   const auto test50 = held_out_problems(DemoSet::Test, 50);

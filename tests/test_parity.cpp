@@ -227,7 +227,8 @@ TEST_CASE("weights used in place in the mapped checkpoint: same results, file ne
     std::string line;
     const auto a = reinterpret_cast<uintptr_t>(p);
     while (std::getline(maps, line)) {
-      if (line.size() < file.string().size() || line.compare(line.size() - file.string().size(), std::string::npos, file.string()) != 0)
+      if (line.size() < file.string().size() ||
+          line.compare(line.size() - file.string().size(), std::string::npos, file.string()) != 0)
         continue;
       uintptr_t lo = 0, hi = 0;
       std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi);

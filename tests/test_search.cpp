@@ -64,7 +64,8 @@ TEST_CASE("beam search scores each node once: verifier tokens equal the unique t
     auto child = parent;
     child.push_back(step);
     if (!nodes.insert(child).second) continue;
-    unique += static_cast<int64_t>(v->input_template().render(q, child, true).ids.size() - v->input_template().render(q, parent, true).ids.size());
+    unique += static_cast<int64_t>(v->input_template().render(q, child, true).ids.size() -
+                                   v->input_template().render(q, parent, true).ids.size());
   }
   CHECK(r.verifier_tokens == unique);
   CHECK(r.proposals == static_cast<int64_t>(prop.children.size()));

@@ -83,8 +83,12 @@ TEST_CASE("legacy override and special tokens written in text", "[tokenizer]") {
   // HF: legacy=true gives '<s>', '▁', '▁and' where legacy=false gives '<s>', '▁and'.
   auto pa = a->encode_with_pieces("<s> and", opts).pieces;
   auto pb = b->encode_with_pieces("<s> and", opts).pieces;
-  CHECK(pa == std::vector<std::string>{"<s>", "\xE2\x96\x81" "and"});
-  CHECK(pb == std::vector<std::string>{"<s>", "\xE2\x96\x81", "\xE2\x96\x81" "and"});
+  CHECK(pa == std::vector<std::string>{"<s>",
+                                       "\xE2\x96\x81"
+                                       "and"});
+  CHECK(pb == std::vector<std::string>{"<s>", "\xE2\x96\x81",
+                                       "\xE2\x96\x81"
+                                       "and"});
   EncodeOptions raw;
   raw.parse_special_tokens = false;
   raw.add_special_tokens = false;
@@ -120,7 +124,5 @@ TEST_CASE("tokenizer errors: corrupt model, ids outside the vocabulary, no files
     CHECK_THROWS_AS(tok->decode({1, 5000}), TokenizerError);
     CHECK_THROWS_WITH(tok->id_to_piece(-1), Contains("-1"));
   }
-  SECTION("no tokenizer files") {
-    CHECK_THROWS_AS(load_tokenizer(tmp.path), IoError);
-  }
+  SECTION("no tokenizer files") { CHECK_THROWS_AS(load_tokenizer(tmp.path), IoError); }
 }

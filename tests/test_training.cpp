@@ -338,7 +338,7 @@ TEST_CASE("training: data-parallel shards give the one-thread gradients, the sam
   CHECK(torch::equal(two, fit(2, 1)));
   CHECK(torch::allclose(fit(1, 2), fit(3, 2), 1e-5, 1e-6));
   CHECK(torch::allclose(one, fit(64, 1), 1e-5, 1e-6));  // more shards than examples: one example each
-  REQUIRE(sizes.size() == 60);  // 30 steps x 2 shards of a batch of 8
+  REQUIRE(sizes.size() == 60);                          // 30 steps x 2 shards of a batch of 8
   for (auto n : sizes) CHECK(n == 4);
 
   // A shard whose loss is not finite stops the run, naming the step.
@@ -453,7 +453,8 @@ TEST_CASE("training in bf16: float32 heads over a bf16 backbone learn, saved in 
   int right = 0, total = 0;
   for (const auto& e : data) {
     auto sc = v->score(e.question, e.steps);
-    for (size_t k = 0; k < e.steps.size(); ++k, ++total) right += (sc.heads.at("prm")[k] > 0.5) == (e.step_labels[k] > 0.5);
+    for (size_t k = 0; k < e.steps.size(); ++k, ++total)
+      right += (sc.heads.at("prm")[k] > 0.5) == (e.step_labels[k] > 0.5);
   }
   CHECK(right >= total * 9 / 10);
 }
@@ -539,8 +540,10 @@ TEST_CASE("datasets: TRL, Math-Shepherd, ProcessBench and outcome-labelled reade
   TempDir tmp;
   {
     std::ofstream f(tmp.path / "trl.jsonl");
-    f << R"({"prompt": "Q1", "completions": ["s1", "s2"], "labels": [true, false]})" << "\n\n";
-    f << R"({"prompt": "Q2", "completions": ["t1"], "labels": [true]})" << "\n";
+    f << R"({"prompt": "Q1", "completions": ["s1", "s2"], "labels": [true, false]})"
+      << "\n\n";
+    f << R"({"prompt": "Q2", "completions": ["t1"], "labels": [true]})"
+      << "\n";
   }
   auto trl = read_trl_prm(tmp.path / "trl.jsonl");
   REQUIRE(trl.size() == 2);
@@ -554,7 +557,8 @@ TEST_CASE("datasets: TRL, Math-Shepherd, ProcessBench and outcome-labelled reade
   {
     std::ofstream f(tmp.path / "ms.jsonl");
     f << R"({"input": "Janet has 3 eggs. How many? Step 1: 3 + 1 = 4 ки\nStep 2: The answer is 4 ки", )"
-      << R"("label": "Janet has 3 eggs. How many? Step 1: 3 + 1 = 4 +\nStep 2: The answer is 4 -", "task": "GSM8K"})" << "\n";
+      << R"("label": "Janet has 3 eggs. How many? Step 1: 3 + 1 = 4 +\nStep 2: The answer is 4 -", "task": "GSM8K"})"
+      << "\n";
   }
   auto ms = read_math_shepherd(tmp.path / "ms.jsonl");
   REQUIRE(ms.size() == 1);
@@ -573,14 +577,19 @@ TEST_CASE("datasets: TRL, Math-Shepherd, ProcessBench and outcome-labelled reade
   CHECK(pb[1].outcome == 1.0);
   {
     std::ofstream f(tmp.path / "oc.jsonl");
-    f << R"({"question": "Q", "solution": "a\nb\n", "is_correct": true})" << "\n";
-    f << R"({"question": "Q", "steps": ["c"], "is_correct": false})" << "\n";
-    f << R"({"question": "Q", "steps": ["c"]})" << "\n";
+    f << R"({"question": "Q", "solution": "a\nb\n", "is_correct": true})"
+      << "\n";
+    f << R"({"question": "Q", "steps": ["c"], "is_correct": false})"
+      << "\n";
+    f << R"({"question": "Q", "steps": ["c"]})"
+      << "\n";
   }
-  CHECK_THROWS_WITH(read_outcome_labelled(tmp.path / "oc.jsonl"), Catch::Contains("oc.jsonl:3") && Catch::Contains("is_correct"));
+  CHECK_THROWS_WITH(read_outcome_labelled(tmp.path / "oc.jsonl"),
+                    Catch::Contains("oc.jsonl:3") && Catch::Contains("is_correct"));
   {
     std::ofstream f(tmp.path / "bad.jsonl");
-    f << R"({"prompt": "Q1", "completions": ["s1", "s2"], "labels": [true]})" << "\n";
+    f << R"({"prompt": "Q1", "completions": ["s1", "s2"], "labels": [true]})"
+      << "\n";
   }
   CHECK_THROWS_WITH(read_trl_prm(tmp.path / "bad.jsonl"), Catch::Contains("bad.jsonl:1"));
 }
@@ -718,7 +727,8 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
   REQUIRE(first > 0);
   for (size_t k = 0; k < steps.size(); ++k) {
     const int64_t last = r.step_positions[k];
-    const double want = torch::softmax(at::linear(input(last, first, last), w.detach(), b.detach()), -1)[1].item<double>();
+    const double want =
+        torch::softmax(at::linear(input(last, first, last), w.detach(), b.detach()), -1)[1].item<double>();
     const double value = at::linear(input(last, r.solution_from, last), wv.detach(), bv.detach()).item<double>();
     const double both =
         torch::softmax(at::linear(input_both(last, first, last), wb.detach(), bb.detach()), -1)[1].item<double>();
@@ -729,7 +739,8 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
     first = last + 1;
   }
   const auto orm_in = input(static_cast<int64_t>(r.ids.size()) - 1, r.solution_from, r.step_positions.back());
-  CHECK(std::abs(sc.outcome.at("orm") - torch::sigmoid(at::linear(orm_in, wo.detach(), bo.detach())).item<double>()) < 1e-5);
+  CHECK(std::abs(sc.outcome.at("orm") - torch::sigmoid(at::linear(orm_in, wo.detach(), bo.detach())).item<double>()) <
+        1e-5);
 
   // A session scores each step as the full pass does; it computes one token
   // per step again (the one before the step, whose logits the step needs).
@@ -743,8 +754,8 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
       INFO(name << " step " << k);
       CHECK(std::abs(inc[name][k] - sc.heads.at(name)[k]) < 1e-5);
     }
-  CHECK(s->tokens_computed() == question_tokens + (static_cast<int64_t>(r.ids.size()) - r.solution_from) +
-                                    static_cast<int64_t>(steps.size()));
+  CHECK(s->tokens_computed() ==
+        question_tokens + (static_cast<int64_t>(r.ids.size()) - r.solution_from) + static_cast<int64_t>(steps.size()));
   CHECK(std::abs(s->scores().outcome.at("orm") - sc.outcome.at("orm")) < 1e-5);
   {
     // Candidates scored in one forward read the same log-probability features.
@@ -788,15 +799,19 @@ TEST_CASE("verifier heads with log-probability features: values by hand, session
   CHECK(rep.final_loss < rep.first_loss);
   trainer.save();
   auto trained = Verifier::load(tmp.path / "v");
-  CHECK(trained->score(q, {"23 + 17 = 40"}).heads.at("prm")[0] > trained->score(q, {"23 + 17 = 41"}).heads.at("prm")[0]);
+  CHECK(trained->score(q, {"23 + 17 = 40"}).heads.at("prm")[0] >
+        trained->score(q, {"23 + 17 = 41"}).heads.at("prm")[0]);
 
   // Features need a linear head and a tokens-style template.
   CHECK_THROWS_AS(VerifierSpec::from_json(R"({"template": {"style": "chatml", "step_tag": "<extra_0>"}, "heads": [
-    {"name": "prm", "type": "linear", "read": "tag", "features": "hidden+logprob"}]})"), ConfigError);
+    {"name": "prm", "type": "linear", "read": "tag", "features": "hidden+logprob"}]})"),
+                  ConfigError);
   CHECK_THROWS_AS(VerifierSpec::from_json(R"({"template": {"style": "tokens"}, "heads": [
-    {"name": "prm", "type": "mlp", "read": "step_end", "features": "hidden+logprob"}]})"), ConfigError);
+    {"name": "prm", "type": "mlp", "read": "step_end", "features": "hidden+logprob"}]})"),
+                  ConfigError);
   CHECK_THROWS_AS(VerifierSpec::from_json(R"({"template": {"style": "tokens"}, "heads": [
-    {"name": "prm", "type": "linear", "read": "step_end", "features": "logits"}]})"), ConfigError);
+    {"name": "prm", "type": "linear", "read": "step_end", "features": "logits"}]})"),
+                  ConfigError);
   CHECK_THROWS_AS(VerifierSpec::from_json(R"({"template": {"style": "tokens"}, "heads": [
     {"name": "prm", "type": "linear", "read": "step_end", "features": "hidden+logprob", "logprob_span": "all"}]})"),
                   ConfigError);

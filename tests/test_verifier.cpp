@@ -209,13 +209,12 @@ TEST_CASE("trl-token-classification: P(class 1) at the last token of each step p
   if (!src) return;
   torch::manual_seed(3);
   auto w = torch::randn({2, 64}) * 0.3, b = torch::randn({2}) * 0.3;
-  BuiltCheckpoint ck(
-      *src,
-      [](nlohmann::json& c) {
-        c["architectures"] = {"LlamaForTokenClassification"};
-        c["num_labels"] = 2;
-      },
-      {{"score.weight", w}, {"score.bias", b}});
+  BuiltCheckpoint ck(*src,
+                     [](nlohmann::json& c) {
+                       c["architectures"] = {"LlamaForTokenClassification"};
+                       c["num_labels"] = 2;
+                     },
+                     {{"score.weight", w}, {"score.bias", b}});
   auto v = Verifier::load(ck.dir());
   CHECK(v->spec().name == "trl-token-classification");
   const std::string q = "Ana has 12 coins.";
@@ -254,9 +253,8 @@ TEST_CASE("skywork: sigmoid of v_head.summary at each step's newline", "[verifie
   if (!src) return;
   torch::manual_seed(5);
   auto w = torch::randn({1, 64}) * 0.3, b = torch::randn({1}) * 0.3;
-  BuiltCheckpoint ck(
-      *src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForPrmModel"}; },
-      {{"v_head.summary.weight", w}, {"v_head.summary.bias", b}});
+  BuiltCheckpoint ck(*src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForPrmModel"}; },
+                     {{"v_head.summary.weight", w}, {"v_head.summary.bias", b}});
   auto v = Verifier::load(ck.dir());
   CHECK(v->spec().name == "skywork");
   const std::string q = "What is 7 * 8?";
@@ -357,9 +355,8 @@ TEST_CASE("verifier input errors name the step or field", "[verifier][errors]") 
 TEST_CASE("missing or mis-shaped head weights", "[verifier][errors]") {
   auto src = test::fixture("qwen2_prm");
   if (!src) return;
-  BuiltCheckpoint ck(
-      *src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForPrmModel"}; },
-      {{"v_head.summary.weight", torch::randn({3, 64})}});
+  BuiltCheckpoint ck(*src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForPrmModel"}; },
+                     {{"v_head.summary.weight", torch::randn({3, 64})}});
   CHECK_THROWS_WITH(Verifier::load(ck.dir()), Contains("v_head.summary.weight") && Contains("expected [1,64]"));
   BuiltCheckpoint none(*src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForPrmModel"}; }, {});
   CHECK_THROWS_WITH(Verifier::load(none.dir()), Contains("v_head.summary.weight") && Contains("missing"));
@@ -439,8 +436,8 @@ TEST_CASE("rlhflow: P(+) at the token before each assistant '+' of the Llama 3.1
   // A causal LM with the Llama-3 chat specials added to the fixture's BPE.
   torch::manual_seed(13);
   auto lm_head = torch::randn({512, 64}) * 0.3;
-  BuiltCheckpoint ck(
-      *src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForCausalLM"}; }, {{"lm_head.weight", lm_head}});
+  BuiltCheckpoint ck(*src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForCausalLM"}; },
+                     {{"lm_head.weight", lm_head}});
   auto added = test::read_json(ck.dir() / "added_tokens.json");
   added["<|begin_of_text|>"] = 490;
   added["<|start_header_id|>"] = 491;

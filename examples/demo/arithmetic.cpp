@@ -22,15 +22,17 @@ struct Rng {
   uint64_t next() { return detail::splitmix64(s); }
   int64_t uniform(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(next() % uint64_t(hi - lo + 1)); }
   template <class T>
-  const T& pick(const std::vector<T>& v) { return v[next() % v.size()]; }
+  const T& pick(const std::vector<T>& v) {
+    return v[next() % v.size()];
+  }
 };
 
 struct Person {
   std::string name, pronoun;
 };
-const std::vector<Person> kPeople = {{"Ana", "She"},  {"Ben", "He"},  {"Cara", "She"}, {"Dev", "He"},
-                                     {"Eli", "He"},   {"Fay", "She"}, {"Gus", "He"},   {"Hana", "She"},
-                                     {"Ivo", "He"},   {"Jade", "She"}, {"Kai", "He"},  {"Lena", "She"}};
+const std::vector<Person> kPeople = {{"Ana", "She"}, {"Ben", "He"},   {"Cara", "She"}, {"Dev", "He"},
+                                     {"Eli", "He"},  {"Fay", "She"},  {"Gus", "He"},   {"Hana", "She"},
+                                     {"Ivo", "He"},  {"Jade", "She"}, {"Kai", "He"},   {"Lena", "She"}};
 const std::vector<std::string> kItems = {"apples", "coins", "cards",  "marbles", "stickers",
                                          "books",  "pens",  "shells", "stamps",  "beads"};
 const std::vector<std::string> kBoxes = {"boxes", "bags", "packs", "jars"};

@@ -52,25 +52,25 @@ struct Operation {
 
 /// One problem with its reference solution.
 struct Problem {
-  std::string id;                   ///< "arith-{seed}-{index}"
+  std::string id;  ///< "arith-{seed}-{index}"
   std::string question;
-  std::vector<std::string> steps;   ///< reference solution, final step "The answer is N"
+  std::vector<std::string> steps;  ///< reference solution, final step "The answer is N"
   int64_t answer = 0;
-  int level = 1;                    ///< difficulty 1..3
-  std::vector<int64_t> operands;    ///< numbers the reference solution uses
+  int level = 1;                  ///< difficulty 1..3
+  std::vector<int64_t> operands;  ///< numbers the reference solution uses
   /// Every result a correct solution reaches: the reference steps' results
   /// first, then those of the other orders (start of a run of gains and losses
   /// plus any subset of them) and the group products.
   std::vector<int64_t> values;
-  std::vector<int64_t> distractors; ///< numbers of the question the solution must not use
-  int64_t start = 0;                ///< the quantity the story starts from
+  std::vector<int64_t> distractors;   ///< numbers of the question the solution must not use
+  int64_t start = 0;                  ///< the quantity the story starts from
   std::vector<Operation> operations;  ///< the story's events in order (empty for hand-made problems)
 };
 
 /// Options of the generator.
 struct ProblemOptions {
-  uint64_t seed = 0;                ///< same seed, same problems
-  int min_level = 1;                ///< levels are drawn uniformly in [min_level, max_level]
+  uint64_t seed = 0;  ///< same seed, same problems
+  int min_level = 1;  ///< levels are drawn uniformly in [min_level, max_level]
   int max_level = 3;
 };
 

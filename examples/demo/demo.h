@@ -55,7 +55,6 @@ enum class DemoSet {
 /// "test" or "dev".
 const char* demo_set_name(DemoSet set);
 
-
 /// TrainOptions with these steps, peak learning rate and warmup (batch 32,
 /// in 2 data-parallel shards on any machine, so runs match across machines).
 inline TrainOptions train_options(int64_t steps, double learning_rate, int64_t warmup_steps) {
@@ -70,20 +69,20 @@ inline TrainOptions train_options(int64_t steps, double learning_rate, int64_t w
 /// Options of train_demo_models (the defaults are what `make models` runs).
 struct DemoModelsOptions {
   std::filesystem::path out_dir = "models";  ///< writes out_dir/policy and out_dir/verifier
-  uint64_t seed = 0;                 ///< initialisation, batch order and sampling
+  uint64_t seed = 0;                         ///< initialisation, batch order and sampling
   /// When set, the tokenizer and policy are copied from this directory instead
   /// of trained (only the verifier is retrained); their accuracies are still measured.
   /// A reused policy is still continued when policy_continue_steps > 0 (into
   /// out_dir/policy; `stepverify models --policy-from` sets it to 0 unless
   /// --policy-continue-steps is given).
   std::filesystem::path policy_from;
-  int64_t train_problems = 40000;    ///< generated training problems
-  int tokenizer_vocab = 640;         ///< sentencepiece vocabulary (256 byte pieces included)
-  int64_t hidden_size = 128;         ///< policy and verifier width
-  int64_t layers = 4;                ///< transformer layers
-  int64_t heads = 4;                 ///< attention heads
-  int64_t kv_heads = 2;              ///< key/value heads (grouped-query attention)
-  int64_t intermediate_size = 384;   ///< MLP width
+  int64_t train_problems = 40000;   ///< generated training problems
+  int tokenizer_vocab = 640;        ///< sentencepiece vocabulary (256 byte pieces included)
+  int64_t hidden_size = 128;        ///< policy and verifier width
+  int64_t layers = 4;               ///< transformer layers
+  int64_t heads = 4;                ///< attention heads
+  int64_t kv_heads = 2;             ///< key/value heads (grouped-query attention)
+  int64_t intermediate_size = 384;  ///< MLP width
   TrainOptions policy_training = train_options(2200, 3e-3, 100);
   /// The solutions the policy (and its continuation) trains on: "commuted"
   /// (the reference with the operands of + and * in a random order,
@@ -121,9 +120,9 @@ struct DemoModelsOptions {
   /// When set, this checkpoint is the verifier's backbone (no continuation).
   std::filesystem::path backbone_from;
   TrainOptions verifier_training = train_options(1000, 3e-3, 50);
-  int verifier_last_layers = 0;      ///< backbone layers the verifier trains (-1 all, 0 heads only)
-  double verifier_lm_weight = 0;     ///< joint next-token loss on correct solutions (VerifierTrainOptions::lm_weight)
-  int64_t eval_problems = 200;       ///< held-out problems for the printed figures
+  int verifier_last_layers = 0;   ///< backbone layers the verifier trains (-1 all, 0 heads only)
+  double verifier_lm_weight = 0;  ///< joint next-token loss on correct solutions (VerifierTrainOptions::lm_weight)
+  int64_t eval_problems = 200;    ///< held-out problems for the printed figures
   /// How the trained models load for sampling, labeling and evaluation, and
   /// the dtype the continuations and the verifier train in (float32 or
   /// bfloat16). The policy trained from scratch trains in float32 (its random
@@ -135,21 +134,21 @@ struct DemoModelsOptions {
 struct DemoModelsReport {
   double policy_loss_first = 0, policy_loss_final = 0, policy_seconds = 0;
   std::string policy_solutions, policy_continue_solutions, backbone_solutions;  ///< the kinds trained on
-  int64_t policy_continue_steps = 0;          ///< extra LM steps that made the policy
+  int64_t policy_continue_steps = 0;                                            ///< extra LM steps that made the policy
   double policy_continue_seconds = 0;
-  double policy_greedy_accuracy = 0;          ///< held-out, temperature 0
-  double policy_sample_accuracy = 0;          ///< held-out, one sample at temperature 1
-  int64_t verifier_solutions = 0;             ///< labelled policy samples
-  double mc_hard_agreement = 0;               ///< hard MC label == exact prefix label, share of steps
-  double mc_soft_mean_correct = 0;            ///< mean soft label of exactly-correct prefixes
-  double mc_soft_mean_wrong = 0;              ///< mean soft label of wrong prefixes
+  double policy_greedy_accuracy = 0;  ///< held-out, temperature 0
+  double policy_sample_accuracy = 0;  ///< held-out, one sample at temperature 1
+  int64_t verifier_solutions = 0;     ///< labelled policy samples
+  double mc_hard_agreement = 0;       ///< hard MC label == exact prefix label, share of steps
+  double mc_soft_mean_correct = 0;    ///< mean soft label of exactly-correct prefixes
+  double mc_soft_mean_wrong = 0;      ///< mean soft label of wrong prefixes
   int64_t rollouts = 0;
   double labeling_seconds = 0;
-  int64_t backbone_steps = 0;                 ///< extra LM steps of the verifier's backbone
+  int64_t backbone_steps = 0;  ///< extra LM steps of the verifier's backbone
   double backbone_loss_final = NAN, backbone_seconds = 0;
-  double backbone_greedy_accuracy = NAN;      ///< held-out, the continued LM itself
+  double backbone_greedy_accuracy = NAN;  ///< held-out, the continued LM itself
   double verifier_loss_first = 0, verifier_loss_final = 0, verifier_seconds = 0;
-  double prm_first_error_f1 = 0;              ///< ProcessBench metric vs exact labels, threshold 0.5
+  double prm_first_error_f1 = 0;  ///< ProcessBench metric vs exact labels, threshold 0.5
   double total_seconds = 0;
   std::string to_json() const;
 };
@@ -171,23 +170,23 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& options, std::ostrea
 /// Options of run_demo.
 struct DemoOptions {
   std::filesystem::path models_dir = "models";  ///< holds policy/ and verifier/
-  LoadOptions load;              ///< how the policy and the verifier load (dtype: float32 or bfloat16)
-  DemoSet set = DemoSet::Test;   ///< which held-out problems (held_out_problems)
-  int64_t problems = 200;        ///< held-out problems
+  LoadOptions load;                             ///< how the policy and the verifier load (dtype: float32 or bfloat16)
+  DemoSet set = DemoSet::Test;                  ///< which held-out problems (held_out_problems)
+  int64_t problems = 200;                       ///< held-out problems
   /// How the models were trained (the shipped ones: the defaults); held-out
   /// problems found among their training problems are skipped.
   DemoModelsOptions trained;
-  int n = 16;                    ///< proposals per problem for every method
-  int beam_width = 4;            ///< beams kept (beam_width * expansions == n)
-  int expansions = 4;            ///< proposals per beam and step
+  int n = 16;          ///< proposals per problem for every method
+  int beam_width = 4;  ///< beams kept (beam_width * expansions == n)
+  int expansions = 4;  ///< proposals per beam and step
   /// Beam search proposes beam_width * expansions at every step, the first
   /// included (SearchOptions::constant_step_budget); false: `expansions` per
   /// live beam, so the first step proposes only `expansions`.
   bool constant_step_budget = true;
-  double temperature = 1.0;      ///< sampling temperature of the policy
-  double top_p = 1.0;            ///< nucleus sampling of the policy (1: off)
-  uint64_t seed = 0;             ///< sampling seed
-  int threads = 2;               ///< worker threads for the searches
+  double temperature = 1.0;  ///< sampling temperature of the policy
+  double top_p = 1.0;        ///< nucleus sampling of the policy (1: off)
+  uint64_t seed = 0;         ///< sampling seed
+  int threads = 2;           ///< worker threads for the searches
   /// PRM step scores -> the score of a solution (weighted SC) or of a beam.
   Aggregate prm_aggregate = Aggregate::Product;
   /// OVM step values -> the score of a beam. "last": the value of the
@@ -202,30 +201,30 @@ struct DemoOptions {
 /// One method's figures.
 struct DemoMethod {
   double accuracy = 0;
-  int64_t verifier_tokens = 0;    ///< tokens the verifier ran through its backbone
-  int64_t generated_tokens = 0;   ///< tokens the policy generated
-  double seconds = 0;             ///< wall time, sampling included
+  int64_t verifier_tokens = 0;   ///< tokens the verifier ran through its backbone
+  int64_t generated_tokens = 0;  ///< tokens the policy generated
+  double seconds = 0;            ///< wall time, sampling included
 };
 
 /// A solution shown step by step.
 struct DemoExample {
   std::string question;
   std::vector<std::string> steps;
-  std::vector<double> prm;        ///< PRM score per step
-  std::vector<bool> correct;      ///< exact label per step
+  std::vector<double> prm;    ///< PRM score per step
+  std::vector<bool> correct;  ///< exact label per step
   int true_first_error = -1;
-  int predicted_first_error = -1; ///< first PRM score below 0.5
+  int predicted_first_error = -1;  ///< first PRM score below 0.5
 };
 
 struct DemoReport {
-  std::vector<std::string> order;             ///< method names in display order
+  std::vector<std::string> order;  ///< method names in display order
   std::map<std::string, DemoMethod> methods;
-  double first_error_f1 = 0;                  ///< PRM on the sampled solutions vs exact labels
+  double first_error_f1 = 0;  ///< PRM on the sampled solutions vs exact labels
   double first_error_error_accuracy = 0;
   double first_error_correct_accuracy = 0;
   int64_t first_error_solutions = 0;
   int64_t problems = 0;
-  std::string set;                            ///< "test" or "dev"
+  std::string set;  ///< "test" or "dev"
   int n = 0;
   double seconds = 0;
   DemoExample example;

@@ -16,8 +16,9 @@ namespace stepverify::detail {
 const char* demo_verifier_spec();
 
 /// `n` solutions per problem sampled from the policy (problem-major), as steps.
-std::vector<std::vector<std::string>> sample_solutions(const Model& policy, const std::vector<arithmetic::Problem>& problems,
-                                                       int n, double temperature, uint64_t seed,
+std::vector<std::vector<std::string>> sample_solutions(const Model& policy,
+                                                       const std::vector<arithmetic::Problem>& problems, int n,
+                                                       double temperature, uint64_t seed,
                                                        int64_t* generated_tokens = nullptr, double top_p = 1.0);
 
 /// Every solution scored in one batched pass (problem-major, per_problem each).

@@ -28,8 +28,9 @@ const char* demo_verifier_spec() {
     {"name": "sorm", "meaning": "sorm", "type": "linear", "weights": "sorm", "activation": "sigmoid", "read": "step_end", "features": "hidden+logprob", "logprob_span": "solution"}]})";
 }
 
-std::vector<std::vector<std::string>> sample_solutions(const Model& policy, const std::vector<arithmetic::Problem>& problems,
-                                                       int n, double temperature, uint64_t seed, int64_t* generated,
+std::vector<std::vector<std::string>> sample_solutions(const Model& policy,
+                                                       const std::vector<arithmetic::Problem>& problems, int n,
+                                                       double temperature, uint64_t seed, int64_t* generated,
                                                        double top_p) {
   const auto& tok = policy.tokenizer();
   std::vector<std::vector<int64_t>> prompts;
@@ -111,7 +112,8 @@ void lm_examples(const Tokenizer& tok, const std::vector<arithmetic::Problem>& p
 double accuracy(const std::vector<arithmetic::Problem>& problems, const std::vector<std::vector<std::string>>& sols) {
   int64_t right = 0;
   const size_t per = sols.size() / problems.size();
-  for (size_t i = 0; i < sols.size(); ++i) right += arithmetic::check_solution(problems[i / per], sols[i]).answer_correct;
+  for (size_t i = 0; i < sols.size(); ++i)
+    right += arithmetic::check_solution(problems[i / per], sols[i]).answer_correct;
   return static_cast<double>(right) / static_cast<double>(sols.size());
 }
 
@@ -180,10 +182,11 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   if (o.prm_labels != "soft" && o.prm_labels != "hard")
     throw ConfigError("demo models: prm_labels must be 'soft' or 'hard', not '" + o.prm_labels + "'");
   for (const auto& [field, kind] : {std::pair<const char*, const std::string&>{"policy_solutions", o.policy_solutions},
-                                     {"policy_continue_solutions", o.policy_continue_solutions},
-                                     {"backbone_solutions", o.backbone_solutions}})
+                                    {"policy_continue_solutions", o.policy_continue_solutions},
+                                    {"backbone_solutions", o.backbone_solutions}})
     if (kind != "commuted" && kind != "reordered" && kind != "reference")
-      throw ConfigError(fmt::format("demo models: {} must be 'commuted', 'reordered' or 'reference', not '{}'", field, kind));
+      throw ConfigError(
+          fmt::format("demo models: {} must be 'commuted', 'reordered' or 'reference', not '{}'", field, kind));
   std::error_code same_ec;
   if (o.policy_continue_steps > 0 && !o.policy_from.empty() &&
       std::filesystem::equivalent(o.policy_from, o.out_dir / "policy", same_ec))
@@ -254,10 +257,11 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     {
       double toks = 0;
       for (const auto& e : lm_train) toks += static_cast<double>(e.ids.size());
-      log << fmt::format("data       {:.1f} tokens per training solution on average\n", toks / std::max<size_t>(1, lm_train.size()));
+      log << fmt::format("data       {:.1f} tokens per training solution on average\n",
+                         toks / std::max<size_t>(1, lm_train.size()));
     }
-    log << fmt::format("policy     Llama {} layers, hidden {}, {} heads / {} kv heads; {} training solutions\n", o.layers,
-                       o.hidden_size, o.heads, o.kv_heads, lm_train.size());
+    log << fmt::format("policy     Llama {} layers, hidden {}, {} heads / {} kv heads; {} training solutions\n",
+                       o.layers, o.hidden_size, o.heads, o.kv_heads, lm_train.size());
     auto lm = new_transformer(cfg, o.seed + 11, true);
     auto popt = o.policy_training;
     popt.seed = o.seed + 12;
@@ -279,21 +283,25 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     policy = Model::load(policy_dir, o.load);
     rep.policy_continue_seconds = crep.seconds;
     rep.policy_loss_final = crep.final_eval_loss;
-    log << fmt::format("policy     next-token training continued {} steps on {} solutions: loss {:.3f} (held-out) in {:.0f} s\n",
-                       o.policy_continue_steps, o.policy_continue_solutions, crep.final_eval_loss, crep.seconds);
+    log << fmt::format(
+        "policy     next-token training continued {} steps on {} solutions: loss {:.3f} (held-out) in {:.0f} s\n",
+        o.policy_continue_steps, o.policy_continue_solutions, crep.final_eval_loss, crep.seconds);
   }
   rep.policy_greedy_accuracy = accuracy(heldout, detail::sample_solutions(*policy, heldout, 1, 0.0, o.seed));
   rep.policy_sample_accuracy = accuracy(heldout, detail::sample_solutions(*policy, heldout, 4, 1.0, o.seed + 1));
-  const std::string trained = std::isnan(rep.policy_loss_first)
-                                  ? std::string()
-                                  : fmt::format("loss {:.3f} -> {:.3f} (held-out) in {:.0f} s; ", rep.policy_loss_first,
-                                                rep.policy_loss_final, rep.policy_seconds + rep.policy_continue_seconds);
+  const std::string trained =
+      std::isnan(rep.policy_loss_first)
+          ? std::string()
+          : fmt::format("loss {:.3f} -> {:.3f} (held-out) in {:.0f} s; ", rep.policy_loss_first, rep.policy_loss_final,
+                        rep.policy_seconds + rep.policy_continue_seconds);
   log << fmt::format("policy     {}held-out accuracy greedy {:.1f}%, one sample at temperature 1 {:.1f}%\n", trained,
                      100 * rep.policy_greedy_accuracy, 100 * rep.policy_sample_accuracy);
 
   // Verifier data: policy samples on training problems, labelled by rollouts.
   const auto t_label = clock::now();
-  std::vector<arithmetic::Problem> vprobs(train.end() - std::min<std::ptrdiff_t>(o.verifier_problems, static_cast<std::ptrdiff_t>(train.size())), train.end());
+  std::vector<arithmetic::Problem> vprobs(
+      train.end() - std::min<std::ptrdiff_t>(o.verifier_problems, static_cast<std::ptrdiff_t>(train.size())),
+      train.end());
   auto samples = detail::sample_solutions(*policy, vprobs, o.samples_per_problem, 1.0, o.seed + 21);
   std::vector<LabelProblem> lp;
   for (size_t i = 0; i < samples.size(); ++i)
@@ -326,8 +334,10 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     e.id = p.id;
     e.question = p.question;
     e.steps = samples[i];
-    if (o.prm_labels == "hard") e.step_labels.assign(mc[i].hard.begin(), mc[i].hard.end());
-    else e.step_labels = mc[i].soft;
+    if (o.prm_labels == "hard")
+      e.step_labels.assign(mc[i].hard.begin(), mc[i].hard.end());
+    else
+      e.step_labels = mc[i].soft;
     e.outcome = check.answer_correct ? 1.0 : 0.0;
     e.sorm_labels = sorm_labels(mc[i].hard, check.answer_correct);
     vtrain.push_back(std::move(e));
@@ -337,10 +347,11 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
   rep.mc_hard_agreement = static_cast<double>(agree) / std::max<int64_t>(1, total);
   rep.mc_soft_mean_correct = soft_ok / std::max<int64_t>(1, n_ok);
   rep.mc_soft_mean_wrong = soft_bad / std::max<int64_t>(1, n_bad);
-  log << fmt::format("labels     {} policy solutions, {} rollouts in {:.0f} s; hard Monte Carlo label == exact label "
-                     "on {:.1f}% of steps; mean soft label {:.2f} on correct prefixes, {:.2f} on wrong ones\n",
-                     rep.verifier_solutions, rep.rollouts, rep.labeling_seconds, 100 * rep.mc_hard_agreement,
-                     rep.mc_soft_mean_correct, rep.mc_soft_mean_wrong);
+  log << fmt::format(
+      "labels     {} policy solutions, {} rollouts in {:.0f} s; hard Monte Carlo label == exact label "
+      "on {:.1f}% of steps; mean soft label {:.2f} on correct prefixes, {:.2f} on wrong ones\n",
+      rep.verifier_solutions, rep.rollouts, rep.labeling_seconds, 100 * rep.mc_hard_agreement, rep.mc_soft_mean_correct,
+      rep.mc_soft_mean_wrong);
 
   // Verifier: four heads over a copy of the policy backbone.
   std::vector<VerifierExample> veval;
@@ -364,10 +375,11 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
     rep.backbone_loss_final = brep.final_eval_loss;
     auto backbone = Model::load(continued_dir, o.load);
     rep.backbone_greedy_accuracy = accuracy(heldout, detail::sample_solutions(*backbone, heldout, 1, 0.0, o.seed));
-    log << fmt::format("backbone   the policy's LM training continued {} steps on {} solutions: loss {:.3f} (held-out) "
-                       "in {:.0f} s; held-out greedy accuracy {:.1f}%\n",
-                       o.verifier_backbone_steps, o.backbone_solutions, rep.backbone_loss_final, rep.backbone_seconds,
-                       100 * rep.backbone_greedy_accuracy);
+    log << fmt::format(
+        "backbone   the policy's LM training continued {} steps on {} solutions: loss {:.3f} (held-out) "
+        "in {:.0f} s; held-out greedy accuracy {:.1f}%\n",
+        o.verifier_backbone_steps, o.backbone_solutions, rep.backbone_loss_final, rep.backbone_seconds,
+        100 * rep.backbone_greedy_accuracy);
     backbone_dir = continued_dir;
   }
   VerifierTrainer vt(backbone_dir, VerifierSpec::from_json(detail::demo_verifier_spec(), "demo spec"), verifier_dir,
@@ -393,10 +405,11 @@ DemoModelsReport train_demo_models(const DemoModelsOptions& o, std::ostream& log
       detail::first_error_metric(heldout, held_samples, 4, detail::score_solutions(*verifier, heldout, held_samples, 4))
           .average_f1;
   rep.total_seconds = std::chrono::duration<double>(clock::now() - t0).count();
-  log << fmt::format("verifier   loss {:.3f} -> {:.3f} (held-out) in {:.0f} s; PRM first-error F1 {:.3f} on {} held-out "
-                     "policy solutions (exact labels)\n",
-                     rep.verifier_loss_first, rep.verifier_loss_final, rep.verifier_seconds, rep.prm_first_error_f1,
-                     held_samples.size());
+  log << fmt::format(
+      "verifier   loss {:.3f} -> {:.3f} (held-out) in {:.0f} s; PRM first-error F1 {:.3f} on {} held-out "
+      "policy solutions (exact labels)\n",
+      rep.verifier_loss_first, rep.verifier_loss_final, rep.verifier_seconds, rep.prm_first_error_f1,
+      held_samples.size());
   log << fmt::format("total      {:.0f} s\n", rep.total_seconds);
   std::ofstream f(o.out_dir / "training.json");
   f << rep.to_json() << "\n";

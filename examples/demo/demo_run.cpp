@@ -81,7 +81,8 @@ DemoReport run_demo(const DemoOptions& o) {
   const auto t_all = clock_type::now();
   for (const char* sub : {"policy", "verifier"})
     if (!std::filesystem::exists(o.models_dir / sub / "config.json"))
-      throw IoError((o.models_dir / sub).string() + ": no model here (run `make models`, or pass the models directory)");
+      throw IoError((o.models_dir / sub).string() +
+                    ": no model here (run `make models`, or pass the models directory)");
   if (o.n < 1 || o.beam_width < 1 || o.expansions < 1 || o.problems < 1 || o.threads < 1)
     throw ConfigError("demo: problems, n, beam_width, expansions and threads must be positive");
   auto policy = Model::load(o.models_dir / "policy", o.load);
@@ -113,7 +114,8 @@ DemoReport run_demo(const DemoOptions& o) {
   // N samples per problem, shared by majority, ORM best-of-N and PRM weighted SC.
   int64_t sample_tokens = 0;
   auto t = clock_type::now();
-  const auto samples = detail::sample_solutions(*policy, problems, o.n, o.temperature, o.seed + 1, &sample_tokens, o.top_p);
+  const auto samples =
+      detail::sample_solutions(*policy, problems, o.n, o.temperature, o.seed + 1, &sample_tokens, o.top_p);
   const double sample_seconds = since(t);
   t = clock_type::now();
   const auto scores = detail::score_solutions(*verifier, problems, samples, o.n);
@@ -141,7 +143,8 @@ DemoReport run_demo(const DemoOptions& o) {
   }
   const std::string tag = std::to_string(o.n);
   add("majority@" + tag, {static_cast<double>(maj_ok) / P, 0, sample_tokens, sample_seconds});
-  add("orm_best_of_" + tag, {static_cast<double>(orm_ok) / P, score_tokens, sample_tokens, sample_seconds + score_seconds});
+  add("orm_best_of_" + tag,
+      {static_cast<double>(orm_ok) / P, score_tokens, sample_tokens, sample_seconds + score_seconds});
   add("prm_wsc@" + tag, {static_cast<double>(prm_ok) / P, score_tokens, sample_tokens, sample_seconds + score_seconds});
   add("prm_best_of_" + tag,
       {static_cast<double>(prm_best_ok) / P, score_tokens, sample_tokens, sample_seconds + score_seconds});
@@ -193,9 +196,8 @@ DemoReport run_demo(const DemoOptions& o) {
     std::ofstream f(o.candidates_out);
     if (!f) throw IoError(o.candidates_out.string() + ": cannot write");
     for (size_t i = 0; i < P; ++i) {
-      nlohmann::json line = {{"id", problems[i].id},
-                             {"question", problems[i].question},
-                             {"gold", std::to_string(problems[i].answer)}};
+      nlohmann::json line = {
+          {"id", problems[i].id}, {"question", problems[i].question}, {"gold", std::to_string(problems[i].answer)}};
       nlohmann::json cands = nlohmann::json::array();
       for (size_t k = 0; k < N; ++k) {
         const auto& steps = samples[i * N + k];

@@ -106,8 +106,8 @@ class Checkpoint {
   /// weights are found, FormatError on any malformed file or index.
   static std::shared_ptr<const Checkpoint> open(const std::filesystem::path& path);
   /// A checkpoint from already parsed files (e.g. from memory sources).
-  static std::shared_ptr<const Checkpoint> from_files(
-      std::vector<std::shared_ptr<const SafetensorsFile>> files, std::string name);
+  static std::shared_ptr<const Checkpoint> from_files(std::vector<std::shared_ptr<const SafetensorsFile>> files,
+                                                      std::string name);
 
   /// All tensor names, sorted.
   std::vector<std::string> names() const;

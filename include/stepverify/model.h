@@ -116,8 +116,7 @@ class Model {
                                                       const LoadOptions& options = {});
   /// A model with random weights (normal, std 0.02; norms 1), seeded, for
   /// benchmarks and tests; no tokenizer.
-  static std::shared_ptr<const Model> random(const ModelConfig& config, uint64_t seed,
-                                             const LoadOptions& options = {});
+  static std::shared_ptr<const Model> random(const ModelConfig& config, uint64_t seed, const LoadOptions& options = {});
   ~Model();
 
   const ModelConfig& config() const { return config_; }

@@ -26,8 +26,8 @@ namespace stepverify {
 
 /// Options of the built-in sampler.
 struct SamplerOptions {
-  SamplingParams sampling;         ///< temperature, top-k, top-p, seed (each call advances the generator)
-  int64_t max_step_tokens = 96;    ///< a step longer than this is cut (and marked finished)
+  SamplingParams sampling;       ///< temperature, top-k, top-p, seed (each call advances the generator)
+  int64_t max_step_tokens = 96;  ///< a step longer than this is cut (and marked finished)
   /// The policy's prompt; its step_delimiter also ends a sampled step.
   PolicyPrompt prompt;
   /// A step containing this text finishes the solution (empty: only EOS does).
@@ -43,8 +43,7 @@ class SamplingProposer : public StepProposer {
  public:
   SamplingProposer(std::shared_ptr<const Model> policy, SamplerOptions options = {});
   ~SamplingProposer() override;
-  std::vector<Proposal> propose(const std::string& question, const std::vector<std::string>& steps,
-                                int k) override;
+  std::vector<Proposal> propose(const std::string& question, const std::vector<std::string>& steps, int k) override;
   std::vector<std::vector<Proposal>> propose_many(const std::string& question,
                                                   const std::vector<std::vector<std::string>>& partials,
                                                   int k) override;

@@ -42,14 +42,12 @@ class StepProposer {
  public:
   virtual ~StepProposer() = default;
   /// Up to `k` next steps for the partial solution (question, steps).
-  virtual std::vector<Proposal> propose(const std::string& question, const std::vector<std::string>& steps,
-                                        int k) = 0;
+  virtual std::vector<Proposal> propose(const std::string& question, const std::vector<std::string>& steps, int k) = 0;
   /// Up to `k` next steps for each of several partial solutions of one
   /// question (beam search asks for all its beams at once). The default calls
   /// propose() for each in order; SamplingProposer decodes them in one batch.
   virtual std::vector<std::vector<Proposal>> propose_many(const std::string& question,
-                                                          const std::vector<std::vector<std::string>>& partials,
-                                                          int k);
+                                                          const std::vector<std::vector<std::string>>& partials, int k);
 };
 
 /// How a search picks its answer among finished solutions.
@@ -72,24 +70,24 @@ enum class SearchScoring {
 
 /// Options of the searches.
 struct SearchOptions {
-  int beam_width = 4;              ///< beams kept after each step (beam, dvts)
-  int expansions = 4;              ///< proposals per beam and step
+  int beam_width = 4;  ///< beams kept after each step (beam, dvts)
+  int expansions = 4;  ///< proposals per beam and step
   /// Beam search proposes beam_width * expansions continuations at every
   /// step, spread evenly over the live beams (the best take the remainder):
   /// the question alone gets them all, and beams left after others finish
   /// get more, as search-and-learn keeps N. false: `expansions` per live
   /// beam, so the first step proposes only `expansions`.
   bool constant_step_budget = true;
-  int max_steps = 12;              ///< steps before a solution is cut
-  int64_t max_proposals = 0;       ///< budget in proposals (0: none)
-  int64_t max_generated_tokens = 0;///< budget in generated tokens (0: none)
-  bool dedup = true;               ///< drop a proposal identical to a sibling
-  std::string head;                ///< verifier head that ranks (empty: the first)
+  int max_steps = 12;                ///< steps before a solution is cut
+  int64_t max_proposals = 0;         ///< budget in proposals (0: none)
+  int64_t max_generated_tokens = 0;  ///< budget in generated tokens (0: none)
+  bool dedup = true;                 ///< drop a proposal identical to a sibling
+  std::string head;                  ///< verifier head that ranks (empty: the first)
   /// How a partial solution's step scores rank it (the value of the last
   /// step, or min/prod/mean over steps).
   Aggregate aggregate = Aggregate::Last;
   FinalPick final_pick = FinalPick::BestScore;
-  int subtrees = 4;                ///< dvts: independent subtrees
+  int subtrees = 4;                                 ///< dvts: independent subtrees
   SearchScoring scoring = SearchScoring::Sessions;  ///< how children are scored (same picks, other costs)
 };
 
@@ -97,20 +95,20 @@ struct SearchOptions {
 struct SearchCandidate {
   std::vector<std::string> steps;
   std::vector<double> step_scores;
-  double score = 0;                ///< aggregate of step_scores
+  double score = 0;  ///< aggregate of step_scores
   bool finished = false;
 };
 
 /// What a search returns.
 struct SearchResult {
-  std::vector<std::string> steps;  ///< the chosen solution
-  double score = 0;                ///< its score
-  std::string answer;              ///< its extracted answer ("" when none)
+  std::vector<std::string> steps;           ///< the chosen solution
+  double score = 0;                         ///< its score
+  std::string answer;                       ///< its extracted answer ("" when none)
   std::vector<SearchCandidate> candidates;  ///< every finished or cut solution
-  int64_t proposals = 0;           ///< proposals the proposer returned
-  int64_t generated_tokens = 0;    ///< tokens the proposer reported
-  int64_t verifier_tokens = 0;     ///< tokens the verifier ran through its backbone
-  double seconds = 0;              ///< wall time
+  int64_t proposals = 0;                    ///< proposals the proposer returned
+  int64_t generated_tokens = 0;             ///< tokens the proposer reported
+  int64_t verifier_tokens = 0;              ///< tokens the verifier ran through its backbone
+  double seconds = 0;                       ///< wall time
 };
 
 /// Step-level beam search: B beams, each expanded with k proposals (B * k

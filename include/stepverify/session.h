@@ -118,9 +118,9 @@ class ScoringSession {
   /// The same for several sessions of one Verifier: steps[i] are the
   /// candidates of parents[i]; parents are batched as rows of one forward
   /// (their prefixes copied once each into the batch). Parents are unchanged.
-  static std::vector<std::vector<ScoredStep>> append_candidates(
-      const std::vector<const ScoringSession*>& parents, const std::vector<std::vector<std::string>>& steps,
-      const CandidateOptions& options = {});
+  static std::vector<std::vector<ScoredStep>> append_candidates(const std::vector<const ScoringSession*>& parents,
+                                                                const std::vector<std::vector<std::string>>& steps,
+                                                                const CandidateOptions& options = {});
   /// A new session sharing this one's prefix (KV cache forked, O(1)).
   std::unique_ptr<ScoringSession> fork() const;
   /// Drops the last `n` steps.
@@ -137,7 +137,7 @@ class ScoringSession {
   int64_t cached_tokens() const { return static_cast<int64_t>(ids_.size()); }
 
  private:
-  ScoringSession(const ScoringSession& other);  // fork()
+  ScoringSession(const ScoringSession& other);                  // fork()
   ScoringSession(const ScoringSession& parent, KVCache cache);  // a candidate's child
   struct Plan;
   // What appending `step` needs: the rendering and the first position to compute.

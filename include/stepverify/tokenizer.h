@@ -51,13 +51,13 @@ struct TokenizerOptions {
 
 /// A token added on top of the base vocabulary (HF `added_tokens_decoder`).
 struct AddedToken {
-  int64_t id = -1;            ///< id in the vocabulary
-  std::string content;        ///< the literal text of the token
-  bool special = false;       ///< skipped by decode(skip_special_tokens)
-  bool lstrip = false;        ///< eats whitespace on its left when matched in text
-  bool rstrip = false;        ///< eats whitespace on its right when matched in text
-  bool normalized = false;    ///< matched after normalisation (fast tokenizers)
-  bool single_word = false;   ///< matched only as a whole word
+  int64_t id = -1;           ///< id in the vocabulary
+  std::string content;       ///< the literal text of the token
+  bool special = false;      ///< skipped by decode(skip_special_tokens)
+  bool lstrip = false;       ///< eats whitespace on its left when matched in text
+  bool rstrip = false;       ///< eats whitespace on its right when matched in text
+  bool normalized = false;   ///< matched after normalisation (fast tokenizers)
+  bool single_word = false;  ///< matched only as a whole word
 };
 
 /// The special tokens of a tokenizer; a missing one is std::nullopt.
@@ -86,17 +86,14 @@ class Tokenizer {
 
   /// Encodes `text` to ids. Throws InputError on invalid UTF-8 where the
   /// implementation cannot represent it.
-  virtual std::vector<int64_t> encode(std::string_view text,
-                                      const EncodeOptions& options = {}) const {
+  virtual std::vector<int64_t> encode(std::string_view text, const EncodeOptions& options = {}) const {
     return encode_with_pieces(text, options).ids;
   }
   /// Encodes `text` to ids and pieces.
-  virtual Encoding encode_with_pieces(std::string_view text,
-                                      const EncodeOptions& options = {}) const = 0;
+  virtual Encoding encode_with_pieces(std::string_view text, const EncodeOptions& options = {}) const = 0;
   /// Decodes ids to text as HF's `decode` does. Throws TokenizerError naming
   /// the id when one is outside the vocabulary.
-  virtual std::string decode(const std::vector<int64_t>& ids,
-                             const DecodeOptions& options = {}) const = 0;
+  virtual std::string decode(const std::vector<int64_t>& ids, const DecodeOptions& options = {}) const = 0;
   /// The piece (token string) of `id`. Throws TokenizerError when out of range.
   virtual std::string id_to_piece(int64_t id) const = 0;
   /// The id of a piece or added token, if the vocabulary has it.
@@ -117,8 +114,7 @@ class Tokenizer {
 /// BPE), `vocab.json` + `merges.txt`, or `tokenizer.model` (sentencepiece), with
 /// `tokenizer_config.json`, `special_tokens_map.json` and `added_tokens.json`.
 /// Throws IoError when none is present, TokenizerError when one is corrupt.
-std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir,
-                                          const TokenizerOptions& options = {});
+std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir, const TokenizerOptions& options = {});
 
 /// Loads a sentencepiece tokenizer from `tokenizer.model` in `dir` (the HF
 /// LlamaTokenizer conventions come from `tokenizer_config.json` beside it).
@@ -127,7 +123,6 @@ std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::filesystem::p
 
 /// Loads a byte-level BPE tokenizer from `tokenizer.json`, or from
 /// `vocab.json` + `merges.txt`, in `dir`.
-std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::filesystem::path& dir,
-                                              const TokenizerOptions& options = {});
+std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::filesystem::path& dir, const TokenizerOptions& options = {});
 
 }  // namespace stepverify

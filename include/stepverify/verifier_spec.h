@@ -45,12 +45,12 @@ struct TemplateSpec {
   ///   step is read at the token before "{read}" in its assistant turn
   ///   (RLHFlow's "+" turns); encoded as one string.
   std::string style = "text";
-  std::string system;            ///< chatml system message (empty: none)
-  std::string question_prefix;   ///< text before the question
-  std::string question_suffix;   ///< text after the question
+  std::string system;                 ///< chatml system message (empty: none)
+  std::string question_prefix;        ///< text before the question
+  std::string question_suffix;        ///< text after the question
   std::string step_separator = "\n";  ///< between steps (text) or after each step (tokens)
-  std::string final_suffix;      ///< text style: after the last step
-  std::string step_tag;          ///< the token whose positions are read ("tag", "before_tag")
+  std::string final_suffix;           ///< text style: after the last step
+  std::string step_tag;               ///< the token whose positions are read ("tag", "before_tag")
   /// BOS: "auto" (as the tokenizer config says), "yes", "no", or "text" (the
   /// BOS string written before the question and parsed as a special token).
   std::string bos = "auto";
@@ -73,18 +73,18 @@ struct TemplateSpec {
 
 /// One head over the shared backbone.
 struct HeadSpec {
-  std::string name = "prm";          ///< key in the results ("prm", "orm", "ovm", "sorm", or any)
-  std::string meaning = "prm";       ///< "prm", "orm", "ovm" or "sorm"
+  std::string name = "prm";     ///< key in the results ("prm", "orm", "ovm", "sorm", or any)
+  std::string meaning = "prm";  ///< "prm", "orm", "ovm" or "sorm"
   /// "lm_candidates": softmax over the LM-head logits of `candidates`;
   /// "mlp": weights.0 [H,H] + bias, ReLU, weights.2 [C,H] + bias;
   /// "linear": weights.weight [C,H] (+ weights.bias);
   /// "ovm": gain [1], bias [1], vscore_head.weight [1,H]: w . (gain * h + bias).
   std::string type = "linear";
-  std::string weights = "score";     ///< tensor-name prefix in the checkpoint or `file`
-  std::string file;                  ///< separate .safetensors or torch.save file (relative to the checkpoint)
-  std::string activation = "softmax";///< "softmax", "sigmoid", "tanh" or "none"
-  int class_index = 1;               ///< softmax class reported
-  std::string candidates;            ///< lm_candidates: text whose ids (no BOS) are the candidates
+  std::string weights = "score";       ///< tensor-name prefix in the checkpoint or `file`
+  std::string file;                    ///< separate .safetensors or torch.save file (relative to the checkpoint)
+  std::string activation = "softmax";  ///< "softmax", "sigmoid", "tanh" or "none"
+  int class_index = 1;                 ///< softmax class reported
+  std::string candidates;              ///< lm_candidates: text whose ids (no BOS) are the candidates
   /// lm_candidates: strings each encoded alone, the last id of each a
   /// candidate (RLHFlow: encode('+')[-1], encode('-')[-1]); overrides `candidates`.
   std::vector<std::string> candidate_tokens;

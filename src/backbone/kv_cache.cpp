@@ -20,7 +20,7 @@ struct KVCache::Storage {
   std::vector<at::Tensor> k, v;  // [batch, kv_heads, allocated, head_dim]
   at::Tensor mask;               // [batch, allocated] int64
   std::mutex mu;
-  int64_t high_water = 0;        // longest prefix any sharer has claimed
+  int64_t high_water = 0;  // longest prefix any sharer has claimed
 
   // Copies positions [from, from + count) of row `src_row` of `src` to
   // [at, at + count) of row `row` here: keys, values and mask.
@@ -68,8 +68,7 @@ KVCache::KVCache(const ModelConfig& config, int64_t batch, c10::Device device, c
   storage_ = proto.like(batch, initial);
 }
 
-KVCache::KVCache(std::shared_ptr<Storage> storage, int64_t length)
-    : storage_(std::move(storage)), length_(length) {}
+KVCache::KVCache(std::shared_ptr<Storage> storage, int64_t length) : storage_(std::move(storage)), length_(length) {}
 KVCache::KVCache(KVCache&&) noexcept = default;
 KVCache& KVCache::operator=(KVCache&&) noexcept = default;
 KVCache::~KVCache() = default;

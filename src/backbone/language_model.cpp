@@ -14,8 +14,9 @@ void LoadOptions::check() const {
   if (o.dtype != torch::kFloat && o.dtype != torch::kBFloat16 && o.dtype != torch::kHalf)
     throw ConfigError("LoadOptions.dtype must be float32, bfloat16 or float16");
   if (o.dtype == torch::kHalf && o.device.is_cpu())
-    throw ConfigError("LoadOptions.dtype float16 on the CPU: this libtorch has no float16 matrix products on CPU; "
-                      "use bfloat16 (the same memory, about float32's speed) or float32");
+    throw ConfigError(
+        "LoadOptions.dtype float16 on the CPU: this libtorch has no float16 matrix products on CPU; "
+        "use bfloat16 (the same memory, about float32's speed) or float32");
   if (o.device.is_cuda() && !torch::cuda::is_available())
     throw ConfigError("LoadOptions.device is CUDA but no CUDA device is available to libtorch");
 }
@@ -58,9 +59,7 @@ std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, c
   if (!ckpt.contains("model.embed_tokens.weight") && ckpt.contains("embed_tokens.weight")) prefix = "";
   const bool tied = config.tie_word_embeddings;
   std::set<std::string> consumed;
-  auto key_of = [&](const std::string& name) {
-    return name.rfind("model.", 0) == 0 ? prefix + name.substr(6) : name;
-  };
+  auto key_of = [&](const std::string& name) { return name.rfind("model.", 0) == 0 ? prefix + name.substr(6) : name; };
   int64_t total = 0, done = 0;
   for (auto& item : model->transformer_->named_parameters())
     if (!(item.key() == "lm_head.weight" && tied))  // a missing tensor throws ShapeError naming it
@@ -74,7 +73,8 @@ std::shared_ptr<const Model> Model::from_checkpoint(const ModelConfig& config, c
     const std::string key = key_of(name);
     auto t = load_parameter(ckpt, key, item.value().sizes(), options.device, options.dtype, options.weights_in_place);
     const auto view = ckpt.tensor(key);
-    if (t.device().is_cpu() && t.data_ptr() == static_cast<const void*>(view.data)) in_place.emplace(t.data_ptr(), view);
+    if (t.device().is_cpu() && t.data_ptr() == static_cast<const void*>(view.data))
+      in_place.emplace(t.data_ptr(), view);
     done += static_cast<int64_t>(view.nbytes);
     item.value().set_data(t);
     consumed.insert(key);
@@ -100,9 +100,12 @@ std::shared_ptr<const Model> Model::random(const ModelConfig& config, uint64_t s
   for (auto& item : model->transformer_->named_parameters()) {
     const std::string& name = item.key();
     at::Tensor t;
-    if (name.find("norm") != std::string::npos) t = torch::ones(item.value().sizes());
-    else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) t = torch::zeros(item.value().sizes());
-    else t = at::normal(0.0, 0.02, item.value().sizes(), gen);
+    if (name.find("norm") != std::string::npos)
+      t = torch::ones(item.value().sizes());
+    else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0)
+      t = torch::zeros(item.value().sizes());
+    else
+      t = at::normal(0.0, 0.02, item.value().sizes(), gen);
     item.value().set_data(t.to(options.device, options.dtype));
   }
   if (config.tie_word_embeddings) model->transformer_->tie_lm_head();
@@ -156,8 +159,8 @@ std::vector<int64_t> Model::generate_greedy(const std::vector<int64_t>& prompt, 
     auto logit = logits(h.select(1, h.size(1) - 1));
     const int64_t tok = logit.argmax(-1).item<int64_t>();
     out.push_back(tok);
-    if (stop_at_eos && std::find(config_.eos_token_ids.begin(), config_.eos_token_ids.end(), tok) !=
-                           config_.eos_token_ids.end())
+    if (stop_at_eos &&
+        std::find(config_.eos_token_ids.begin(), config_.eos_token_ids.end(), tok) != config_.eos_token_ids.end())
       break;
     next = to_batch({tok});
   }

@@ -57,8 +57,7 @@ at::Tensor RotaryEmbedding::inv_freq(int64_t max_pos) const {
 std::pair<at::Tensor, at::Tensor> RotaryEmbedding::cos_sin(const at::Tensor& position_ids,
                                                            c10::ScalarType dtype) const {
   int64_t max_pos = 0;
-  if (config_.rope_scaling && config_.rope_scaling->type == "dynamic")
-    max_pos = position_ids.max().item<int64_t>();
+  if (config_.rope_scaling && config_.rope_scaling->type == "dynamic") max_pos = position_ids.max().item<int64_t>();
   auto freq = inv_freq(max_pos);
   auto pos = position_ids.to(torch::kFloat);
   if (config_.rope_scaling && config_.rope_scaling->type == "linear") pos = pos / config_.rope_scaling->factor;

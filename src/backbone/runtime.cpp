@@ -26,9 +26,7 @@ int env_int(const char* name, int def) {
 
 using SetThreads = void (*)(int);
 
-SetThreads openblas_setter() {
-  return reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-}
+SetThreads openblas_setter() { return reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); }
 
 // Instruction-set rank of an OpenBLAS kernel set: 3 AVX-512, 2 AVX2, 1 older
 // (or unknown to this table), 0 none.
@@ -42,9 +40,7 @@ int kernel_rank(std::string core) {
 
 using GetThreads = int (*)();
 
-GetThreads openblas_getter() {
-  return reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-}
+GetThreads openblas_getter() { return reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads")); }
 
 }  // namespace
 

@@ -24,39 +24,60 @@ at::Tensor view_in_place(const TensorView& v) {
   if (!v.source || !v.source->mapped() || v.nbytes == 0) return {};
   if (reinterpret_cast<uintptr_t>(v.data) % dtype_size(v.dtype) != 0) return {};
   auto keep = v.source;  // the tensor owns a reference to the mapping
-  return torch::from_blob(const_cast<std::byte*>(v.data), v.shape, [keep](void*) {},
-                          torch::dtype(torch_dtype(v.dtype)));
+  return torch::from_blob(
+      const_cast<std::byte*>(v.data), v.shape, [keep](void*) {}, torch::dtype(torch_dtype(v.dtype)));
 }
 
 c10::ScalarType torch_dtype(DType d) {
   switch (d) {
-    case DType::F64: return torch::kDouble;
-    case DType::F32: return torch::kFloat;
-    case DType::F16: return torch::kHalf;
-    case DType::BF16: return torch::kBFloat16;
-    case DType::I64: return torch::kLong;
-    case DType::I32: return torch::kInt;
-    case DType::I16: return torch::kShort;
-    case DType::I8: return torch::kChar;
-    case DType::U8: return torch::kByte;
-    case DType::BOOL: return torch::kBool;
+    case DType::F64:
+      return torch::kDouble;
+    case DType::F32:
+      return torch::kFloat;
+    case DType::F16:
+      return torch::kHalf;
+    case DType::BF16:
+      return torch::kBFloat16;
+    case DType::I64:
+      return torch::kLong;
+    case DType::I32:
+      return torch::kInt;
+    case DType::I16:
+      return torch::kShort;
+    case DType::I8:
+      return torch::kChar;
+    case DType::U8:
+      return torch::kByte;
+    case DType::BOOL:
+      return torch::kBool;
   }
   return torch::kFloat;
 }
 
 std::optional<DType> stepverify_dtype(c10::ScalarType t) {
   switch (t) {
-    case torch::kDouble: return DType::F64;
-    case torch::kFloat: return DType::F32;
-    case torch::kHalf: return DType::F16;
-    case torch::kBFloat16: return DType::BF16;
-    case torch::kLong: return DType::I64;
-    case torch::kInt: return DType::I32;
-    case torch::kShort: return DType::I16;
-    case torch::kChar: return DType::I8;
-    case torch::kByte: return DType::U8;
-    case torch::kBool: return DType::BOOL;
-    default: return std::nullopt;
+    case torch::kDouble:
+      return DType::F64;
+    case torch::kFloat:
+      return DType::F32;
+    case torch::kHalf:
+      return DType::F16;
+    case torch::kBFloat16:
+      return DType::BF16;
+    case torch::kLong:
+      return DType::I64;
+    case torch::kInt:
+      return DType::I32;
+    case torch::kShort:
+      return DType::I16;
+    case torch::kChar:
+      return DType::I8;
+    case torch::kByte:
+      return DType::U8;
+    case torch::kBool:
+      return DType::BOOL;
+    default:
+      return std::nullopt;
   }
 }
 

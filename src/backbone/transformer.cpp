@@ -86,10 +86,12 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     // Small score tensors (decoding, training batches of short texts): one
     // batched product for all rows, differentiable without slice copies.
     auto scores = (at::matmul(qg.reshape({B, kv_heads_, G * T, head_dim_}), K.transpose(-1, -2)) / scale)
-                      .view({B, kv_heads_, G, T, S}) + mask;
+                      .view({B, kv_heads_, G, T, S}) +
+                  mask;
     auto probs = at::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
     auto o = at::matmul(probs.view({B, kv_heads_, G * T, S}), V);  // [B, kv, G*T, d]
-    return o_proj->forward(o.view({B, kv_heads_, G, T, head_dim_}).permute({0, 3, 1, 2, 4}).reshape({B, T, heads_ * head_dim_}));
+    return o_proj->forward(
+        o.view({B, kv_heads_, G, T, head_dim_}).permute({0, 3, 1, 2, 4}).reshape({B, T, heads_ * head_dim_}));
   }
   auto out = at::empty({B, T, kv_heads_, G, head_dim_}, q.options());
   auto Kt = K.transpose(-1, -2);
@@ -187,8 +189,8 @@ TransformerImpl::TransformerImpl(const ModelConfig& c, bool with_lm_head, c10::D
   if (with_lm_head) lm_head = register_module("lm_head", make_linear(c.hidden_size, c.vocab_size, false));
 }
 
-at::Tensor TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t past, int64_t T,
-                                       c10::ScalarType dtype, const at::Tensor& visibility) const {
+at::Tensor TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t past, int64_t T, c10::ScalarType dtype,
+                                       const at::Tensor& visibility) const {
   const int64_t S = key_valid.size(1);
   auto dev = key_valid.device();
   at::Tensor visible;
@@ -196,7 +198,7 @@ at::Tensor TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t past
     visible = visibility.to(dev, torch::kBool);
   } else {
     auto qi = torch::arange(past, past + T, torch::dtype(torch::kLong).device(dev)).unsqueeze(1);  // [T, 1]
-    auto kj = torch::arange(0, S, torch::dtype(torch::kLong).device(dev)).unsqueeze(0);           // [1, S]
+    auto kj = torch::arange(0, S, torch::dtype(torch::kLong).device(dev)).unsqueeze(0);            // [1, S]
     visible = kj <= qi;
     if (config_.sliding_window) visible = visible.logical_and(qi - kj <= *config_.sliding_window);
     visible = visible.unsqueeze(0);
@@ -218,21 +220,24 @@ ForwardOutput TransformerImpl::forward(const ForwardInput& in) const {
   if (!in.input_ids.defined() || in.input_ids.dim() != 2)
     throw InputError("forward: input_ids must be an int64 tensor [batch, T]");
   const int64_t B = in.input_ids.size(0), T = in.input_ids.size(1);
-  if (B == 0 || T == 0) throw InputError("forward: empty input (batch " + std::to_string(B) + ", T " + std::to_string(T) + ")");
+  if (B == 0 || T == 0)
+    throw InputError("forward: empty input (batch " + std::to_string(B) + ", T " + std::to_string(T) + ")");
   auto ids = in.input_ids.to(dev, torch::kLong);
   {
     const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
     if (lo < 0 || hi >= c.vocab_size) {
       const int64_t bad = lo < 0 ? lo : hi;
       auto where = (ids == bad).nonzero()[0];
-      throw InputError("forward: token id " + std::to_string(bad) + " at row " + std::to_string(where[0].item<int64_t>()) +
-                       ", position " + std::to_string(where[1].item<int64_t>()) + " is outside the vocabulary of " +
+      throw InputError("forward: token id " + std::to_string(bad) + " at row " +
+                       std::to_string(where[0].item<int64_t>()) + ", position " +
+                       std::to_string(where[1].item<int64_t>()) + " is outside the vocabulary of " +
                        std::to_string(c.vocab_size));
     }
   }
   auto check_shape = [&](const at::Tensor& t, const char* what) {
     if (t.defined() && (t.dim() != 2 || t.size(0) != B || t.size(1) != T))
-      throw InputError(std::string("forward: ") + what + " must be [" + std::to_string(B) + ", " + std::to_string(T) + "]");
+      throw InputError(std::string("forward: ") + what + " must be [" + std::to_string(B) + ", " + std::to_string(T) +
+                       "]");
   };
   check_shape(in.attention_mask, "attention_mask");
   check_shape(in.position_ids, "position_ids");

@@ -91,9 +91,12 @@ std::optional<RopeScaling> parse_rope_scaling(const json& j, const Fields& f) {
   if (!r.is_object()) f.fail("rope_scaling", "must be an object or null");
   RopeScaling rs;
   // transformers accepts both "type" (older) and "rope_type" (Llama 3.1 and later).
-  if (r.contains("rope_type") && r["rope_type"].is_string()) rs.type = r["rope_type"].get<std::string>();
-  else if (r.contains("type") && r["type"].is_string()) rs.type = r["type"].get<std::string>();
-  else f.fail("rope_scaling", "lacks a string 'type' or 'rope_type'");
+  if (r.contains("rope_type") && r["rope_type"].is_string())
+    rs.type = r["rope_type"].get<std::string>();
+  else if (r.contains("type") && r["type"].is_string())
+    rs.type = r["type"].get<std::string>();
+  else
+    f.fail("rope_scaling", "lacks a string 'type' or 'rope_type'");
   if (rs.type == "default") return std::nullopt;
   if (rs.type != "linear" && rs.type != "dynamic" && rs.type != "llama3")
     f.fail("rope_scaling", "has type '" + rs.type + "'; supported: linear, dynamic, llama3");
@@ -107,8 +110,7 @@ std::optional<RopeScaling> parse_rope_scaling(const json& j, const Fields& f) {
   if (rs.type == "llama3") {
     rs.low_freq_factor = num("low_freq_factor", 1.0);
     rs.high_freq_factor = num("high_freq_factor", 4.0);
-    rs.original_max_position_embeddings =
-        static_cast<int64_t>(num("original_max_position_embeddings", 8192.0));
+    rs.original_max_position_embeddings = static_cast<int64_t>(num("original_max_position_embeddings", 8192.0));
     if (rs.high_freq_factor <= rs.low_freq_factor)
       f.fail("rope_scaling.high_freq_factor", "must exceed low_freq_factor");
   }
@@ -151,7 +153,9 @@ ModelConfig ModelConfig::from_json(std::string_view text, const std::string& sou
   }
   c.family = it->second.family;
   c.head = it->second.head;
-  const char* expected_type = c.family == ModelFamily::Llama ? "llama" : c.family == ModelFamily::Mistral ? "mistral" : "qwen2";
+  const char* expected_type = c.family == ModelFamily::Llama     ? "llama"
+                              : c.family == ModelFamily::Mistral ? "mistral"
+                                                                 : "qwen2";
   c.model_type = f.string_or("model_type", expected_type);
 
   c.vocab_size = f.required_int("vocab_size");
@@ -161,8 +165,8 @@ ModelConfig ModelConfig::from_json(std::string_view text, const std::string& sou
   c.num_attention_heads = f.required_int("num_attention_heads");
   c.num_key_value_heads = f.int_or("num_key_value_heads", c.num_attention_heads);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
-    f.fail("num_key_value_heads", "(" + std::to_string(c.num_key_value_heads) +
-                                      ") must divide num_attention_heads (" + std::to_string(c.num_attention_heads) + ")");
+    f.fail("num_key_value_heads", "(" + std::to_string(c.num_key_value_heads) + ") must divide num_attention_heads (" +
+                                      std::to_string(c.num_attention_heads) + ")");
   if (f.has("head_dim")) {
     c.head_dim = f.positive("head_dim");
   } else {
@@ -198,8 +202,10 @@ ModelConfig ModelConfig::from_json(std::string_view text, const std::string& sou
       // whether or not use_sliding_window is set (only flash attention reads
       // that flag); Qwen2Config defaults the window to 4096.
       // An explicit null means no window.
-      if (f.has("sliding_window")) c.sliding_window = f.positive("sliding_window");
-      else if (!j.contains("sliding_window")) c.sliding_window = 4096;
+      if (f.has("sliding_window"))
+        c.sliding_window = f.positive("sliding_window");
+      else if (!j.contains("sliding_window"))
+        c.sliding_window = 4096;
       break;
   }
 
@@ -216,8 +222,10 @@ ModelConfig ModelConfig::from_json(std::string_view text, const std::string& sou
       c.eos_token_ids.push_back(*id);
     }
   }
-  if (f.has("num_labels")) c.num_labels = f.positive("num_labels");
-  else if (f.has("id2label") && j["id2label"].is_object()) c.num_labels = static_cast<int64_t>(j["id2label"].size());
+  if (f.has("num_labels"))
+    c.num_labels = f.positive("num_labels");
+  else if (f.has("id2label") && j["id2label"].is_object())
+    c.num_labels = static_cast<int64_t>(j["id2label"].size());
   return c;
 }
 

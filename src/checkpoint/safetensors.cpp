@@ -26,10 +26,9 @@ struct DTypeInfo {
   size_t size;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
-    {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
-    {DType::I16, "I16", 2}, {DType::I8, "I8", 1},   {DType::U8, "U8", 1},
-    {DType::BOOL, "BOOL", 1},
+    {DType::F64, "F64", 8}, {DType::F32, "F32", 4},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
+    {DType::I64, "I64", 8}, {DType::I32, "I32", 4},   {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
+    {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
 };
 
 using detail::shape_str;
@@ -39,8 +38,7 @@ std::optional<uint64_t> span_bytes(const std::vector<int64_t>& shape, size_t ite
   uint64_t n = item;
   for (int64_t d : shape) {
     if (d < 0) return std::nullopt;
-    if (d != 0 && n > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d))
-      return std::nullopt;
+    if (d != 0 && n > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d)) return std::nullopt;
     n *= static_cast<uint64_t>(d);
   }
   return n;
@@ -80,12 +78,15 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<co
   const std::string& where = source->name();
   auto fail = [&](const std::string& msg) -> FormatError { return FormatError(where + ": " + msg); };
   const size_t size = source->size();
-  if (size < 8) throw fail("truncated: " + std::to_string(size) + " bytes, a safetensors file starts with an 8-byte header length");
+  if (size < 8)
+    throw fail("truncated: " + std::to_string(size) + " bytes, a safetensors file starts with an 8-byte header length");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<uint8_t>(source->data()[i]);
-  if (header_len > kMaxHeaderBytes) throw fail("header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
+  if (header_len > kMaxHeaderBytes)
+    throw fail("header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
   if (header_len > size - 8)
-    throw fail("header length " + std::to_string(header_len) + " runs past the end of the file (" + std::to_string(size) + " bytes)");
+    throw fail("header length " + std::to_string(header_len) + " runs past the end of the file (" +
+               std::to_string(size) + " bytes)");
   const char* hbegin = reinterpret_cast<const char*>(source->data() + 8);
   json header;
   try {
@@ -100,7 +101,10 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<co
   const std::byte* data = source->data() + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
 
-  struct Span { uint64_t begin, end; std::string name; };
+  struct Span {
+    uint64_t begin, end;
+    std::string name;
+  };
   std::vector<Span> spans;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
@@ -121,7 +125,8 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<co
     if (sh == entry.end() || !sh->is_array()) throw fail(at + "missing array 'shape'");
     std::vector<int64_t> shape;
     for (const auto& d : *sh) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw fail(at + "shape holds a value that is not a non-negative integer");
+      if (!d.is_number_integer() || d.get<int64_t>() < 0)
+        throw fail(at + "shape holds a value that is not a non-negative integer");
       shape.push_back(d.get<int64_t>());
     }
     auto off = entry.find("data_offsets");
@@ -129,9 +134,11 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<co
         !(*off)[1].is_number_unsigned())
       throw fail(at + "'data_offsets' must be two non-negative integers");
     const uint64_t begin = (*off)[0].get<uint64_t>(), end = (*off)[1].get<uint64_t>();
-    if (begin > end) throw fail(at + "data_offsets [" + std::to_string(begin) + "," + std::to_string(end) + "] are reversed");
+    if (begin > end)
+      throw fail(at + "data_offsets [" + std::to_string(begin) + "," + std::to_string(end) + "] are reversed");
     if (end > data_size)
-      throw fail(at + "data_offsets end " + std::to_string(end) + " lies outside the data (" + std::to_string(data_size) + " bytes)");
+      throw fail(at + "data_offsets end " + std::to_string(end) + " lies outside the data (" +
+                 std::to_string(data_size) + " bytes)");
     auto expect = span_bytes(shape, dtype_size(*dtype));
     if (!expect || *expect != end - begin)
       throw fail(at + "byte span " + std::to_string(end - begin) + " does not match " +
@@ -147,18 +154,22 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<co
     file->tensors_.emplace(name, std::move(v));
     spans.push_back({begin, end, name});
   }
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
   uint64_t cursor = 0;
   for (const auto& s : spans) {
-    if (s.begin < cursor) throw fail("tensor " + s.name + " overlaps the tensor before it (offset " + std::to_string(s.begin) + " < " + std::to_string(cursor) + ")");
-    if (s.begin > cursor) throw fail("hole in the data before tensor " + s.name + " (bytes " + std::to_string(cursor) + ".." + std::to_string(s.begin) + " unindexed)");
+    if (s.begin < cursor)
+      throw fail("tensor " + s.name + " overlaps the tensor before it (offset " + std::to_string(s.begin) + " < " +
+                 std::to_string(cursor) + ")");
+    if (s.begin > cursor)
+      throw fail("hole in the data before tensor " + s.name + " (bytes " + std::to_string(cursor) + ".." +
+                 std::to_string(s.begin) + " unindexed)");
     cursor = s.end;
     file->names_.push_back(s.name);
   }
   if (cursor != data_size)
-    throw fail("the data is " + std::to_string(data_size) + " bytes but tensors cover " + std::to_string(cursor) + " (trailing bytes)");
+    throw fail("the data is " + std::to_string(data_size) + " bytes but tensors cover " + std::to_string(cursor) +
+               " (trailing bytes)");
   return file;
 }
 
@@ -254,9 +265,8 @@ void save_safetensors(const std::filesystem::path& path, const std::vector<Tenso
     auto n = span_bytes(t.shape, dtype_size(t.dtype));
     if (!n) throw InputError(path.string() + ": tensor " + t.name + " has an invalid shape");
     if (header.contains(t.name)) throw InputError(path.string() + ": tensor " + t.name + " given twice");
-    header[t.name] = {{"dtype", std::string(dtype_name(t.dtype))},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + *n}}};
+    header[t.name] = {
+        {"dtype", std::string(dtype_name(t.dtype))}, {"shape", t.shape}, {"data_offsets", {offset, offset + *n}}};
     offset += *n;
     sizes.push_back(*n);
   }

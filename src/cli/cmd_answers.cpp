@@ -109,7 +109,9 @@ ojson answer_json(const std::optional<std::string>& a) { return a ? ojson(*a) : 
 }  // namespace
 
 Run add_answers(CLI::App& app) {
-  app.description("Extract final answers (\"text\" -> \"answer\") and compare answers (\"a\", \"b\" -> \"equal\"); JSONL in, JSONL out");
+  app.description(
+      "Extract final answers (\"text\" -> \"answer\") and compare answers (\"a\", \"b\" -> \"equal\"); JSONL in, JSONL "
+      "out");
   auto input = std::make_shared<std::string>();
   auto output = std::make_shared<std::string>();
   app.add_option("--input", *input, "input JSONL")->required();
@@ -181,8 +183,9 @@ Run add_vote(CLI::App& app) {
     if (bad) std::cerr << fmt::format("{} of {} lines could not be processed (see above)\n", bad, bad + good);
     if (with_gold) {
       auto acc = [&](size_t k) { return fmt::format("{:.4f} ({}/{})", double(k) / double(with_gold), k, with_gold); };
-      std::cerr << fmt::format("vote: {} problems, {} with gold; accuracy majority {}, weighted {}, best {} (aggregate {})\n",
-                               good, with_gold, acc(right_majority), acc(right_weighted), acc(right_best), aggregate_name(options->aggregate));
+      std::cerr << fmt::format(
+          "vote: {} problems, {} with gold; accuracy majority {}, weighted {}, best {} (aggregate {})\n", good,
+          with_gold, acc(right_majority), acc(right_weighted), acc(right_best), aggregate_name(options->aggregate));
     } else {
       std::cerr << fmt::format("vote: {} problems, none with a gold answer (no accuracy)\n", good);
     }

@@ -13,20 +13,23 @@
 namespace stepverify::cli {
 
 Run add_demo(CLI::App& app) {
-  app.description("Compare greedy, majority, ORM best-of-N, PRM weighted SC and PRM/OVM beam search on the shipped "
-                  "models (held-out arithmetic problems, equal budget)");
+  app.description(
+      "Compare greedy, majority, ORM best-of-N, PRM weighted SC and PRM/OVM beam search on the shipped "
+      "models (held-out arithmetic problems, equal budget)");
   auto o = std::make_shared<DemoOptions>();
   auto json = std::make_shared<bool>(false);
   app.add_option("--models", o->models_dir, "directory holding policy/ and verifier/ (default: models)");
   app.add_option("--set", o->set, "held-out problems: test (reported; default) or dev (for choosing options)")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, DemoSet>{{"test", DemoSet::Test}, {"dev", DemoSet::Dev}}));
+      ->transform(
+          CLI::CheckedTransformer(std::map<std::string, DemoSet>{{"test", DemoSet::Test}, {"dev", DemoSet::Dev}}));
   app.add_option("--problems", o->problems, "held-out problems (default 200)");
   app.add_option("--n", o->n, "proposals per problem for every method (default 16)");
   app.add_option("--beam-width", o->beam_width, "beams kept (default 4)");
   app.add_option("--expansions", o->expansions, "proposals per beam and step (default 4)");
-  app.add_flag_callback("--per-beam-budget", [o] { o->constant_step_budget = false; },
-               "beam search proposes `expansions` per live beam, the first step only `expansions` (default: "
-               "beam_width x expansions at every step)");
+  app.add_flag_callback(
+      "--per-beam-budget", [o] { o->constant_step_budget = false; },
+      "beam search proposes `expansions` per live beam, the first step only `expansions` (default: "
+      "beam_width x expansions at every step)");
   app.add_option("--temperature", o->temperature, "policy sampling temperature (default 1)");
   app.add_option("--top-p", o->top_p, "policy nucleus sampling (default 1: off)");
   app.add_option("--seed", o->seed, "sampling seed (default 0)");
@@ -36,7 +39,8 @@ Run add_demo(CLI::App& app) {
                      "OVM step values -> beam score (last: the value of the partial solution, as OVM reads it)");
   app.add_flag("--json", *json, "print the figures as one JSON object");
   add_load_flags(app, o->load);
-  app.add_option("--candidates", o->candidates_out, "write the N samples per problem with their scores (eval bon format)");
+  app.add_option("--candidates", o->candidates_out,
+                 "write the N samples per problem with their scores (eval bon format)");
   return [=] {
     const DemoOptions& opts = *o;
     if (opts.beam_width * opts.expansions != opts.n)
@@ -47,19 +51,22 @@ Run add_demo(CLI::App& app) {
       std::cout << r.to_json() << "\n";
       return 0;
     }
-    fmt::print("{} held-out arithmetic problems ({} set), {} proposals per problem (beam search: {} beams, {} proposals "
-               "per step{})\n\n",
-               r.problems, r.set, r.n, opts.beam_width, opts.beam_width * opts.expansions,
-               opts.constant_step_budget ? ", the first included" : fmt::format(" after the first's {}", opts.expansions));
-    fmt::print("{:<18} {:>9} {:>16} {:>16} {:>9}\n", "method", "accuracy", "verifier tokens", "policy tokens", "seconds");
+    fmt::print(
+        "{} held-out arithmetic problems ({} set), {} proposals per problem (beam search: {} beams, {} proposals "
+        "per step{})\n\n",
+        r.problems, r.set, r.n, opts.beam_width, opts.beam_width * opts.expansions,
+        opts.constant_step_budget ? ", the first included" : fmt::format(" after the first's {}", opts.expansions));
+    fmt::print("{:<18} {:>9} {:>16} {:>16} {:>9}\n", "method", "accuracy", "verifier tokens", "policy tokens",
+               "seconds");
     for (const auto& name : r.order) {
       const auto& m = r.methods.at(name);
       fmt::print("{:<18} {:>8.1f}% {:>16} {:>16} {:>9.1f}\n", name, 100 * m.accuracy, m.verifier_tokens,
                  m.generated_tokens, m.seconds);
     }
-    fmt::print("\nPRM first-error detection on the {} sampled solutions against the exact labels (ProcessBench "
-               "metric, threshold 0.5): F1 {:.3f} (error accuracy {:.3f}, correct accuracy {:.3f})\n",
-               r.first_error_solutions, r.first_error_f1, r.first_error_error_accuracy, r.first_error_correct_accuracy);
+    fmt::print(
+        "\nPRM first-error detection on the {} sampled solutions against the exact labels (ProcessBench "
+        "metric, threshold 0.5): F1 {:.3f} (error accuracy {:.3f}, correct accuracy {:.3f})\n",
+        r.first_error_solutions, r.first_error_f1, r.first_error_error_accuracy, r.first_error_correct_accuracy);
     const auto& ex = r.example;
     if (!ex.steps.empty()) {
       fmt::print("\nOne sampled solution, scored step by step:\n  {}\n", ex.question);

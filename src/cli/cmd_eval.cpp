@@ -39,7 +39,6 @@ struct ProcessBenchArgs {
   std::string predictions, markdown, svg;
 };
 
-
 int run_processbench(const ProcessBenchArgs& a) {
   std::vector<ProcessBenchRecord> records;
   if (!a.scores.empty()) {
@@ -48,8 +47,8 @@ int run_processbench(const ProcessBenchArgs& a) {
     records = read_processbench_records(a.scores, ro);
   } else if (!a.model.empty()) {
     records = read_processbench_records(a.data);
-    score_processbench_records(records,
-                               [&](const auto& problems) { return score_with_model(a.model, a.spec, a.dtype, problems); });
+    score_processbench_records(
+        records, [&](const auto& problems) { return score_with_model(a.model, a.spec, a.dtype, problems); });
   } else {
     throw InputError("eval processbench: give --scores FILE.jsonl, or --model DIR with --data FILE_OR_DIR");
   }
@@ -89,7 +88,7 @@ Run add_eval(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   auto* data = pb->add_option("--data", a->data, "with --model: a ProcessBench JSON/JSONL file or a directory of them");
   auto* thr = pb->add_option("--threshold", a->options.threshold, "a step is wrong when its score is below this")
-                   ->capture_default_str();
+                  ->capture_default_str();
   auto* cal = pb->add_option("--calibrate-on", a->options.calibrate_on,
                              "choose the threshold maximising F1 on this split, then apply it to every split");
   pb->add_flag("--json", a->json, "print one JSON object on stdout");

@@ -30,7 +30,6 @@ struct BonArgs {
   std::string markdown, svg, reliability_svg;
 };
 
-
 // The problems of `path`; bad lines are reported on stderr and skipped.
 std::vector<BonProblem> read_problems(const std::string& path) {
   std::ifstream in(path);

@@ -42,8 +42,10 @@ Run add_forward(CLI::App& app) {
         {"input_ids", DType::I64, {static_cast<int64_t>(ids.size())}, ids_t.data_ptr()},
         {"hidden", DType::F32, {hidden.size(0), hidden.size(1)}, hidden.data_ptr()},
     };
-    if (logits.defined()) tensors.push_back({"logits", DType::F32, {logits.size(0), logits.size(1)}, logits.data_ptr()});
-    else std::cerr << "stepverify forward: " << model->config().architecture << " has no LM head; logits not written\n";
+    if (logits.defined())
+      tensors.push_back({"logits", DType::F32, {logits.size(0), logits.size(1)}, logits.data_ptr()});
+    else
+      std::cerr << "stepverify forward: " << model->config().architecture << " has no LM head; logits not written\n";
     save_safetensors(*out_path, tensors, {{"format", "pt"}});
     return 0;
   };

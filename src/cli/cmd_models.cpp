@@ -16,7 +16,8 @@ Run add_models(CLI::App& app) {
   const std::vector<std::string> solution_kinds = {"commuted", "reordered", "reference"};
   app.add_option("--out", o->out_dir, "output directory (default: models)");
   app.add_option("--seed", o->seed, "seed (default 0)");
-  app.add_option("--policy-from", o->policy_from, "reuse the tokenizer and policy in this directory (retrain the verifier only)")
+  app.add_option("--policy-from", o->policy_from,
+                 "reuse the tokenizer and policy in this directory (retrain the verifier only)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--policy-steps", o->policy_training.steps, "policy optimizer steps");
   auto continue_steps =
@@ -29,8 +30,8 @@ Run add_models(CLI::App& app) {
   app.add_option("--backbone-solutions", o->backbone_solutions,
                  "what the verifier backbone's continuation trains on: commuted (default), reordered or reference")
       ->check(CLI::IsMember(solution_kinds));
-  app.add_flag_callback("--reference-order", [o] { o->policy_solutions = "reference"; },
-                        "the same as --policy-solutions reference");
+  app.add_flag_callback(
+      "--reference-order", [o] { o->policy_solutions = "reference"; }, "the same as --policy-solutions reference");
   app.add_option("--policy-solutions", o->policy_solutions,
                  "what the policy trains on: commuted (default), reordered or reference")
       ->check(CLI::IsMember(solution_kinds));
@@ -40,7 +41,8 @@ Run add_models(CLI::App& app) {
   app.add_flag("--keep-backbone", o->keep_backbone, "keep the continued backbone in OUT/.verifier_backbone");
   app.add_option("--verifier-lr", o->verifier_training.learning_rate, "verifier peak learning rate");
   app.add_option("--verifier-lm-weight", o->verifier_lm_weight, "joint next-token loss on correct solutions (0: none)");
-  app.add_option("--verifier-last-layers", o->verifier_last_layers, "backbone layers the verifier trains (-1 all, 0 heads only)");
+  app.add_option("--verifier-last-layers", o->verifier_last_layers,
+                 "backbone layers the verifier trains (-1 all, 0 heads only)");
   app.add_option("--backbone-steps", o->verifier_backbone_steps,
                  "further next-token steps of the policy that become the verifier's backbone (0: the policy)");
   app.add_option("--verifier-problems", o->verifier_problems, "problems whose policy samples train the verifier");

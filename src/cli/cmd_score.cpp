@@ -126,8 +126,10 @@ Run add_score(CLI::App& app) {
         if (named || !step_level) {
           ojson all = ojson::object();
           for (const auto& name : verifier->head_names()) {
-            if (s.heads.count(name)) all[name] = s.heads.at(name);
-            else all[name] = s.outcome.at(name);
+            if (s.heads.count(name))
+              all[name] = s.heads.at(name);
+            else
+              all[name] = s.outcome.at(name);
           }
           j["scores"] = all;
         }
@@ -135,7 +137,8 @@ Run add_score(CLI::App& app) {
       }
       if (progress) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::cerr << fmt::format("\rscoring {}/{} solutions ({:.1f}/s)", end, records.size(), end / std::max(secs, 1e-9))
+        std::cerr << fmt::format("\rscoring {}/{} solutions ({:.1f}/s)", end, records.size(),
+                                 end / std::max(secs, 1e-9))
                   << std::flush;
       }
     }

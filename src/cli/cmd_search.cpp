@@ -44,9 +44,10 @@ Run add_search(CLI::App& app) {
   app.add_option("--n", a->n, "samples for best-of-n and wsc");
   app.add_option("--beam-width", o->beam_width, "beams kept per step");
   app.add_option("--expansions", o->expansions, "proposals per beam and step");
-  app.add_flag_callback("--per-beam-budget", [o] { o->constant_step_budget = false; },
-                        "beam/dvts: `expansions` per live beam, the first step only `expansions` (default: beam_width x "
-                        "expansions at every step)");
+  app.add_flag_callback(
+      "--per-beam-budget", [o] { o->constant_step_budget = false; },
+      "beam/dvts: `expansions` per live beam, the first step only `expansions` (default: beam_width x "
+      "expansions at every step)");
   app.add_option("--subtrees", o->subtrees, "dvts: independent subtrees");
   app.add_option("--max-steps", o->max_steps, "steps before a solution is cut");
   app.add_option("--max-proposals", o->max_proposals, "budget in proposals (0: none)");
@@ -88,9 +89,12 @@ Run add_search(CLI::App& app) {
         const auto& q = j.contains("question") ? j["question"] : j.at("problem");
         const std::string question = q.get<std::string>();
         SearchResult r;
-        if (a->method == "beam") r = beam_search(*verifier, proposer, question, *o);
-        else if (a->method == "dvts") r = dvts(*verifier, proposer, question, *o);
-        else r = sample_and_rank(*verifier, proposer, question, a->n, *o);
+        if (a->method == "beam")
+          r = beam_search(*verifier, proposer, question, *o);
+        else if (a->method == "dvts")
+          r = dvts(*verifier, proposer, question, *o);
+        else
+          r = sample_and_rank(*verifier, proposer, question, a->n, *o);
         // Results go under "search", so no field of the input is overwritten.
         nlohmann::ordered_json res = {{"method", a->method},
                                       {"steps", r.steps},

@@ -28,7 +28,8 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
   app.add_option("--clip", o.clip_grad_norm, "gradient norm clip (0: none)");
   app.add_option("--eval-every", o.eval_every, "steps between evaluations");
   app.add_option("--seed", o.seed, "seed");
-  app.add_option("--threads", o.threads, "data-parallel shards of each micro-batch, one thread each (0: one per hardware thread)");
+  app.add_option("--threads", o.threads,
+                 "data-parallel shards of each micro-batch, one thread each (0: one per hardware thread)");
 }
 
 std::vector<VerifierExample> read_examples(const std::string& path, const std::string& format) {
@@ -65,7 +66,8 @@ Run add_train(CLI::App& app) {
        lm_eval = std::make_shared<std::string>(), lm_out = std::make_shared<std::string>();
   auto lo = std::make_shared<TrainOptions>();
   l->add_option("--init", *lm_init, "checkpoint to start from (with its tokenizer)")->required();
-  l->add_option("--data", *lm_data, "JSONL with \"prompt\" and \"completion\"; the loss covers the completion")->required();
+  l->add_option("--data", *lm_data, "JSONL with \"prompt\" and \"completion\"; the loss covers the completion")
+      ->required();
   l->add_option("--eval", *lm_eval, "evaluation JSONL");
   l->add_option("--out", *lm_out, "output checkpoint directory")->required();
   add_train_options(*l, *lo);
@@ -122,8 +124,9 @@ Run add_train(CLI::App& app) {
 }
 
 Run add_label(CLI::App& app) {
-  app.description("Step labels by Monte Carlo rollouts (Math-Shepherd hard/soft, OmegaPRM binary search, SORM), "
-                  "written in the TRL PRM format");
+  app.description(
+      "Step labels by Monte Carlo rollouts (Math-Shepherd hard/soft, OmegaPRM binary search, SORM), "
+      "written in the TRL PRM format");
   auto policy = std::make_shared<std::string>(), input = std::make_shared<std::string>(),
        output = std::make_shared<std::string>(), method = std::make_shared<std::string>("mc");
   auto lo = std::make_shared<LabelOptions>();
@@ -139,7 +142,8 @@ Run add_label(CLI::App& app) {
   app.add_option("--temperature", ro->generation.sampling.temperature, "rollout temperature (default 1)");
   app.add_option("--max-new-tokens", ro->generation.max_new_tokens, "rollout length limit (default 128)");
   app.add_option("--seed", ro->generation.sampling.seed, "rollout seed");
-  app.add_option("--prompt-template", ro->prompt.prompt_template, "prompt; {question} replaced (default \"{question}\\n\")");
+  app.add_option("--prompt-template", ro->prompt.prompt_template,
+                 "prompt; {question} replaced (default \"{question}\\n\")");
   auto load = std::make_shared<LoadOptions>();
   add_load_flags(app, *load);
   return [=] {
@@ -157,11 +161,15 @@ Run add_label(CLI::App& app) {
         const std::string where = fmt::format("{}:{}", *input, n);
         if (j.is_discarded() || !j.is_object()) throw FormatError(where + ": not a JSON object");
         LabelProblem p;
-        if (!j.contains("question") || !j["question"].is_string()) throw FormatError(where + ": \"question\" is missing");
+        if (!j.contains("question") || !j["question"].is_string())
+          throw FormatError(where + ": \"question\" is missing");
         p.question = j["question"];
-        if (j.contains("steps") && j["steps"].is_array()) p.steps = j["steps"].get<std::vector<std::string>>();
-        else if (j.contains("solution") && j["solution"].is_string()) p.steps = split_steps(j["solution"]);
-        else throw FormatError(where + ": \"steps\" or \"solution\" is missing");
+        if (j.contains("steps") && j["steps"].is_array())
+          p.steps = j["steps"].get<std::vector<std::string>>();
+        else if (j.contains("solution") && j["solution"].is_string())
+          p.steps = split_steps(j["solution"]);
+        else
+          throw FormatError(where + ": \"steps\" or \"solution\" is missing");
         const char* key = j.contains("gold") ? "gold" : "answer";
         if (!j.contains(key)) throw FormatError(where + ": \"gold\" (or \"answer\") is missing");
         p.gold = j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
@@ -208,7 +216,8 @@ Run add_label(CLI::App& app) {
     }
     back.close();
     write_file(*output, text);
-    std::cerr << fmt::format("{} solutions labelled, {} tokens generated\n", problems.size(), roller.generated_tokens());
+    std::cerr << fmt::format("{} solutions labelled, {} tokens generated\n", problems.size(),
+                             roller.generated_tokens());
     return 0;
   };
 }

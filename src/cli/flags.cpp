@@ -40,8 +40,8 @@ void add_load_flags(CLI::App& app, LoadOptions& options) {
     state->last = done;
     if (!state->shown && std::chrono::duration<double>(now - state->start).count() < 2.0) return;
     state->shown = true;
-    std::cerr << fmt::format("\rloading weights {:3.0f}% ({:.2f} of {:.2f} GB)", 100.0 * done / std::max<int64_t>(total, 1),
-                             done / 1e9, total / 1e9)
+    std::cerr << fmt::format("\rloading weights {:3.0f}% ({:.2f} of {:.2f} GB)",
+                             100.0 * done / std::max<int64_t>(total, 1), done / 1e9, total / 1e9)
               << (done >= total ? "\n" : "") << std::flush;
   };
 }

@@ -9,7 +9,7 @@
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
-  stepverify::configure_runtime();          // torch at 1 thread, OpenBLAS on all cores
+  stepverify::configure_runtime();             // torch at 1 thread, OpenBLAS on all cores
   CLI::App app{"stepverify: step-level verification of LLM reasoning"};
   app.set_version_flag("--version", std::string(stepverify::kVersion));
   app.require_subcommand(1);

@@ -20,7 +20,6 @@ using detail::xml_escape;
 std::string percent(double x) { return std::isnan(x) ? std::string("-") : format("%.1f", 100 * x); }
 std::string number(double x) { return std::isnan(x) ? std::string("-") : format("%.4g", x); }
 
-
 ojson nullable(double x) { return std::isnan(x) ? ojson(nullptr) : ojson(x); }
 
 // Colours of the curves (Tableau 10), cycled.

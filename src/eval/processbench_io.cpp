@@ -67,7 +67,6 @@ ProcessBenchRecord parse_record(const json& j, const ProcessBenchReadOptions& op
   return r;
 }
 
-
 }  // namespace
 
 std::vector<ProcessBenchRecord> parse_processbench_records(const std::string& text, const std::string& source,

@@ -27,7 +27,6 @@ std::string threshold_note(const ProcessBenchResult& r) {
   return "threshold " + t + " (fixed)";
 }
 
-
 // Markdown table cells: a '|' would end the cell.
 std::string md_escape(const std::string& s) {
   std::string out;

@@ -66,8 +66,8 @@ std::string drop_thousands(const std::string& s) {
 
 // Removes `\cmd{` ... `}` wrappers, keeping the content (one linear pass).
 std::string unwrap_text(const std::string& s) {
-  static const std::set<std::string_view> kWrappers = {"text",   "textbf", "textit", "textrm", "mathrm", "mathbf",
-                                                       "mathit", "mbox",   "boxed",  "textnormal", "emph", "mathsf"};
+  static const std::set<std::string_view> kWrappers = {"text",   "textbf", "textit", "textrm",     "mathrm", "mathbf",
+                                                       "mathit", "mbox",   "boxed",  "textnormal", "emph",   "mathsf"};
   std::string out;
   std::vector<bool> drop;  // per open brace: drop its closing brace
   for (size_t i = 0; i < s.size();) {
@@ -104,13 +104,16 @@ std::string unwrap_text(const std::string& s) {
 
 bool is_unit_word(std::string_view w) {
   static const std::set<std::string_view> kUnits = {
-      "unit", "units", "degree", "degrees", "deg", "radian", "radians", "cm", "centimeter", "centimeters", "mm",
-      "millimeters", "km", "kilometers", "meter", "meters", "metre", "metres", "inch", "inches", "foot", "feet",
-      "ft", "yard", "yards", "yd", "mile", "miles", "mph", "kmh", "hour", "hours", "hr", "hrs", "minute",
-      "minutes", "mins", "second", "seconds", "secs", "day", "days", "week", "weeks", "month", "months", "year",
-      "years", "dollar", "dollars", "cent", "cents", "pound", "pounds", "lb", "lbs", "kg", "kilograms", "gram",
-      "grams", "liter", "liters", "litre", "litres", "ml", "gallon", "gallons", "ounce", "ounces", "oz", "square",
-      "sq", "cubic", "percent", "point", "points", "acre", "acres", "mm", "people", "students", "ways"};
+      "unit",        "units",   "degree",      "degrees",   "deg",        "radian", "radians", "cm",     "centimeter",
+      "centimeters", "mm",      "millimeters", "km",        "kilometers", "meter",  "meters",  "metre",  "metres",
+      "inch",        "inches",  "foot",        "feet",      "ft",         "yard",   "yards",   "yd",     "mile",
+      "miles",       "mph",     "kmh",         "hour",      "hours",      "hr",     "hrs",     "minute", "minutes",
+      "mins",        "second",  "seconds",     "secs",      "day",        "days",   "week",    "weeks",  "month",
+      "months",      "year",    "years",       "dollar",    "dollars",    "cent",   "cents",   "pound",  "pounds",
+      "lb",          "lbs",     "kg",          "kilograms", "gram",       "grams",  "liter",   "liters", "litre",
+      "litres",      "ml",      "gallon",      "gallons",   "ounce",      "ounces", "oz",      "square", "sq",
+      "cubic",       "percent", "point",       "points",    "acre",       "acres",  "mm",      "people", "students",
+      "ways"};
   return kUnits.count(w) > 0;
 }
 
@@ -131,7 +134,8 @@ std::string drop_trailing_units(std::string s) {
       int depth = 0;
       size_t open = std::string_view::npos;
       for (size_t k = core.size(); k-- > 0;) {
-        if (core[k] == '}') ++depth;
+        if (core[k] == '}')
+          ++depth;
         else if (core[k] == '{' && --depth == 0) {
           open = k;
           break;
@@ -314,11 +318,11 @@ std::string normalize(std::string_view in) {
     s = replace_command(s, cmd, cmd == "quad" || cmd == "qquad" ? " " : "");
   s = drop_spacing(s);
   s = replace_all(s, "\xC2\xB0", "");  // °
-  for (auto [from, to] : {std::pair{"dfrac", "\\frac"}, std::pair{"tfrac", "\\frac"}, std::pair{"cfrac", "\\frac"},
-                          std::pair{"dbinom", "\\binom"}, std::pair{"tbinom", "\\binom"}, std::pair{"leq", "\\le"},
-                          std::pair{"geq", "\\ge"}, std::pair{"neq", "\\ne"}, std::pair{"leqslant", "\\le"},
-                          std::pair{"geqslant", "\\ge"}, std::pair{"varnothing", "\\emptyset"},
-                          std::pair{"bmatrix", "pmatrix"}})
+  for (auto [from, to] :
+       {std::pair{"dfrac", "\\frac"}, std::pair{"tfrac", "\\frac"}, std::pair{"cfrac", "\\frac"},
+        std::pair{"dbinom", "\\binom"}, std::pair{"tbinom", "\\binom"}, std::pair{"leq", "\\le"},
+        std::pair{"geq", "\\ge"}, std::pair{"neq", "\\ne"}, std::pair{"leqslant", "\\le"},
+        std::pair{"geqslant", "\\ge"}, std::pair{"varnothing", "\\emptyset"}, std::pair{"bmatrix", "pmatrix"}})
     s = replace_command(s, from, to);
   s = replace_all(s, "{bmatrix}", "{pmatrix}");
   s = replace_all(s, "\\$", "");
@@ -336,8 +340,8 @@ std::string normalize(std::string_view in) {
       if (s[i] == '^') {
         size_t j = i + 1;
         while (j < s.size() && s[j] == ' ') ++j;
-        if (j == s.size() || !(is_digit(s[j]) || is_alpha(s[j]) || s[j] == '{' || s[j] == '\\' || s[j] == '-' ||
-                               s[j] == '('))
+        if (j == s.size() ||
+            !(is_digit(s[j]) || is_alpha(s[j]) || s[j] == '{' || s[j] == '\\' || s[j] == '-' || s[j] == '('))
           continue;
       }
       t += s[i];
@@ -367,10 +371,14 @@ std::vector<std::string_view> split_top(std::string_view s, std::string_view sep
       ++i;
       continue;
     }
-    if (c == '(' || c == '[' || c == '{') ++depth;
-    else if (c == ')' || c == ']' || c == '}') --depth;
+    if (c == '(' || c == '[' || c == '{')
+      ++depth;
+    else if (c == ')' || c == ']' || c == '}')
+      --depth;
     else if (depth == 0 && s.compare(i, sep.size(), sep) == 0) {
-      if (sep.size() > 1 && sep[0] == '\\' && is_alpha(sep[1]) && i + sep.size() < s.size() && is_alpha(s[i + sep.size()])) continue;
+      if (sep.size() > 1 && sep[0] == '\\' && is_alpha(sep[1]) && i + sep.size() < s.size() &&
+          is_alpha(s[i + sep.size()]))
+        continue;
       parts.push_back(s.substr(b, i - b));
       b = i + sep.size();
       i = b - 1;
@@ -385,7 +393,8 @@ bool wrapped(std::string_view s) {
   if (s.size() < 2 || !(s[0] == '(' || s[0] == '[') || !(s.back() == ')' || s.back() == ']')) return false;
   int depth = 0;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '(' || s[i] == '[' || s[i] == '{') ++depth;
+    if (s[i] == '(' || s[i] == '[' || s[i] == '{')
+      ++depth;
     else if (s[i] == ')' || s[i] == ']' || s[i] == '}') {
       if (--depth == 0) return i == s.size() - 1;
     }
@@ -400,8 +409,10 @@ bool set_wrapped(std::string_view s) {
   int depth = 0;
   for (size_t i = 0; i + 1 < s.size(); ++i) {
     if (s[i] != '\\') continue;
-    if (s[i + 1] == '{') ++depth;
-    else if (s[i + 1] == '}' && --depth == 0) return i + 2 == s.size();
+    if (s[i + 1] == '{')
+      ++depth;
+    else if (s[i + 1] == '}' && --depth == 0)
+      return i + 2 == s.size();
     ++i;
   }
   return false;
@@ -436,7 +447,8 @@ std::string_view strip_leading_variable(std::string_view s) {
     }
   } else if (s.size() > 1 && s[0] == '\\') {
     const std::string_view cmd = command_at(s, 0);
-    static const std::set<std::string_view> kGreek = {"alpha", "beta", "gamma", "theta", "phi", "lambda", "mu", "omega"};
+    static const std::set<std::string_view> kGreek = {"alpha", "beta",   "gamma", "theta",
+                                                      "phi",   "lambda", "mu",    "omega"};
     if (!kGreek.count(cmd)) return s;
     i = 1 + cmd.size();
   } else {
@@ -444,9 +456,12 @@ std::string_view strip_leading_variable(std::string_view s) {
   }
   while (i < s.size() && s[i] == ' ') ++i;
   std::string_view rest;
-  if (i < s.size() && s[i] == '=') rest = s.substr(i + 1);
-  else if (command_at(s, i) == "in") rest = s.substr(i + 3);
-  else return s;
+  if (i < s.size() && s[i] == '=')
+    rest = s.substr(i + 1);
+  else if (command_at(s, i) == "in")
+    rest = s.substr(i + 3);
+  else
+    return s;
   rest = trim(rest);
   if (rest.empty() || split_top(rest, "=").size() > 1) return s;
   return rest;
@@ -534,8 +549,7 @@ std::string canon_struct(std::string_view in, int depth) {
         d = mul(d, Poly::constant(inverse(d.terms.begin()->second.second)), b);
         return "EQ:" + d.key();
       } catch (const ParseFail&) {
-      } catch (const Overflow&) {
-      }
+      } catch (const Overflow&) {}
     }
     return text_key(s);
   }

@@ -105,9 +105,12 @@ Mono mono_mul(const Mono& a, const Mono& b, Rat& coef) {
   Mono m = a;
   for (const auto& [name, e] : b.syms) {
     const int ne = m.syms[name] + e;
-    if (ne == 0) m.syms.erase(name);
-    else if (std::abs(ne) > 4 * kMaxExponent) throw ParseFail{};
-    else m.syms[name] = ne;
+    if (ne == 0)
+      m.syms.erase(name);
+    else if (std::abs(ne) > 4 * kMaxExponent)
+      throw ParseFail{};
+    else
+      m.syms[name] = ne;
   }
   const i128 g = gcd(a.rad, b.rad);
   m.rad = ck_mul(a.rad / g, b.rad / g);
@@ -376,7 +379,8 @@ class Parser {
         const size_t b3 = ++i_;
         while (i_ < s_.size() && is_digit(s_[i_])) ++i_;
         if (i_ > b3 && (i_ == s_.size() || !is_alpha(s_[i_])))
-          return add(Kind::Add, {}, n, add(Kind::Div, {}, add(Kind::Num, p), add(Kind::Num, std::string(s_.substr(b3, i_ - b3)))));
+          return add(Kind::Add, {}, n,
+                     add(Kind::Div, {}, add(Kind::Num, p), add(Kind::Num, std::string(s_.substr(b3, i_ - b3)))));
       }
       i_ = save;
       nodes.resize(node_mark);
@@ -422,9 +426,9 @@ class Parser {
       }
       return add(Kind::Sqrt, {}, argument());
     }
-    static const std::set<std::string> kFunctions = {
-        "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
-        "log", "ln", "exp", "lg", "det", "gcd", "lcm", "max", "min", "arg"};
+    static const std::set<std::string> kFunctions = {"sin",    "cos",  "tan",  "cot",  "sec", "csc", "arcsin", "arccos",
+                                                     "arctan", "sinh", "cosh", "tanh", "log", "ln",  "exp",    "lg",
+                                                     "det",    "gcd",  "lcm",  "max",  "min", "arg"};
     if (kFunctions.count(cmd)) {
       std::string name = "\\" + cmd + subscript();
       int exp = -1;
@@ -447,8 +451,8 @@ class Parser {
       return f;
     }
     if (kSymbols().count(cmd)) return add(Kind::Sym, "\\" + cmd + subscript());
-    static const std::set<std::string> kDecorated = {"mathbb", "overline", "bar", "vec", "hat", "widehat",
-                                                     "overrightarrow", "mathcal", "operatorname", "tilde"};
+    static const std::set<std::string> kDecorated = {"mathbb",  "overline",       "bar",     "vec",          "hat",
+                                                     "widehat", "overrightarrow", "mathcal", "operatorname", "tilde"};
     if (kDecorated.count(cmd)) {
       skip();
       return add(Kind::Sym, "\\" + cmd + "{" + raw_group() + "}");
@@ -458,10 +462,10 @@ class Parser {
 
   static const std::set<std::string>& kSymbols() {
     static const std::set<std::string> s = {
-        "pi",    "infty", "alpha", "beta",   "gamma",  "delta",  "epsilon", "varepsilon", "zeta",  "eta",
-        "theta", "vartheta", "iota", "kappa", "lambda", "mu",    "nu",      "xi",         "rho",   "sigma",
-        "tau",   "upsilon", "phi",  "varphi", "chi",    "psi",    "omega",   "Gamma",      "Delta", "Theta",
-        "Lambda", "Xi",    "Pi",    "Sigma",  "Phi",    "Psi",    "Omega",   "ell"};
+        "pi",     "infty",    "alpha", "beta",   "gamma",  "delta", "epsilon", "varepsilon", "zeta",  "eta",
+        "theta",  "vartheta", "iota",  "kappa",  "lambda", "mu",    "nu",      "xi",         "rho",   "sigma",
+        "tau",    "upsilon",  "phi",   "varphi", "chi",    "psi",   "omega",   "Gamma",      "Delta", "Theta",
+        "Lambda", "Xi",       "Pi",    "Sigma",  "Phi",    "Psi",   "Omega",   "ell"};
     return s;
   }
 };
@@ -490,22 +494,33 @@ class Exact {
     const Node& nd = n_[id];
     budget_.spend();
     switch (nd.kind) {
-      case Kind::Num: return Poly::constant(literal_value(nd.text));
-      case Kind::Sym: return Poly::symbol(nd.text);
-      case Kind::Add: return eval(nd.a) + eval(nd.b);
-      case Kind::Neg: return negate(eval(nd.a));
-      case Kind::Mul: return mul(eval(nd.a), eval(nd.b), budget_);
-      case Kind::Div: return divide(eval(nd.a), eval(nd.b));
-      case Kind::Pow: return power(eval(nd.a), eval(nd.b));
-      case Kind::Sqrt: return sqrt_of(eval(nd.a));
-      case Kind::Root: return root_of(eval(nd.a), eval(nd.b));
+      case Kind::Num:
+        return Poly::constant(literal_value(nd.text));
+      case Kind::Sym:
+        return Poly::symbol(nd.text);
+      case Kind::Add:
+        return eval(nd.a) + eval(nd.b);
+      case Kind::Neg:
+        return negate(eval(nd.a));
+      case Kind::Mul:
+        return mul(eval(nd.a), eval(nd.b), budget_);
+      case Kind::Div:
+        return divide(eval(nd.a), eval(nd.b));
+      case Kind::Pow:
+        return power(eval(nd.a), eval(nd.b));
+      case Kind::Sqrt:
+        return sqrt_of(eval(nd.a));
+      case Kind::Root:
+        return root_of(eval(nd.a), eval(nd.b));
       case Kind::Func: {
         Poly arg = eval(nd.a);
         if (nd.text == "abs" && arg.is_constant()) return arg.constant_value().n < 0 ? negate(arg) : arg;
         return Poly::symbol("@" + nd.text + "(" + arg.key() + ")");
       }
-      case Kind::Fact: return factorial(eval(nd.a));
-      case Kind::Binom: return binom(eval(nd.a), eval(nd.b));
+      case Kind::Fact:
+        return factorial(eval(nd.a));
+      case Kind::Binom:
+        return binom(eval(nd.a), eval(nd.b));
     }
     throw ParseFail{};
   }
@@ -626,16 +641,35 @@ long double eval_float(const std::vector<Node>& n, int id, Budget& budget) {
   auto f = [&](int k) { return eval_float(n, k, budget); };
   long double r;
   switch (nd.kind) {
-    case Kind::Num: r = std::strtold(nd.text.c_str(), nullptr); break;
-    case Kind::Add: r = f(nd.a) + f(nd.b); break;
-    case Kind::Neg: r = -f(nd.a); break;
-    case Kind::Mul: r = f(nd.a) * f(nd.b); break;
-    case Kind::Div: r = f(nd.a) / f(nd.b); break;
-    case Kind::Pow: r = std::pow(f(nd.a), f(nd.b)); break;
-    case Kind::Sqrt: r = std::sqrt(f(nd.a)); break;
-    case Kind::Root: r = std::pow(f(nd.b), 1.0L / f(nd.a)); break;
-    case Kind::Fact: r = std::tgamma(f(nd.a) + 1); break;
-    default: throw ParseFail{};
+    case Kind::Num:
+      r = std::strtold(nd.text.c_str(), nullptr);
+      break;
+    case Kind::Add:
+      r = f(nd.a) + f(nd.b);
+      break;
+    case Kind::Neg:
+      r = -f(nd.a);
+      break;
+    case Kind::Mul:
+      r = f(nd.a) * f(nd.b);
+      break;
+    case Kind::Div:
+      r = f(nd.a) / f(nd.b);
+      break;
+    case Kind::Pow:
+      r = std::pow(f(nd.a), f(nd.b));
+      break;
+    case Kind::Sqrt:
+      r = std::sqrt(f(nd.a));
+      break;
+    case Kind::Root:
+      r = std::pow(f(nd.b), 1.0L / f(nd.a));
+      break;
+    case Kind::Fact:
+      r = std::tgamma(f(nd.a) + 1);
+      break;
+    default:
+      throw ParseFail{};
   }
   if (!std::isfinite(r)) throw ParseFail{};
   return r;
@@ -660,8 +694,7 @@ std::optional<std::string> expression_key(std::string_view s, Poly* poly_out) {
     return "e:" + v.key();
   } catch (const ParseFail&) {
     return std::nullopt;
-  } catch (const Overflow&) {
-  }
+  } catch (const Overflow&) {}
   if (poly_out) return std::nullopt;
   try {
     Budget b2;

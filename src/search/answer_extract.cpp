@@ -83,8 +83,10 @@ std::string_view rest_of_line(std::string_view s, size_t from) {
 std::string_view first_sentence(std::string_view s) {
   bool math = false;
   for (size_t i = 0; i + 1 < s.size(); ++i) {
-    if (s[i] == '$') math = !math;
-    else if (!math && s[i] == '.' && is_space(s[i + 1])) return s.substr(0, i);
+    if (s[i] == '$')
+      math = !math;
+    else if (!math && s[i] == '.' && is_space(s[i + 1]))
+      return s.substr(0, i);
   }
   return s;
 }

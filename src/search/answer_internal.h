@@ -31,8 +31,10 @@ inline bool ends_with(std::string_view s, std::string_view p) {
 inline size_t match_brace(std::string_view s, size_t open) {
   int depth = 0;
   for (size_t i = open; i < s.size(); ++i) {
-    if (s[i] == '{') ++depth;
-    else if (s[i] == '}' && --depth == 0) return i;
+    if (s[i] == '{')
+      ++depth;
+    else if (s[i] == '}' && --depth == 0)
+      return i;
   }
   return std::string_view::npos;
 }

@@ -24,8 +24,10 @@ std::vector<Generation> generate(const Model& model, const std::vector<std::vect
   for (size_t i = 0; i < prompts.size(); ++i) {
     if (prompts[i].empty()) throw InputError(fmt::format("generate: prompt {} is empty", i));
     if (static_cast<int64_t>(prompts[i].size()) + o.max_new_tokens > context)
-      throw InputError(fmt::format("generate: prompt {} has {} tokens; with max_new_tokens {} it exceeds the "
-                                   "context of {}", i, prompts[i].size(), o.max_new_tokens, context));
+      throw InputError(
+          fmt::format("generate: prompt {} has {} tokens; with max_new_tokens {} it exceeds the "
+                      "context of {}",
+                      i, prompts[i].size(), o.max_new_tokens, context));
   }
   c10::InferenceMode guard;
   const int64_t n = o.num_samples;
@@ -34,7 +36,8 @@ std::vector<Generation> generate(const Model& model, const std::vector<std::vect
   const size_t per_batch = static_cast<size_t>(std::max<int64_t>(1, o.max_batch_rows / n));
   std::vector<size_t> order(prompts.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return prompts[a].size() < prompts[b].size(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return prompts[a].size() < prompts[b].size(); });
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.sampling.seed);
   const auto& tok = model.tokenizer();
   const auto eos = tok.special_tokens().eos_id;

@@ -29,9 +29,8 @@ SamplingProposer::SamplingProposer(std::shared_ptr<const Model> policy, SamplerO
 
 SamplingProposer::~SamplingProposer() = default;
 
-
 std::vector<int64_t> SamplingProposer::prompt_ids(const std::string& question,
-                                                const std::vector<std::string>& steps) const {
+                                                  const std::vector<std::string>& steps) const {
   const std::string prompt = options_.prompt.render(question, steps);
   auto ids = policy_->tokenizer().encode(prompt);
   const int64_t n = static_cast<int64_t>(ids.size());
@@ -146,7 +145,8 @@ std::vector<std::vector<Proposal>> SamplingProposer::propose_many(const std::str
   for (const auto& p : partials) ids.push_back(prompt_ids(question, p));
   // The prefix every prompt shares (each keeps at least one token of its own).
   int64_t shared = static_cast<int64_t>(ids[0].size());
-  for (const auto& x : ids) shared = std::min(shared, detail::common_prefix(ids[0], x, static_cast<int64_t>(x.size()) - 1));
+  for (const auto& x : ids)
+    shared = std::min(shared, detail::common_prefix(ids[0], x, static_cast<int64_t>(x.size()) - 1));
   if (shared > 0) prefill(ids[0], shared, false);
   const int64_t B = static_cast<int64_t>(ids.size());
   int64_t L = 0;

@@ -164,8 +164,7 @@ class Search {
         for (size_t c = 0; c < children.size(); ++c) {
           try {
             score[c] = score_of(verifier_.score(question_, children[c].steps));
-          } catch (const InputError&) {
-          }
+          } catch (const InputError&) {}
         }
         break;
     }
@@ -184,8 +183,10 @@ class Search {
     std::stable_sort(nodes.begin(), nodes.end(), [](const Node& a, const Node& b) { return a.rank > b.rank; });
     std::vector<Node> keep;
     for (auto& n : nodes) {
-      if (n.finished) add_candidate(n, true);
-      else if (static_cast<int>(keep.size()) < width) keep.push_back(std::move(n));
+      if (n.finished)
+        add_candidate(n, true);
+      else if (static_cast<int>(keep.size()) < width)
+        keep.push_back(std::move(n));
     }
     return keep;
   }
@@ -297,8 +298,10 @@ SearchResult dvts(const Verifier& verifier, StepProposer& proposer, const std::s
     // Each subtree starts from its own first proposal and never meets the others.
     auto firsts = s.expand(root, 1);
     for (auto& f : firsts) {
-      if (f.finished) s.add_candidate(f, true);
-      else run_beam(s, std::move(f), width);
+      if (f.finished)
+        s.add_candidate(f, true);
+      else
+        run_beam(s, std::move(f), width);
     }
   }
   return s.finish(t0);

@@ -11,15 +11,12 @@
 
 namespace stepverify::detail {
 
-BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
-                   const std::vector<std::array<int32_t, 3>>& merges, bool ignore_merges,
-                   std::optional<int32_t> unk_id, std::string source)
-    : vocab_(std::move(vocab)), ignore_merges_(ignore_merges), unk_id_(unk_id),
-      source_(std::move(source)) {
+BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab, const std::vector<std::array<int32_t, 3>>& merges,
+                   bool ignore_merges, std::optional<int32_t> unk_id, std::string source)
+    : vocab_(std::move(vocab)), ignore_merges_(ignore_merges), unk_id_(unk_id), source_(std::move(source)) {
   // A later duplicate overrides the rank, as dict() / HashMap collection do.
   for (size_t rank = 0; rank < merges.size(); ++rank)
-    merges_[pair_key(merges[rank][0], merges[rank][1])] = {static_cast<int32_t>(rank),
-                                                            merges[rank][2]};
+    merges_[pair_key(merges[rank][0], merges[rank][1])] = {static_cast<int32_t>(rank), merges[rank][2]};
   const auto& alphabet = ByteAlphabet::get();
   for (int b = 0; b < 256; ++b) {
     auto it = vocab_.find(alphabet.char_of(static_cast<unsigned char>(b)));
@@ -47,9 +44,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
   // the same result as the slow tokenizer's loop for trained merge lists).
   struct Candidate {
     int32_t rank, pos, left, right;
-    bool operator>(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : pos > o.pos;
-    }
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
   auto consider = [&](int32_t pos) {
@@ -80,8 +75,7 @@ int32_t BpeModel::byte_id(unsigned char b) const {
   if (unk_id_) return *unk_id_;
   char hex[8];
   std::snprintf(hex, sizeof hex, "0x%02X", b);
-  throw TokenizerError(source_ + ": the vocabulary has no token for byte " + hex +
-                       " and no unk token");
+  throw TokenizerError(source_ + ": the vocabulary has no token for byte " + hex + " and no unk token");
 }
 
 }  // namespace stepverify::detail

@@ -31,9 +31,8 @@ constexpr uint64_t pair_key(int32_t a, int32_t b) {
 class BpeModel {
  public:
   BpeModel() = default;
-  BpeModel(std::unordered_map<std::string, int32_t> vocab,
-           const std::vector<std::array<int32_t, 3>>& merges, bool ignore_merges,
-           std::optional<int32_t> unk_id, std::string source);
+  BpeModel(std::unordered_map<std::string, int32_t> vocab, const std::vector<std::array<int32_t, 3>>& merges,
+           bool ignore_merges, std::optional<int32_t> unk_id, std::string source);
 
   const std::unordered_map<std::string, int32_t>& vocab() const { return vocab_; }
 
@@ -75,9 +74,7 @@ class WordCache {
     std::mutex mutex;
     std::unordered_map<std::string, std::vector<int32_t>> map;
   };
-  Shard& shard_of(const std::string& word) const {
-    return shards_[std::hash<std::string>{}(word) % kShards];
-  }
+  Shard& shard_of(const std::string& word) const { return shards_[std::hash<std::string>{}(word) % kShards]; }
   mutable std::array<Shard, kShards> shards_;
 };
 

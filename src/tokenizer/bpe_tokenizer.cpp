@@ -57,8 +57,7 @@ using detail::WordCache;
 // with use_regex=true applies.
 constexpr const char* kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 // ---------------------------------------------------------------------------
 // The tokenizer
@@ -72,16 +71,16 @@ struct BpeSpec {
   Flavor flavor = Flavor::Slow;
   std::string source;  ///< file named in errors
   BpeModel model;
-  bool nfc = false;                        ///< NFC (slow: whole text; fast: per chunk)
-  bool prefix_space = false;               ///< slow GPT-2 add_prefix_space
+  bool nfc = false;           ///< NFC (slow: whole text; fast: per chunk)
+  bool prefix_space = false;  ///< slow GPT-2 add_prefix_space
   std::vector<PreTokenizerStep> steps;
-  std::vector<AddedToken> added;           ///< any order; ids unique
-  SpecialTokens special;                   ///< texts and ids
-  std::vector<int64_t> prefix, suffix;     ///< added by add_special_tokens
-  std::unordered_set<int64_t> skip_ids;    ///< dropped by skip_special_tokens
+  std::vector<AddedToken> added;             ///< any order; ids unique
+  SpecialTokens special;                     ///< texts and ids
+  std::vector<int64_t> prefix, suffix;       ///< added by add_special_tokens
+  std::unordered_set<int64_t> skip_ids;      ///< dropped by skip_special_tokens
   std::unordered_set<int64_t> verbatim_ids;  ///< slow: decoded as text, not bytes
-  bool spaces_between_special = false;     ///< slow: " ".join of decode sub-texts
-  bool clean_up_spaces = false;            ///< HF clean_up_tokenization
+  bool spaces_between_special = false;       ///< slow: " ".join of decode sub-texts
+  bool clean_up_spaces = false;              ///< HF clean_up_tokenization
 };
 
 class BpeTokenizer final : public Tokenizer {
@@ -131,12 +130,12 @@ class BpeTokenizer final : public Tokenizer {
 
     // Slow HF with split_special_tokens splits on no added token at all;
     // tokenizers with encode_special_tokens still splits on non-special ones.
-    const std::vector<AddedToken>& split_on =
-        options.parse_special_tokens ? split_all_ : slow ? no_tokens_ : split_plain_;
+    const std::vector<AddedToken>& split_on = options.parse_special_tokens ? split_all_
+                                              : slow                       ? no_tokens_
+                                                                           : split_plain_;
 
     std::vector<int32_t> ids;
-    if (options.add_special_tokens)
-      ids.insert(ids.end(), spec_.prefix.begin(), spec_.prefix.end());
+    if (options.add_special_tokens) ids.insert(ids.end(), spec_.prefix.begin(), spec_.prefix.end());
     for (const auto& chunk : detail::split_on_added_tokens(text, split_on)) {
       if (chunk.token_id >= 0) {
         ids.push_back(static_cast<int32_t>(chunk.token_id));
@@ -146,8 +145,7 @@ class BpeTokenizer final : public Tokenizer {
         pre_tokenize(0, chunk.text, ids);
       }
     }
-    if (options.add_special_tokens)
-      ids.insert(ids.end(), spec_.suffix.begin(), spec_.suffix.end());
+    if (options.add_special_tokens) ids.insert(ids.end(), spec_.suffix.begin(), spec_.suffix.end());
 
     Encoding enc;
     enc.ids.assign(ids.begin(), ids.end());
@@ -208,8 +206,8 @@ class BpeTokenizer final : public Tokenizer {
  private:
   void check_id(int64_t id, const char* what) const {
     if (id < 0 || id >= static_cast<int64_t>(pieces_.size()) || !present_[id])
-      throw TokenizerError(std::string(what) + ": token id " + std::to_string(id) +
-                           " is not in the vocabulary of " + spec_.source);
+      throw TokenizerError(std::string(what) + ": token id " + std::to_string(id) + " is not in the vocabulary of " +
+                           spec_.source);
   }
 
   // Runs pre-tokenizer steps from `step` on `text`, then BPE on each piece.
@@ -246,7 +244,7 @@ class BpeTokenizer final : public Tokenizer {
   // PreTrainedTokenizerBase.clean_up_tokenization.
   static std::string clean_up_tokenization(std::string text) {
     static const std::pair<std::string, std::string> kRules[] = {
-        {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+        {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
         {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
     for (const auto& [from, to] : kRules) {
       std::string out;
@@ -281,9 +279,7 @@ json parse_json(const fs::path& path) {
   }
 }
 
-json parse_json_if_present(const fs::path& path) {
-  return fs::exists(path) ? parse_json(path) : json::object();
-}
+json parse_json_if_present(const fs::path& path) { return fs::exists(path) ? parse_json(path) : json::object(); }
 
 // Reads a {piece: id} object; ids must be distinct non-negative integers.
 std::unordered_map<std::string, int32_t> read_vocab(const json& j, const std::string& where) {
@@ -293,21 +289,18 @@ std::unordered_map<std::string, int32_t> read_vocab(const json& j, const std::st
   vocab.reserve(j.size());
   for (const auto& [piece, id] : j.items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
-      throw TokenizerError(where + ": entry '" + piece + "' has id " + id.dump() +
-                           ", not a non-negative integer");
+      throw TokenizerError(where + ": entry '" + piece + "' has id " + id.dump() + ", not a non-negative integer");
     const int64_t v = id.get<int64_t>();
     if (auto [it, fresh] = owner.emplace(v, piece); !fresh)
-      throw TokenizerError(where + ": entries '" + it->second + "' and '" + piece +
-                           "' share id " + std::to_string(v));
+      throw TokenizerError(where + ": entries '" + it->second + "' and '" + piece + "' share id " + std::to_string(v));
     vocab.emplace(piece, static_cast<int32_t>(v));
   }
   return vocab;
 }
 
 // Resolves a merge (left, right) to ids; `where` names the file and entry.
-std::array<int32_t, 3> resolve_merge(const std::unordered_map<std::string, int32_t>& vocab,
-                                     const std::string& left, const std::string& right,
-                                     const std::string& where) {
+std::array<int32_t, 3> resolve_merge(const std::unordered_map<std::string, int32_t>& vocab, const std::string& left,
+                                     const std::string& right, const std::string& where) {
   std::array<int32_t, 3> ids{};
   const std::string merged = left + right;
   const std::string* parts[3] = {&left, &right, &merged};
@@ -325,8 +318,7 @@ std::array<int32_t, 3> resolve_merge(const std::unordered_map<std::string, int32
 // tokenizers, tokenizer_config's added tokens) that the added vocabulary
 // lacks: with its vocab id when the vocab has it, else a new id
 // (len(get_vocab())). Returns the token's id.
-int64_t ensure_added(std::vector<AddedToken>& added,
-                     const std::unordered_map<std::string, int32_t>& vocab,
+int64_t ensure_added(std::vector<AddedToken>& added, const std::unordered_map<std::string, int32_t>& vocab,
                      const std::string& content, bool special = true) {
   for (const auto& t : added)
     if (t.content == content) return t.id;
@@ -349,8 +341,7 @@ int64_t ensure_added(std::vector<AddedToken>& added,
 // Qwen2Tokenizer(Fast) (eos = unk = pad = <|endoftext|>, no bos) and
 // GPT2Tokenizer(Fast) (bos = eos = unk = <|endoftext|>). A key present with
 // null in a config file means "none", not the default.
-SpecialTokens special_texts(const detail::HfTokenizerConfig& cfg, const json& config_json,
-                            const json& map_json) {
+SpecialTokens special_texts(const detail::HfTokenizerConfig& cfg, const json& config_json, const json& map_json) {
   const std::string& cls = cfg.tokenizer_class;
   const bool qwen2 = cls.rfind("Qwen2Tokenizer", 0) == 0;
   const bool gpt2 = cls.rfind("GPT2Tokenizer", 0) == 0;
@@ -380,8 +371,7 @@ std::vector<int64_t> register_special_tokens(BpeSpec& spec, const detail::HfToke
   named(spec.special.eos, spec.special.eos_id);
   named(spec.special.unk, spec.special.unk_id);
   named(spec.special.pad, spec.special.pad_id);
-  for (const auto& text : cfg.additional_special_tokens)
-    ids.push_back(ensure_added(spec.added, vocab, text));
+  for (const auto& text : cfg.additional_special_tokens) ids.push_back(ensure_added(spec.added, vocab, text));
   return ids;
 }
 
@@ -415,13 +405,11 @@ std::unique_ptr<Tokenizer> load_slow(const fs::path& dir, const TokenizerOptions
     if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
     const std::string where = merges_path.string() + ":" + std::to_string(line_no);
     const size_t gap = line.find(' ');
-    const bool two = gap != std::string_view::npos && gap > 0 &&
-                     line.find_first_of(" \t", gap + 1) == std::string_view::npos;
+    const bool two =
+        gap != std::string_view::npos && gap > 0 && line.find_first_of(" \t", gap + 1) == std::string_view::npos;
     if (!two)
-      throw TokenizerError(where + ": expected two tokens separated by one space, got '" +
-                           std::string(line) + "'");
-    merges.push_back(resolve_merge(vocab, std::string(line.substr(0, gap)),
-                                   std::string(line.substr(gap + 1)), where));
+      throw TokenizerError(where + ": expected two tokens separated by one space, got '" + std::string(line) + "'");
+    merges.push_back(resolve_merge(vocab, std::string(line.substr(0, gap)), std::string(line.substr(gap + 1)), where));
   }
 
   const auto cfg = detail::read_hf_tokenizer_config(dir);
@@ -440,8 +428,7 @@ std::unique_ptr<Tokenizer> load_slow(const fs::path& dir, const TokenizerOptions
   spec.nfc = !gpt2;  // Qwen2Tokenizer NFC-normalizes; GPT2Tokenizer does not
   spec.prefix_space = gpt2 && cfg.add_prefix_space.value_or(false);
   PreTokenizerStep split;
-  split.regex = std::make_shared<Regex>(gpt2 ? kGpt2Pattern : kQwen2Pattern, false,
-                                        spec.source);
+  split.regex = std::make_shared<Regex>(gpt2 ? kGpt2Pattern : kQwen2Pattern, false, spec.source);
   spec.steps.push_back(split);
   spec.added = cfg.added_tokens;
 
@@ -453,11 +440,9 @@ std::unique_ptr<Tokenizer> load_slow(const fs::path& dir, const TokenizerOptions
   // legacy_added_tokens of _decode: added tokens that are not special, plus
   // additional special tokens beyond the base vocabulary.
   for (const auto& t : spec.added) {
-    const bool additional =
-        std::find(cfg.additional_special_tokens.begin(), cfg.additional_special_tokens.end(),
-                  t.content) != cfg.additional_special_tokens.end();
-    if (!t.special || (additional && t.id >= static_cast<int64_t>(base_vocab_size)))
-      spec.verbatim_ids.insert(t.id);
+    const bool additional = std::find(cfg.additional_special_tokens.begin(), cfg.additional_special_tokens.end(),
+                                      t.content) != cfg.additional_special_tokens.end();
+    if (!t.special || (additional && t.id >= static_cast<int64_t>(base_vocab_size))) spec.verbatim_ids.insert(t.id);
   }
 
   // GPT2Tokenizer adds BOS when add_bos_token; neither class adds EOS, but the
@@ -511,9 +496,10 @@ void reject_sentencepiece_style(const json& root, const std::string& file) {
     });
   }
   if (metaspace)
-    throw TokenizerError(file + ": a sentencepiece-style BPE (Metaspace / byte_fallback, as in "
-                                "Llama-2 and Mistral), not byte-level BPE; load its "
-                                "tokenizer.model with the sentencepiece tokenizer instead");
+    throw TokenizerError(file +
+                         ": a sentencepiece-style BPE (Metaspace / byte_fallback, as in "
+                         "Llama-2 and Mistral), not byte-level BPE; load its "
+                         "tokenizer.model with the sentencepiece tokenizer instead");
 }
 
 std::vector<PreTokenizerStep> read_pre_tokenizer(const json& root, const std::string& file) {
@@ -522,23 +508,23 @@ std::vector<PreTokenizerStep> read_pre_tokenizer(const json& root, const std::st
   for_each_component(root.value("pre_tokenizer", json()), "pretokenizers", [&](const json& c) {
     const std::string t = type_of(c);
     PreTokenizerStep step;
-    if (byte_level)
-      throw TokenizerError(file + ": pre_tokenizer: a " + t + " after ByteLevel is not supported");
+    if (byte_level) throw TokenizerError(file + ": pre_tokenizer: a " + t + " after ByteLevel is not supported");
     if (t == "ByteLevel") {
       step.byte_level = byte_level = true;
       step.add_prefix_space = bool_field(c, "add_prefix_space", true);
-      if (bool_field(c, "use_regex", true))
-        step.regex = std::make_shared<Regex>(kGpt2Pattern, false, file);
+      if (bool_field(c, "use_regex", true)) step.regex = std::make_shared<Regex>(kGpt2Pattern, false, file);
     } else if (t == "Split") {
       const json& pattern = c.value("pattern", json());
       const bool literal = pattern.contains("String") && pattern["String"].is_string();
       if (!literal && !(pattern.contains("Regex") && pattern["Regex"].is_string()))
-        throw TokenizerError(file + ": pre_tokenizer Split: 'pattern' must be {\"Regex\": ...} "
-                                    "or {\"String\": ...}");
-      step.regex = std::make_shared<Regex>(pattern[literal ? "String" : "Regex"].get<std::string>(),
-                                           literal, file + ": pre_tokenizer Split");
+        throw TokenizerError(file +
+                             ": pre_tokenizer Split: 'pattern' must be {\"Regex\": ...} "
+                             "or {\"String\": ...}");
+      step.regex = std::make_shared<Regex>(pattern[literal ? "String" : "Regex"].get<std::string>(), literal,
+                                           file + ": pre_tokenizer Split");
       static const std::pair<const char*, SplitBehavior> kBehaviors[] = {
-          {"Removed", SplitBehavior::Removed}, {"Isolated", SplitBehavior::Isolated},
+          {"Removed", SplitBehavior::Removed},
+          {"Isolated", SplitBehavior::Isolated},
           {"MergedWithPrevious", SplitBehavior::MergedWithPrevious},
           {"MergedWithNext", SplitBehavior::MergedWithNext},
           {"Contiguous", SplitBehavior::Contiguous}};
@@ -550,13 +536,13 @@ std::vector<PreTokenizerStep> read_pre_tokenizer(const json& root, const std::st
       step.behavior = found->second;
       step.invert = bool_field(c, "invert", false);
     } else {
-      throw TokenizerError(file + ": pre_tokenizer type '" + t + "' is not supported "
-                                  "(byte-level BPE supports Split, ByteLevel and Sequence)");
+      throw TokenizerError(file + ": pre_tokenizer type '" + t +
+                           "' is not supported "
+                           "(byte-level BPE supports Split, ByteLevel and Sequence)");
     }
     steps.push_back(std::move(step));
   });
-  if (!byte_level)
-    throw TokenizerError(file + ": pre_tokenizer has no ByteLevel step; not a byte-level BPE");
+  if (!byte_level) throw TokenizerError(file + ": pre_tokenizer has no ByteLevel step; not a byte-level BPE");
   return steps;
 }
 
@@ -571,8 +557,7 @@ void read_post_processor(const json& root, const std::string& file, BpeSpec& spe
       spec.suffix.push_back(c.at("sep").at(1).get<int64_t>());
       return;
     }
-    if (t != "TemplateProcessing")
-      throw TokenizerError(file + ": post_processor type '" + t + "' is not supported");
+    if (t != "TemplateProcessing") throw TokenizerError(file + ": post_processor type '" + t + "' is not supported");
     bool after = false;
     for (const auto& item : c.at("single")) {
       if (item.contains("Sequence")) {
@@ -634,8 +619,10 @@ std::unique_ptr<Tokenizer> load_fast(const fs::path& dir, const TokenizerOptions
   std::string normalizer_type;
   for_each_component(root.value("normalizer", json()), "normalizers", [&](const json& c) {
     normalizer_type = type_of(c);
-    if (normalizer_type == "NFC") spec.nfc = true;
-    else unsupported_normalizer = true;
+    if (normalizer_type == "NFC")
+      spec.nfc = true;
+    else
+      unsupported_normalizer = true;
   });
   if (unsupported_normalizer)
     throw TokenizerError(file + ": normalizer '" + normalizer_type +
@@ -654,8 +641,7 @@ std::unique_ptr<Tokenizer> load_fast(const fs::path& dir, const TokenizerOptions
     auto it = vocab.find(model["unk_token"].get<std::string>());
     if (it != vocab.end()) unk_id = it->second;
   }
-  spec.model = BpeModel(std::move(vocab), merges, bool_field(model, "ignore_merges", false),
-                        unk_id, file);
+  spec.model = BpeModel(std::move(vocab), merges, bool_field(model, "ignore_merges", false), unk_id, file);
 
   if (root.contains("added_tokens") && !root["added_tokens"].is_null()) {
     if (!root["added_tokens"].is_array()) throw TokenizerError(file + ": added_tokens must be an array");
@@ -663,14 +649,13 @@ std::unique_ptr<Tokenizer> load_fast(const fs::path& dir, const TokenizerOptions
     for (size_t i = 0; i < root["added_tokens"].size(); ++i) {
       const json& a = root["added_tokens"][i];
       const std::string where = file + ": added_tokens[" + std::to_string(i) + "]";
-      if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
-          a["id"].get<int64_t>() < 0 || !a.contains("content") || !a["content"].is_string())
+      if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 ||
+          !a.contains("content") || !a["content"].is_string())
         throw TokenizerError(where + ": needs a non-negative integer 'id' and a string 'content'");
       AddedToken t;
       t.id = a["id"].get<int64_t>();
       t.content = a["content"].get<std::string>();
-      if (!seen.insert(t.id).second)
-        throw TokenizerError(where + ": id " + std::to_string(t.id) + " appears twice");
+      if (!seen.insert(t.id).second) throw TokenizerError(where + ": id " + std::to_string(t.id) + " appears twice");
       t.special = bool_field(a, "special", false);
       t.lstrip = bool_field(a, "lstrip", false);
       t.rstrip = bool_field(a, "rstrip", false);
@@ -685,8 +670,7 @@ std::unique_ptr<Tokenizer> load_fast(const fs::path& dir, const TokenizerOptions
   const auto cfg = detail::read_hf_tokenizer_config(dir);
   const json config_json = parse_json_if_present(dir / "tokenizer_config.json");
   const json map_json = parse_json_if_present(dir / "special_tokens_map.json");
-  for (const auto& t : cfg.added_tokens)
-    ensure_added(spec.added, spec.model.vocab(), t.content, t.special);
+  for (const auto& t : cfg.added_tokens) ensure_added(spec.added, spec.model.vocab(), t.content, t.special);
   spec.special = special_texts(cfg, config_json, map_json);
   register_special_tokens(spec, cfg);
   for (const auto& t : spec.added)
@@ -694,16 +678,14 @@ std::unique_ptr<Tokenizer> load_fast(const fs::path& dir, const TokenizerOptions
 
   read_post_processor(root, file, spec);
   // TokenizerOptions override what the template adds.
-  auto override_edge = [](std::vector<int64_t>& edge, std::optional<bool> add,
-                          std::optional<int64_t> id, bool front) {
+  auto override_edge = [](std::vector<int64_t>& edge, std::optional<bool> add, std::optional<int64_t> id, bool front) {
     if (!add || !id) return;
     edge.erase(std::remove(edge.begin(), edge.end(), *id), edge.end());
     if (*add) edge.insert(front ? edge.begin() : edge.end(), *id);
   };
   override_edge(spec.prefix, options.add_bos_token, spec.special.bos_id, true);
   override_edge(spec.suffix, options.add_eos_token, spec.special.eos_id, false);
-  spec.clean_up_spaces =
-      clean_up_default(config_json, cfg.tokenizer_class.rfind("Qwen2Tokenizer", 0) != 0);
+  spec.clean_up_spaces = clean_up_default(config_json, cfg.tokenizer_class.rfind("Qwen2Tokenizer", 0) != 0);
   return std::make_unique<BpeTokenizer>(std::move(spec));
 }
 

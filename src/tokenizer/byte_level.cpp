@@ -22,13 +22,20 @@ int utf8_sequence(std::string_view s, size_t i, int* bad) {
   if (c < 0x80) return 1;
   int need = 0;
   unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) need = 1;
-  else if (c == 0xE0) need = 2, lo = 0xA0;
-  else if (c == 0xED) need = 2, hi = 0x9F;
-  else if (c >= 0xE1 && c <= 0xEF) need = 2;
-  else if (c == 0xF0) need = 3, lo = 0x90;
-  else if (c == 0xF4) need = 3, hi = 0x8F;
-  else if (c >= 0xF1 && c <= 0xF3) need = 3;
+  if (c >= 0xC2 && c <= 0xDF)
+    need = 1;
+  else if (c == 0xE0)
+    need = 2, lo = 0xA0;
+  else if (c == 0xED)
+    need = 2, hi = 0x9F;
+  else if (c >= 0xE1 && c <= 0xEF)
+    need = 2;
+  else if (c == 0xF0)
+    need = 3, lo = 0x90;
+  else if (c == 0xF4)
+    need = 3, hi = 0x8F;
+  else if (c >= 0xF1 && c <= 0xF3)
+    need = 3;
   else {
     *bad = 1;
     return 0;
@@ -136,9 +143,12 @@ std::string with_python_whitespace(const std::string& pattern) {
   for (size_t i = 0; i < pattern.size(); ++i) {
     if (pattern[i] == '\\' && i + 1 < pattern.size()) {
       const char next = pattern[++i];
-      if (next == 's') out += "\\p{White_Space}";
-      else if (next == 'S') out += "\\P{White_Space}";
-      else out += '\\', out += next;
+      if (next == 's')
+        out += "\\p{White_Space}";
+      else if (next == 'S')
+        out += "\\P{White_Space}";
+      else
+        out += '\\', out += next;
     } else {
       out += pattern[i];
     }
@@ -158,10 +168,9 @@ std::string nfc(std::string_view text) {
   std::string out;
   icu::StringByteSink<std::string> sink(&out);
   if (U_SUCCESS(status))
-    normalizer->normalizeUTF8(0, icu::StringPiece(text.data(), static_cast<int32_t>(text.size())),
-                              sink, nullptr, status);
-  if (U_FAILURE(status))
-    throw InputError(std::string("NFC normalization failed: ") + u_errorName(status));
+    normalizer->normalizeUTF8(0, icu::StringPiece(text.data(), static_cast<int32_t>(text.size())), sink, nullptr,
+                              status);
+  if (U_FAILURE(status)) throw InputError(std::string("NFC normalization failed: ") + u_errorName(status));
   return out;
 }
 
@@ -192,23 +201,29 @@ std::vector<Span> split_spans(std::string_view text, const PreTokenizerStep& ste
       return out;
     case SplitBehavior::MergedWithPrevious:
       for (const auto& p : parts) {
-        if (p.match && !previous_match && !out.empty()) out.back().end = p.end;
-        else out.push_back(p);
+        if (p.match && !previous_match && !out.empty())
+          out.back().end = p.end;
+        else
+          out.push_back(p);
         previous_match = p.match;
       }
       return out;
     case SplitBehavior::MergedWithNext:
       for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
-        if (it->match && !previous_match && !out.empty()) out.back().begin = it->begin;
-        else out.push_back(*it);
+        if (it->match && !previous_match && !out.empty())
+          out.back().begin = it->begin;
+        else
+          out.push_back(*it);
         previous_match = it->match;
       }
       std::reverse(out.begin(), out.end());
       return out;
     case SplitBehavior::Contiguous:
       for (const auto& p : parts) {
-        if (p.match && previous_match && !out.empty()) out.back().end = p.end;
-        else out.push_back(p);
+        if (p.match && previous_match && !out.empty())
+          out.back().end = p.end;
+        else
+          out.push_back(p);
         previous_match = p.match;
       }
       return out;

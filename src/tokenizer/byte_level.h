@@ -118,14 +118,13 @@ class Regex {
     PCRE2_SIZE offset = 0;
     const std::string source = literal ? pattern : with_python_whitespace(pattern);
     const uint32_t options = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
-    pcre2_code* compiled = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()),
-                                         source.size(), options, &code, &offset, nullptr);
+    pcre2_code* compiled =
+        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(), options, &code, &offset, nullptr);
     if (!compiled) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(code, message, sizeof message);
-      throw TokenizerError(where + ": cannot compile regex '" + pattern + "': " +
-                           reinterpret_cast<char*>(message) + " at offset " +
-                           std::to_string(offset));
+      throw TokenizerError(where + ": cannot compile regex '" + pattern + "': " + reinterpret_cast<char*>(message) +
+                           " at offset " + std::to_string(offset));
     }
     code_.reset(compiled, pcre2_code_free);
     pcre2_jit_compile(compiled, PCRE2_JIT_COMPLETE);  // falls back to the interpreter
@@ -139,14 +138,13 @@ class Regex {
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     size_t offset = 0;
     while (offset < text.size()) {
-      const int rc = pcre2_match(code_.get(), subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
-                                 state.data, state.context);
+      const int rc =
+          pcre2_match(code_.get(), subject, text.size(), offset, PCRE2_NO_UTF_CHECK, state.data, state.context);
       if (rc == PCRE2_ERROR_NOMATCH) return;
       if (rc < 0) {
         PCRE2_UCHAR message[256];
         pcre2_get_error_message(rc, message, sizeof message);
-        throw InputError(std::string("pre-tokenizer regex failed: ") +
-                         reinterpret_cast<char*>(message));
+        throw InputError(std::string("pre-tokenizer regex failed: ") + reinterpret_cast<char*>(message));
       }
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(state.data);
       if (ov[1] == ov[0]) {  // empty match: step over one character

@@ -61,15 +61,20 @@ std::vector<Field> parse_fields(std::string_view s, const std::string& where) {
       case 0:
         if (!read_varint(s, pos, v)) throw TokenizerError(where + ": corrupt protobuf (bad varint)");
         break;
-      case 1: pos += 8; break;
-      case 5: pos += 4; break;
+      case 1:
+        pos += 8;
+        break;
+      case 5:
+        pos += 4;
+        break;
       case 2:
         if (!read_varint(s, pos, v) || v > s.size() - pos)
           throw TokenizerError(where + ": corrupt protobuf (length past the end)");
         f.payload = s.substr(pos, v);
         pos += v;
         break;
-      default: throw TokenizerError(where + ": corrupt protobuf (wire type " + std::to_string(f.wire) + ")");
+      default:
+        throw TokenizerError(where + ": corrupt protobuf (wire type " + std::to_string(f.wire) + ")");
     }
     if (pos > s.size()) throw TokenizerError(where + ": corrupt protobuf (truncated)");
     f.bytes = s.substr(start, pos - start);
@@ -164,9 +169,11 @@ class SentencePieceTokenizer final : public Tokenizer {
     special_.eos_id = id_of(special_.eos);
     special_.pad_id = id_of(special_.pad);
     if (add_bos_ && !special_.bos_id)
-      throw TokenizerError(where_ + ": add_bos_token is set but the BOS token '" + *special_.bos + "' is not in the vocabulary");
+      throw TokenizerError(where_ + ": add_bos_token is set but the BOS token '" + *special_.bos +
+                           "' is not in the vocabulary");
     if (add_eos_ && !special_.eos_id)
-      throw TokenizerError(where_ + ": add_eos_token is set but the EOS token '" + *special_.eos + "' is not in the vocabulary");
+      throw TokenizerError(where_ + ": add_eos_token is set but the EOS token '" + *special_.eos +
+                           "' is not in the vocabulary");
     for (const auto& t : added_)
       if (t.special) special_strings_.insert(t.content);
     std::vector<std::string> unk_pieces;
@@ -182,8 +189,10 @@ class SentencePieceTokenizer final : public Tokenizer {
       std::string t(text);
       if (!legacy_) t = std::string(kSpace) + replace_all(t, kSpace, " ");
       std::vector<detail::TextChunk> chunks;
-      if (options.parse_special_tokens) chunks = detail::split_on_added_tokens(t, added_);
-      else chunks.push_back({t, -1});
+      if (options.parse_special_tokens)
+        chunks = detail::split_on_added_tokens(t, added_);
+      else
+        chunks.push_back({t, -1});
       for (const auto& ch : chunks) {
         if (ch.token_id >= 0) {
           tokens.push_back(id_to_piece(ch.token_id));

@@ -91,7 +91,9 @@ SpmModel::~SpmModel() {
 
 int SpmModel::size() const { return api().size(handle_); }
 int SpmModel::unk_id() const { return api().unk_id(handle_); }
-int SpmModel::piece_to_id(std::string_view piece) const { return api().piece_to_id(handle_, piece.data(), piece.size()); }
+int SpmModel::piece_to_id(std::string_view piece) const {
+  return api().piece_to_id(handle_, piece.data(), piece.size());
+}
 
 std::string SpmModel::id_to_piece(int id) const {
   std::string out;
@@ -130,8 +132,8 @@ std::string spm_train(const std::vector<std::pair<std::string, std::string>>& fl
   }
   char err[1024] = {0};
   std::string proto;
-  if (api().train(keys.data(), values.data(), flags.size(), texts.data(), lens.data(), sentences.size(),
-                  append_string, &proto, err, sizeof(err)) != 0)
+  if (api().train(keys.data(), values.data(), flags.size(), texts.data(), lens.data(), sentences.size(), append_string,
+                  &proto, err, sizeof(err)) != 0)
     throw TokenizerError(std::string("sentencepiece training failed: ") + err);
   return proto;
 }

@@ -99,9 +99,9 @@ class ArraySentences : public sentencepiece::SentenceIterator {
 // Trains a model from key/value flags (sentencepiece's kwargs form, so values
 // may hold any character) over `n_sentences` sentences given in memory; the
 // serialized ModelProto goes to `cb`. Returns 0, or -1 with the error in `err`.
-SVSPM_EXPORT int svspm_train(const char* const* keys, const char* const* values, size_t n,
-                             const char* const* sentences, const size_t* sentence_lens, size_t n_sentences,
-                             svspm_string_cb cb, void* ctx, char* err, size_t errlen) {
+SVSPM_EXPORT int svspm_train(const char* const* keys, const char* const* values, size_t n, const char* const* sentences,
+                             const size_t* sentence_lens, size_t n_sentences, svspm_string_cb cb, void* ctx, char* err,
+                             size_t errlen) {
   try {
     std::unordered_map<std::string, std::string> kwargs;
     for (size_t i = 0; i < n; ++i) kwargs[keys[i]] = values[i];

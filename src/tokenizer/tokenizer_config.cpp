@@ -22,8 +22,7 @@ json parse_json_file(const std::filesystem::path& path) {
 }
 
 // A special token in HF configs is either a string or {"content": "..."}.
-std::optional<std::string> token_text(const json& j, const std::string& key,
-                                      const std::filesystem::path& file) {
+std::optional<std::string> token_text(const json& j, const std::string& key, const std::filesystem::path& file) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
   if (it->is_string()) return it->get<std::string>();
@@ -31,16 +30,13 @@ std::optional<std::string> token_text(const json& j, const std::string& key,
     auto c = it->find("content");
     if (c != it->end() && c->is_string()) return c->get<std::string>();
   }
-  throw TokenizerError(file.string() + ": field '" + key +
-                       "' must be a string or an object with a string 'content'");
+  throw TokenizerError(file.string() + ": field '" + key + "' must be a string or an object with a string 'content'");
 }
 
-std::optional<bool> opt_bool(const json& j, const std::string& key,
-                             const std::filesystem::path& file) {
+std::optional<bool> opt_bool(const json& j, const std::string& key, const std::filesystem::path& file) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
-  if (!it->is_boolean())
-    throw TokenizerError(file.string() + ": field '" + key + "' must be a boolean");
+  if (!it->is_boolean()) throw TokenizerError(file.string() + ": field '" + key + "' must be a boolean");
   return it->get<bool>();
 }
 
@@ -49,9 +45,7 @@ bool flag(const json& obj, const char* key, bool def) {
   return (it != obj.end() && it->is_boolean()) ? it->get<bool>() : def;
 }
 
-bool is_ascii_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
+bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 }  // namespace
 
@@ -63,16 +57,15 @@ HfTokenizerConfig read_hf_tokenizer_config(const std::filesystem::path& dir) {
 
   auto take = [&](const json& j, const std::filesystem::path& file) {
     if (!j.is_object()) throw TokenizerError(file.string() + ": top level must be a JSON object");
-    for (auto [key, slot] : {std::pair{"bos_token", &cfg.bos_token},
-                             std::pair{"eos_token", &cfg.eos_token},
-                             std::pair{"pad_token", &cfg.pad_token},
-                             std::pair{"unk_token", &cfg.unk_token}}) {
+    for (auto [key, slot] : {std::pair{"bos_token", &cfg.bos_token}, std::pair{"eos_token", &cfg.eos_token},
+                             std::pair{"pad_token", &cfg.pad_token}, std::pair{"unk_token", &cfg.unk_token}}) {
       if (auto v = token_text(j, key, file)) *slot = v;
     }
     if (auto it = j.find("additional_special_tokens"); it != j.end() && it->is_array()) {
       cfg.additional_special_tokens.clear();
       for (const auto& t : *it) {
-        if (t.is_string()) cfg.additional_special_tokens.push_back(t.get<std::string>());
+        if (t.is_string())
+          cfg.additional_special_tokens.push_back(t.get<std::string>());
         else if (t.is_object() && t.contains("content"))
           cfg.additional_special_tokens.push_back(t["content"].get<std::string>());
       }
@@ -92,8 +85,7 @@ HfTokenizerConfig read_hf_tokenizer_config(const std::filesystem::path& dir) {
     if (auto it = j.find("tokenizer_class"); it != j.end() && it->is_string())
       cfg.tokenizer_class = it->get<std::string>();
     if (auto it = j.find("added_tokens_decoder"); it != j.end() && !it->is_null()) {
-      if (!it->is_object())
-        throw TokenizerError(cfg_path.string() + ": 'added_tokens_decoder' must be an object");
+      if (!it->is_object()) throw TokenizerError(cfg_path.string() + ": 'added_tokens_decoder' must be an object");
       for (const auto& [key, val] : it->items()) {
         AddedToken t;
         try {
@@ -101,12 +93,10 @@ HfTokenizerConfig read_hf_tokenizer_config(const std::filesystem::path& dir) {
           t.id = std::stoll(key, &used);
           if (used != key.size() || t.id < 0) throw std::invalid_argument(key);
         } catch (const std::exception&) {
-          throw TokenizerError(cfg_path.string() + ": added_tokens_decoder key '" + key +
-                               "' is not a token id");
+          throw TokenizerError(cfg_path.string() + ": added_tokens_decoder key '" + key + "' is not a token id");
         }
         if (!val.is_object() || !val.contains("content") || !val["content"].is_string())
-          throw TokenizerError(cfg_path.string() + ": added_tokens_decoder['" + key +
-                               "'] lacks a string 'content'");
+          throw TokenizerError(cfg_path.string() + ": added_tokens_decoder['" + key + "'] lacks a string 'content'");
         t.content = val["content"].get<std::string>();
         t.special = flag(val, "special", false);
         t.lstrip = flag(val, "lstrip", false);
@@ -120,19 +110,16 @@ HfTokenizerConfig read_hf_tokenizer_config(const std::filesystem::path& dir) {
 
   if (std::filesystem::exists(added_path)) {
     json j = parse_json_file(added_path);
-    if (!j.is_object())
-      throw TokenizerError(added_path.string() + ": top level must be an object {token: id}");
+    if (!j.is_object()) throw TokenizerError(added_path.string() + ": top level must be an object {token: id}");
     for (const auto& [content, id] : j.items()) {
       if (!id.is_number_integer() || id.get<int64_t>() < 0)
-        throw TokenizerError(added_path.string() + ": entry '" + content +
-                             "' must map to a non-negative integer id");
+        throw TokenizerError(added_path.string() + ": entry '" + content + "' must map to a non-negative integer id");
       const int64_t tid = id.get<int64_t>();
       auto found = added.find(tid);
       if (found != added.end()) {
         if (found->second.content != content)
-          throw TokenizerError(added_path.string() + ": entry '" + content + "' has id " +
-                               std::to_string(tid) + " which tokenizer_config.json gives to '" +
-                               found->second.content + "'");
+          throw TokenizerError(added_path.string() + ": entry '" + content + "' has id " + std::to_string(tid) +
+                               " which tokenizer_config.json gives to '" + found->second.content + "'");
         continue;
       }
       AddedToken t;
@@ -147,18 +134,16 @@ HfTokenizerConfig read_hf_tokenizer_config(const std::filesystem::path& dir) {
   // entry did not say so.
   for (auto& [id, t] : added) {
     auto named = [&](const std::optional<std::string>& s) { return s && *s == t.content; };
-    if (named(cfg.bos_token) || named(cfg.eos_token) || named(cfg.pad_token) ||
-        named(cfg.unk_token) ||
-        std::find(cfg.additional_special_tokens.begin(), cfg.additional_special_tokens.end(),
-                  t.content) != cfg.additional_special_tokens.end())
+    if (named(cfg.bos_token) || named(cfg.eos_token) || named(cfg.pad_token) || named(cfg.unk_token) ||
+        std::find(cfg.additional_special_tokens.begin(), cfg.additional_special_tokens.end(), t.content) !=
+            cfg.additional_special_tokens.end())
       t.special = true;
     cfg.added_tokens.push_back(t);
   }
   return cfg;
 }
 
-std::vector<TextChunk> split_on_added_tokens(std::string_view text,
-                                             const std::vector<AddedToken>& tokens) {
+std::vector<TextChunk> split_on_added_tokens(std::string_view text, const std::vector<AddedToken>& tokens) {
   std::vector<TextChunk> out;
   if (tokens.empty()) {
     if (!text.empty()) out.push_back({std::string(text), -1});
@@ -168,9 +153,11 @@ std::vector<TextChunk> split_on_added_tokens(std::string_view text,
   // bucketed by first byte so that hundreds of tokens (Llama-3) stay cheap.
   std::array<std::vector<const AddedToken*>, 256> by_first_byte;
   for (const auto& t : tokens)
-    if (!t.content.empty())
-      by_first_byte[static_cast<unsigned char>(t.content[0])].push_back(&t);
-  struct Match { size_t pos, len; const AddedToken* tok; };
+    if (!t.content.empty()) by_first_byte[static_cast<unsigned char>(t.content[0])].push_back(&t);
+  struct Match {
+    size_t pos, len;
+    const AddedToken* tok;
+  };
   std::vector<Match> matches;
   size_t i = 0;
   while (i < text.size()) {

@@ -41,14 +41,13 @@ HfTokenizerConfig read_hf_tokenizer_config(const std::filesystem::path& dir);
 /// One chunk of text after splitting on added tokens: either plain text to run
 /// through the model, or an added token (by index into the list given).
 struct TextChunk {
-  std::string text;         ///< plain text (empty for a token chunk)
-  int64_t token_id = -1;    ///< >= 0 when this chunk is an added token
+  std::string text;       ///< plain text (empty for a token chunk)
+  int64_t token_id = -1;  ///< >= 0 when this chunk is an added token
 };
 
 /// Splits `text` on the contents of `tokens` as HF's slow tokenizers do
 /// (leftmost, longest match; lstrip/rstrip eat whitespace of the neighbours;
 /// empty text chunks dropped).
-std::vector<TextChunk> split_on_added_tokens(std::string_view text,
-                                             const std::vector<AddedToken>& tokens);
+std::vector<TextChunk> split_on_added_tokens(std::string_view text, const std::vector<AddedToken>& tokens);
 
 }  // namespace stepverify::detail

@@ -59,10 +59,13 @@ std::vector<VerifierExample> read_trl_prm(const std::filesystem::path& path) {
     VerifierExample e;
     e.id = where;
     e.question = str_field(j, "prompt", where);
-    if (!j.contains("completions") || !j["completions"].is_array()) throw FormatError(where + ": field \"completions\" (array) is missing");
-    if (!j.contains("labels") || !j["labels"].is_array()) throw FormatError(where + ": field \"labels\" (array) is missing");
+    if (!j.contains("completions") || !j["completions"].is_array())
+      throw FormatError(where + ": field \"completions\" (array) is missing");
+    if (!j.contains("labels") || !j["labels"].is_array())
+      throw FormatError(where + ": field \"labels\" (array) is missing");
     for (const auto& c : j["completions"]) e.steps.push_back(c.get<std::string>());
-    for (const auto& l : j["labels"]) e.step_labels.push_back(l.is_boolean() ? (l.get<bool>() ? 1.0 : 0.0) : l.get<double>());
+    for (const auto& l : j["labels"])
+      e.step_labels.push_back(l.is_boolean() ? (l.get<bool>() ? 1.0 : 0.0) : l.get<double>());
     if (e.steps.size() != e.step_labels.size())
       throw FormatError(fmt::format("{}: {} completions but {} labels", where, e.steps.size(), e.step_labels.size()));
     out.push_back(std::move(e));
@@ -112,7 +115,8 @@ std::vector<VerifierExample> read_processbench_steps(const std::filesystem::path
   for (auto& r : read_processbench_records(path)) {
     if (r.steps.empty()) throw FormatError(path.string() + ": record " + r.id + " has no steps");
     if (r.label >= static_cast<int>(r.steps.size()))
-      throw FormatError(fmt::format("{}: record {}: label {} for {} steps", path.string(), r.id, r.label, r.steps.size()));
+      throw FormatError(
+          fmt::format("{}: record {}: label {} for {} steps", path.string(), r.id, r.label, r.steps.size()));
     VerifierExample e;
     e.id = r.id;
     e.question = r.problem;
@@ -139,7 +143,8 @@ std::vector<VerifierExample> read_outcome_labelled(const std::filesystem::path& 
       throw FormatError(where + ": needs \"steps\" (array) or \"solution\" (string)");
     }
     if (e.steps.empty()) throw FormatError(where + ": the solution has no steps");
-    if (!j.contains("is_correct") || !j["is_correct"].is_boolean()) throw FormatError(where + ": field \"is_correct\" (bool) is missing");
+    if (!j.contains("is_correct") || !j["is_correct"].is_boolean())
+      throw FormatError(where + ": field \"is_correct\" (bool) is missing");
     e.outcome = j["is_correct"].get<bool>() ? 1.0 : 0.0;
     out.push_back(std::move(e));
   });
@@ -152,7 +157,8 @@ void write_trl_prm(const std::filesystem::path& path, const std::vector<Verifier
   for (size_t i = 0; i < examples.size(); ++i) {
     const auto& e = examples[i];
     if (e.step_labels.size() != e.steps.size())
-      throw InputError(fmt::format("write_trl_prm: example {} has {} labels for {} steps", i, e.step_labels.size(), e.steps.size()));
+      throw InputError(
+          fmt::format("write_trl_prm: example {} has {} labels for {} steps", i, e.step_labels.size(), e.steps.size()));
     json j = {{"prompt", e.question}, {"completions", e.steps}, {"labels", json::array()}};
     for (double l : e.step_labels) j["labels"].push_back(l >= 0.5);
     f << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";

@@ -66,8 +66,8 @@ std::vector<StepLabels> monte_carlo_labels(RolloutPolicy& policy, const std::vec
   // One job per distinct prefix: samples of one question often share their
   // first steps, and a shared prefix is rolled out once (when share_prefixes).
   struct Job {
-    size_t problem, step;                       // the first owner
-    std::vector<std::pair<size_t, size_t>> also; // further (problem, step) with the same prefix
+    size_t problem, step;                         // the first owner
+    std::vector<std::pair<size_t, size_t>> also;  // further (problem, step) with the same prefix
   };
   std::vector<Job> jobs;
   std::map<std::vector<std::string>, size_t> by_prefix;  // question, gold, steps... -> job
@@ -99,7 +99,9 @@ std::vector<StepLabels> monte_carlo_labels(RolloutPolicy& policy, const std::vec
     std::vector<RolloutRequest> reqs;
     for (size_t j = start; j < end; ++j) {
       const auto& p = problems[jobs[j].problem];
-      reqs.push_back({p.question, std::vector<std::string>(p.steps.begin(), p.steps.begin() + static_cast<std::ptrdiff_t>(jobs[j].step) + 1)});
+      reqs.push_back(
+          {p.question,
+           std::vector<std::string>(p.steps.begin(), p.steps.begin() + static_cast<std::ptrdiff_t>(jobs[j].step) + 1)});
     }
     const auto answers = policy.rollout(reqs, o.rollouts);
     if (answers.size() != reqs.size() * static_cast<size_t>(o.rollouts))
@@ -151,8 +153,10 @@ FirstErrorSearch find_first_error(RolloutPolicy& policy, const LabelProblem& p, 
     r.rollouts += o.rollouts;
     bool good = false;
     for (const auto& a : answers) good = good || matches(o, a, p.gold);
-    if (good) lo = mid + 1;
-    else hi = mid;
+    if (good)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   r.first_error = lo;
   for (int i = 0; i < S; ++i) r.labels.push_back(i < lo ? 1 : 0);

@@ -47,9 +47,14 @@ void train_sentencepiece(const std::vector<std::string>& sentences, const std::f
     if (!f) throw IoError((dir / "tokenizer.model").string() + ": cannot write");
   }
   nlohmann::json token = {{"lstrip", false}, {"normalized", false}, {"rstrip", false}, {"single_word", false}};
-  nlohmann::json cfg = {{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", true},  {"add_eos_token", false},
-                        {"bos_token", "<s>"},  {"eos_token", "</s>"},  {"unk_token", "<unk>"},
-                        {"legacy", true},       {"clean_up_tokenization_spaces", false}};
+  nlohmann::json cfg = {{"tokenizer_class", "LlamaTokenizer"},
+                        {"add_bos_token", true},
+                        {"add_eos_token", false},
+                        {"bos_token", "<s>"},
+                        {"eos_token", "</s>"},
+                        {"unk_token", "<unk>"},
+                        {"legacy", true},
+                        {"clean_up_tokenization_spaces", false}};
   nlohmann::json added;
   for (auto [id, s] : {std::pair{0, "<unk>"}, std::pair{1, "<s>"}, std::pair{2, "</s>"}}) {
     auto t = token;

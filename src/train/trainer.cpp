@@ -39,18 +39,21 @@ class BatchOrder {
     std::iota(order.begin(), order.end(), 0);
     shuffle(order);
     // Whole batches: the last one is completed with examples from this epoch's start.
-    while (static_cast<int64_t>(order.size()) % batch_ != 0) order.push_back(order[order.size() % static_cast<size_t>(n_)]);
+    while (static_cast<int64_t>(order.size()) % batch_ != 0)
+      order.push_back(order[order.size() % static_cast<size_t>(n_)]);
     if (!lengths_.empty()) {
       const size_t window = static_cast<size_t>(batch_) * 50;
       for (size_t w = 0; w < order.size(); w += window) {
         auto last = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), w + window));
-        std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(w), last,
-                         [&](int64_t a, int64_t b) { return lengths_[static_cast<size_t>(a)] < lengths_[static_cast<size_t>(b)]; });
+        std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(w), last, [&](int64_t a, int64_t b) {
+          return lengths_[static_cast<size_t>(a)] < lengths_[static_cast<size_t>(b)];
+        });
       }
     }
     batches_.clear();
     for (size_t i = 0; i < order.size(); i += static_cast<size_t>(batch_))
-      batches_.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i), order.begin() + static_cast<std::ptrdiff_t>(i) + batch_);
+      batches_.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i),
+                            order.begin() + static_cast<std::ptrdiff_t>(i) + batch_);
     if (!lengths_.empty()) shuffle(batches_);
     pos_ = 0;
   }
@@ -66,8 +69,10 @@ class BatchOrder {
 };
 
 double schedule(const TrainOptions& o, int64_t step) {
-  if (step < o.warmup_steps) return o.learning_rate * static_cast<double>(step + 1) / static_cast<double>(o.warmup_steps);
-  const double p = static_cast<double>(step - o.warmup_steps) / static_cast<double>(std::max<int64_t>(1, o.steps - o.warmup_steps));
+  if (step < o.warmup_steps)
+    return o.learning_rate * static_cast<double>(step + 1) / static_cast<double>(o.warmup_steps);
+  const double p =
+      static_cast<double>(step - o.warmup_steps) / static_cast<double>(std::max<int64_t>(1, o.steps - o.warmup_steps));
   return o.learning_rate * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * std::min(1.0, p))));
 }
 
@@ -133,8 +138,10 @@ double micro_batch(const std::vector<at::Tensor>& params, const std::vector<int6
       if (grads[k][i].defined()) g = g.defined() ? g + grads[k][i] : grads[k][i];
     if (!g.defined()) continue;
     auto& into = params[i].mutable_grad();
-    if (into.defined()) into.add_(g);
-    else into = g;
+    if (into.defined())
+      into.add_(g);
+    else
+      into = g;
   }
   return total / accumulation;
 }
@@ -162,8 +169,7 @@ TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_ex
 
   if (!lengths.empty() && static_cast<int64_t>(lengths.size()) != num_examples)
     throw InputError("training: lengths must give one length per example");
-  BatchOrder order(num_examples, o.batch_size, o.seed,
-                   o.group_by_length ? lengths : std::vector<int64_t>{});
+  BatchOrder order(num_examples, o.batch_size, o.seed, o.group_by_length ? lengths : std::vector<int64_t>{});
   const unsigned hw = std::thread::hardware_concurrency();
   const int shards = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, hw));
   const BlasThreadsScope one_blas_thread_per_shard(shards > 1 ? 1 : 0);
@@ -207,7 +213,8 @@ TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_ex
     }
     const auto now = std::chrono::steady_clock::now();
     const double secs = std::chrono::duration<double>(now - t0).count();
-    if (o.progress && (last || do_eval || std::chrono::duration<double>(now - last_print).count() > (tty ? 0.5 : 30.0))) {
+    if (o.progress &&
+        (last || do_eval || std::chrono::duration<double>(now - last_print).count() > (tty ? 0.5 : 30.0))) {
       last_print = now;
       const int width = 24;
       const int filled = static_cast<int>(width * (step + 1) / o.steps);
@@ -233,9 +240,12 @@ std::shared_ptr<TransformerImpl> new_transformer(const ModelConfig& config, uint
   for (auto& item_ : t->named_parameters()) {
     const std::string& name = item_.key();
     auto& p = item_.value();
-    if (name.find("norm") != std::string::npos) p.fill_(1.0);
-    else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) p.zero_();
-    else p.normal_(0.0, 0.02, gen);
+    if (name.find("norm") != std::string::npos)
+      p.fill_(1.0);
+    else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0)
+      p.zero_();
+    else
+      p.normal_(0.0, 0.02, gen);
   }
   if (config.tie_word_embeddings) t->tie_lm_head();
   return t;
@@ -275,9 +285,8 @@ TrainReport train_causal_lm(TransformerImpl& model, const std::vector<LmExample>
     }
   model.train();
   auto batch_loss = [&](const std::vector<LmExample>& set, const std::vector<int64_t>& idx) {
-    auto [ids, mask] = detail::pad_right(idx, [&](int64_t i) -> const std::vector<int64_t>& {
-      return set[static_cast<size_t>(i)].ids;
-    });
+    auto [ids, mask] = detail::pad_right(
+        idx, [&](int64_t i) -> const std::vector<int64_t>& { return set[static_cast<size_t>(i)].ids; });
     const int64_t B = ids.size(0), T = ids.size(1);
     auto weight = torch::zeros({B, T - 1}, torch::kFloat);  // which predictions count
     for (int64_t b = 0; b < B; ++b) {
@@ -291,9 +300,9 @@ TrainReport train_causal_lm(TransformerImpl& model, const std::vector<LmExample>
     in.attention_mask = mask;
     auto h = model.forward(in).hidden.narrow(1, 0, T - 1);
     auto logits = lm_logits(model, h).reshape({B * (T - 1), -1});
-    auto ce = torch::nn::functional::cross_entropy(
-        logits, ids.narrow(1, 1, T - 1).reshape({-1}),
-        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    auto ce =
+        torch::nn::functional::cross_entropy(logits, ids.narrow(1, 1, T - 1).reshape({-1}),
+                                             torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
     auto w = weight.reshape({-1});
     return (ce * w).sum() / w.sum().clamp_min(1);
   };
@@ -308,8 +317,9 @@ TrainReport train_causal_lm(TransformerImpl& model, const std::vector<LmExample>
     };
   std::vector<int64_t> lengths;
   for (const auto& e : train) lengths.push_back(static_cast<int64_t>(e.ids.size()));
-  auto rep = train_loop(params, static_cast<int64_t>(train.size()),
-                        [&](const std::vector<int64_t>& idx) { return batch_loss(train, idx); }, ev, options, lengths);
+  auto rep = train_loop(
+      params, static_cast<int64_t>(train.size()),
+      [&](const std::vector<int64_t>& idx) { return batch_loss(train, idx); }, ev, options, lengths);
   model.eval();
   return rep;
 }
@@ -334,8 +344,10 @@ std::string config_to_json(const ModelConfig& c) {
     j["attention_bias"] = c.qkv_bias;
     j["mlp_bias"] = c.mlp_bias;
   }
-  if (c.sliding_window) j["sliding_window"] = *c.sliding_window;
-  else if (c.model_type != "llama") j["sliding_window"] = nullptr;  // absent would read as the family default
+  if (c.sliding_window)
+    j["sliding_window"] = *c.sliding_window;
+  else if (c.model_type != "llama")
+    j["sliding_window"] = nullptr;  // absent would read as the family default
   if (c.rope_scaling) {
     const auto& r = *c.rope_scaling;
     j["rope_scaling"] = {{"rope_type", r.type}, {"type", r.type}, {"factor", r.factor}};
@@ -346,16 +358,18 @@ std::string config_to_json(const ModelConfig& c) {
     }
   }
   if (c.bos_token_id) j["bos_token_id"] = *c.bos_token_id;
-  if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];
-  else if (!c.eos_token_ids.empty()) j["eos_token_id"] = c.eos_token_ids;
+  if (c.eos_token_ids.size() == 1)
+    j["eos_token_id"] = c.eos_token_ids[0];
+  else if (!c.eos_token_ids.empty())
+    j["eos_token_id"] = c.eos_token_ids;
   if (c.pad_token_id) j["pad_token_id"] = *c.pad_token_id;
   if (c.head != HeadKind::CausalLM) j["num_labels"] = c.num_labels;
   j["torch_dtype"] = "float32";
   return j.dump(2) + "\n";
 }
 
-void save_checkpoint(const std::filesystem::path& dir, TransformerImpl& model, const std::filesystem::path& tokenizer_dir,
-                     const std::map<std::string, at::Tensor>& extra) {
+void save_checkpoint(const std::filesystem::path& dir, TransformerImpl& model,
+                     const std::filesystem::path& tokenizer_dir, const std::map<std::string, at::Tensor>& extra) {
   std::filesystem::create_directories(dir);
   {
     std::ofstream f(dir / "config.json");

@@ -33,14 +33,18 @@ VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, Veri
   if (spec_.heads.empty()) throw ConfigError("VerifierTrainer: the spec has no heads");
   for (const auto& h : spec_.heads) {
     if (h.type != "linear")
-      throw ConfigError(fmt::format("VerifierTrainer: head '{}' has type '{}'; only linear heads are trained", h.name, h.type));
+      throw ConfigError(
+          fmt::format("VerifierTrainer: head '{}' has type '{}'; only linear heads are trained", h.name, h.type));
     if (h.meaning != "prm" && h.meaning != "orm" && h.meaning != "ovm" && h.meaning != "sorm")
-      throw ConfigError(fmt::format("VerifierTrainer: head '{}' has meaning '{}' (prm, orm, ovm or sorm)", h.name, h.meaning));
+      throw ConfigError(
+          fmt::format("VerifierTrainer: head '{}' has meaning '{}' (prm, orm, ovm or sorm)", h.name, h.meaning));
     if (h.activation == "softmax" && h.class_index != 1 && h.class_index != 0)
       throw ConfigError(fmt::format("VerifierTrainer: softmax head '{}' must report class 0 or 1 of 2", h.name));
     if (!h.file.empty())
-      throw ConfigError(fmt::format("VerifierTrainer: head '{}' names a separate file; trained heads live in the "
-                                    "checkpoint", h.name));
+      throw ConfigError(
+          fmt::format("VerifierTrainer: head '{}' names a separate file; trained heads live in the "
+                      "checkpoint",
+                      h.name));
   }
   LoadOptions lo;
   lo.dtype = dtype;
@@ -91,8 +95,8 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
         v.check_length(static_cast<int64_t>(r.ids.size()), "the input");
         if (options.lm_weight > 0 && e.outcome && *e.outcome >= 1.0) {
           p.lm = true;
-          p.solution_from = r.solution_from >= 0 ? r.solution_from
-                                                 : static_cast<int64_t>(v.render(e.question, {}, true).ids.size());
+          p.solution_from =
+              r.solution_from >= 0 ? r.solution_from : static_cast<int64_t>(v.render(e.question, {}, true).ids.size());
         }
         for (size_t h = 0; h < v.num_heads(); ++h) {
           const auto& hs = v.head_spec(h);
@@ -109,7 +113,8 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
             tgt.assign(pos.size(), *e.outcome);
           }
           for (double t : tgt)
-            if (!(t >= 0 && t <= 1)) throw InputError(fmt::format("head '{}': a target of {} outside [0, 1]", hs.name, t));
+            if (!(t >= 0 && t <= 1))
+              throw InputError(fmt::format("head '{}': a target of {} outside [0, 1]", hs.name, t));
           if (tgt.empty()) pos.clear();
           p.positions.push_back(std::move(pos));
           p.targets.push_back(std::move(tgt));
@@ -148,9 +153,8 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
   }
 
   auto batch_loss = [&](const std::vector<Prepared>& set, const std::vector<int64_t>& idx) {
-    auto [ids, mask] = detail::pad_right(idx, [&](int64_t i) -> const std::vector<int64_t>& {
-      return set[static_cast<size_t>(i)].rendered.ids;
-    });
+    auto [ids, mask] = detail::pad_right(
+        idx, [&](int64_t i) -> const std::vector<int64_t>& { return set[static_cast<size_t>(i)].rendered.ids; });
     const int64_t B = ids.size(0), T = ids.size(1);
     ForwardInput in;
     in.input_ids = ids;
@@ -226,9 +230,9 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
   backbone_->train();
   std::vector<int64_t> lengths;
   for (const auto& p : train_set) lengths.push_back(static_cast<int64_t>(p.rendered.ids.size()));
-  auto rep = train_loop(params, static_cast<int64_t>(train_set.size()),
-                        [&](const std::vector<int64_t>& idx) { return batch_loss(train_set, idx); }, ev, options.train,
-                        lengths);
+  auto rep = train_loop(
+      params, static_cast<int64_t>(train_set.size()),
+      [&](const std::vector<int64_t>& idx) { return batch_loss(train_set, idx); }, ev, options.train, lengths);
   backbone_->eval();
   return rep;
 }

@@ -35,8 +35,7 @@ inline std::vector<size_t> indices(size_t n) {
 }
 
 /// Length of the longest common prefix of `a` and `b`, at most `limit`.
-inline int64_t common_prefix(const std::vector<int64_t>& a, const std::vector<int64_t>& b,
-                             int64_t limit = INT64_MAX) {
+inline int64_t common_prefix(const std::vector<int64_t>& a, const std::vector<int64_t>& b, int64_t limit = INT64_MAX) {
   const int64_t n = std::min({static_cast<int64_t>(a.size()), static_cast<int64_t>(b.size()), limit});
   int64_t k = 0;
   while (k < n && a[k] == b[k]) ++k;

@@ -21,12 +21,18 @@ Aggregate parse_aggregate(std::string_view name) {
 
 const char* aggregate_name(Aggregate how) {
   switch (how) {
-    case Aggregate::Min: return "min";
-    case Aggregate::Max: return "max";
-    case Aggregate::Product: return "prod";
-    case Aggregate::Mean: return "mean";
-    case Aggregate::Last: return "last";
-    case Aggregate::GeometricMean: return "geomean";
+    case Aggregate::Min:
+      return "min";
+    case Aggregate::Max:
+      return "max";
+    case Aggregate::Product:
+      return "prod";
+    case Aggregate::Mean:
+      return "mean";
+    case Aggregate::Last:
+      return "last";
+    case Aggregate::GeometricMean:
+      return "geomean";
   }
   return "?";
 }
@@ -34,8 +40,10 @@ const char* aggregate_name(Aggregate how) {
 double aggregate(const std::vector<double>& v, Aggregate how) {
   if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
   switch (how) {
-    case Aggregate::Min: return *std::min_element(v.begin(), v.end());
-    case Aggregate::Max: return *std::max_element(v.begin(), v.end());
+    case Aggregate::Min:
+      return *std::min_element(v.begin(), v.end());
+    case Aggregate::Max:
+      return *std::max_element(v.begin(), v.end());
     case Aggregate::Product: {
       double p = 1.0;
       for (double x : v) p *= x;
@@ -46,7 +54,8 @@ double aggregate(const std::vector<double>& v, Aggregate how) {
       for (double x : v) m += x;
       return m / static_cast<double>(v.size());
     }
-    case Aggregate::Last: return v.back();
+    case Aggregate::Last:
+      return v.back();
     case Aggregate::GeometricMean: {
       double logs = 0;
       for (double x : v) logs += std::log(x);

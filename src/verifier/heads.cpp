@@ -27,7 +27,8 @@ class WeightSource {
     }
     const auto path = dir / spec.file;
     where_ = path.string();
-    if (!std::filesystem::exists(path)) throw IoError(where_ + ": head weights file not found (head '" + spec.name + "')");
+    if (!std::filesystem::exists(path))
+      throw IoError(where_ + ": head weights file not found (head '" + spec.name + "')");
     if (path.extension() == ".safetensors") {
       file_ = Checkpoint::open(path);
       return;
@@ -79,7 +80,9 @@ class WeightSource {
   std::string where_;
 };
 
-std::string join(const std::string& prefix, const std::string& key) { return prefix.empty() ? key : prefix + "." + key; }
+std::string join(const std::string& prefix, const std::string& key) {
+  return prefix.empty() ? key : prefix + "." + key;
+}
 
 class CandidatesHead final : public Head {
  public:
@@ -167,10 +170,14 @@ at::Tensor Head::scores(const at::Tensor& hidden) const {
   const int64_t C = out.size(-1);
   const int64_t k = spec_.activation == "softmax" ? spec_.class_index : std::min<int64_t>(spec_.class_index, C - 1);
   at::Tensor s;
-  if (spec_.activation == "softmax") s = at::softmax(out, -1).select(-1, k);
-  else if (spec_.activation == "sigmoid") s = at::sigmoid(out.select(-1, k));
-  else if (spec_.activation == "tanh") s = at::tanh(out.select(-1, k));
-  else s = out.select(-1, k);
+  if (spec_.activation == "softmax")
+    s = at::softmax(out, -1).select(-1, k);
+  else if (spec_.activation == "sigmoid")
+    s = at::sigmoid(out.select(-1, k));
+  else if (spec_.activation == "tanh")
+    s = at::tanh(out.select(-1, k));
+  else
+    s = out.select(-1, k);
   return s.to(torch::kDouble).cpu();
 }
 

@@ -120,8 +120,10 @@ RenderedInput InputTemplate::render(const std::string& question, const std::vect
         for (const auto& piece : in.split_steps_on_newline ? split_lines(step) : std::vector<std::string>{step}) {
           auto ids = tok.encode(piece, raw);
           r.ids.insert(r.ids.end(), ids.begin(), ids.end());
-          if (in.split_steps_on_newline) r.ids.push_back(newline_id_);
-          else r.ids.insert(r.ids.end(), sep_ids.begin(), sep_ids.end());
+          if (in.split_steps_on_newline)
+            r.ids.push_back(newline_id_);
+          else
+            r.ids.insert(r.ids.end(), sep_ids.begin(), sep_ids.end());
         }
         r.step_positions.push_back(static_cast<int64_t>(r.ids.size()) - 1);
       }
@@ -142,7 +144,8 @@ RenderedInput InputTemplate::render(const std::string& question, const std::vect
     r.step_positions = r.tag_positions;
     if (!in.step_tag.empty() && r.tag_positions.size() != steps.size())
       throw InputError("the text holds " + std::to_string(r.tag_positions.size()) + " step tags for " +
-                       std::to_string(steps.size()) + " steps (the question contains the tag, or a step merges with it)");
+                       std::to_string(steps.size()) +
+                       " steps (the question contains the tag, or a step merges with it)");
   }
   if (r.ids.empty()) throw InputError("the input renders to no tokens");
   return r;

@@ -126,11 +126,11 @@ struct ScoringSession::Plan {
   std::string step;
   RenderedInput r;
   std::vector<std::vector<int64_t>> positions;  // per head, its read positions in r
-  int64_t n = 0;         // tokens of r
-  int64_t keep = 0;      // first position to compute
-  int64_t lp_known = 0;  // log-probabilities of positions before this are kept
-  int64_t lp_from = 0;   // first position whose log-probability is computed
-  bool logprobs = false; // some head reads log-probability features
+  int64_t n = 0;                                // tokens of r
+  int64_t keep = 0;                             // first position to compute
+  int64_t lp_known = 0;                         // log-probabilities of positions before this are kept
+  int64_t lp_from = 0;                          // first position whose log-probability is computed
+  bool logprobs = false;                        // some head reads log-probability features
 };
 
 ScoringSession::Plan ScoringSession::plan(const std::string& step) const {
@@ -179,8 +179,10 @@ std::map<std::string, double> ScoringSession::apply(const Plan& p, const at::Ten
     logprobs_.resize(static_cast<size_t>(p.lp_known));
     logprobs_.resize(static_cast<size_t>(n), std::numeric_limits<float>::quiet_NaN());
     if (p.lp_from < n) {
-      const auto lp =
-          detail::verifier_impl(*verifier_).token_logprobs(hidden, offset, p.r, p.lp_from, n - 1).to(torch::kCPU).contiguous();
+      const auto lp = detail::verifier_impl(*verifier_)
+                          .token_logprobs(hidden, offset, p.r, p.lp_from, n - 1)
+                          .to(torch::kCPU)
+                          .contiguous();
       std::copy(lp.data_ptr<float>(), lp.data_ptr<float>() + lp.numel(), logprobs_.begin() + p.lp_from);
     }
   }
@@ -199,7 +201,10 @@ std::map<std::string, double> ScoringSession::apply(const Plan& p, const at::Ten
         which.push_back(step);
       }
     }
-    auto values = detail::verifier_impl(*verifier_).head_scores(h, detail::verifier_impl(*verifier_).head_inputs(h, hidden, offset, p.r, reads, {}, &logprobs_));
+    auto values =
+        detail::verifier_impl(*verifier_)
+            .head_scores(h,
+                         detail::verifier_impl(*verifier_).head_inputs(h, hidden, offset, p.r, reads, {}, &logprobs_));
     scores.resize(n_steps);
     for (size_t k = 0; k < which.size(); ++k) scores[which[k]] = values[k];
     result[name] = scores.back();
@@ -304,8 +309,10 @@ std::vector<std::vector<ScoredStep>> ScoringSession::append_candidates(
       const size_t i = lo + static_cast<size_t>(b);
       for (const auto& it : items[i]) {
         const int64_t L = it.plan.n - keep[i];
-        ids[b].narrow(0, it.from, L).copy_(
-            torch::tensor(std::vector<int64_t>(it.plan.r.ids.begin() + keep[i], it.plan.r.ids.end()), torch::kLong));
+        ids[b]
+            .narrow(0, it.from, L)
+            .copy_(torch::tensor(std::vector<int64_t>(it.plan.r.ids.begin() + keep[i], it.plan.r.ids.end()),
+                                 torch::kLong));
         mask[b].narrow(0, it.from, L).fill_(1);
         pos[b].narrow(0, it.from, L).copy_(torch::arange(keep[i], it.plan.n, torch::kLong));
         auto rows_of = vis[b].narrow(0, it.from, L);
@@ -366,7 +373,8 @@ ScoringSession::ScoringSession(const ScoringSession& parent, KVCache cache)
 
 void ScoringSession::rollback(size_t n) {
   if (n > steps_.size())
-    throw InputError("rollback(" + std::to_string(n) + "): the session holds " + std::to_string(steps_.size()) + " steps");
+    throw InputError("rollback(" + std::to_string(n) + "): the session holds " + std::to_string(steps_.size()) +
+                     " steps");
   steps_.resize(steps_.size() - n);
   for (auto& [name, v] : per_head_) v.resize(steps_.size());
   // The tokens of the remaining steps stay cached; the next append finds them

@@ -27,10 +27,14 @@ VerifierSpec choose_spec(const std::filesystem::path& dir, const VerifierOptions
   }
   if (std::filesystem::exists(dir / "stepverify.json")) return VerifierSpec::from_file(dir / "stepverify.json");
   switch (cfg.head) {
-    case HeadKind::ProcessRewardModel: return VerifierSpec::preset("qwen2.5-math-prm");
-    case HeadKind::ValueHead: return VerifierSpec::preset("skywork");
-    case HeadKind::TokenClassification: return VerifierSpec::preset("trl-token-classification");
-    case HeadKind::SequenceClassification: return VerifierSpec::preset("orm");
+    case HeadKind::ProcessRewardModel:
+      return VerifierSpec::preset("qwen2.5-math-prm");
+    case HeadKind::ValueHead:
+      return VerifierSpec::preset("skywork");
+    case HeadKind::TokenClassification:
+      return VerifierSpec::preset("trl-token-classification");
+    case HeadKind::SequenceClassification:
+      return VerifierSpec::preset("orm");
     case HeadKind::RewardModel: {
       auto s = VerifierSpec::preset("orm");
       s.heads[0].type = "mlp";  // Qwen2.5-Math-RM: score.0, ReLU, score.2 [1, H]
@@ -69,7 +73,8 @@ std::shared_ptr<const Verifier> Verifier::load(const std::filesystem::path& dir,
   const auto& c = im.model_->config();
   const int64_t per_token = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim *
                             static_cast<int64_t>(c10::elementSize(im.model_->dtype()));
-  if (options.prefix_cache_bytes > 0) im.prefix_cache_ = std::make_unique<PrefixCache>(options.prefix_cache_bytes, per_token);
+  if (options.prefix_cache_bytes > 0)
+    im.prefix_cache_ = std::make_unique<PrefixCache>(options.prefix_cache_bytes, per_token);
   return v;
 }
 
@@ -132,9 +137,7 @@ std::vector<std::pair<int64_t, int64_t>> Verifier::Impl::read_spans(size_t h, co
   std::vector<std::pair<int64_t, int64_t>> spans;
   const auto& ends = r.step_positions;
   const bool solution = !step_only && heads_.at(h)->spec().logprob_span != "step";
-  auto span = [&](size_t k) {
-    return std::make_pair(k == 0 || solution ? r.solution_from : ends[k - 1] + 1, ends[k]);
-  };
+  auto span = [&](size_t k) { return std::make_pair(k == 0 || solution ? r.solution_from : ends[k - 1] + 1, ends[k]); };
   if (heads_.at(h)->spec().read == "last") {
     if (!ends.empty()) spans.push_back(span(ends.size() - 1));
     return spans;
@@ -144,9 +147,8 @@ std::vector<std::pair<int64_t, int64_t>> Verifier::Impl::read_spans(size_t h, co
 }
 
 at::Tensor Verifier::Impl::token_logprobs(const at::Tensor& hidden, int64_t offset, const Rendered& r, int64_t first,
-                                   int64_t last, const std::function<at::Tensor(const at::Tensor&)>& lm) const {
-  if (first <= offset || last < first || last - offset > hidden.size(0) ||
-      last >= static_cast<int64_t>(r.ids.size()))
+                                          int64_t last, const std::function<at::Tensor(const at::Tensor&)>& lm) const {
+  if (first <= offset || last < first || last - offset > hidden.size(0) || last >= static_cast<int64_t>(r.ids.size()))
     throw Error("verifier: log-probabilities of tokens " + std::to_string(first) + ".." + std::to_string(last) +
                 " need hidden states from " + std::to_string(first - 1) + " (have " + std::to_string(offset) + ".." +
                 std::to_string(offset + hidden.size(0) - 1) + ")");
@@ -159,9 +161,9 @@ at::Tensor Verifier::Impl::token_logprobs(const at::Tensor& hidden, int64_t offs
 }
 
 at::Tensor Verifier::Impl::head_inputs(size_t h, const at::Tensor& hidden, int64_t offset, const Rendered& r,
-                                 const std::vector<size_t>& which,
-                                 const std::function<at::Tensor(const at::Tensor&)>& lm,
-                                 const std::vector<float>* known) const {
+                                       const std::vector<size_t>& which,
+                                       const std::function<at::Tensor(const at::Tensor&)>& lm,
+                                       const std::vector<float>* known) const {
   const auto pos = read_positions(h, r);
   std::vector<int64_t> rows;
   for (size_t i : which) rows.push_back(pos.at(i) - offset);
@@ -170,14 +172,16 @@ at::Tensor Verifier::Impl::head_inputs(size_t h, const at::Tensor& hidden, int64
   const int64_t n_features = heads_.at(h)->spec().logprob_features();
   if (which.empty()) return torch::zeros({0, x.size(1) + n_features}, x.options());
   if (r.solution_from < 1)
-    throw Error("verifier: head '" + heads_.at(h)->spec().name + "' reads log-probabilities but the input has no solution start");
+    throw Error("verifier: head '" + heads_.at(h)->spec().name +
+                "' reads log-probabilities but the input has no solution start");
   const auto spans = read_spans(h, r);
   // The log-probabilities of every token the reads cover, computed once:
   // tokens `known` holds are taken from it, the others from the hidden rows.
   int64_t lo = std::numeric_limits<int64_t>::max(), hi = -1;
   for (size_t i : which) {
     if (spans.at(i).second < spans.at(i).first)
-      throw Error("verifier: head '" + heads_.at(h)->spec().name + "': read " + std::to_string(i) + " covers no tokens");
+      throw Error("verifier: head '" + heads_.at(h)->spec().name + "': read " + std::to_string(i) +
+                  " covers no tokens");
     lo = std::min(lo, spans.at(i).first);
     hi = std::max(hi, spans.at(i).second);
   }
@@ -219,7 +223,7 @@ std::vector<double> Verifier::Impl::head_scores(size_t h, const at::Tensor& rows
 }
 
 Scores Verifier::Impl::finish(std::map<std::string, std::vector<double>> per_head, int64_t tokens,
-                        const ScoreOptions& options) const {
+                              const ScoreOptions& options) const {
   Scores out;
   out.tokens = tokens;
   for (const auto& h : heads_) {
@@ -256,7 +260,8 @@ std::vector<Scores> Verifier::score_batch(const std::vector<Solution>& solutions
   return impl_->score_rendered(rendered, options);
 }
 
-std::vector<Scores> Verifier::Impl::score_rendered(const std::vector<Rendered>& rendered, const ScoreOptions& options) const {
+std::vector<Scores> Verifier::Impl::score_rendered(const std::vector<Rendered>& rendered,
+                                                   const ScoreOptions& options) const {
   std::vector<size_t> order(rendered.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),

@@ -65,8 +65,7 @@ struct Verifier::Impl {
   std::vector<double> head_scores(size_t h, const at::Tensor& rows) const;
   size_t num_heads() const { return heads_.size(); }
   const HeadSpec& head_spec(size_t h) const;
-  Scores finish(std::map<std::string, std::vector<double>> per_head, int64_t tokens,
-                const ScoreOptions& options) const;
+  Scores finish(std::map<std::string, std::vector<double>> per_head, int64_t tokens, const ScoreOptions& options) const;
   /// Throws InputError when `tokens` do not fit the backbone's context.
   void check_length(int64_t tokens, const std::string& what) const;
 };

@@ -37,7 +37,8 @@ void validate(const VerifierSpec& s, const std::string& where) {
   check_one_of(s.input.style, {"chatml", "text", "tokens", "turns"}, where, "template.style");
   if (s.input.style == "turns" && (s.input.user_turn.find("{content}") == std::string::npos ||
                                    s.input.assistant_turn.find("{read}") == std::string::npos))
-    throw ConfigError(where + ": a turns template needs template.user_turn with {content} and "
+    throw ConfigError(where +
+                      ": a turns template needs template.user_turn with {content} and "
                       "template.assistant_turn with {read}");
   check_one_of(s.input.bos, {"auto", "yes", "no", "text"}, where, "template.bos");
   if (s.heads.empty()) throw ConfigError(where + ": 'heads' must name at least one head");
@@ -58,7 +59,8 @@ void validate(const VerifierSpec& s, const std::string& where) {
     check_one_of(h.features, {"hidden", "hidden+logprob"}, where, at + ".features");
     check_one_of(h.logprob_span, {"step", "solution", "step+solution"}, where, at + ".logprob_span");
     if (h.features != "hidden" && (h.type != "linear" || s.input.style != "tokens"))
-      throw ConfigError(where + ": " + at + ": features 'hidden+logprob' need a linear head and a tokens-style template");
+      throw ConfigError(where + ": " + at +
+                        ": features 'hidden+logprob' need a linear head and a tokens-style template");
   }
   if (s.input.style == "chatml" && s.input.step_tag.empty())
     throw ConfigError(where + ": chatml templates need template.step_tag (the step separator)");

@@ -34,12 +34,12 @@ namespace stepverify {
 
 /// One labelled solution for verifier training.
 struct VerifierExample {
-  std::string id;                    ///< where it came from (for messages and outputs)
+  std::string id;  ///< where it came from (for messages and outputs)
   std::string question;
   std::vector<std::string> steps;
-  std::vector<double> step_labels;   ///< PRM targets per step, in [0, 1] (empty: none)
-  std::vector<double> sorm_labels;   ///< SORM targets per step (empty: the step labels)
-  std::optional<double> outcome;     ///< 1 correct, 0 wrong (ORM and OVM targets)
+  std::vector<double> step_labels;  ///< PRM targets per step, in [0, 1] (empty: none)
+  std::vector<double> sorm_labels;  ///< SORM targets per step (empty: the step labels)
+  std::optional<double> outcome;    ///< 1 correct, 0 wrong (ORM and OVM targets)
 };
 
 std::vector<VerifierExample> read_trl_prm(const std::filesystem::path& path);

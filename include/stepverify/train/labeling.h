@@ -59,8 +59,8 @@ class RolloutPolicy {
 
 /// Options of the built-in rollout policy.
 struct LmRolloutOptions {
-  GenerationOptions generation;          ///< sampling (temperature 1 by default); the seed advances per call
-  PolicyPrompt prompt;                   ///< the prompt of a prefix (question, then its steps)
+  GenerationOptions generation;  ///< sampling (temperature 1 by default); the seed advances per call
+  PolicyPrompt prompt;           ///< the prompt of a prefix (question, then its steps)
 };
 
 /// Rollouts sampled from a causal LM with generate(); answers extracted from
@@ -88,11 +88,11 @@ struct LabelProblem {
 
 /// Options of the labelers.
 struct LabelOptions {
-  int rollouts = 8;                    ///< rollouts per prefix (per probe for the binary search)
-  int64_t requests_per_call = 256;     ///< prefixes handed to the policy at once
+  int rollouts = 8;                 ///< rollouts per prefix (per probe for the binary search)
+  int64_t requests_per_call = 256;  ///< prefixes handed to the policy at once
   /// Answer equality (default: answers_equal, the MathEquivalence).
   std::function<bool(const std::string& answer, const std::string& gold)> equal;
-  bool progress = false;               ///< progress bar on stderr
+  bool progress = false;  ///< progress bar on stderr
   /// Monte Carlo labels: a step prefix shared by several solutions of the same
   /// question and gold answer (samples often agree on their first steps) is
   /// rolled out once and its label given to all of them; its rollouts count
@@ -114,10 +114,10 @@ std::vector<StepLabels> monte_carlo_labels(RolloutPolicy& policy, const std::vec
 
 /// The outcome of the binary search.
 struct FirstErrorSearch {
-  int first_error = -1;      ///< -1 when the answer is right
-  int batches = 0;           ///< rollout batches used
+  int first_error = -1;  ///< -1 when the answer is right
+  int batches = 0;       ///< rollout batches used
   int64_t rollouts = 0;
-  std::vector<int> labels;   ///< 1 before the first error, 0 from it on
+  std::vector<int> labels;  ///< 1 before the first error, 0 from it on
 };
 
 FirstErrorSearch find_first_error(RolloutPolicy& policy, const LabelProblem& problem, const LabelOptions& options = {});

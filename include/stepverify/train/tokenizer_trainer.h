@@ -24,16 +24,16 @@ namespace stepverify {
 
 /// Options of the sentencepiece trainer (names as its flags).
 struct SentencePieceTrainOptions {
-  int vocab_size = 384;                  ///< pieces, byte and special pieces included
-  std::string model_type = "bpe";        ///< "bpe" or "unigram"
-  bool split_digits = true;              ///< every digit its own piece
-  bool byte_fallback = true;             ///< unknown characters as <0xNN> pieces
-  bool add_dummy_prefix = false;         ///< prepend "▁" to the text (Llama: true)
-  std::string normalization = "identity";///< sentencepiece normalization_rule_name
-  double character_coverage = 1.0;       ///< share of characters kept as pieces
+  int vocab_size = 384;                           ///< pieces, byte and special pieces included
+  std::string model_type = "bpe";                 ///< "bpe" or "unigram"
+  bool split_digits = true;                       ///< every digit its own piece
+  bool byte_fallback = true;                      ///< unknown characters as <0xNN> pieces
+  bool add_dummy_prefix = false;                  ///< prepend "▁" to the text (Llama: true)
+  std::string normalization = "identity";         ///< sentencepiece normalization_rule_name
+  double character_coverage = 1.0;                ///< share of characters kept as pieces
   std::vector<std::string> user_defined_symbols;  ///< pieces kept whole
-  int num_threads = 1;                   ///< trainer threads (1: reproducible)
-  bool quiet = true;                     ///< silence the trainer's log
+  int num_threads = 1;                            ///< trainer threads (1: reproducible)
+  bool quiet = true;                              ///< silence the trainer's log
 };
 
 /// Trains on `sentences` (one training sentence each; none may contain "\n")

@@ -55,19 +55,19 @@ namespace stepverify {
 
 /// Options of the optimisation loop.
 struct TrainOptions {
-  int64_t steps = 1000;               ///< optimizer steps
-  int64_t batch_size = 32;            ///< examples per micro-batch
-  int accumulation = 1;               ///< micro-batches per optimizer step
-  double learning_rate = 1e-3;        ///< peak learning rate
-  double min_lr_ratio = 0.1;          ///< cosine floor as a share of the peak
-  int64_t warmup_steps = 100;         ///< linear warmup from 0
-  double weight_decay = 0.01;         ///< AdamW decay, applied to matrices only
-  double beta1 = 0.9;                 ///< AdamW first-moment decay
-  double beta2 = 0.95;                ///< AdamW second-moment decay
-  double clip_grad_norm = 1.0;        ///< global norm clip (0: none)
-  int64_t eval_every = 0;             ///< steps between evaluations (0: only at the end)
-  uint64_t seed = 0;                  ///< batch order (and new parameters where a trainer creates them)
-  bool progress = true;               ///< progress bar on stderr
+  int64_t steps = 1000;         ///< optimizer steps
+  int64_t batch_size = 32;      ///< examples per micro-batch
+  int accumulation = 1;         ///< micro-batches per optimizer step
+  double learning_rate = 1e-3;  ///< peak learning rate
+  double min_lr_ratio = 0.1;    ///< cosine floor as a share of the peak
+  int64_t warmup_steps = 100;   ///< linear warmup from 0
+  double weight_decay = 0.01;   ///< AdamW decay, applied to matrices only
+  double beta1 = 0.9;           ///< AdamW first-moment decay
+  double beta2 = 0.95;          ///< AdamW second-moment decay
+  double clip_grad_norm = 1.0;  ///< global norm clip (0: none)
+  int64_t eval_every = 0;       ///< steps between evaluations (0: only at the end)
+  uint64_t seed = 0;            ///< batch order (and new parameters where a trainer creates them)
+  bool progress = true;         ///< progress bar on stderr
   /// Batches of examples of similar length (sorted within windows of 50
   /// batches, then shuffled): less padding, same examples per epoch.
   bool group_by_length = true;
@@ -84,8 +84,8 @@ struct TrainOptions {
 /// One logged point of a run.
 struct TrainPoint {
   int64_t step = 0;
-  double loss = 0;          ///< mean training loss since the previous point
-  double eval_loss = NAN;   ///< evaluation loss when evaluated at this step
+  double loss = 0;         ///< mean training loss since the previous point
+  double eval_loss = NAN;  ///< evaluation loss when evaluated at this step
   double learning_rate = 0;
 };
 
@@ -96,7 +96,7 @@ struct TrainReport {
   double final_loss = NAN;          ///< mean loss over the last 10% of steps
   double final_eval_loss = NAN;     ///< evaluation loss at the end (NaN without eval data)
   double seconds = 0;
-  int64_t examples = 0;             ///< examples seen
+  int64_t examples = 0;  ///< examples seen
 };
 
 /// The optimisation loop over any loss. `loss(batch)` returns the mean loss of
@@ -138,12 +138,11 @@ std::string config_to_json(const ModelConfig& config);
 /// F32, BF16 or F16; tied LM head omitted), copies the tokenizer files found in `tokenizer_dir`, and
 /// adds `extra` tensors (heads) to the safetensors file.
 void save_checkpoint(const std::filesystem::path& dir, TransformerImpl& model,
-                     const std::filesystem::path& tokenizer_dir,
-                     const std::map<std::string, at::Tensor>& extra = {});
+                     const std::filesystem::path& tokenizer_dir, const std::map<std::string, at::Tensor>& extra = {});
 
 /// Options of verifier training.
 struct VerifierTrainOptions {
-  TrainOptions train;                ///< the optimisation loop
+  TrainOptions train;  ///< the optimisation loop
   /// Backbone layers trained: -1 all (embeddings too), 0 heads only, k the
   /// last k layers and the final norm.
   int last_layers = -1;
