@@ -9,6 +9,8 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,10 +29,10 @@ enum class Aggregate {
 
 /// Parses "min", "max", "prod" / "product", "mean", "last", "geomean" /
 /// "geometric_mean"; throws ConfigError naming the value.
-Aggregate parse_aggregate(std::string_view name);
+STEPVERIFY_API Aggregate parse_aggregate(std::string_view name);
 /// The short name parse_aggregate reads ("min", "max", "prod", "mean", "last", "geomean").
-const char* aggregate_name(Aggregate how);
+STEPVERIFY_API const char* aggregate_name(Aggregate how);
 /// Applies `how` to `scores` (left to right); NaN when `scores` is empty.
-double aggregate(const std::vector<double>& scores, Aggregate how);
+STEPVERIFY_API double aggregate(const std::vector<double>& scores, Aggregate how);
 
 }  // namespace stepverify

@@ -64,6 +64,8 @@
 // shared by threads must allow concurrent const calls.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -75,7 +77,7 @@
 namespace stepverify {
 
 /// Turns a solution text into its final answer.
-class AnswerExtractor {
+class STEPVERIFY_API AnswerExtractor {
  public:
   virtual ~AnswerExtractor() = default;
   /// The final answer in `text`, or nullopt when none is found.
@@ -83,7 +85,7 @@ class AnswerExtractor {
 };
 
 /// Which rules the default extractor tries, in this order (first hit wins).
-struct ExtractOptions {
+struct STEPVERIFY_API ExtractOptions {
   /// The last \boxed{...} (brace-balanced), "\boxed x" without braces (up to
   /// the next $ or line end), else the last \fbox{...}. Empty boxes are skipped.
   bool boxed = true;
@@ -103,7 +105,7 @@ struct ExtractOptions {
 /// whitespace, one leading ':', surrounding $...$, \(...\), \[...\], a whole
 /// \text{...} wrapper, and trailing punctuation (. , ; ! /) are removed; an
 /// answer that cleans to "" counts as not found.
-class DefaultExtractor : public AnswerExtractor {
+class STEPVERIFY_API DefaultExtractor : public AnswerExtractor {
  public:
   explicit DefaultExtractor(ExtractOptions options = {}) : options_(options) {}
   std::optional<std::string> extract(std::string_view text) const override;
@@ -116,7 +118,7 @@ class DefaultExtractor : public AnswerExtractor {
 /// Groups answers. Implementations define `canonical`; two answers are equal
 /// iff their canonical keys are equal, which makes `equal` an equivalence
 /// relation whatever the key function is.
-class AnswerEquivalence {
+class STEPVERIFY_API AnswerEquivalence {
  public:
   virtual ~AnswerEquivalence() = default;
   /// A deterministic key of `answer`; equal keys mean equivalent answers.
@@ -137,26 +139,26 @@ inline constexpr int kMaxExponent = 64;
 inline constexpr long kMaxWork = 200000;
 
 /// The math-aware default equivalence (rules in the header comment).
-class MathEquivalence : public AnswerEquivalence {
+class STEPVERIFY_API MathEquivalence : public AnswerEquivalence {
  public:
   std::string canonical(std::string_view answer) const override;
 };
 
 /// Exact string equality after trimming surrounding whitespace.
-class StringEquivalence : public AnswerEquivalence {
+class STEPVERIFY_API StringEquivalence : public AnswerEquivalence {
  public:
   std::string canonical(std::string_view answer) const override;
 };
 
 /// DefaultExtractor{}.extract(text).
-std::optional<std::string> extract_answer(std::string_view text);
+STEPVERIFY_API std::optional<std::string> extract_answer(std::string_view text);
 /// MathEquivalence{}.canonical(answer).
-std::string canonical_answer(std::string_view answer);
+STEPVERIFY_API std::string canonical_answer(std::string_view answer);
 /// MathEquivalence{}.equal(a, b).
-bool answers_equal(std::string_view a, std::string_view b);
+STEPVERIFY_API bool answers_equal(std::string_view a, std::string_view b);
 
 /// One sampled solution with its verifier score(s).
-struct Candidate {
+struct STEPVERIFY_API Candidate {
   /// The solution text; used when `answer` is not given.
   std::string text;
   /// The final answer, if already known (then `text` is not extracted).
@@ -168,7 +170,7 @@ struct Candidate {
 };
 
 /// Call-time options of select_answer.
-struct SelectionOptions {
+struct STEPVERIFY_API SelectionOptions {
   /// Aggregate of step_scores when a candidate has no `score`.
   Aggregate aggregate = Aggregate::Last;
   /// Extractor for candidates without `answer`; null: DefaultExtractor.
@@ -178,7 +180,7 @@ struct SelectionOptions {
 };
 
 /// One equivalence class of answers.
-struct AnswerGroup {
+struct STEPVERIFY_API AnswerGroup {
   /// The canonical key of the class.
   std::string key;
   /// The answer of the class's first member (as extracted or given).
@@ -204,7 +206,7 @@ struct AnswerGroup {
 ///  * best: the candidate with the highest finite score (ties -> the first);
 ///    its answer, which is nullopt when that candidate has none;
 ///  * a selection with nothing to choose from is nullopt (index -1).
-struct Selection {
+struct STEPVERIFY_API Selection {
   std::optional<std::string> majority;
   std::optional<std::string> weighted;
   std::optional<std::string> best;
@@ -221,6 +223,6 @@ struct Selection {
 };
 
 /// Majority vote, weighted self-consistency and best-of-N over `candidates`.
-Selection select_answer(const std::vector<Candidate>& candidates, const SelectionOptions& options = {});
+STEPVERIFY_API Selection select_answer(const std::vector<Candidate>& candidates, const SelectionOptions& options = {});
 
 }  // namespace stepverify

@@ -16,6 +16,8 @@
 // TensorView is a plain value.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -32,14 +34,14 @@ namespace stepverify {
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
 
 /// Bytes per element of `dtype`.
-size_t dtype_size(DType dtype);
+STEPVERIFY_API size_t dtype_size(DType dtype);
 /// The safetensors name of `dtype` ("F32", "BF16", ...).
-std::string_view dtype_name(DType dtype);
+STEPVERIFY_API std::string_view dtype_name(DType dtype);
 /// Parses a safetensors dtype name; std::nullopt when unknown.
-std::optional<DType> parse_dtype(std::string_view name);
+STEPVERIFY_API std::optional<DType> parse_dtype(std::string_view name);
 
 /// Read-only bytes with a name for error messages.
-class ByteSource {
+class STEPVERIFY_API ByteSource {
  public:
   virtual ~ByteSource() = default;
   virtual const std::byte* data() const = 0;
@@ -58,12 +60,12 @@ class ByteSource {
 
 /// Maps a file privately (copy-on-write: the file is never written). Throws
 /// IoError naming the file.
-std::shared_ptr<const ByteSource> map_file(const std::filesystem::path& path);
+STEPVERIFY_API std::shared_ptr<const ByteSource> map_file(const std::filesystem::path& path);
 /// Wraps bytes the caller hands over (copied once into the source).
-std::shared_ptr<const ByteSource> memory_source(std::string bytes, std::string name);
+STEPVERIFY_API std::shared_ptr<const ByteSource> memory_source(std::string bytes, std::string name);
 
 /// A tensor inside a ByteSource.
-struct TensorView {
+struct STEPVERIFY_API TensorView {
   std::string name;                          ///< tensor name, e.g. "model.norm.weight"
   DType dtype = DType::F32;                  ///< element type
   std::vector<int64_t> shape;                ///< dimensions (empty for a scalar)
@@ -74,7 +76,7 @@ struct TensorView {
 };
 
 /// One safetensors file, validated.
-class SafetensorsFile {
+class STEPVERIFY_API SafetensorsFile {
  public:
   /// Maps and validates `path`. Throws IoError or FormatError naming the file.
   static std::shared_ptr<const SafetensorsFile> open(const std::filesystem::path& path);
@@ -100,7 +102,7 @@ class SafetensorsFile {
 
 /// All tensors of a checkpoint: one `model.safetensors`, a sharded set listed
 /// by `model.safetensors.index.json`, or any single `.safetensors` file.
-class Checkpoint {
+class STEPVERIFY_API Checkpoint {
  public:
   /// `path` is a directory or a .safetensors file. Throws IoError when no
   /// weights are found, FormatError on any malformed file or index.
@@ -125,7 +127,7 @@ class Checkpoint {
 };
 
 /// A tensor to write: raw bytes the caller keeps alive during the call.
-struct TensorData {
+struct STEPVERIFY_API TensorData {
   std::string name;            ///< tensor name
   DType dtype = DType::F32;    ///< element type
   std::vector<int64_t> shape;  ///< dimensions
@@ -134,7 +136,7 @@ struct TensorData {
 
 /// Writes a safetensors file (header padded to 8 bytes, tensors in the given
 /// order). Throws IoError when the file cannot be written.
-void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+STEPVERIFY_API void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors,
+                                     const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace stepverify

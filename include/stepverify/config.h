@@ -12,6 +12,8 @@
 // Thread safety: a plain value; safe to share read-only.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -36,7 +38,7 @@ enum class HeadKind {
 };
 
 /// `rope_scaling` of config.json.
-struct RopeScaling {
+struct STEPVERIFY_API RopeScaling {
   std::string type;                                 ///< "linear", "dynamic" or "llama3"
   double factor = 1.0;                              ///< scaling factor
   double low_freq_factor = 1.0;                     ///< llama3 only
@@ -45,7 +47,7 @@ struct RopeScaling {
 };
 
 /// The typed config of a decoder-only checkpoint.
-struct ModelConfig {
+struct STEPVERIFY_API ModelConfig {
   std::string architecture;  ///< architectures[0], e.g. "LlamaForCausalLM"
   std::string model_type;    ///< "llama", "mistral" or "qwen2"
   ModelFamily family = ModelFamily::Llama;
@@ -82,6 +84,6 @@ struct ModelConfig {
 };
 
 /// The `architectures` values stepverify can load.
-std::vector<std::string> supported_architectures();
+STEPVERIFY_API std::vector<std::string> supported_architectures();
 
 }  // namespace stepverify

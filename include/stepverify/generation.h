@@ -20,6 +20,8 @@
 // plain C++ (no torch header); calling generate() needs stepverify/model.h.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,7 +33,7 @@ namespace stepverify {
 class Model;  // stepverify/model.h
 
 /// Call-time options of generate().
-struct GenerationOptions {
+struct STEPVERIFY_API GenerationOptions {
   SamplingParams sampling;       ///< temperature, top-k, top-p, seed (each call starts from the seed)
   int64_t max_new_tokens = 128;  ///< tokens generated per prompt at most
   int64_t max_batch_rows = 256;  ///< rows (prompts x num_samples) decoded together
@@ -42,7 +44,7 @@ struct GenerationOptions {
 };
 
 /// One completion.
-struct Generation {
+struct STEPVERIFY_API Generation {
   std::vector<int64_t> ids;  ///< generated tokens (no prompt; no EOS when stop_at_eos)
   std::string text;          ///< decoded with special tokens skipped
   bool ended = false;        ///< stopped at EOS (false: max_new_tokens reached)
@@ -50,7 +52,7 @@ struct Generation {
 
 /// Samples num_samples completions per prompt. Throws InputError on an empty prompt
 /// or one that leaves no room for max_new_tokens in the context.
-std::vector<Generation> generate(const Model& model, const std::vector<std::vector<int64_t>>& prompts,
-                                 const GenerationOptions& options = {});
+STEPVERIFY_API std::vector<Generation> generate(const Model& model, const std::vector<std::vector<int64_t>>& prompts,
+                                                const GenerationOptions& options = {});
 
 }  // namespace stepverify

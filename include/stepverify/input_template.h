@@ -13,6 +13,8 @@
 // Thread safety: an InputTemplate is immutable; render() may run on many threads.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,7 +26,7 @@
 namespace stepverify {
 
 /// A solution rendered for the verifier.
-struct RenderedInput {
+struct STEPVERIFY_API RenderedInput {
   std::vector<int64_t> ids;             ///< the backbone's input tokens
   std::vector<int64_t> step_positions;  ///< per step, where step-level heads read
   std::vector<int64_t> tag_positions;   ///< positions of the step tag
@@ -32,7 +34,7 @@ struct RenderedInput {
 };
 
 /// Renders (question, steps) under one TemplateSpec.
-class InputTemplate {
+class STEPVERIFY_API InputTemplate {
  public:
   /// `name` names the spec in error messages. Throws ConfigError when the
   /// step tag is not one token of `tokenizer`.

@@ -35,6 +35,8 @@
 // (the copy-on-write claim is synchronised).
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -49,14 +51,14 @@ class TransformerImpl;
 class AttentionImpl;
 
 /// Session-time options of a cache.
-struct KVCacheOptions {
+struct STEPVERIFY_API KVCacheOptions {
   /// Most positions the cache may hold; 0 means the model's max_position_embeddings.
   int64_t capacity = 0;
   /// Positions allocated up front (grown by doubling up to capacity).
   int64_t initial_allocation = 256;
 };
 
-class KVCache {
+class STEPVERIFY_API KVCache {
  public:
   /// An empty cache for `batch` rows of a model with `config`.
   KVCache(const ModelConfig& config, int64_t batch, c10::Device device, c10::ScalarType dtype,

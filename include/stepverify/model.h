@@ -20,6 +20,8 @@
 // and ForwardOutput are plain values.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -39,7 +41,7 @@ namespace stepverify {
 class TransformerImpl;
 
 /// Load-time options.
-struct LoadOptions {
+struct STEPVERIFY_API LoadOptions {
   /// Device of the weights and of every tensor the model returns.
   c10::Device device = c10::kCPU;
   /// Compute dtype: float32 (parity), bfloat16 or float16.
@@ -69,7 +71,7 @@ struct LoadOptions {
 };
 
 /// One forward call. Tensors may live on any device; they are moved to the model's.
-struct ForwardInput {
+struct STEPVERIFY_API ForwardInput {
   /// Token ids, int64 [batch, T].
   at::Tensor input_ids;
   /// 1 for tokens, 0 for padding, [batch, T]; undefined means all ones.
@@ -92,7 +94,7 @@ struct ForwardInput {
 };
 
 /// What a forward returns.
-struct ForwardOutput {
+struct STEPVERIFY_API ForwardOutput {
   /// Last layer after the final norm, [batch, T, hidden], model dtype.
   at::Tensor hidden;
   /// With output_hidden_states: index 0 the embeddings, i the output of layer
@@ -101,9 +103,9 @@ struct ForwardOutput {
 };
 
 /// Turns ids into an int64 [1, T] tensor on the CPU.
-at::Tensor to_batch(const std::vector<int64_t>& ids);
+STEPVERIFY_API at::Tensor to_batch(const std::vector<int64_t>& ids);
 
-class Model {
+class STEPVERIFY_API Model {
  public:
   /// Loads config.json, the safetensors weights and the tokenizer from `dir`.
   static std::shared_ptr<const Model> load(const std::filesystem::path& dir, const LoadOptions& options = {});

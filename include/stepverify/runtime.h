@@ -28,12 +28,14 @@
 // from the thread that owns the workers.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <string>
 
 namespace stepverify {
 
 /// Process-wide CPU settings.
-struct RuntimeOptions {
+struct STEPVERIFY_API RuntimeOptions {
   /// torch intra-op threads (elementwise ops, softmax). 0 keeps torch's value.
   int torch_threads = 1;
   /// OpenBLAS threads for GEMMs; 0 means all hardware threads.
@@ -50,20 +52,20 @@ struct RuntimeOptions {
 /// The settings in force after the call. Only the first call applies options;
 /// environment variables STEPVERIFY_TORCH_THREADS and STEPVERIFY_BLAS_THREADS
 /// override the defaults.
-RuntimeOptions configure_runtime(const RuntimeOptions& options = {});
+STEPVERIFY_API RuntimeOptions configure_runtime(const RuntimeOptions& options = {});
 
 /// True when torch's BLAS is OpenBLAS (the reference BLAS is far slower).
-bool blas_is_openblas();
+STEPVERIFY_API bool blas_is_openblas();
 
 /// OpenBLAS's thread count now; 0 when the BLAS is not OpenBLAS.
-int blas_threads();
+STEPVERIFY_API int blas_threads();
 
 /// OpenBLAS's thread count set to `threads` for the object's lifetime, then
 /// restored (`threads` 0: the count is left alone). Code that runs its own
 /// workers, one GEMM stream each, runs them with 1 (more BLAS threads than
 /// cores spin; timings in README.md). No effect when the BLAS is not OpenBLAS. The count is process-wide: create
 /// one scope at a time, from the thread that owns the workers.
-class BlasThreadsScope {
+class STEPVERIFY_API BlasThreadsScope {
  public:
   explicit BlasThreadsScope(int threads);
   ~BlasThreadsScope();
@@ -76,16 +78,16 @@ class BlasThreadsScope {
 
 /// The kernel set OpenBLAS runs ("Haswell", "SkylakeX", "Prescott", ...), as
 /// openblas_get_corename() names it; empty when the BLAS is not OpenBLAS.
-std::string blas_kernels();
+STEPVERIFY_API std::string blas_kernels();
 
 /// The OpenBLAS kernel set this CPU runs fastest: "SkylakeX" with AVX-512
 /// (F, CD, BW, DQ, VL usable), "Haswell" with AVX2 and FMA, empty otherwise
 /// (other architectures, older x86).
-std::string blas_kernels_for_cpu();
+STEPVERIFY_API std::string blas_kernels_for_cpu();
 
 /// True when OpenBLAS runs kernels of an older instruction set than
 /// blas_kernels_for_cpu() (AVX-512 > AVX2 > the rest).
-bool blas_kernels_lag_cpu();
+STEPVERIFY_API bool blas_kernels_lag_cpu();
 
 /// When blas_kernels_lag_cpu() and OPENBLAS_CORETYPE is unset, sets it to
 /// blas_kernels_for_cpu() and restarts the program (execv of /proc/self/exe
@@ -93,6 +95,6 @@ bool blas_kernels_lag_cpu();
 /// when the restart fails (the kernels then stay as they are). A variable the
 /// user set is never overridden, so the restart happens at most once. Call it
 /// first in main(), before any thread starts or any output is buffered.
-void restart_for_blas_kernels(char** argv);
+STEPVERIFY_API void restart_for_blas_kernels(char** argv);
 
 }  // namespace stepverify

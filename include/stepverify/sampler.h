@@ -11,6 +11,8 @@
 // policy model is shared read-only.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,7 +27,7 @@
 namespace stepverify {
 
 /// Options of the built-in sampler.
-struct SamplerOptions {
+struct STEPVERIFY_API SamplerOptions {
   SamplingParams sampling;       ///< temperature, top-k, top-p, seed (each call advances the generator)
   int64_t max_step_tokens = 96;  ///< a step longer than this is cut (and marked finished)
   /// The policy's prompt; its step_delimiter also ends a sampled step.
@@ -39,7 +41,7 @@ struct SamplerOptions {
 /// the prompt prefix they share stays in the cache across calls, each
 /// partial's remaining tokens are prefilled together (left-padded within the
 /// batch), and the rows decode together.
-class SamplingProposer : public StepProposer {
+class STEPVERIFY_API SamplingProposer : public StepProposer {
  public:
   SamplingProposer(std::shared_ptr<const Model> policy, SamplerOptions options = {});
   ~SamplingProposer() override;

@@ -9,13 +9,15 @@
 // Thread safety: a plain value.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <string>
 
 namespace stepverify {
 
 /// Temperature, top-k, top-p and seed of token sampling.
-struct SamplingParams {
+struct STEPVERIFY_API SamplingParams {
   double temperature = 1.0;  ///< 0 means greedy
   int top_k = 0;             ///< keep the k most likely tokens (0: all)
   double top_p = 1.0;        ///< nucleus: smallest set with this much mass

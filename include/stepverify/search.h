@@ -18,6 +18,8 @@
 // from the calling thread only. SamplingProposer is used by one thread at a time.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,14 +33,14 @@ namespace stepverify {
 class Verifier;  // stepverify/verifier.h
 
 /// One proposed next step.
-struct Proposal {
+struct STEPVERIFY_API Proposal {
   std::string text;       ///< the step, without the delimiter
   bool finished = false;  ///< the solution ends with this step (EOS, or a final answer)
   int64_t tokens = 0;     ///< tokens generated for it (budget accounting)
 };
 
 /// The extension point through which a decoding loop proposes next steps.
-class StepProposer {
+class STEPVERIFY_API StepProposer {
  public:
   virtual ~StepProposer() = default;
   /// Up to `k` next steps for the partial solution (question, steps).
@@ -69,7 +71,7 @@ enum class SearchScoring {
 };
 
 /// Options of the searches.
-struct SearchOptions {
+struct STEPVERIFY_API SearchOptions {
   int beam_width = 4;  ///< beams kept after each step (beam, dvts)
   int expansions = 4;  ///< proposals per beam and step
   /// Beam search proposes beam_width * expansions continuations at every
@@ -92,7 +94,7 @@ struct SearchOptions {
 };
 
 /// A finished (or cut) solution.
-struct SearchCandidate {
+struct STEPVERIFY_API SearchCandidate {
   std::vector<std::string> steps;
   std::vector<double> step_scores;
   double score = 0;  ///< aggregate of step_scores
@@ -100,7 +102,7 @@ struct SearchCandidate {
 };
 
 /// What a search returns.
-struct SearchResult {
+struct STEPVERIFY_API SearchResult {
   std::vector<std::string> steps;           ///< the chosen solution
   double score = 0;                         ///< its score
   std::string answer;                       ///< its extracted answer ("" when none)
@@ -114,15 +116,15 @@ struct SearchResult {
 /// Step-level beam search: B beams, each expanded with k proposals (B * k
 /// per step spread over the live beams under constant_step_budget) scored
 /// through forked sessions; the top B by `aggregate` continue.
-SearchResult beam_search(const Verifier& verifier, StepProposer& proposer, const std::string& question,
-                         const SearchOptions& options = {});
+STEPVERIFY_API SearchResult beam_search(const Verifier& verifier, StepProposer& proposer, const std::string& question,
+                                        const SearchOptions& options = {});
 /// Diverse verifier tree search: the budget split over `subtrees` independent
 /// beam searches of width beam_width / subtrees (at least 1).
-SearchResult dvts(const Verifier& verifier, StepProposer& proposer, const std::string& question,
-                  const SearchOptions& options = {});
+STEPVERIFY_API SearchResult dvts(const Verifier& verifier, StepProposer& proposer, const std::string& question,
+                                 const SearchOptions& options = {});
 /// N complete samples (one proposal per step), each scored incrementally;
 /// the pick is the best score (best-of-N) or the weighted vote (weighted SC).
-SearchResult sample_and_rank(const Verifier& verifier, StepProposer& proposer, const std::string& question, int n,
-                             const SearchOptions& options = {});
+STEPVERIFY_API SearchResult sample_and_rank(const Verifier& verifier, StepProposer& proposer,
+                                            const std::string& question, int n, const SearchOptions& options = {});
 
 }  // namespace stepverify

@@ -34,6 +34,8 @@
 // (internally locked), so one cache may serve sessions on many threads.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <list>
 #include <map>
@@ -54,7 +56,7 @@ namespace stepverify {
 /// returns a fork of the deepest cached prefix (O(length)). Entries past the
 /// memory budget are evicted least recently used first; emptied branches are
 /// pruned. Thread-safe.
-class PrefixCache {
+class STEPVERIFY_API PrefixCache {
  public:
   PrefixCache(int64_t budget_bytes, int64_t bytes_per_token);
   ~PrefixCache();
@@ -80,7 +82,7 @@ class PrefixCache {
 class ScoringSession;
 
 /// One candidate step scored by ScoringSession::append_candidates.
-struct ScoredStep {
+struct STEPVERIFY_API ScoredStep {
   /// The step's score per step-level head (what append_step returns).
   std::map<std::string, double> scores;
   /// The parent extended by the step; null when the step was refused.
@@ -90,7 +92,7 @@ struct ScoredStep {
 };
 
 /// Options of append_candidates.
-struct CandidateOptions {
+struct STEPVERIFY_API CandidateOptions {
   /// Refused steps (empty, holding the tag, too long) come back with `error`
   /// set and no session instead of throwing.
   bool skip_invalid = false;
@@ -100,7 +102,7 @@ struct CandidateOptions {
   int64_t max_batch_tokens = 8192;
 };
 
-class ScoringSession {
+class STEPVERIFY_API ScoringSession {
  public:
   ScoringSession(std::shared_ptr<const Verifier> verifier, std::string question);
   ScoringSession& operator=(const ScoringSession&) = delete;

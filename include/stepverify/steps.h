@@ -8,6 +8,8 @@
 // Thread safety: plain values and pure functions.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <string>
 #include <vector>
 
@@ -15,12 +17,12 @@ namespace stepverify {
 
 /// Splits a solution into steps at `delimiter`; pieces that are only
 /// whitespace are dropped. An empty delimiter keeps the text as one step.
-std::vector<std::string> split_steps(const std::string& text, const std::string& delimiter = "\n");
+STEPVERIFY_API std::vector<std::string> split_steps(const std::string& text, const std::string& delimiter = "\n");
 
 /// The text a policy model is prompted with for a partial solution: the
 /// template with "{question}" replaced, then each step followed by the
 /// delimiter. The sampler, the rollout policy and the demo build prompts with it.
-struct PolicyPrompt {
+struct STEPVERIFY_API PolicyPrompt {
   /// The prompt before the first step; its first "{question}" is replaced by the question.
   std::string prompt_template = "{question}\n";
   /// Text that ends each step (and marks the end of a sampled step).

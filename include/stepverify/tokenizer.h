@@ -15,6 +15,8 @@
 // called concurrently from any number of threads.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -26,7 +28,7 @@
 namespace stepverify {
 
 /// Options for one `encode` call.
-struct EncodeOptions {
+struct STEPVERIFY_API EncodeOptions {
   /// Add the tokenizer's BOS/EOS as its config says (HF `add_special_tokens`).
   bool add_special_tokens = true;
   /// Turn added/special tokens written in the text into their ids (HF default).
@@ -34,13 +36,13 @@ struct EncodeOptions {
 };
 
 /// Options for one `decode` call.
-struct DecodeOptions {
+struct STEPVERIFY_API DecodeOptions {
   /// Drop special tokens (BOS, EOS, pad, <|im_start|>, ...) from the text.
   bool skip_special_tokens = false;
 };
 
 /// Options fixed when a tokenizer is loaded.
-struct TokenizerOptions {
+struct STEPVERIFY_API TokenizerOptions {
   /// Override the `legacy` flag of tokenizer_config.json (sentencepiece only).
   std::optional<bool> legacy;
   /// Override whether encode() adds BOS when add_special_tokens is true.
@@ -50,7 +52,7 @@ struct TokenizerOptions {
 };
 
 /// A token added on top of the base vocabulary (HF `added_tokens_decoder`).
-struct AddedToken {
+struct STEPVERIFY_API AddedToken {
   int64_t id = -1;           ///< id in the vocabulary
   std::string content;       ///< the literal text of the token
   bool special = false;      ///< skipped by decode(skip_special_tokens)
@@ -61,7 +63,7 @@ struct AddedToken {
 };
 
 /// The special tokens of a tokenizer; a missing one is std::nullopt.
-struct SpecialTokens {
+struct STEPVERIFY_API SpecialTokens {
   std::optional<int64_t> bos_id;   ///< beginning of sequence
   std::optional<int64_t> eos_id;   ///< end of sequence
   std::optional<int64_t> pad_id;   ///< padding
@@ -74,13 +76,13 @@ struct SpecialTokens {
 
 /// The result of encoding with pieces: ids and the token strings HF reports
 /// (`convert_ids_to_tokens`), e.g. "▁Janet" or "Ġthe".
-struct Encoding {
+struct STEPVERIFY_API Encoding {
   std::vector<int64_t> ids;         ///< token ids
   std::vector<std::string> pieces;  ///< one piece per id
 };
 
 /// Abstract tokenizer; obtain one from `load_tokenizer`.
-class Tokenizer {
+class STEPVERIFY_API Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
@@ -114,15 +116,17 @@ class Tokenizer {
 /// BPE), `vocab.json` + `merges.txt`, or `tokenizer.model` (sentencepiece), with
 /// `tokenizer_config.json`, `special_tokens_map.json` and `added_tokens.json`.
 /// Throws IoError when none is present, TokenizerError when one is corrupt.
-std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir, const TokenizerOptions& options = {});
+STEPVERIFY_API std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir,
+                                                         const TokenizerOptions& options = {});
 
 /// Loads a sentencepiece tokenizer from `tokenizer.model` in `dir` (the HF
 /// LlamaTokenizer conventions come from `tokenizer_config.json` beside it).
-std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::filesystem::path& dir,
-                                                        const TokenizerOptions& options = {});
+STEPVERIFY_API std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::filesystem::path& dir,
+                                                                       const TokenizerOptions& options = {});
 
 /// Loads a byte-level BPE tokenizer from `tokenizer.json`, or from
 /// `vocab.json` + `merges.txt`, in `dir`.
-std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::filesystem::path& dir, const TokenizerOptions& options = {});
+STEPVERIFY_API std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::filesystem::path& dir,
+                                                             const TokenizerOptions& options = {});
 
 }  // namespace stepverify

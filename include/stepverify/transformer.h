@@ -17,6 +17,8 @@
 // change parameters: call them before sharing the module.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <functional>
 #include <optional>
 #include <vector>
@@ -29,7 +31,7 @@
 namespace stepverify {
 
 /// Rotary position embeddings (rotate-half), with linear, dynamic and llama3 scaling.
-class RotaryEmbedding {
+class STEPVERIFY_API RotaryEmbedding {
  public:
   RotaryEmbedding(const ModelConfig& config, c10::Device device);
   /// cos and sin [B, T, head_dim] in `dtype` for integer positions [B, T].
@@ -44,7 +46,7 @@ class RotaryEmbedding {
 
 /// y = x W^T + b. Parameters are allocated uninitialised: loading fills them
 /// (no wasted random init on multi-GB checkpoints).
-class LinearImpl : public torch::nn::Module {
+class STEPVERIFY_API LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias);
   at::Tensor forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
@@ -53,14 +55,14 @@ class LinearImpl : public torch::nn::Module {
 TORCH_MODULE(Linear);
 
 /// Token embeddings: a [vocab, hidden] parameter, read by index.
-class EmbeddingImpl : public torch::nn::Module {
+class STEPVERIFY_API EmbeddingImpl : public torch::nn::Module {
  public:
   EmbeddingImpl(int64_t vocab, int64_t hidden);
   at::Tensor weight;
 };
 TORCH_MODULE(Embedding);
 
-class RMSNormImpl : public torch::nn::Module {
+class STEPVERIFY_API RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t hidden, double eps);
   at::Tensor forward(const at::Tensor& x) const;
@@ -71,7 +73,7 @@ class RMSNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
-class AttentionImpl : public torch::nn::Module {
+class STEPVERIFY_API AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const ModelConfig& config);
   /// x [B,T,H]; cos/sin [B,T,d]; mask [B,1,1,T,S] additive; cache optional.
@@ -89,7 +91,7 @@ class AttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Attention);
 
-class MLPImpl : public torch::nn::Module {
+class STEPVERIFY_API MLPImpl : public torch::nn::Module {
  public:
   explicit MLPImpl(const ModelConfig& config);
   at::Tensor forward(const at::Tensor& x) const;
@@ -102,7 +104,7 @@ class MLPImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MLP);
 
-class DecoderLayerImpl : public torch::nn::Module {
+class STEPVERIFY_API DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const ModelConfig& config);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
@@ -114,7 +116,7 @@ class DecoderLayerImpl : public torch::nn::Module {
 TORCH_MODULE(DecoderLayer);
 
 /// embed_tokens, layers, norm: registered as "model" under the root.
-class DecoderImpl : public torch::nn::Module {
+class STEPVERIFY_API DecoderImpl : public torch::nn::Module {
  public:
   explicit DecoderImpl(const ModelConfig& config);
   Embedding embed_tokens{nullptr};
@@ -125,7 +127,7 @@ class DecoderImpl : public torch::nn::Module {
 TORCH_MODULE(Decoder);
 
 /// The root module: "model" and optionally "lm_head".
-class TransformerImpl : public torch::nn::Module {
+class STEPVERIFY_API TransformerImpl : public torch::nn::Module {
  public:
   TransformerImpl(const ModelConfig& config, bool with_lm_head, c10::Device device);
   ForwardOutput forward(const ForwardInput& input) const;

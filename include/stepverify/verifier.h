@@ -20,6 +20,8 @@
 // cache is synchronised). A ScoringSession is used by one thread at a time.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -36,13 +38,13 @@
 namespace stepverify {
 
 /// One solution to score.
-struct Solution {
+struct STEPVERIFY_API Solution {
   std::string question;
   std::vector<std::string> steps;
 };
 
 /// Scores of one solution.
-struct Scores {
+struct STEPVERIFY_API Scores {
   /// Per-step scores of the first step-level head (PRM, value, SORM), one per step.
   std::vector<double> step_scores;
   /// Per-step scores of every step-level head, by head name.
@@ -55,7 +57,7 @@ struct Scores {
 };
 
 /// Load-time options.
-struct VerifierOptions {
+struct STEPVERIFY_API VerifierOptions {
   /// Backbone load options (device, dtype, ...).
   LoadOptions load;
   /// A preset name or a spec file; empty: stepverify.json beside the
@@ -68,7 +70,7 @@ struct VerifierOptions {
 };
 
 /// Call-time options of scoring.
-struct ScoreOptions {
+struct STEPVERIFY_API ScoreOptions {
   /// Aggregate of step-level heads into `Scores::outcome`.
   Aggregate aggregate = Aggregate::Min;
   /// A user aggregate; overrides `aggregate` when set.
@@ -83,7 +85,7 @@ namespace detail {
 struct VerifierAccess;  // src/verifier/verifier_internal.h
 }  // namespace detail
 
-class Verifier : public std::enable_shared_from_this<Verifier> {
+class STEPVERIFY_API Verifier : public std::enable_shared_from_this<Verifier> {
  public:
   static std::shared_ptr<const Verifier> load(const std::filesystem::path& dir, const VerifierOptions& options = {});
   ~Verifier();

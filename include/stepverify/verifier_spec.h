@@ -25,6 +25,8 @@
 // Thread safety: a plain value.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -32,7 +34,7 @@
 namespace stepverify {
 
 /// How (question, steps) become token ids.
-struct TemplateSpec {
+struct STEPVERIFY_API TemplateSpec {
   /// "chatml": system/user/assistant messages rendered as
   ///   <|im_start|>{role}\n{content}<|im_end|>\n, the assistant content being
   ///   step_tag.join(steps) + step_tag; encoded as one string.
@@ -72,7 +74,7 @@ struct TemplateSpec {
 };
 
 /// One head over the shared backbone.
-struct HeadSpec {
+struct STEPVERIFY_API HeadSpec {
   std::string name = "prm";     ///< key in the results ("prm", "orm", "ovm", "sorm", or any)
   std::string meaning = "prm";  ///< "prm", "orm", "ovm" or "sorm"
   /// "lm_candidates": softmax over the LM-head logits of `candidates`;
@@ -116,7 +118,7 @@ struct HeadSpec {
 };
 
 /// A verifier: template plus heads.
-struct VerifierSpec {
+struct STEPVERIFY_API VerifierSpec {
   std::string name;
   TemplateSpec input;
   std::vector<HeadSpec> heads;

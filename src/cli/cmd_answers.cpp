@@ -2,7 +2,7 @@
 //   A line with "text" gets "answer" (the extracted answer, or null); a line
 //   with "a" and "b" gets "equal" (bool, MathEquivalence). Both may apply.
 //
-// stepverify vote --input IN.jsonl --output OUT.jsonl [--aggregate min|prod|last|mean]
+// stepverify vote --input IN.jsonl --output OUT.jsonl [--aggregate min|max|prod|mean|last|geomean]
 //   Each line {"id": any, "gold"?: str, "candidates": [{"text"?: str,
 //   "answer"?: str, "score"?: float, "step_scores"?: [float]}]} is written back
 //   with "majority", "weighted" and "best" (answers or null) and, with a gold
@@ -12,7 +12,8 @@
 //
 // Input keys and their order are kept. Answers given as JSON numbers are
 // read as their JSON text. A bad line is reported on stderr with its line
-// number and skipped; the other lines are still processed and written.
+// number and skipped; the other lines are still processed and written. The
+// exit status is 1 when every line failed.
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -137,7 +138,7 @@ Run add_answers(CLI::App& app) {
         },
         good);
     if (bad) std::cerr << fmt::format("{} of {} lines could not be processed (see above)\n", bad, bad + good);
-    return 0;
+    return good == 0 && bad > 0 ? 1 : 0;  // every line failed: not a success
   };
 }
 
@@ -189,7 +190,7 @@ Run add_vote(CLI::App& app) {
     } else {
       std::cerr << fmt::format("vote: {} problems, none with a gold answer (no accuracy)\n", good);
     }
-    return 0;
+    return good == 0 && bad > 0 ? 1 : 0;  // every line failed: not a success
   };
 }
 

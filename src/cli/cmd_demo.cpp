@@ -23,6 +23,11 @@ Run add_demo(CLI::App& app) {
       ->transform(
           CLI::CheckedTransformer(std::map<std::string, DemoSet>{{"test", DemoSet::Test}, {"dev", DemoSet::Dev}}));
   app.add_option("--problems", o->problems, "held-out problems (default 200)");
+  app.add_option("--models-seed", o->trained.seed,
+                 "the `models --seed` the models were trained with (their training problems are never held out; "
+                 "default 0, the shipped models')");
+  app.add_option("--models-train-problems", o->trained.train_problems,
+                 "the `models --train-problems` they were trained with (default 40000)");
   app.add_option("--n", o->n, "proposals per problem for every method (default 16)");
   app.add_option("--beam-width", o->beam_width, "beams kept (default 4)");
   app.add_option("--expansions", o->expansions, "proposals per beam and step (default 4)");

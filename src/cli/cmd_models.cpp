@@ -30,8 +30,8 @@ Run add_models(CLI::App& app) {
   app.add_option("--backbone-solutions", o->backbone_solutions,
                  "what the verifier backbone's continuation trains on: commuted (default), reordered or reference")
       ->check(CLI::IsMember(solution_kinds));
-  app.add_flag_callback(
-      "--reference-order", [o] { o->policy_solutions = "reference"; }, "the same as --policy-solutions reference");
+  auto reference_order = std::make_shared<bool>(false);  // wins over --policy-solutions
+  app.add_flag("--reference-order", *reference_order, "the same as --policy-solutions reference");
   app.add_option("--policy-solutions", o->policy_solutions,
                  "what the policy trains on: commuted (default), reordered or reference")
       ->check(CLI::IsMember(solution_kinds));
@@ -55,6 +55,7 @@ Run add_models(CLI::App& app) {
   add_load_flags(app, o->load);  // the dtype the models load, sample, label and train in
   return [=] {
     auto opts = *o;
+    if (*reference_order) opts.policy_solutions = "reference";
     // --policy-from retrains the verifier over the given policy as it is,
     // unless a continuation is asked for.
     if (!opts.policy_from.empty() && continue_steps->count() == 0) opts.policy_continue_steps = 0;

@@ -5,6 +5,7 @@
 // one per step) and, when --heads is given or the verifier has no step-level
 // head, "scores": {head: [per step] or float}. A bad line is reported on
 // stderr with its line number; the other lines are still scored and written.
+// The exit status is 1 when every line failed.
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -146,7 +147,7 @@ Run add_score(CLI::App& app) {
     if (bad) std::cerr << fmt::format("{} of {} lines could not be scored (see above)\n", bad, bad + records.size());
     out.flush();
     if (!out) throw IoError(*output + ": write failed");
-    return 0;
+    return records.empty() && bad > 0 ? 1 : 0;  // every line failed: not a success
   };
 }
 

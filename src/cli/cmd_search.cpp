@@ -136,7 +136,7 @@ Run add_search(CLI::App& app) {
     if (graded) std::cerr << fmt::format(", accuracy {:.3f} ({}/{})", double(correct) / graded, correct, graded);
     if (failed) std::cerr << fmt::format(", {} lines skipped", failed);
     std::cerr << "\n";
-    return 0;
+    return done == 0 && failed > 0 ? 1 : 0;  // every line failed: not a success
   };
 }
 

@@ -1,6 +1,8 @@
 // Loading libstepverify_spm.so in isolation and calling it.
 #include "tokenizer/spm_shim.h"
 
+#include "spm_paths.h"  // generated: where the shim is built and installed
+
 #include <dlfcn.h>
 
 #include <filesystem>
@@ -25,6 +27,8 @@ struct Api {
 };
 
 // The shim sits next to libstepverify.so (build tree and install prefix alike).
+// A static libstepverify is part of its program, wherever that lives: then the
+// shim's place in the build tree, and in the install prefix, are tried next.
 std::filesystem::path shim_path() {
   Dl_info info{};
   if (::dladdr(reinterpret_cast<void*>(&shim_path), &info) && info.dli_fname)
@@ -39,7 +43,8 @@ const Api& api() {
   std::call_once(once, [] {
     auto path = shim_path();
     void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
-    if (!lib) lib = ::dlopen("libstepverify_spm.so", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    for (const char* other : {STEPVERIFY_SPM_BUILD_PATH, STEPVERIFY_SPM_INSTALL_PATH, "libstepverify_spm.so"})
+      if (!lib) lib = ::dlopen(other, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!lib) {
       const char* e = ::dlerror();
       error = std::string("cannot load the sentencepiece shim ") + path.string() + ": " + (e ? e : "?");

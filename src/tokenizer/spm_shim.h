@@ -1,4 +1,6 @@
 // Internal: sentencepiece behind a C interface in its own shared object.
+// Marked STEPVERIFY_API for the project's other targets (train, eval, the
+// CLI, tests); not part of the installed API.
 //
 // Debian's libsentencepiece carries its own copy of protobuf-lite and exports
 // it; linked into a process that also loads libtorch (which needs the system
@@ -7,6 +9,8 @@
 // shim library `libstepverify_spm.so` links it, and is loaded with
 // dlopen(RTLD_LOCAL | RTLD_DEEPBIND) so each protobuf copy keeps to itself.
 #pragma once
+
+#include "stepverify/export.h"
 
 #include <cstddef>
 #include <memory>
@@ -23,7 +27,7 @@ typedef void (*svspm_string_cb)(void* ctx, const char* s, size_t len);
 namespace stepverify::detail {
 
 /// A loaded sentencepiece model (immutable; const methods are thread-safe).
-class SpmModel {
+class STEPVERIFY_API SpmModel {
  public:
   /// Loads a serialized ModelProto. Throws TokenizerError naming `where`.
   SpmModel(std::string_view serialized, const std::string& where);
@@ -48,7 +52,7 @@ class SpmModel {
 /// Runs the sentencepiece trainer with key/value flags ("vocab_size", ...) on
 /// `sentences`, read from memory; returns the serialized ModelProto. Throws
 /// TokenizerError.
-std::string spm_train(const std::vector<std::pair<std::string, std::string>>& flags,
-                      const std::vector<std::string>& sentences);
+STEPVERIFY_API std::string spm_train(const std::vector<std::pair<std::string, std::string>>& flags,
+                                     const std::vector<std::string>& sentences);
 
 }  // namespace stepverify::detail

@@ -1,5 +1,7 @@
-// Internal: what sessions, the trainer and the CLI's scoring need from a
-// Verifier beyond its public calls (the heads, where they read, their inputs).
+// Internal: what sessions and the trainer need from a Verifier beyond its
+// public calls (the heads, where they read, their inputs). Marked
+// STEPVERIFY_API for the project's other targets (train, eval, the CLI,
+// tests); not part of the installed API.
 #pragma once
 
 #include <functional>
@@ -19,7 +21,7 @@ namespace stepverify {
 
 class Head;
 
-struct Verifier::Impl {
+struct STEPVERIFY_API Verifier::Impl {
   std::shared_ptr<const Model> model_;
   VerifierSpec spec_;
   std::vector<std::shared_ptr<const Head>> heads_;

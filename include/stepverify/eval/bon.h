@@ -73,6 +73,8 @@
 // options must be safe to call from the calling thread.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -85,7 +87,7 @@
 namespace stepverify {
 
 /// One sampled solution of a best-of-N problem.
-struct BonCandidate {
+struct STEPVERIFY_API BonCandidate {
   /// Text, answer, solution score and step scores (as in `stepverify vote`).
   Candidate candidate;
   /// Per step: 1 = right, 0 = wrong; empty when unlabeled. Same size as
@@ -96,7 +98,7 @@ struct BonCandidate {
 };
 
 /// One problem: a gold answer and its candidates.
-struct BonProblem {
+struct STEPVERIFY_API BonProblem {
   /// The "id" field: a string as is, another value as its JSON text ("" when absent).
   std::string id;
   /// The gold final answer; nullopt when absent.
@@ -107,10 +109,10 @@ struct BonProblem {
 
 /// Parses one input line (format in the header comment). Throws FormatError
 /// for invalid JSON, InputError naming the field for a bad value.
-BonProblem parse_bon_problem(std::string_view json_line);
+STEPVERIFY_API BonProblem parse_bon_problem(std::string_view json_line);
 
 /// Call-time options of evaluate_bon.
-struct BonOptions {
+struct STEPVERIFY_API BonOptions {
   /// S: subsets per problem and N when C(k, N) exceeds it (else all subsets). >= 1.
   int samples = 32;
   /// Seed of the subset draws.
@@ -131,7 +133,7 @@ struct BonOptions {
 };
 
 /// Accuracy against N of one method.
-struct BonCurve {
+struct STEPVERIFY_API BonCurve {
   /// "majority", "weighted", "best", "best_min", "best_prod", "best_last" or "best_mean".
   std::string method;
   /// One value per BonResult::n, a fraction in [0, 1].
@@ -139,7 +141,7 @@ struct BonCurve {
 };
 
 /// One bin of a reliability table.
-struct ReliabilityBin {
+struct STEPVERIFY_API ReliabilityBin {
   /// The bin's score range [lo, hi) (the last bin includes hi = 1).
   double lo = 0, hi = 0;
   /// Scores in the bin.
@@ -149,7 +151,7 @@ struct ReliabilityBin {
 };
 
 /// A reliability table and its expected calibration error.
-struct ReliabilityTable {
+struct STEPVERIFY_API ReliabilityTable {
   /// All bins, in increasing order of score (empty bins included).
   std::vector<ReliabilityBin> bins;
   /// sum_b (count_b / total) |accuracy_b - mean_score_b|; 0 when total == 0.
@@ -159,7 +161,7 @@ struct ReliabilityTable {
 };
 
 /// The result of evaluate_bon.
-struct BonResult {
+struct STEPVERIFY_API BonResult {
   /// The N values, increasing.
   std::vector<int> n;
   /// One curve per method present, in the order of the header comment.
@@ -185,19 +187,20 @@ struct BonResult {
 /// correctness cannot be decided (no gold, a candidate without "correct"), when
 /// step_labels and step_scores differ in size, a label is not 0/1, a labeled
 /// candidate's step score is not finite, or for bad options.
-BonResult evaluate_bon(const std::vector<BonProblem>& problems, const BonOptions& options = {});
+STEPVERIFY_API BonResult evaluate_bon(const std::vector<BonProblem>& problems, const BonOptions& options = {});
 
 /// Area under the ROC curve of `scores` for `labels` (1 positive, 0
 /// negative): the fraction of (positive, negative) pairs where the positive
 /// scores higher, ties counting 1/2. O(n log n). nullopt when either class is
 /// empty. Throws InputError on a size mismatch, a label not 0/1, or a
 /// non-finite score.
-std::optional<double> auroc(const std::vector<double>& scores, const std::vector<int>& labels);
+STEPVERIFY_API std::optional<double> auroc(const std::vector<double>& scores, const std::vector<int>& labels);
 
 /// Reliability table of `scores` in [0, 1] against `labels` (0/1) with `bins`
 /// equal-width bins. Throws InputError on a size mismatch, a label not 0/1, a
 /// score outside [0, 1] (or NaN), or bins < 1.
-ReliabilityTable reliability(const std::vector<double>& scores, const std::vector<int>& labels, int bins = 10);
+STEPVERIFY_API ReliabilityTable reliability(const std::vector<double>& scores, const std::vector<int>& labels,
+                                            int bins = 10);
 
 /// The result as one JSON object, pretty-printed with 2 spaces, no trailing newline:
 ///   {"n": [1, 2, 4, ...], "methods": {NAME: [accuracy per n]}, "problems": int,
@@ -207,18 +210,19 @@ ReliabilityTable reliability(const std::vector<double>& scores, const std::vecto
 ///    "ece"?: float, "reliability"?: [{"bin_lo", "bin_hi", "count", "mean_score", "accuracy"}]}
 /// (optional keys present when the result holds them; an empty bin's
 /// mean_score and accuracy are null).
-std::string bon_json(const BonResult& result);
+STEPVERIFY_API std::string bon_json(const BonResult& result);
 
 /// Markdown: a table of accuracy (percent, one decimal) with a row per method
 /// and a column per N, the step metrics, and the reliability table.
-std::string bon_markdown(const BonResult& result);
+STEPVERIFY_API std::string bon_markdown(const BonResult& result);
 
 /// A standalone SVG line chart of accuracy against N (log2 x axis), one
 /// <polyline class="curve"> per method in result order, with a legend.
-std::string bon_svg(const BonResult& result, const std::string& title = "Accuracy against N");
+STEPVERIFY_API std::string bon_svg(const BonResult& result, const std::string& title = "Accuracy against N");
 
 /// A standalone SVG reliability diagram: one <rect class="bin"> per non-empty
 /// bin (height = accuracy), the diagonal of perfect calibration, and the ECE.
-std::string reliability_svg(const ReliabilityTable& table, const std::string& title = "Reliability of step scores");
+STEPVERIFY_API std::string reliability_svg(const ReliabilityTable& table,
+                                           const std::string& title = "Reliability of step scores");
 
 }  // namespace stepverify

@@ -25,6 +25,8 @@
 // structs are plain values.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -35,7 +37,7 @@
 namespace stepverify {
 
 /// One solution in ProcessBench's format, with the verifier's step scores.
-struct ProcessBenchRecord {
+struct STEPVERIFY_API ProcessBenchRecord {
   /// Record id, e.g. "gsm8k-12".
   std::string id;
   /// The split: `id` before its last '-' (see split_of_id).
@@ -52,16 +54,16 @@ struct ProcessBenchRecord {
 
 /// The split named by a record id: the part before the last '-'.
 /// Throws FormatError when `id` has no '-' or nothing before it.
-std::string split_of_id(const std::string& id);
+STEPVERIFY_API std::string split_of_id(const std::string& id);
 
 /// Index of the first score strictly below `threshold`; -1 when none is.
-int first_error_prediction(const std::vector<double>& scores, double threshold);
+STEPVERIFY_API int first_error_prediction(const std::vector<double>& scores, double threshold);
 
 /// F1 of ProcessBench: 2ab/(a+b), and 0 when a + b == 0.
-double processbench_f1(double error_accuracy, double correct_accuracy);
+STEPVERIFY_API double processbench_f1(double error_accuracy, double correct_accuracy);
 
 /// Call-time options of evaluate_processbench.
-struct ProcessBenchOptions {
+struct STEPVERIFY_API ProcessBenchOptions {
   /// Fixed threshold applied to every split; ignored when calibrate_on is set.
   double threshold = 0.5;
   /// When not empty: the threshold is chosen by calibrate_threshold on the
@@ -71,7 +73,7 @@ struct ProcessBenchOptions {
 };
 
 /// Metrics of one split.
-struct SplitMetrics {
+struct STEPVERIFY_API SplitMetrics {
   /// The split name.
   std::string split;
   /// Fraction of records with label != -1 whose prediction equals the label
@@ -90,7 +92,7 @@ struct SplitMetrics {
 };
 
 /// The result of evaluate_processbench.
-struct ProcessBenchResult {
+struct STEPVERIFY_API ProcessBenchResult {
   /// One entry per split, in the order of each split's first record.
   std::vector<SplitMetrics> splits;
   /// Unweighted mean of splits[i].f1 (0 when there is no split).
@@ -105,13 +107,14 @@ struct ProcessBenchResult {
 /// a label is < -1, a label is not below the number of step scores, a score is
 /// not finite, or `steps` is non-empty and its size differs from step_scores;
 /// and when options.calibrate_on names a split with no record.
-ProcessBenchResult evaluate_processbench(const std::vector<ProcessBenchRecord>& records,
-                                         const ProcessBenchOptions& options = {});
+STEPVERIFY_API ProcessBenchResult evaluate_processbench(const std::vector<ProcessBenchRecord>& records,
+                                                        const ProcessBenchOptions& options = {});
 
 /// Metrics of `records` (treated as one split named `split`) at `threshold`;
 /// predictions are appended to `predictions` when it is not null.
-SplitMetrics processbench_metrics(const std::vector<ProcessBenchRecord>& records, double threshold,
-                                  const std::string& split = "", std::vector<int>* predictions = nullptr);
+STEPVERIFY_API SplitMetrics processbench_metrics(const std::vector<ProcessBenchRecord>& records, double threshold,
+                                                 const std::string& split = "",
+                                                 std::vector<int>* predictions = nullptr);
 
 /// The threshold maximising F1 over `records` (one split).
 ///
@@ -123,10 +126,10 @@ SplitMetrics processbench_metrics(const std::vector<ProcessBenchRecord>& records
 /// preferred over the score bounding the same optimum, which leaves a margin.
 /// Cost: O(S log S) for S step scores. Throws InputError when the records hold
 /// no step score, or on the record errors of evaluate_processbench.
-double calibrate_threshold(const std::vector<ProcessBenchRecord>& records);
+STEPVERIFY_API double calibrate_threshold(const std::vector<ProcessBenchRecord>& records);
 
 /// Options of read_processbench_records.
-struct ProcessBenchReadOptions {
+struct STEPVERIFY_API ProcessBenchReadOptions {
   /// Every record must carry "step_scores" (as `eval processbench --scores` needs).
   bool require_step_scores = false;
 };
@@ -139,12 +142,13 @@ struct ProcessBenchReadOptions {
 /// "steps" (strings), "step_scores" (numbers, as many as steps when both are
 /// present). Other fields are ignored. Throws IoError when a file cannot be
 /// read, FormatError naming file and line (or array index) for a bad record.
-std::vector<ProcessBenchRecord> read_processbench_records(const std::filesystem::path& path,
-                                                          const ProcessBenchReadOptions& options = {});
+STEPVERIFY_API std::vector<ProcessBenchRecord> read_processbench_records(const std::filesystem::path& path,
+                                                                         const ProcessBenchReadOptions& options = {});
 
 /// As read_processbench_records, from text; `source` names it in errors.
-std::vector<ProcessBenchRecord> parse_processbench_records(const std::string& text, const std::string& source,
-                                                           const ProcessBenchReadOptions& options = {});
+STEPVERIFY_API std::vector<ProcessBenchRecord> parse_processbench_records(const std::string& text,
+                                                                          const std::string& source,
+                                                                          const ProcessBenchReadOptions& options = {});
 
 /// A step scorer: for each (problem, steps) pair, one score per step.
 using ScoreFn = std::function<std::vector<std::vector<double>>(
@@ -154,29 +158,30 @@ using ScoreFn = std::function<std::vector<std::vector<double>>(
 /// (problem, steps) pairs in record order (the scorer batches as it likes).
 /// Throws InputError when a record has no steps text, or when the scorer
 /// returns the wrong number of solutions or of steps.
-void score_processbench_records(std::vector<ProcessBenchRecord>& records, const ScoreFn& score);
+STEPVERIFY_API void score_processbench_records(std::vector<ProcessBenchRecord>& records, const ScoreFn& score);
 
 /// The result as one JSON object:
 ///   {"splits": {SPLIT: {"error_accuracy", "correct_accuracy", "f1", "threshold",
 ///                       "n_error", "n_correct"}}, "average_f1": float}
 /// pretty-printed with 2 spaces, no trailing newline.
-std::string processbench_json(const ProcessBenchResult& result);
+STEPVERIFY_API std::string processbench_json(const ProcessBenchResult& result);
 
 /// A Markdown table (values in percent, one decimal, as in the paper), with an
 /// average row and a line saying how the threshold was chosen.
-std::string processbench_markdown(const ProcessBenchResult& result);
+STEPVERIFY_API std::string processbench_markdown(const ProcessBenchResult& result);
 
 /// A plain-text table with aligned columns, for a terminal.
-std::string processbench_text(const ProcessBenchResult& result);
+STEPVERIFY_API std::string processbench_text(const ProcessBenchResult& result);
 
 /// A standalone SVG bar chart of F1 per split (one <rect class="bar"> per
 /// split, in result order) with a dashed line at the average F1.
-std::string processbench_svg(const ProcessBenchResult& result, const std::string& title = "ProcessBench: F1 per split");
+STEPVERIFY_API std::string processbench_svg(const ProcessBenchResult& result,
+                                            const std::string& title = "ProcessBench: F1 per split");
 
 /// One JSON line per record: {"id", "split", "label", "prediction", "match",
 /// "threshold", "step_scores"}; the lines are valid input for --scores.
 /// `result` must come from evaluate_processbench(records, ...) (InputError otherwise).
-std::string processbench_predictions_jsonl(const std::vector<ProcessBenchRecord>& records,
-                                           const ProcessBenchResult& result);
+STEPVERIFY_API std::string processbench_predictions_jsonl(const std::vector<ProcessBenchRecord>& records,
+                                                          const ProcessBenchResult& result);
 
 }  // namespace stepverify

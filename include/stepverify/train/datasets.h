@@ -25,6 +25,8 @@
 // Thread safety: reentrant.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -33,7 +35,7 @@
 namespace stepverify {
 
 /// One labelled solution for verifier training.
-struct VerifierExample {
+struct STEPVERIFY_API VerifierExample {
   std::string id;  ///< where it came from (for messages and outputs)
   std::string question;
   std::vector<std::string> steps;
@@ -42,13 +44,13 @@ struct VerifierExample {
   std::optional<double> outcome;    ///< 1 correct, 0 wrong (ORM and OVM targets)
 };
 
-std::vector<VerifierExample> read_trl_prm(const std::filesystem::path& path);
-std::vector<VerifierExample> read_math_shepherd(const std::filesystem::path& path);
-std::vector<VerifierExample> read_processbench_steps(const std::filesystem::path& path);
-std::vector<VerifierExample> read_outcome_labelled(const std::filesystem::path& path);
+STEPVERIFY_API std::vector<VerifierExample> read_trl_prm(const std::filesystem::path& path);
+STEPVERIFY_API std::vector<VerifierExample> read_math_shepherd(const std::filesystem::path& path);
+STEPVERIFY_API std::vector<VerifierExample> read_processbench_steps(const std::filesystem::path& path);
+STEPVERIFY_API std::vector<VerifierExample> read_outcome_labelled(const std::filesystem::path& path);
 
 /// Writes the TRL PRM format (labels >= 0.5 are true). Throws InputError on
 /// an example without step labels.
-void write_trl_prm(const std::filesystem::path& path, const std::vector<VerifierExample>& examples);
+STEPVERIFY_API void write_trl_prm(const std::filesystem::path& path, const std::vector<VerifierExample>& examples);
 
 }  // namespace stepverify

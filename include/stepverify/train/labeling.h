@@ -28,6 +28,8 @@
 // the calling thread only.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,13 +45,13 @@ namespace stepverify {
 class Model;  // stepverify/model.h
 
 /// A partial solution to complete.
-struct RolloutRequest {
+struct STEPVERIFY_API RolloutRequest {
   std::string question;
   std::vector<std::string> steps;  ///< the prefix
 };
 
 /// The extension point: completes partial solutions and returns final answers.
-class RolloutPolicy {
+class STEPVERIFY_API RolloutPolicy {
  public:
   virtual ~RolloutPolicy() = default;
   /// `n` completions of every request; returns requests.size() * n final
@@ -58,14 +60,14 @@ class RolloutPolicy {
 };
 
 /// Options of the built-in rollout policy.
-struct LmRolloutOptions {
+struct STEPVERIFY_API LmRolloutOptions {
   GenerationOptions generation;  ///< sampling (temperature 1 by default); the seed advances per call
   PolicyPrompt prompt;           ///< the prompt of a prefix (question, then its steps)
 };
 
 /// Rollouts sampled from a causal LM with generate(); answers extracted from
 /// the completions with the default extractor.
-class LmRolloutPolicy : public RolloutPolicy {
+class STEPVERIFY_API LmRolloutPolicy : public RolloutPolicy {
  public:
   explicit LmRolloutPolicy(std::shared_ptr<const Model> policy, LmRolloutOptions options = {});
   std::vector<std::string> rollout(const std::vector<RolloutRequest>& requests, int n) override;
@@ -80,14 +82,14 @@ class LmRolloutPolicy : public RolloutPolicy {
 };
 
 /// A solution to label.
-struct LabelProblem {
+struct STEPVERIFY_API LabelProblem {
   std::string question;
   std::vector<std::string> steps;
   std::string gold;  ///< the correct final answer
 };
 
 /// Options of the labelers.
-struct LabelOptions {
+struct STEPVERIFY_API LabelOptions {
   int rollouts = 8;                 ///< rollouts per prefix (per probe for the binary search)
   int64_t requests_per_call = 256;  ///< prefixes handed to the policy at once
   /// Answer equality (default: answers_equal, the MathEquivalence).
@@ -101,7 +103,7 @@ struct LabelOptions {
 };
 
 /// Monte Carlo labels of one solution.
-struct StepLabels {
+struct STEPVERIFY_API StepLabels {
   std::vector<double> soft;  ///< share of rollouts reaching the gold answer, per step
   std::vector<int> hard;     ///< 1 when any rollout did, per step
   int64_t rollouts = 0;      ///< rollouts spent on this solution (a shared prefix counts once, for its first owner)
@@ -109,22 +111,25 @@ struct StepLabels {
 
 /// Math-Shepherd estimation for every step of every problem. Throws InputError
 /// on a problem without steps.
-std::vector<StepLabels> monte_carlo_labels(RolloutPolicy& policy, const std::vector<LabelProblem>& problems,
-                                           const LabelOptions& options = {});
+STEPVERIFY_API std::vector<StepLabels> monte_carlo_labels(RolloutPolicy& policy,
+                                                          const std::vector<LabelProblem>& problems,
+                                                          const LabelOptions& options = {});
 
 /// The outcome of the binary search.
-struct FirstErrorSearch {
+struct STEPVERIFY_API FirstErrorSearch {
   int first_error = -1;  ///< -1 when the answer is right
   int batches = 0;       ///< rollout batches used
   int64_t rollouts = 0;
   std::vector<int> labels;  ///< 1 before the first error, 0 from it on
 };
 
-FirstErrorSearch find_first_error(RolloutPolicy& policy, const LabelProblem& problem, const LabelOptions& options = {});
+STEPVERIFY_API FirstErrorSearch find_first_error(RolloutPolicy& policy, const LabelProblem& problem,
+                                                 const LabelOptions& options = {});
 
 /// GLoRe SORM labels from hard Monte Carlo labels: a step is positive when
 /// it or any later step is (positives propagated backwards); when `outcome`
 /// is given, the last step takes it.
-std::vector<double> sorm_labels(const std::vector<int>& hard, std::optional<bool> outcome = std::nullopt);
+STEPVERIFY_API std::vector<double> sorm_labels(const std::vector<int>& hard,
+                                               std::optional<bool> outcome = std::nullopt);
 
 }  // namespace stepverify

@@ -15,6 +15,8 @@
 // Thread safety: reentrant (each call trains its own model).
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -23,7 +25,7 @@
 namespace stepverify {
 
 /// Options of the sentencepiece trainer (names as its flags).
-struct SentencePieceTrainOptions {
+struct STEPVERIFY_API SentencePieceTrainOptions {
   int vocab_size = 384;                           ///< pieces, byte and special pieces included
   std::string model_type = "bpe";                 ///< "bpe" or "unigram"
   bool split_digits = true;                       ///< every digit its own piece
@@ -40,7 +42,7 @@ struct SentencePieceTrainOptions {
 /// and writes tokenizer.model, tokenizer_config.json and
 /// special_tokens_map.json into `dir` (created). Throws TokenizerError when
 /// the trainer fails, InputError on no sentences or a sentence with "\n".
-void train_sentencepiece(const std::vector<std::string>& sentences, const std::filesystem::path& dir,
-                         const SentencePieceTrainOptions& options = {});
+STEPVERIFY_API void train_sentencepiece(const std::vector<std::string>& sentences, const std::filesystem::path& dir,
+                                        const SentencePieceTrainOptions& options = {});
 
 }  // namespace stepverify

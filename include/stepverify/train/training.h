@@ -34,6 +34,8 @@
 // Thread safety: a trainer is used by one thread at a time.
 #pragma once
 
+#include "stepverify/export.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -54,7 +56,7 @@
 namespace stepverify {
 
 /// Options of the optimisation loop.
-struct TrainOptions {
+struct STEPVERIFY_API TrainOptions {
   int64_t steps = 1000;         ///< optimizer steps
   int64_t batch_size = 32;      ///< examples per micro-batch
   int accumulation = 1;         ///< micro-batches per optimizer step
@@ -82,7 +84,7 @@ struct TrainOptions {
 };
 
 /// One logged point of a run.
-struct TrainPoint {
+struct STEPVERIFY_API TrainPoint {
   int64_t step = 0;
   double loss = 0;         ///< mean training loss since the previous point
   double eval_loss = NAN;  ///< evaluation loss when evaluated at this step
@@ -90,7 +92,7 @@ struct TrainPoint {
 };
 
 /// What a run reports.
-struct TrainReport {
+struct STEPVERIFY_API TrainReport {
   std::vector<TrainPoint> history;  ///< one point per evaluation (and the end)
   double first_loss = NAN;          ///< mean loss over the first optimizer step
   double final_loss = NAN;          ///< mean loss over the last 10% of steps
@@ -106,42 +108,44 @@ struct TrainReport {
 /// losses are);
 /// `eval()` returns an evaluation loss (called under NoGrad), may be empty;
 /// `lengths` (one per example, optional) enables group_by_length.
-TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_examples,
-                       const std::function<at::Tensor(const std::vector<int64_t>&)>& loss,
-                       const std::function<double()>& eval, const TrainOptions& options,
-                       const std::vector<int64_t>& lengths = {});
+STEPVERIFY_API TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_examples,
+                                      const std::function<at::Tensor(const std::vector<int64_t>&)>& loss,
+                                      const std::function<double()>& eval, const TrainOptions& options,
+                                      const std::vector<int64_t>& lengths = {});
 
 /// A transformer for `config` with freshly initialised weights (normal with
 /// std 0.02, norms 1), seeded; for training from scratch.
-std::shared_ptr<TransformerImpl> new_transformer(const ModelConfig& config, uint64_t seed, bool with_lm_head);
+STEPVERIFY_API std::shared_ptr<TransformerImpl> new_transformer(const ModelConfig& config, uint64_t seed,
+                                                                bool with_lm_head);
 
 /// A trainable copy (separate q/k/v and gate/up parameters) of a loaded
 /// model's weights, on the CPU, in `dtype` (float32, or bfloat16 for half the memory).
-std::shared_ptr<TransformerImpl> trainable_copy(const Model& model, bool with_lm_head,
-                                                c10::ScalarType dtype = c10::kFloat);
+STEPVERIFY_API std::shared_ptr<TransformerImpl> trainable_copy(const Model& model, bool with_lm_head,
+                                                               c10::ScalarType dtype = c10::kFloat);
 
 /// One causal-LM example: the loss covers the predictions of ids[prompt_tokens..].
-struct LmExample {
+struct STEPVERIFY_API LmExample {
   std::vector<int64_t> ids;
   int64_t prompt_tokens = 0;
 };
 
 /// Next-token training (cross-entropy on the non-prompt tokens). Throws
 /// InputError on an empty set or an example longer than the context.
-TrainReport train_causal_lm(TransformerImpl& model, const std::vector<LmExample>& train,
-                            const std::vector<LmExample>& eval, const TrainOptions& options);
+STEPVERIFY_API TrainReport train_causal_lm(TransformerImpl& model, const std::vector<LmExample>& train,
+                                           const std::vector<LmExample>& eval, const TrainOptions& options);
 
 /// config.json text for `config` (Hugging Face field names).
-std::string config_to_json(const ModelConfig& config);
+STEPVERIFY_API std::string config_to_json(const ModelConfig& config);
 
 /// Writes config.json and model.safetensors (every parameter in its own dtype:
 /// F32, BF16 or F16; tied LM head omitted), copies the tokenizer files found in `tokenizer_dir`, and
 /// adds `extra` tensors (heads) to the safetensors file.
-void save_checkpoint(const std::filesystem::path& dir, TransformerImpl& model,
-                     const std::filesystem::path& tokenizer_dir, const std::map<std::string, at::Tensor>& extra = {});
+STEPVERIFY_API void save_checkpoint(const std::filesystem::path& dir, TransformerImpl& model,
+                                    const std::filesystem::path& tokenizer_dir,
+                                    const std::map<std::string, at::Tensor>& extra = {});
 
 /// Options of verifier training.
-struct VerifierTrainOptions {
+struct STEPVERIFY_API VerifierTrainOptions {
   TrainOptions train;  ///< the optimisation loop
   /// Backbone layers trained: -1 all (embeddings too), 0 heads only, k the
   /// last k layers and the final norm.
@@ -157,7 +161,7 @@ struct VerifierTrainOptions {
 
 /// Trains the heads of a spec over a backbone checkpoint and saves a verifier
 /// checkpoint that Verifier::load reads unchanged.
-class VerifierTrainer {
+class STEPVERIFY_API VerifierTrainer {
  public:
   /// Copies the backbone at `backbone_dir` (a causal LM or any supported
   /// checkpoint; its tokenizer too) into `out_dir` with new heads (seeded;

@@ -82,6 +82,13 @@ TEST_CASE("cli score: step_scores per line, bad lines reported and skipped", "[c
   CHECK(lines[0]["id"] == 1);
   CHECK(lines[1]["id"] == 2);
 
+  SECTION("every line bad: exit status 1, not a success") {
+    test::write_text(tmp.path / "bad.jsonl", "{broken\n{\"id\": 3, \"steps\": []}\n");
+    CHECK(run_cli("score --model " + dir->string() + " --input " + (tmp.path / "bad.jsonl").string() + " --output " +
+                  (tmp.path / "bad_out.jsonl").string())
+              .first == 1);
+  }
+
   SECTION("--dtype bf16 scores as the library does in bf16; fp16 on the CPU is refused") {
     auto [rc16, o16] = run_cli("score --dtype bf16 --model " + dir->string() + " --input " +
                                (tmp.path / "in.jsonl").string() + " --output " + out.string() + " --heads prm");

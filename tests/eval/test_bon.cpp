@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "stepverify/eval/bon.h"
+#include "test_support.h"
 #include "stepverify/errors.h"
 
 using namespace stepverify;
@@ -45,12 +46,6 @@ void check_curve(const BonResult& r, const std::string& method, const std::vecto
     INFO("N = " << r.n[i]);
     CHECK(got[i] == Approx(expected[i]).margin(1e-12));  // exact enumeration: only rounding
   }
-}
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 // Problem A: gold 8/2; answers 4 (0.2), 5 (0.9), 4.0 (0.8), 6 (0.4); correct: c0, c2.
@@ -322,20 +317,20 @@ TEST_CASE("bon: reports are well-formed", "[evaluation]") {
   const std::string md = bon_markdown(r);
   CHECK(md.find("| method | N=1 | N=2 | N=4 |") != std::string::npos);
   CHECK(md.find("| majority | 41.7 | 66.7 | 100.0 |") != std::string::npos);
-  CHECK(count(md, "\n| best") == 5);
+  CHECK(stepverify::test::count_of(md, "\n| best") == 5);
   CHECK(md.find("expected calibration error") != std::string::npos);
 
   const std::string svg = bon_svg(r);
   CHECK(svg.rfind("<svg", 0) == 0);
   CHECK(svg.find("</svg>") != std::string::npos);
-  CHECK(count(svg, "<polyline") == r.curves.size());
-  CHECK(count(svg, "<polyline class=\"curve\"") == r.curves.size());
-  CHECK(count(svg, "<svg") == count(svg, "</svg>"));
+  CHECK(stepverify::test::count_of(svg, "<polyline") == r.curves.size());
+  CHECK(stepverify::test::count_of(svg, "<polyline class=\"curve\"") == r.curves.size());
+  CHECK(stepverify::test::count_of(svg, "<svg") == stepverify::test::count_of(svg, "</svg>"));
   CHECK(svg.find("nan") == std::string::npos);
 
   const std::string rel = reliability_svg(*r.reliability);
-  CHECK(count(rel, "<rect class=\"bin\"") == 6);  // six occupied bins
-  CHECK(count(rel, "class=\"diagonal\"") == 1);
+  CHECK(stepverify::test::count_of(rel, "<rect class=\"bin\"") == 6);  // six occupied bins
+  CHECK(stepverify::test::count_of(rel, "class=\"diagonal\"") == 1);
   CHECK(rel.find("nan") == std::string::npos);
   CHECK(bon_svg(BonResult{}).find("</svg>") != std::string::npos);  // empty result still renders
 }

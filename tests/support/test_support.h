@@ -27,6 +27,16 @@ inline std::filesystem::path shared_dir() {
   return STEPVERIFY_DEFAULT_SHARED_DIR;
 }
 
+/// The shared data directory (GSM8K, MATH-500, ProcessBench).
+inline std::filesystem::path data_dir() { return shared_dir() / "data"; }
+
+/// Occurrences of `what` in `s` (overlapping ones counted).
+inline size_t count_of(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t i = s.find(what); i != std::string::npos; i = s.find(what, i + 1)) ++n;
+  return n;
+}
+
 /// A fixture checkpoint directory, or nullopt (with a WARN) when absent.
 inline std::optional<std::filesystem::path> fixture(const std::string& name) {
   auto dir = shared_dir() / "fixtures" / "hf" / name;

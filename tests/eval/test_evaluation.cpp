@@ -20,6 +20,7 @@
 
 #include "stepverify/errors.h"
 #include "stepverify/eval/evaluation.h"
+#include "test_support.h"
 
 using namespace stepverify;
 namespace fs = std::filesystem;
@@ -28,14 +29,9 @@ namespace {
 
 const std::vector<std::string> kSplits = {"gsm8k", "math", "olympiadbench", "omnimath"};
 
-fs::path shared_dir() {
-  if (const char* env = std::getenv("STEPVERIFY_SHARED_DIR"); env && *env) return env;
-  return STEPVERIFY_DEFAULT_SHARED_DIR;
-}
-
 // The ProcessBench directory, or nullopt (with a WARN) when absent.
 std::optional<fs::path> processbench_dir() {
-  auto dir = shared_dir() / "data" / "processbench";
+  auto dir = stepverify::test::data_dir() / "processbench";
   if (!fs::exists(dir / "gsm8k.json")) {
     WARN("skipped: " << dir.string() << " is absent (set STEPVERIFY_SHARED_DIR)");
     return std::nullopt;
@@ -115,12 +111,6 @@ bool xml_tags_balanced(const std::string& s) {
     }
   }
   return stack.empty();
-}
-
-size_t count_of(const std::string& s, const std::string& what) {
-  size_t n = 0;
-  for (size_t i = s.find(what); i != std::string::npos; i = s.find(what, i + 1)) ++n;
-  return n;
 }
 
 }  // namespace
@@ -519,7 +509,7 @@ TEST_CASE("processbench: reports are well formed", "[evaluation]") {
     for (std::string line; std::getline(in, line);)
       if (line.rfind("|", 0) == 0) {
         ++rows;
-        CHECK(count_of(line, "|") - count_of(line, "\\|") == 8);
+        CHECK(stepverify::test::count_of(line, "|") - stepverify::test::count_of(line, "\\|") == 8);
       }
     CHECK(rows == 2 + 3 + 1);
   }
@@ -534,16 +524,16 @@ TEST_CASE("processbench: reports are well formed", "[evaluation]") {
     CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
     CHECK(svg.size() > 7);
     CHECK(svg.substr(svg.size() - 7) == "</svg>\n");
-    CHECK(count_of(svg, "<svg") == 1);
-    CHECK(count_of(svg, "class=\"bar\"") == 3);
-    CHECK(count_of(svg, "class=\"average\"") == 1);
+    CHECK(stepverify::test::count_of(svg, "<svg") == 1);
+    CHECK(stepverify::test::count_of(svg, "class=\"bar\"") == 3);
+    CHECK(stepverify::test::count_of(svg, "class=\"average\"") == 1);
     CHECK(xml_tags_balanced(svg));
     CHECK(svg.find("a&lt;b&amp;c") != std::string::npos);
     CHECK(svg.find("a<b") == std::string::npos);
   }
   SECTION("predictions JSONL round-trips as --scores input") {
     const auto text = processbench_predictions_jsonl(rs, res);
-    CHECK(count_of(text, "\n") == rs.size());
+    CHECK(stepverify::test::count_of(text, "\n") == rs.size());
     auto first = nlohmann::json::parse(text.substr(0, text.find('\n')));
     CHECK(first["id"] == "gsm8k-0");
     CHECK(first["prediction"] == 1);
@@ -561,7 +551,7 @@ TEST_CASE("processbench: reports are well formed", "[evaluation]") {
     ProcessBenchResult empty;
     CHECK(nlohmann::json::parse(processbench_json(empty))["average_f1"] == 0.0);
     CHECK(xml_tags_balanced(processbench_svg(empty)));
-    CHECK(count_of(processbench_svg(empty), "class=\"bar\"") == 0);
+    CHECK(stepverify::test::count_of(processbench_svg(empty), "class=\"bar\"") == 0);
   }
 }
 
@@ -604,7 +594,7 @@ TEST_CASE("cli eval processbench --scores: JSON on stdout and report files", "[e
   CHECK(fs::file_size(pred) > 0);
   std::ifstream s(svg);
   std::string svg_text((std::istreambuf_iterator<char>(s)), std::istreambuf_iterator<char>());
-  CHECK(count_of(svg_text, "class=\"bar\"") == 2);
+  CHECK(stepverify::test::count_of(svg_text, "class=\"bar\"") == 2);
 
   // Calibrating on math: t in (0.6, 0.7] makes it perfect; the lowest
   // candidate is the midpoint 0.65, and gsm8k stays perfect there.

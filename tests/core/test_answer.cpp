@@ -15,17 +15,13 @@
 
 #include "stepverify/answer.h"
 #include "stepverify/errors.h"
+#include "test_support.h"
 
 namespace {
 
 using stepverify::answers_equal;
 using stepverify::canonical_answer;
 using stepverify::extract_answer;
-
-std::filesystem::path shared_data_dir() {
-  if (const char* env = std::getenv("STEPVERIFY_SHARED_DIR"); env && *env) return std::filesystem::path(env) / "data";
-  return std::filesystem::path(STEPVERIFY_DEFAULT_SHARED_DIR) / "data";
-}
 
 // Reads a JSONL file, or returns false (with a WARN) when absent.
 bool read_jsonl(const std::filesystem::path& p, std::vector<nlohmann::json>& out) {
@@ -499,7 +495,7 @@ TEST_CASE("selection: majority, weighted, best-of-N and tie-breaking", "[answer]
 
 TEST_CASE("MATH-500: the answer extracted from each reference solution equals its answer", "[answer][data]") {
   std::vector<nlohmann::json> rows;
-  if (!read_jsonl(shared_data_dir() / "math500" / "test500.jsonl", rows)) return;
+  if (!read_jsonl(stepverify::test::data_dir() / "math500" / "test500.jsonl", rows)) return;
   REQUIRE(rows.size() == 500);
   size_t ok = 0;
   for (const auto& r : rows) {
@@ -517,7 +513,7 @@ TEST_CASE("MATH-500: the answer extracted from each reference solution equals it
 
 TEST_CASE("GSM8K: every test answer yields its #### N", "[answer][data]") {
   std::vector<nlohmann::json> rows;
-  if (!read_jsonl(shared_data_dir() / "gsm8k" / "test.jsonl", rows)) return;
+  if (!read_jsonl(stepverify::test::data_dir() / "gsm8k" / "test.jsonl", rows)) return;
   REQUIRE(rows.size() == 1319);
   size_t ok = 0;
   for (const auto& r : rows) {
@@ -536,8 +532,8 @@ TEST_CASE("GSM8K: every test answer yields its #### N", "[answer][data]") {
 
 TEST_CASE("GSM8K example model solutions: our grading agrees with is_correct", "[answer][data]") {
   std::vector<nlohmann::json> tests, sols;
-  if (!read_jsonl(shared_data_dir() / "gsm8k" / "test.jsonl", tests)) return;
-  if (!read_jsonl(shared_data_dir() / "gsm8k" / "example_model_solutions.jsonl", sols)) return;
+  if (!read_jsonl(stepverify::test::data_dir() / "gsm8k" / "test.jsonl", tests)) return;
+  if (!read_jsonl(stepverify::test::data_dir() / "gsm8k" / "example_model_solutions.jsonl", sols)) return;
   REQUIRE(tests.size() == sols.size());
   size_t agree = 0, total = 0, gt_ok = 0;
   for (size_t i = 0; i < sols.size(); ++i) {
