@@ -25,6 +25,7 @@
 #include "cli/flags.h"
 #include "stepverify/answer.h"
 #include "stepverify/errors.h"
+#include "util/jsonl.h"
 
 namespace stepverify::cli {
 namespace {
@@ -51,31 +52,18 @@ size_t for_each_line(const std::string& input, const std::string& output, Body b
   if (!in) throw IoError(input + ": cannot open");
   std::ofstream out(output, std::ios::trunc);
   if (!out) throw IoError(output + ": cannot open for writing");
-  size_t bad = 0, lineno = 0;
-  std::string line;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    ojson j;
-    try {
-      j = ojson::parse(line);
-      if (!j.is_object()) throw InputError("the line is not a JSON object");
-      body(j);
-    } catch (const ojson::exception& e) {
-      ++bad;
-      std::cerr << input << ":" << lineno << ": not valid JSON: " << e.what() << " (line skipped)\n";
-      continue;
-    } catch (const InputError& e) {
-      ++bad;
-      std::cerr << input << ":" << lineno << ": " << e.what() << " (line skipped)\n";
-      continue;
-    }
-    ++good;
-    out << j.dump(-1, ' ', false, ojson::error_handler_t::replace) << "\n";
-  }
+  const auto counts = detail::for_each_jsonl<ojson>(
+      in, input, detail::BadLine::Skip,
+      [&](ojson& j, const std::string&) {
+        if (!j.is_object()) throw InputError("the line is not a JSON object");
+        body(j);
+        out << j.dump(-1, ' ', false, ojson::error_handler_t::replace) << "\n";
+      },
+      &std::cerr);
+  good += counts.good;
   out.flush();
   if (!out) throw IoError(output + ": write failed");
-  return bad;
+  return counts.bad;
 }
 
 Candidate parse_candidate(const ojson& c, size_t k) {

@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "stepverify/errors.h"
+#include "util/jsonl.h"
 #include "stepverify/verifier.h"
 
 namespace stepverify::cli {
@@ -34,7 +35,6 @@ std::vector<std::string> split_csv(const std::string& s) {
 }
 
 struct Record {
-  size_t line = 0;
   ojson json;
   RenderedInput rendered;  // tokenized once, when the line is checked
 };
@@ -85,30 +85,17 @@ Run add_score(CLI::App& app) {
     if (!out) throw IoError(*output + ": cannot open for writing");
 
     std::vector<Record> records;
-    size_t bad = 0, lineno = 0;
-    std::string line;
-    auto report = [&](size_t n, const std::string& what) {
-      ++bad;
-      std::cerr << *input << ":" << n << ": " << what << " (line skipped)\n";
-    };
-    while (std::getline(in, line)) {
-      ++lineno;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      Record r;
-      r.line = lineno;
-      try {
-        r.json = ojson::parse(line);
-        const Solution s = parse_solution(r.json);
-        r.rendered = verifier->tokenize(s.question, s.steps);
-      } catch (const ojson::exception& e) {
-        report(lineno, std::string("not valid JSON: ") + e.what());
-        continue;
-      } catch (const InputError& e) {
-        report(lineno, e.what());
-        continue;
-      }
-      records.push_back(std::move(r));
-    }
+    const size_t bad = detail::for_each_jsonl<ojson>(
+                           in, *input, detail::BadLine::Skip,
+                           [&](ojson& j, const std::string&) {
+                             Record r;
+                             r.json = std::move(j);
+                             const Solution s = parse_solution(r.json);
+                             r.rendered = verifier->tokenize(s.question, s.steps);
+                             records.push_back(std::move(r));
+                           },
+                           &std::cerr)
+                           .bad;
 
     const bool step_level = verifier->has_step_heads();
     const bool named = !vo.heads.empty();

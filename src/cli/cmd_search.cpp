@@ -18,6 +18,7 @@
 #include "cli/flags.h"
 #include "stepverify/answer.h"
 #include "stepverify/errors.h"
+#include "util/jsonl.h"
 #include "stepverify/sampler.h"
 #include "stepverify/search.h"
 #include "stepverify/verifier.h"
@@ -77,60 +78,51 @@ Run add_search(CLI::App& app) {
     if (!in) throw IoError(a->input + ": cannot open");
     std::ofstream out(a->output, std::ios::trunc);
     if (!out) throw IoError(a->output + ": cannot open for writing");
-    size_t lineno = 0, done = 0, correct = 0, graded = 0, failed = 0;
+    size_t done = 0, correct = 0, graded = 0;
     int64_t vtokens = 0;
     double seconds = 0;
-    for (std::string line; std::getline(in, line);) {
-      ++lineno;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      nlohmann::ordered_json j;
-      try {
-        j = nlohmann::ordered_json::parse(line);
-        const auto& q = j.contains("question") ? j["question"] : j.at("problem");
-        const std::string question = q.get<std::string>();
-        SearchResult r;
-        if (a->method == "beam")
-          r = beam_search(*verifier, proposer, question, *o);
-        else if (a->method == "dvts")
-          r = dvts(*verifier, proposer, question, *o);
-        else
-          r = sample_and_rank(*verifier, proposer, question, a->n, *o);
-        // Results go under "search", so no field of the input is overwritten.
-        nlohmann::ordered_json res = {{"method", a->method},
-                                      {"steps", r.steps},
-                                      {"answer", r.answer},
-                                      {"score", r.score},
-                                      {"proposals", r.proposals},
-                                      {"generated_tokens", r.generated_tokens},
-                                      {"verifier_tokens", r.verifier_tokens},
-                                      {"seconds", r.seconds}};
-        // Gold: "gold", else "answer" (GSM8K's "#### N" and \boxed{} are extracted).
-        std::optional<std::string> gold;
-        for (const char* key : {"gold", "answer"})
-          if (!gold && j.contains(key) && j[key].is_string()) {
-            const std::string g = j[key].get<std::string>();
-            gold = extract_answer(g).value_or(g);
-          }
-        if (gold) {
-          const bool ok = !r.answer.empty() && answers_equal(r.answer, *gold);
-          res["correct"] = ok;
-          ++graded;
-          correct += ok;
+    auto search_line = [&](nlohmann::ordered_json& j, const std::string&) {
+      const auto& q = j.contains("question") ? j["question"] : j.at("problem");
+      const std::string question = q.get<std::string>();
+      SearchResult r;
+      if (a->method == "beam")
+        r = beam_search(*verifier, proposer, question, *o);
+      else if (a->method == "dvts")
+        r = dvts(*verifier, proposer, question, *o);
+      else
+        r = sample_and_rank(*verifier, proposer, question, a->n, *o);
+      // Results go under "search", so no field of the input is overwritten.
+      nlohmann::ordered_json res = {{"method", a->method},
+                                    {"steps", r.steps},
+                                    {"answer", r.answer},
+                                    {"score", r.score},
+                                    {"proposals", r.proposals},
+                                    {"generated_tokens", r.generated_tokens},
+                                    {"verifier_tokens", r.verifier_tokens},
+                                    {"seconds", r.seconds}};
+      // Gold: "gold", else "answer" (GSM8K's "#### N" and \boxed{} are extracted).
+      std::optional<std::string> gold;
+      for (const char* key : {"gold", "answer"})
+        if (!gold && j.contains(key) && j[key].is_string()) {
+          const std::string g = j[key].get<std::string>();
+          gold = extract_answer(g).value_or(g);
         }
-        j["search"] = res;
-        vtokens += r.verifier_tokens;
-        seconds += r.seconds;
-        ++done;
-        out << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
-      } catch (const nlohmann::ordered_json::exception& e) {
-        ++failed;
-        std::cerr << a->input << ":" << lineno << ": " << e.what() << " (line skipped)\n";
-      } catch (const InputError& e) {
-        ++failed;
-        std::cerr << a->input << ":" << lineno << ": " << e.what() << " (line skipped)\n";
+      if (gold) {
+        const bool ok = !r.answer.empty() && answers_equal(r.answer, *gold);
+        res["correct"] = ok;
+        ++graded;
+        correct += ok;
       }
+      j["search"] = res;
+      vtokens += r.verifier_tokens;
+      seconds += r.seconds;
+      ++done;
+      out << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
       if (::isatty(2)) std::cerr << fmt::format("\rsearch {}: {} problems", a->method, done) << std::flush;
-    }
+    };
+    const size_t failed =
+        detail::for_each_jsonl<nlohmann::ordered_json>(in, a->input, detail::BadLine::Skip, search_line, &std::cerr)
+            .bad;
     if (::isatty(2)) std::cerr << "\n";
     std::cerr << fmt::format("{}: {} problems, {} verifier tokens, {:.1f} s", a->method, done, vtokens, seconds);
     if (graded) std::cerr << fmt::format(", accuracy {:.3f} ({}/{})", double(correct) / graded, correct, graded);

@@ -14,6 +14,7 @@
 #include "stepverify/train/labeling.h"
 #include "stepverify/train/training.h"
 #include "util/files.h"
+#include "util/jsonl.h"
 
 namespace stepverify::cli {
 namespace {
@@ -92,26 +93,22 @@ Run add_train(CLI::App& app) {
       std::vector<LmExample> ex;
       std::ifstream in(path);
       if (!in) throw IoError(path + ": cannot open");
-      std::string line;
-      int n = 0;
       const auto eos = tok.special_tokens().eos_id;
-      while (std::getline(in, line)) {
-        ++n;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        auto j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_discarded() || !j.contains("prompt") || !j.contains("completion") || !j["prompt"].is_string() ||
-            !j["completion"].is_string())
-          throw FormatError(fmt::format("{}:{}: needs \"prompt\" and \"completion\" strings", path, n));
-        LmExample e;
-        e.ids = tok.encode(j["prompt"].get<std::string>());
-        e.prompt_tokens = static_cast<int64_t>(e.ids.size());
-        EncodeOptions raw;
-        raw.add_special_tokens = false;
-        auto c = tok.encode(j["completion"].get<std::string>(), raw);
-        e.ids.insert(e.ids.end(), c.begin(), c.end());
-        if (eos) e.ids.push_back(*eos);
-        ex.push_back(std::move(e));
-      }
+      detail::for_each_jsonl<nlohmann::json>(
+          in, path, detail::BadLine::Throw, [&](const nlohmann::json& j, const std::string&) {
+            if (!j.is_object() || !j.contains("prompt") || !j.contains("completion") || !j["prompt"].is_string() ||
+                !j["completion"].is_string())
+              throw FormatError("needs \"prompt\" and \"completion\" strings");
+            LmExample e;
+            e.ids = tok.encode(j["prompt"].get<std::string>());
+            e.prompt_tokens = static_cast<int64_t>(e.ids.size());
+            EncodeOptions raw;
+            raw.add_special_tokens = false;
+            auto c = tok.encode(j["completion"].get<std::string>(), raw);
+            e.ids.insert(e.ids.end(), c.begin(), c.end());
+            if (eos) e.ids.push_back(*eos);
+            ex.push_back(std::move(e));
+          });
       return ex;
     };
     auto t = trainable_copy(*model, true, lmload->dtype);
@@ -152,30 +149,26 @@ Run add_label(CLI::App& app) {
     {
       std::ifstream in(*input);
       if (!in) throw IoError(*input + ": cannot open");
-      std::string line;
-      int n = 0;
-      while (std::getline(in, line)) {
-        ++n;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        auto j = nlohmann::json::parse(line, nullptr, false);
-        const std::string where = fmt::format("{}:{}", *input, n);
-        if (j.is_discarded() || !j.is_object()) throw FormatError(where + ": not a JSON object");
-        LabelProblem p;
-        if (!j.contains("question") || !j["question"].is_string())
-          throw FormatError(where + ": \"question\" is missing");
-        p.question = j["question"];
-        if (j.contains("steps") && j["steps"].is_array())
-          p.steps = j["steps"].get<std::vector<std::string>>();
-        else if (j.contains("solution") && j["solution"].is_string())
-          p.steps = split_steps(j["solution"]);
-        else
-          throw FormatError(where + ": \"steps\" or \"solution\" is missing");
-        const char* key = j.contains("gold") ? "gold" : "answer";
-        if (!j.contains(key)) throw FormatError(where + ": \"gold\" (or \"answer\") is missing");
-        p.gold = j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
-        if (p.steps.empty()) throw FormatError(where + ": no steps");
-        problems.push_back(std::move(p));
-      }
+      detail::for_each_jsonl<nlohmann::json>(in, *input, detail::BadLine::Throw,
+                                             [&](const nlohmann::json& j, const std::string& where) {
+                                               if (!j.is_object()) throw FormatError(where + ": not a JSON object");
+                                               LabelProblem p;
+                                               if (!j.contains("question") || !j["question"].is_string())
+                                                 throw FormatError(where + ": \"question\" is missing");
+                                               p.question = j["question"];
+                                               if (j.contains("steps") && j["steps"].is_array())
+                                                 p.steps = j["steps"].get<std::vector<std::string>>();
+                                               else if (j.contains("solution") && j["solution"].is_string())
+                                                 p.steps = split_steps(j["solution"]);
+                                               else
+                                                 throw FormatError(where + ": \"steps\" or \"solution\" is missing");
+                                               const char* key = j.contains("gold") ? "gold" : "answer";
+                                               if (!j.contains(key))
+                                                 throw FormatError(where + ": \"gold\" (or \"answer\") is missing");
+                                               p.gold = j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+                                               if (p.steps.empty()) throw FormatError(where + ": no steps");
+                                               problems.push_back(std::move(p));
+                                             });
     }
     LmRolloutPolicy roller(Model::load(*policy, *load), *ro);
     lo->progress = true;

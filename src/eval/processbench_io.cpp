@@ -7,6 +7,7 @@
 #include "stepverify/errors.h"
 #include "stepverify/eval/evaluation.h"
 #include "util/files.h"
+#include "util/jsonl.h"
 
 namespace stepverify {
 namespace {
@@ -91,23 +92,8 @@ std::vector<ProcessBenchRecord> parse_processbench_records(const std::string& te
     return out;
   }
   std::istringstream in(text);  // JSONL
-  std::string line;
-  size_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      json j;
-      try {
-        j = json::parse(line);
-      } catch (const json::exception& e) {
-        throw FormatError(std::string("not valid JSON: ") + e.what());
-      }
-      out.push_back(parse_record(j, options));
-    } catch (const FormatError& e) {
-      throw FormatError(source + ":" + std::to_string(lineno) + ": " + e.what());
-    }
-  }
+  detail::for_each_jsonl<json>(in, source, detail::BadLine::Throw,
+                               [&](const json& j, const std::string&) { out.push_back(parse_record(j, options)); });
   return out;
 }
 

@@ -10,34 +10,19 @@
 #include "stepverify/errors.h"
 #include "stepverify/eval/evaluation.h"
 
+#include "util/jsonl.h"
 namespace stepverify {
 namespace {
 
 using json = nlohmann::json;
 
-// Calls `fn(json, line_number)` for each non-blank line of a JSONL file.
+// Calls `fn(json, "file:line")` for each non-blank line of a JSONL file; a bad
+// line throws FormatError naming the file and line.
 template <class Fn>
 void each_line(const std::filesystem::path& path, Fn fn) {
   std::ifstream in(path);
   if (!in) throw IoError(path.string() + ": cannot open");
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = fmt::format("{}:{}", path.string(), n);
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      throw FormatError(where + ": not JSON: " + e.what());
-    }
-    try {
-      fn(j, where);
-    } catch (const json::exception& e) {
-      throw FormatError(where + ": " + e.what());
-    }
-  }
+  detail::for_each_jsonl<json>(in, path.string(), detail::BadLine::Throw, fn);
 }
 
 std::string str_field(const json& j, const char* key, const std::string& where) {
