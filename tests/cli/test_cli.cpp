@@ -148,3 +148,35 @@ TEST_CASE(
   CHECK(r.step_scores[0] >= 0.0);
   CHECK(r.step_scores[0] <= 1.0);
 }
+
+TEST_CASE(
+    "cli search: a line per problem with the search's result under \"search\"; bad lines skipped, all bad exits 1",
+    "[cli]") {
+  const std::string models = STEPVERIFY_SOURCE_DIR "/models";
+  test::TempDir tmp;
+  // (19 + 4) * 3 + 19 = 88, by hand.
+  test::write_text(tmp.path / "in.jsonl",
+                   "{\"id\": 1, \"question\": \"Dev has 19 shells. Dev buys 4 more shells. He triples the shells. He "
+                   "finds 19 more shells. How many shells does Dev have now?\", \"gold\": \"88\"}\n{broken\n\n");
+  const std::string common = "search --policy " + models + "/policy --verifier " + models +
+                             "/verifier --beam-width 2 --expansions 2 --max-steps 8 --output ";
+  auto [rc, _] = run_cli(common + (tmp.path / "out.jsonl").string() + " --input " + (tmp.path / "in.jsonl").string());
+  REQUIRE(rc == 0);
+  std::ifstream in(tmp.path / "out.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(nlohmann::json::parse(l));
+  REQUIRE(lines.size() == 1);  // the bad line and the blank one are not written
+  CHECK(lines[0]["id"] == 1);
+  const auto& s = lines[0]["search"];
+  CHECK(s["method"] == "beam");
+  const auto steps = s["steps"].get<std::vector<std::string>>();
+  REQUIRE_FALSE(steps.empty());
+  // "correct" is the search's answer against the gold 88.
+  CHECK(s["correct"].get<bool>() == (s["answer"].get<std::string>() == "88"));
+  CHECK(s["verifier_tokens"].get<int64_t>() > 0);
+
+  test::write_text(tmp.path / "bad.jsonl", "{broken\n{\"id\": 2}\n");
+  CHECK(
+      run_cli(common + (tmp.path / "bad_out.jsonl").string() + " --input " + (tmp.path / "bad.jsonl").string()).first ==
+      1);
+}

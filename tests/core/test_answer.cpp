@@ -27,7 +27,7 @@ using stepverify::extract_answer;
 bool read_jsonl(const std::filesystem::path& p, std::vector<nlohmann::json>& out) {
   std::ifstream in(p);
   if (!in) {
-    WARN("skipped: " << p.string() << " is absent (set STEPVERIFY_SHARED_DIR)");
+    stepverify::test::missing_input(p.string() + " is absent");
     return false;
   }
   std::string line;

@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "test_support.h"
 #include "stepverify/errors.h"
 #include "stepverify/tokenizer.h"
 
@@ -38,12 +39,12 @@ fs::path qwen2_fixture() {
 
 bool have_fixture() { return fs::exists(qwen2_fixture() / "reference.json"); }
 
-#define REQUIRE_FIXTURE_OR_SKIP()                                                                        \
-  do {                                                                                                   \
-    if (!have_fixture()) {                                                                               \
-      WARN("skipped: fixture " << qwen2_fixture().string() << " not found (set STEPVERIFY_SHARED_DIR)"); \
-      return;                                                                                            \
-    }                                                                                                    \
+#define REQUIRE_FIXTURE_OR_SKIP()                                                            \
+  do {                                                                                       \
+    if (!have_fixture()) {                                                                   \
+      stepverify::test::missing_input("fixture " + qwen2_fixture().string() + " not found"); \
+      return;                                                                                \
+    }                                                                                        \
   } while (0)
 
 json read_json(const fs::path& path) {

@@ -21,7 +21,7 @@ std::optional<std::filesystem::path> models_dir() {
   const std::filesystem::path dir = STEPVERIFY_SOURCE_DIR "/models";
   if (!std::filesystem::exists(dir / "policy" / "config.json") ||
       !std::filesystem::exists(dir / "verifier" / "config.json")) {
-    WARN("skipped: no shipped models in " << dir.string() << " (make models)");
+    stepverify::test::missing_input("no shipped models in " + dir.string() + " (make models)");
     return std::nullopt;
   }
   return dir;

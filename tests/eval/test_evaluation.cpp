@@ -33,7 +33,7 @@ const std::vector<std::string> kSplits = {"gsm8k", "math", "olympiadbench", "omn
 std::optional<fs::path> processbench_dir() {
   auto dir = stepverify::test::data_dir() / "processbench";
   if (!fs::exists(dir / "gsm8k.json")) {
-    WARN("skipped: " << dir.string() << " is absent (set STEPVERIFY_SHARED_DIR)");
+    stepverify::test::missing_input(dir.string() + " is absent");
     return std::nullopt;
   }
   return dir;

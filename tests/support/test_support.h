@@ -37,11 +37,20 @@ inline size_t count_of(const std::string& s, const std::string& what) {
   return n;
 }
 
+/// Reports an input the test needs and cannot find: under CI=true a failure
+/// (CI has the shared files; a test must not pass by skipping), else a WARN
+/// that the test is skipped.
+inline void missing_input(const std::string& what) {
+  const char* ci = std::getenv("CI");
+  if (ci && std::string(ci) == "true") FAIL("missing under CI=true: " << what);
+  WARN("skipped: " << what << " (set STEPVERIFY_SHARED_DIR)");
+}
+
 /// A fixture checkpoint directory, or nullopt (with a WARN) when absent.
 inline std::optional<std::filesystem::path> fixture(const std::string& name) {
   auto dir = shared_dir() / "fixtures" / "hf" / name;
   if (!std::filesystem::exists(dir / "reference.json")) {
-    WARN("skipped: fixture " << dir.string() << " is absent (set STEPVERIFY_SHARED_DIR)");
+    missing_input("fixture " + dir.string() + " is absent");
     return std::nullopt;
   }
   return dir;
