@@ -628,8 +628,14 @@ TEST_CASE("demo models: the whole pipeline at toy scale, a continued backbone, a
   CHECK(r.policy_continue_solutions == "reordered");
   CHECK(r.backbone_solutions == "commuted");
   CHECK(std::isfinite(r.backbone_loss_final));
-  CHECK(r.policy_greedy_accuracy >= 0);
-  CHECK(std::filesystem::exists(o.out_dir / "training.json"));
+  // An accuracy over the 8 held-out problems: a multiple of 1/8 in [0, 1],
+  // and the figure training.json reports.
+  CHECK(r.policy_greedy_accuracy <= 1.0);
+  CHECK(r.policy_greedy_accuracy * 8 == Approx(std::round(r.policy_greedy_accuracy * 8)));
+  REQUIRE(std::filesystem::exists(o.out_dir / "training.json"));
+  const auto written = test::read_json(o.out_dir / "training.json");
+  CHECK(written["policy"]["greedy_accuracy"].get<double>() == Approx(r.policy_greedy_accuracy));
+  CHECK(written["verifier"]["prm_first_error_f1"].get<double>() == Approx(r.prm_first_error_f1));
   CHECK_FALSE(std::filesystem::exists(o.out_dir / ".verifier_backbone"));  // removed once the verifier is trained
   auto policy = Model::load(o.out_dir / "policy");
   auto v = Verifier::load(o.out_dir / "verifier");
