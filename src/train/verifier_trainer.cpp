@@ -91,8 +91,7 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
       const auto& e = set[i];
       try {
         Prepared p;
-        auto r = v.render(e.question, e.steps, false);
-        v.check_length(static_cast<int64_t>(r.ids.size()), "the input");
+        auto r = renderer_->tokenize(e.question, e.steps);
         if (options.lm_weight > 0 && e.outcome && *e.outcome >= 1.0) {
           p.lm = true;
           p.solution_from =

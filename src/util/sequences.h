@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +19,11 @@ std::string shape_str(const Dims& dims) {
     first = false;
   }
   return out + "]";
+}
+
+/// True when `s` is empty or only whitespace.
+inline bool is_blank(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
 }
 
 /// parts[0] + sep + parts[1] + ...

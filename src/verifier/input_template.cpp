@@ -23,10 +23,6 @@ std::vector<std::string> split_lines(const std::string& s) {
   return out;
 }
 
-bool blank(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });
-}
-
 }  // namespace
 
 InputTemplate::InputTemplate(TemplateSpec spec, std::shared_ptr<const Tokenizer> tokenizer, std::string name)
@@ -52,7 +48,7 @@ RenderedInput InputTemplate::render(const std::string& question, const std::vect
   const auto& tok = *tokenizer_;
   if (!partial && steps.empty()) throw InputError("the step list is empty");
   for (size_t i = 0; i < steps.size(); ++i) {
-    if (blank(steps[i])) throw InputError("step " + std::to_string(i) + " is empty");
+    if (detail::is_blank(steps[i])) throw InputError("step " + std::to_string(i) + " is empty");
     if (!in.step_tag.empty() && steps[i].find(in.step_tag) != std::string::npos)
       throw InputError("step " + std::to_string(i) + " contains the step tag '" + in.step_tag + "'");
     if (in.style == "tokens" && in.steps_in_one_string && steps[i].find(in.step_separator) != std::string::npos)

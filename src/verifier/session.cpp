@@ -155,7 +155,7 @@ ScoringSession::Plan ScoringSession::plan(const std::string& step) const {
   p.positions.resize(H);
   for (size_t h = 0; h < H; ++h) {
     p.positions[h] = detail::verifier_impl(*verifier_).read_positions(h, p.r);
-    const bool last = detail::verifier_impl(*verifier_).head_spec(h).read == "last";
+    const bool last = detail::verifier_impl(*verifier_).reads_last(h);
     // Scores not known yet (the new step; every read of a "last" head) are
     // computed, so their positions must be recomputed.
     for (size_t i = 0; i < p.positions[h].size(); ++i) {
@@ -191,7 +191,7 @@ std::map<std::string, double> ScoringSession::apply(const Plan& p, const at::Ten
   for (size_t h = 0; h < detail::verifier_impl(*verifier_).num_heads(); ++h) {
     const auto& name = detail::verifier_impl(*verifier_).head_spec(h).name;
     auto& scores = per_head_[name];
-    const bool last = detail::verifier_impl(*verifier_).head_spec(h).read == "last";
+    const bool last = detail::verifier_impl(*verifier_).reads_last(h);
     std::vector<size_t> reads, which;  // read indices, and the steps they score
     for (size_t i = 0; i < p.positions[h].size(); ++i) {
       const size_t step = last ? n_steps - 1 : i;

@@ -138,7 +138,7 @@ std::vector<std::pair<int64_t, int64_t>> Verifier::Impl::read_spans(size_t h, co
   const auto& ends = r.step_positions;
   const bool solution = !step_only && heads_.at(h)->spec().logprob_span != "step";
   auto span = [&](size_t k) { return std::make_pair(k == 0 || solution ? r.solution_from : ends[k - 1] + 1, ends[k]); };
-  if (heads_.at(h)->spec().read == "last") {
+  if (reads_last(h)) {
     if (!ends.empty()) spans.push_back(span(ends.size() - 1));
     return spans;
   }
@@ -250,8 +250,7 @@ std::vector<Scores> Verifier::score_batch(const std::vector<Solution>& solutions
   rendered.reserve(solutions.size());
   for (size_t i = 0; i < solutions.size(); ++i) {
     try {
-      rendered.push_back(impl_->render(solutions[i].question, solutions[i].steps, false));
-      impl_->check_length(static_cast<int64_t>(rendered.back().ids.size()), "the input");
+      rendered.push_back(tokenize(solutions[i].question, solutions[i].steps));
     } catch (const InputError& e) {
       if (solutions.size() == 1) throw;
       throw InputError("solution " + std::to_string(i) + ": " + e.what());
