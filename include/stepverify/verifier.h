@@ -117,6 +117,23 @@ class STEPVERIFY_API Verifier : public std::enable_shared_from_this<Verifier> {
   /// The prefix cache sessions share (null when VerifierOptions::prefix_cache_bytes is 0).
   PrefixCache* prefix_cache() const;
 
+  // Reading heads over hidden states computed elsewhere (a trainer's own
+  // backbone copy, a custom scorer). `head` indexes head_names().
+
+  /// The spec of loaded head `head`.
+  const HeadSpec& head_spec(size_t head) const;
+  /// Where head `head` reads in `input`: one token position per step, or the
+  /// last token once when it reads "last".
+  std::vector<int64_t> read_positions(size_t head, const RenderedInput& input) const;
+  /// What head `head` takes at the reads `which` (indices into
+  /// read_positions): the rows of `hidden` [T, H] (positions 0..T-1 of
+  /// `input`), with its log-probability features appended when it reads them
+  /// (HeadSpec::features). `lm` maps hidden rows to LM logits (default: this
+  /// backbone's LM head). Returns [which.size(), H + head_spec(head).logprob_features()].
+  at::Tensor head_inputs(size_t head, const at::Tensor& hidden, const RenderedInput& input,
+                         const std::vector<size_t>& which,
+                         const std::function<at::Tensor(const at::Tensor&)>& lm = {}) const;
+
   struct Impl;  ///< the internals (heads, read positions), defined in the library's sources
 
  private:

@@ -33,6 +33,36 @@
 
 namespace stepverify {
 
+// The spec's enumerated fields. Each is parsed from (and written back to) its
+// JSON string once, in verifier_spec.cpp; to_string gives that string.
+
+/// How a template renders (question, steps); see TemplateSpec::style.
+enum class TemplateStyle { Text, ChatML, Tokens, Turns };
+/// Whether a BOS token starts the input; see TemplateSpec::bos.
+enum class BosPolicy { Auto, Yes, No, Text };
+/// What a head's score means.
+enum class HeadMeaning { Prm, Orm, Ovm, Sorm };
+/// How a head turns hidden states into scores; see HeadSpec::type.
+enum class HeadType { Linear, Mlp, LmCandidates, Ovm };
+/// The function applied to a head's outputs.
+enum class Activation { Softmax, Sigmoid, Tanh, None };
+/// Where a head reads; see HeadSpec::read.
+enum class ReadAt { Tag, BeforeTag, StepEnd, Last };
+/// What a linear head reads; see HeadSpec::features.
+enum class HeadFeatures { Hidden, HiddenLogprob };
+/// The tokens the log-probability features cover; see HeadSpec::logprob_span.
+enum class LogprobSpan { Step, Solution, StepSolution };
+
+/// The JSON spelling of each value ("chatml", "before_tag", "hidden+logprob", ...).
+STEPVERIFY_API const char* to_string(TemplateStyle v);
+STEPVERIFY_API const char* to_string(BosPolicy v);
+STEPVERIFY_API const char* to_string(HeadMeaning v);
+STEPVERIFY_API const char* to_string(HeadType v);
+STEPVERIFY_API const char* to_string(Activation v);
+STEPVERIFY_API const char* to_string(ReadAt v);
+STEPVERIFY_API const char* to_string(HeadFeatures v);
+STEPVERIFY_API const char* to_string(LogprobSpan v);
+
 /// How (question, steps) become token ids.
 struct STEPVERIFY_API TemplateSpec {
   /// "chatml": system/user/assistant messages rendered as
@@ -46,7 +76,7 @@ struct STEPVERIFY_API TemplateSpec {
   ///   first, question + question_suffix + step) and assistant_turn; each
   ///   step is read at the token before "{read}" in its assistant turn
   ///   (RLHFlow's "+" turns); encoded as one string.
-  std::string style = "text";
+  TemplateStyle style = TemplateStyle::Text;
   std::string system;                 ///< chatml system message (empty: none)
   std::string question_prefix;        ///< text before the question
   std::string question_suffix;        ///< text after the question
@@ -55,7 +85,7 @@ struct STEPVERIFY_API TemplateSpec {
   std::string step_tag;               ///< the token whose positions are read ("tag", "before_tag")
   /// BOS: "auto" (as the tokenizer config says), "yes", "no", or "text" (the
   /// BOS string written before the question and parsed as a special token).
-  std::string bos = "auto";
+  BosPolicy bos = BosPolicy::Auto;
   /// tokens style: steps are split on "\n" first and each piece is followed by
   /// the id of "\n" (Skywork).
   bool split_steps_on_newline = false;
@@ -75,25 +105,25 @@ struct STEPVERIFY_API TemplateSpec {
 
 /// One head over the shared backbone.
 struct STEPVERIFY_API HeadSpec {
-  std::string name = "prm";     ///< key in the results ("prm", "orm", "ovm", "sorm", or any)
-  std::string meaning = "prm";  ///< "prm", "orm", "ovm" or "sorm"
+  std::string name = "prm";                ///< key in the results ("prm", "orm", "ovm", "sorm", or any)
+  HeadMeaning meaning = HeadMeaning::Prm;  ///< "prm", "orm", "ovm" or "sorm"
   /// "lm_candidates": softmax over the LM-head logits of `candidates`;
   /// "mlp": weights.0 [H,H] + bias, ReLU, weights.2 [C,H] + bias;
   /// "linear": weights.weight [C,H] (+ weights.bias);
   /// "ovm": gain [1], bias [1], vscore_head.weight [1,H]: w . (gain * h + bias).
-  std::string type = "linear";
-  std::string weights = "score";       ///< tensor-name prefix in the checkpoint or `file`
-  std::string file;                    ///< separate .safetensors or torch.save file (relative to the checkpoint)
-  std::string activation = "softmax";  ///< "softmax", "sigmoid", "tanh" or "none"
-  int class_index = 1;                 ///< softmax class reported
-  std::string candidates;              ///< lm_candidates: text whose ids (no BOS) are the candidates
+  HeadType type = HeadType::Linear;
+  std::string weights = "score";  ///< tensor-name prefix in the checkpoint or `file`
+  std::string file;               ///< separate .safetensors or torch.save file (relative to the checkpoint)
+  Activation activation = Activation::Softmax;  ///< "softmax", "sigmoid", "tanh" or "none"
+  int class_index = 1;                          ///< softmax class reported
+  std::string candidates;                       ///< lm_candidates: text whose ids (no BOS) are the candidates
   /// lm_candidates: strings each encoded alone, the last id of each a
   /// candidate (RLHFlow: encode('+')[-1], encode('-')[-1]); overrides `candidates`.
   std::vector<std::string> candidate_tokens;
   /// "tag": at each step_tag token; "before_tag": the token before it;
   /// "step_end": the last token of each step (plus separator);
   /// "last": the last token of the sequence (one score for the solution).
-  std::string read = "tag";
+  ReadAt read = ReadAt::Tag;
   /// What a linear head reads: "hidden" (the hidden state at the read
   /// position) or "hidden+logprob" (that, then the minimum and the mean
   /// log-probability the backbone's LM head gives the tokens of the step read,
@@ -101,7 +131,7 @@ struct STEPVERIFY_API HeadSpec {
   /// backbones with an LM head). A likelihood feature: a stronger LM of the
   /// policy's family finds slips (a wrong digit, a wrong operand) as tokens it
   /// did not expect, which a head over one hidden state rarely learns to see.
-  std::string features = "hidden";
+  HeadFeatures features = HeadFeatures::Hidden;
   /// The tokens the log-probability features cover: "step" (the step read),
   /// "solution" (the solution from its first token through the step read: the
   /// whole solution for "last" heads) or "step+solution" (both pairs, step
@@ -109,11 +139,11 @@ struct STEPVERIFY_API HeadSpec {
   /// prefix, so their features should cover all of it; a PRM trained on
   /// prefix labels (Math-Shepherd's) judges the prefix too, and the step's own
   /// pair tells it where the first slip is.
-  std::string logprob_span = "step";
+  LogprobSpan logprob_span = LogprobSpan::Step;
   /// Log-probability features this head appends to the hidden state (0, 2 or 4).
   int64_t logprob_features() const {
-    if (features != "hidden+logprob") return 0;
-    return logprob_span == "step+solution" ? 4 : 2;
+    if (features != HeadFeatures::HiddenLogprob) return 0;
+    return logprob_span == LogprobSpan::StepSolution ? 4 : 2;
   }
 };
 

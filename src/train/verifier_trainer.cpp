@@ -8,13 +8,12 @@
 #include "stepverify/train/training.h"
 #include "train/batching.h"
 #include "util/sequences.h"
-#include "verifier/verifier_internal.h"
 
 namespace stepverify {
 
 namespace {
 
-int64_t head_classes(const HeadSpec& h) { return h.activation == "softmax" ? 2 : 1; }
+int64_t head_classes(const HeadSpec& h) { return h.activation == Activation::Softmax ? 2 : 1; }
 
 // Per head of one example: read positions and their targets.
 struct Prepared {
@@ -32,13 +31,10 @@ VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, Veri
     : out_dir_(out_dir), spec_(std::move(spec)) {
   if (spec_.heads.empty()) throw ConfigError("VerifierTrainer: the spec has no heads");
   for (const auto& h : spec_.heads) {
-    if (h.type != "linear")
-      throw ConfigError(
-          fmt::format("VerifierTrainer: head '{}' has type '{}'; only linear heads are trained", h.name, h.type));
-    if (h.meaning != "prm" && h.meaning != "orm" && h.meaning != "ovm" && h.meaning != "sorm")
-      throw ConfigError(
-          fmt::format("VerifierTrainer: head '{}' has meaning '{}' (prm, orm, ovm or sorm)", h.name, h.meaning));
-    if (h.activation == "softmax" && h.class_index != 1 && h.class_index != 0)
+    if (h.type != HeadType::Linear)
+      throw ConfigError(fmt::format("VerifierTrainer: head '{}' has type '{}'; only linear heads are trained", h.name,
+                                    to_string(h.type)));
+    if (h.activation == Activation::Softmax && h.class_index != 1 && h.class_index != 0)
       throw ConfigError(fmt::format("VerifierTrainer: softmax head '{}' must report class 0 or 1 of 2", h.name));
     if (!h.file.empty())
       throw ConfigError(
@@ -83,7 +79,8 @@ VerifierTrainer::~VerifierTrainer() = default;
 
 TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, const std::vector<VerifierExample>& eval,
                                    const VerifierTrainOptions& options) {
-  const auto& v = detail::verifier_impl(*renderer_);
+  const Verifier& v = *renderer_;
+  const size_t n_heads = v.head_names().size();
   auto prepare = [&](const std::vector<VerifierExample>& set, const char* what) {
     std::vector<Prepared> out;
     out.reserve(set.size());
@@ -94,15 +91,17 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
         auto r = renderer_->tokenize(e.question, e.steps);
         if (options.lm_weight > 0 && e.outcome && *e.outcome >= 1.0) {
           p.lm = true;
-          p.solution_from =
-              r.solution_from >= 0 ? r.solution_from : static_cast<int64_t>(v.render(e.question, {}, true).ids.size());
+          p.solution_from = r.solution_from >= 0
+                                ? r.solution_from
+                                : static_cast<int64_t>(v.input_template().render(e.question, {}, true).ids.size());
         }
-        for (size_t h = 0; h < v.num_heads(); ++h) {
+        for (size_t h = 0; h < n_heads; ++h) {
           const auto& hs = v.head_spec(h);
           auto pos = v.read_positions(h, r);
           std::vector<double> tgt;
-          if (hs.meaning == "prm" || hs.meaning == "sorm") {
-            const auto& labels = hs.meaning == "sorm" && !e.sorm_labels.empty() ? e.sorm_labels : e.step_labels;
+          if (hs.meaning == HeadMeaning::Prm || hs.meaning == HeadMeaning::Sorm) {
+            const auto& labels =
+                hs.meaning == HeadMeaning::Sorm && !e.sorm_labels.empty() ? e.sorm_labels : e.step_labels;
             if (!labels.empty()) {
               if (labels.size() != e.steps.size() || pos.size() != labels.size())
                 throw InputError(fmt::format("{} labels for {} steps", labels.size(), e.steps.size()));
@@ -162,7 +161,7 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
     auto hidden = hidden3.reshape({B * T, -1});
     const auto lm = [&](const at::Tensor& rows) { return backbone_->logits(rows); };
     at::Tensor total = torch::zeros({});
-    for (size_t h = 0; h < v.num_heads(); ++h) {
+    for (size_t h = 0; h < n_heads; ++h) {
       const auto& hs = v.head_spec(h);
       std::vector<int64_t> rows;
       std::vector<double> tgt;
@@ -173,8 +172,8 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
           rows.push_back(b * T + p.positions[h][k]);
           tgt.push_back(p.targets[h][k]);
         }
-        if (v.reads_logprobs(h) && !p.positions[h].empty())
-          inputs.push_back(v.head_inputs(h, hidden3[b], 0, p.rendered, detail::indices(p.positions[h].size()), lm));
+        if (hs.logprob_features() > 0 && !p.positions[h].empty())
+          inputs.push_back(v.head_inputs(h, hidden3[b], p.rendered, detail::indices(p.positions[h].size()), lm));
       }
       if (rows.empty()) continue;
       const auto& [w, bias] = heads_.at(hs.name);
@@ -182,13 +181,13 @@ TrainReport VerifierTrainer::train(const std::vector<VerifierExample>& train, co
       auto out = at::linear(x.to(torch::kFloat), w, bias);  // [R, C], float32 heads
       auto y = torch::tensor(tgt, torch::kFloat);
       at::Tensor l;
-      if (hs.activation == "softmax") {
+      if (hs.activation == Activation::Softmax) {
         auto logp = torch::log_softmax(out, -1);
         const int64_t k = hs.class_index;
         l = -(y * logp.select(1, k) + (1 - y) * logp.select(1, 1 - k)).mean();
-      } else if (hs.activation == "sigmoid") {
+      } else if (hs.activation == Activation::Sigmoid) {
         l = torch::binary_cross_entropy_with_logits(out.select(1, 0), y);
-      } else if (hs.activation == "tanh") {
+      } else if (hs.activation == Activation::Tanh) {
         l = torch::mse_loss(torch::tanh(out.select(1, 0)), 2 * y - 1);
       } else {
         l = torch::mse_loss(out.select(1, 0), y);

@@ -168,13 +168,14 @@ class OvmHead final : public Head {
 at::Tensor Head::scores(const at::Tensor& hidden) const {
   auto out = outputs(hidden.to(torch::kFloat));
   const int64_t C = out.size(-1);
-  const int64_t k = spec_.activation == "softmax" ? spec_.class_index : std::min<int64_t>(spec_.class_index, C - 1);
+  const int64_t k =
+      spec_.activation == Activation::Softmax ? spec_.class_index : std::min<int64_t>(spec_.class_index, C - 1);
   at::Tensor s;
-  if (spec_.activation == "softmax")
+  if (spec_.activation == Activation::Softmax)
     s = at::softmax(out, -1).select(-1, k);
-  else if (spec_.activation == "sigmoid")
+  else if (spec_.activation == Activation::Sigmoid)
     s = at::sigmoid(out.select(-1, k));
-  else if (spec_.activation == "tanh")
+  else if (spec_.activation == Activation::Tanh)
     s = at::tanh(out.select(-1, k));
   else
     s = out.select(-1, k);
@@ -185,13 +186,13 @@ std::shared_ptr<const Head> make_head(const HeadSpec& spec, const Checkpoint& ck
                                       const Model& model) {
   const int64_t H = model.config().hidden_size;
   const auto dev = model.device();
-  if (spec.type == "lm_candidates") return std::make_shared<CandidatesHead>(spec, model);
+  if (spec.type == HeadType::LmCandidates) return std::make_shared<CandidatesHead>(spec, model);
   WeightSource src(spec, ckpt, dir);
-  if (spec.type == "mlp") return std::make_shared<MlpHead>(spec, src, H, dev);
-  if (spec.type == "ovm") return std::make_shared<OvmHead>(spec, src, H, dev);
+  if (spec.type == HeadType::Mlp) return std::make_shared<MlpHead>(spec, src, H, dev);
+  if (spec.type == HeadType::Ovm) return std::make_shared<OvmHead>(spec, src, H, dev);
   // linear: the class count is what the activation needs (softmax: 2+; else 1),
   // or what the checkpoint holds.
-  int64_t C = spec.activation == "softmax" ? std::max<int64_t>(2, spec.class_index + 1) : 1;
+  int64_t C = spec.activation == Activation::Softmax ? std::max<int64_t>(2, spec.class_index + 1) : 1;
   if (model.config().head == HeadKind::TokenClassification || model.config().head == HeadKind::SequenceClassification)
     if (spec.file.empty() && spec.weights == "score") C = model.config().num_labels;
   const int64_t inputs = H + spec.logprob_features();  // + min and mean log-probability per span

@@ -51,7 +51,8 @@ RenderedInput InputTemplate::render(const std::string& question, const std::vect
     if (detail::is_blank(steps[i])) throw InputError("step " + std::to_string(i) + " is empty");
     if (!in.step_tag.empty() && steps[i].find(in.step_tag) != std::string::npos)
       throw InputError("step " + std::to_string(i) + " contains the step tag '" + in.step_tag + "'");
-    if (in.style == "tokens" && in.steps_in_one_string && steps[i].find(in.step_separator) != std::string::npos)
+    if (in.style == TemplateStyle::Tokens && in.steps_in_one_string &&
+        steps[i].find(in.step_separator) != std::string::npos)
       throw InputError("step " + std::to_string(i) + " contains the step separator");
   }
   RenderedInput r;
@@ -59,15 +60,15 @@ RenderedInput InputTemplate::render(const std::string& question, const std::vect
   raw.add_special_tokens = false;
   EncodeOptions with_special;
   const std::string q = in.question_prefix + question + in.question_suffix;
-  if (in.style == "chatml") {
+  if (in.style == TemplateStyle::ChatML) {
     std::string text;
     if (!in.system.empty()) text += "<|im_start|>system\n" + in.system + "<|im_end|>\n";
     text += "<|im_start|>user\n" + q + "<|im_end|>\n<|im_start|>assistant\n";
     if (!steps.empty()) text += join(steps, in.step_tag) + in.step_tag;
     if (!partial) text += "<|im_end|>\n";
-    r.ids = tok.encode(text, in.bos == "no" ? raw : with_special);
-  } else if (in.style == "turns") {
-    const EncodeOptions& eo = in.bos == "no" ? raw : with_special;
+    r.ids = tok.encode(text, in.bos == BosPolicy::No ? raw : with_special);
+  } else if (in.style == TemplateStyle::Turns) {
+    const EncodeOptions& eo = in.bos == BosPolicy::No ? raw : with_special;
     const size_t mark = in.assistant_turn.find("{read}");
     const std::string before_read = in.assistant_turn.substr(0, mark);
     const std::string after_read = in.assistant_turn.substr(mark + 6);
@@ -89,15 +90,15 @@ RenderedInput InputTemplate::render(const std::string& question, const std::vect
         throw InputError("step " + std::to_string(i) + ": its turn merges with the next when tokenized");
       r.step_positions.push_back(static_cast<int64_t>(p.size()) - 1);
     }
-  } else if (in.style == "text") {
+  } else if (in.style == TemplateStyle::Text) {
     std::string text = q;
     if (!steps.empty()) text += join(steps, in.step_separator) + in.final_suffix;
-    r.ids = tok.encode(text, in.bos == "no" ? raw : with_special);
+    r.ids = tok.encode(text, in.bos == BosPolicy::No ? raw : with_special);
   } else {
     const auto& sp = tok.special_tokens();
-    if (in.bos == "yes" && sp.bos_id) r.ids.push_back(*sp.bos_id);
-    const std::string head_text = (in.bos == "text" ? sp.bos.value_or("") : "") + q;
-    auto qids = tok.encode(head_text, in.bos == "auto" ? with_special : raw);
+    if (in.bos == BosPolicy::Yes && sp.bos_id) r.ids.push_back(*sp.bos_id);
+    const std::string head_text = (in.bos == BosPolicy::Text ? sp.bos.value_or("") : "") + q;
+    auto qids = tok.encode(head_text, in.bos == BosPolicy::Auto ? with_special : raw);
     r.ids.insert(r.ids.end(), qids.begin(), qids.end());
     r.solution_from = static_cast<int64_t>(r.ids.size());
     const auto sep_ids = tok.encode(in.step_separator, raw);
@@ -136,7 +137,7 @@ RenderedInput InputTemplate::render(const std::string& question, const std::vect
   if (tag_id_ >= 0)
     for (size_t p = 0; p < r.ids.size(); ++p)
       if (r.ids[p] == tag_id_) r.tag_positions.push_back(static_cast<int64_t>(p));
-  if (in.style == "chatml" || in.style == "text") {
+  if (in.style == TemplateStyle::ChatML || in.style == TemplateStyle::Text) {
     r.step_positions = r.tag_positions;
     if (!in.step_tag.empty() && r.tag_positions.size() != steps.size())
       throw InputError("the text holds " + std::to_string(r.tag_positions.size()) + " step tags for " +

@@ -37,7 +37,7 @@ VerifierSpec choose_spec(const std::filesystem::path& dir, const VerifierOptions
       return VerifierSpec::preset("orm");
     case HeadKind::RewardModel: {
       auto s = VerifierSpec::preset("orm");
-      s.heads[0].type = "mlp";  // Qwen2.5-Math-RM: score.0, ReLU, score.2 [1, H]
+      s.heads[0].type = HeadType::Mlp;  // Qwen2.5-Math-RM: score.0, ReLU, score.2 [1, H]
       return s;
     }
     default:
@@ -94,6 +94,19 @@ const VerifierSpec& Verifier::spec() const { return impl_->spec_; }
 const Model& Verifier::model() const { return *impl_->model_; }
 const InputTemplate& Verifier::input_template() const { return *impl_->template_; }
 PrefixCache* Verifier::prefix_cache() const { return impl_->prefix_cache_.get(); }
+const HeadSpec& Verifier::head_spec(size_t head) const { return impl_->head_spec(head); }
+
+std::vector<int64_t> Verifier::read_positions(size_t head, const RenderedInput& input) const {
+  impl_->head_spec(head);  // names a head that does not exist
+  return impl_->read_positions(head, input);
+}
+
+at::Tensor Verifier::head_inputs(size_t head, const at::Tensor& hidden, const RenderedInput& input,
+                                 const std::vector<size_t>& which,
+                                 const std::function<at::Tensor(const at::Tensor&)>& lm) const {
+  impl_->head_spec(head);
+  return impl_->head_inputs(head, hidden, 0, input, which, lm);
+}
 
 RenderedInput Verifier::tokenize(const std::string& question, const std::vector<std::string>& steps) const {
   auto r = impl_->render(question, steps, false);
@@ -110,9 +123,14 @@ std::vector<Scores> Verifier::score_tokenized(const std::vector<RenderedInput>& 
   return impl_->score_rendered(inputs, options);
 }
 
-bool Verifier::Impl::reads_last(size_t h) const { return heads_.at(h)->spec().read == "last"; }
+bool Verifier::Impl::reads_last(size_t h) const { return heads_.at(h)->spec().read == ReadAt::Last; }
 
-const HeadSpec& Verifier::Impl::head_spec(size_t h) const { return heads_.at(h)->spec(); }
+const HeadSpec& Verifier::Impl::head_spec(size_t h) const {
+  if (h >= heads_.size())
+    throw InputError("verifier: head " + std::to_string(h) + " does not exist (" + std::to_string(heads_.size()) +
+                     " loaded)");
+  return heads_[h]->spec();
+}
 
 void Verifier::Impl::check_length(int64_t tokens, const std::string& what) const {
   const int64_t limit = model_->config().max_position_embeddings;
@@ -123,10 +141,10 @@ void Verifier::Impl::check_length(int64_t tokens, const std::string& what) const
 
 std::vector<int64_t> Verifier::Impl::read_positions(size_t h, const Rendered& r) const {
   const auto& read = heads_.at(h)->spec().read;
-  if (read == "last") return {static_cast<int64_t>(r.ids.size()) - 1};
-  if (read == "step_end") return r.step_positions;
+  if (read == ReadAt::Last) return {static_cast<int64_t>(r.ids.size()) - 1};
+  if (read == ReadAt::StepEnd) return r.step_positions;
   std::vector<int64_t> pos = r.tag_positions;
-  if (read == "before_tag")
+  if (read == ReadAt::BeforeTag)
     for (auto& p : pos) p = std::max<int64_t>(0, p - 1);
   return pos;
 }
@@ -136,7 +154,7 @@ bool Verifier::Impl::reads_logprobs(size_t h) const { return heads_.at(h)->spec(
 std::vector<std::pair<int64_t, int64_t>> Verifier::Impl::read_spans(size_t h, const Rendered& r, bool step_only) const {
   std::vector<std::pair<int64_t, int64_t>> spans;
   const auto& ends = r.step_positions;
-  const bool solution = !step_only && heads_.at(h)->spec().logprob_span != "step";
+  const bool solution = !step_only && heads_.at(h)->spec().logprob_span != LogprobSpan::Step;
   auto span = [&](size_t k) { return std::make_pair(k == 0 || solution ? r.solution_from : ends[k - 1] + 1, ends[k]); };
   if (reads_last(h)) {
     if (!ends.empty()) spans.push_back(span(ends.size() - 1));
@@ -229,7 +247,7 @@ Scores Verifier::Impl::finish(std::map<std::string, std::vector<double>> per_hea
   for (const auto& h : heads_) {
     const auto& name = h->spec().name;
     auto& v = per_head[name];
-    if (h->spec().read == "last") {
+    if (h->spec().read == ReadAt::Last) {
       out.outcome[name] = v.empty() ? std::numeric_limits<double>::quiet_NaN() : v.back();
       continue;
     }

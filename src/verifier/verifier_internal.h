@@ -1,4 +1,4 @@
-// Internal: what sessions and the trainer need from a Verifier beyond its
+// Internal: what scoring sessions need from a Verifier beyond its
 // public calls (the heads, where they read, their inputs). Marked
 // STEPVERIFY_API for the project's other targets (train, eval, the CLI,
 // tests); not part of the installed API.
@@ -74,7 +74,7 @@ struct STEPVERIFY_API Verifier::Impl {
 
 namespace detail {
 
-/// The internals of `v` (sessions, the trainer).
+/// The internals of `v` (sessions).
 struct VerifierAccess {
   static const Verifier::Impl& impl(const Verifier& v) { return *v.impl_; }
 };

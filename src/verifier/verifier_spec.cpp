@@ -1,6 +1,7 @@
 // Verifier specs: JSON form and the presets of released verifiers.
 #include "stepverify/verifier_spec.h"
 
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -25,44 +26,86 @@ void take(const json& j, const char* key, T& out, const std::string& where) {
   }
 }
 
-void check_one_of(const std::string& value, std::set<std::string> allowed, const std::string& where,
-                  const std::string& field) {
-  if (allowed.count(value)) return;
+// Each enumerated field's JSON spellings, in enum order.
+template <typename E>
+struct Names;
+template <>
+struct Names<TemplateStyle> {
+  static constexpr const char* v[] = {"text", "chatml", "tokens", "turns"};
+};
+template <>
+struct Names<BosPolicy> {
+  static constexpr const char* v[] = {"auto", "yes", "no", "text"};
+};
+template <>
+struct Names<HeadMeaning> {
+  static constexpr const char* v[] = {"prm", "orm", "ovm", "sorm"};
+};
+template <>
+struct Names<HeadType> {
+  static constexpr const char* v[] = {"linear", "mlp", "lm_candidates", "ovm"};
+};
+template <>
+struct Names<Activation> {
+  static constexpr const char* v[] = {"softmax", "sigmoid", "tanh", "none"};
+};
+template <>
+struct Names<ReadAt> {
+  static constexpr const char* v[] = {"tag", "before_tag", "step_end", "last"};
+};
+template <>
+struct Names<HeadFeatures> {
+  static constexpr const char* v[] = {"hidden", "hidden+logprob"};
+};
+template <>
+struct Names<LogprobSpan> {
+  static constexpr const char* v[] = {"step", "solution", "step+solution"};
+};
+
+template <typename E>
+const char* name_of(E e) {
+  const auto i = static_cast<size_t>(e);
+  return i < std::size(Names<E>::v) ? Names<E>::v[i] : "?";
+}
+
+// Reads an enumerated field: absent or null keeps the default; anything but
+// one of its spellings is a ConfigError naming the field and the choices.
+template <typename E>
+void take_enum(const json& j, const char* key, E& out, const std::string& where, const std::string& field) {
+  std::string value = name_of(out);
+  take(j, key, value, where);
+  for (size_t i = 0; i < std::size(Names<E>::v); ++i)
+    if (value == Names<E>::v[i]) {
+      out = static_cast<E>(i);
+      return;
+    }
   std::string list;
-  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  for (const char* a : Names<E>::v) list += (list.empty() ? "" : ", ") + std::string(a);
   throw ConfigError(where + ": field '" + field + "' is '" + value + "'; expected one of " + list);
 }
 
 void validate(const VerifierSpec& s, const std::string& where) {
-  check_one_of(s.input.style, {"chatml", "text", "tokens", "turns"}, where, "template.style");
-  if (s.input.style == "turns" && (s.input.user_turn.find("{content}") == std::string::npos ||
-                                   s.input.assistant_turn.find("{read}") == std::string::npos))
+  if (s.input.style == TemplateStyle::Turns && (s.input.user_turn.find("{content}") == std::string::npos ||
+                                                s.input.assistant_turn.find("{read}") == std::string::npos))
     throw ConfigError(where +
                       ": a turns template needs template.user_turn with {content} and "
                       "template.assistant_turn with {read}");
-  check_one_of(s.input.bos, {"auto", "yes", "no", "text"}, where, "template.bos");
   if (s.heads.empty()) throw ConfigError(where + ": 'heads' must name at least one head");
   std::set<std::string> names;
   for (size_t i = 0; i < s.heads.size(); ++i) {
     const auto& h = s.heads[i];
     const std::string at = "heads[" + std::to_string(i) + "]";
     if (!names.insert(h.name).second) throw ConfigError(where + ": " + at + ": head name '" + h.name + "' repeated");
-    check_one_of(h.meaning, {"prm", "orm", "ovm", "sorm"}, where, at + ".meaning");
-    check_one_of(h.type, {"lm_candidates", "mlp", "linear", "ovm"}, where, at + ".type");
-    check_one_of(h.activation, {"softmax", "sigmoid", "tanh", "none"}, where, at + ".activation");
-    check_one_of(h.read, {"tag", "before_tag", "step_end", "last"}, where, at + ".read");
-    if ((h.read == "tag" || h.read == "before_tag") && s.input.step_tag.empty())
+    if ((h.read == ReadAt::Tag || h.read == ReadAt::BeforeTag) && s.input.step_tag.empty())
       throw ConfigError(where + ": " + at + " reads at the step tag but template.step_tag is empty");
-    if (h.type == "lm_candidates" && h.candidates.empty() && h.candidate_tokens.size() < 2)
+    if (h.type == HeadType::LmCandidates && h.candidates.empty() && h.candidate_tokens.size() < 2)
       throw ConfigError(where + ": " + at + ": lm_candidates needs 'candidates' or two 'candidate_tokens'");
     if (h.class_index < 0) throw ConfigError(where + ": " + at + ".class_index must be >= 0");
-    check_one_of(h.features, {"hidden", "hidden+logprob"}, where, at + ".features");
-    check_one_of(h.logprob_span, {"step", "solution", "step+solution"}, where, at + ".logprob_span");
-    if (h.features != "hidden" && (h.type != "linear" || s.input.style != "tokens"))
+    if (h.features != HeadFeatures::Hidden && (h.type != HeadType::Linear || s.input.style != TemplateStyle::Tokens))
       throw ConfigError(where + ": " + at +
                         ": features 'hidden+logprob' need a linear head and a tokens-style template");
   }
-  if (s.input.style == "chatml" && s.input.step_tag.empty())
+  if (s.input.style == TemplateStyle::ChatML && s.input.step_tag.empty())
     throw ConfigError(where + ": chatml templates need template.step_tag (the step separator)");
 }
 
@@ -135,6 +178,15 @@ const std::map<std::string, VerifierSpec>& presets() {
 
 }  // namespace
 
+const char* to_string(TemplateStyle v) { return name_of(v); }
+const char* to_string(BosPolicy v) { return name_of(v); }
+const char* to_string(HeadMeaning v) { return name_of(v); }
+const char* to_string(HeadType v) { return name_of(v); }
+const char* to_string(Activation v) { return name_of(v); }
+const char* to_string(ReadAt v) { return name_of(v); }
+const char* to_string(HeadFeatures v) { return name_of(v); }
+const char* to_string(LogprobSpan v) { return name_of(v); }
+
 VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string& source) {
   json j;
   try {
@@ -148,14 +200,14 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
   if (auto t = j.find("template"); t != j.end()) {
     if (!t->is_object()) throw ConfigError(source + ": 'template' must be an object");
     auto& in = s.input;
-    take(*t, "style", in.style, source);
+    take_enum(*t, "style", in.style, source, "template.style");
     take(*t, "system", in.system, source);
     take(*t, "question_prefix", in.question_prefix, source);
     take(*t, "question_suffix", in.question_suffix, source);
     take(*t, "step_separator", in.step_separator, source);
     take(*t, "final_suffix", in.final_suffix, source);
     take(*t, "step_tag", in.step_tag, source);
-    take(*t, "bos", in.bos, source);
+    take_enum(*t, "bos", in.bos, source, "template.bos");
     take(*t, "split_steps_on_newline", in.split_steps_on_newline, source);
     take(*t, "steps_in_one_string", in.steps_in_one_string, source);
     take(*t, "eos_at_end", in.eos_at_end, source);
@@ -167,19 +219,20 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
   if (hs == j.end() || !hs->is_array()) throw ConfigError(source + ": 'heads' must be a list");
   for (const auto& hj : *hs) {
     if (!hj.is_object()) throw ConfigError(source + ": each entry of 'heads' must be an object");
+    const std::string at = "heads[" + std::to_string(s.heads.size()) + "]";
     HeadSpec h;
     take(hj, "name", h.name, source);
-    take(hj, "meaning", h.meaning, source);
-    take(hj, "type", h.type, source);
+    take_enum(hj, "meaning", h.meaning, source, at + ".meaning");
+    take_enum(hj, "type", h.type, source, at + ".type");
     take(hj, "weights", h.weights, source);
     take(hj, "file", h.file, source);
-    take(hj, "activation", h.activation, source);
+    take_enum(hj, "activation", h.activation, source, at + ".activation");
     take(hj, "class_index", h.class_index, source);
     take(hj, "candidates", h.candidates, source);
     take(hj, "candidate_tokens", h.candidate_tokens, source);
-    take(hj, "read", h.read, source);
-    take(hj, "features", h.features, source);
-    take(hj, "logprob_span", h.logprob_span, source);
+    take_enum(hj, "read", h.read, source, at + ".read");
+    take_enum(hj, "features", h.features, source, at + ".features");
+    take_enum(hj, "logprob_span", h.logprob_span, source, at + ".logprob_span");
     s.heads.push_back(h);
   }
   validate(s, source);
@@ -207,14 +260,14 @@ std::vector<std::string> VerifierSpec::preset_names() {
 }
 
 std::string VerifierSpec::to_json() const {
-  json t = {{"style", input.style},
+  json t = {{"style", to_string(input.style)},
             {"system", input.system},
             {"question_prefix", input.question_prefix},
             {"question_suffix", input.question_suffix},
             {"step_separator", input.step_separator},
             {"final_suffix", input.final_suffix},
             {"step_tag", input.step_tag},
-            {"bos", input.bos},
+            {"bos", to_string(input.bos)},
             {"split_steps_on_newline", input.split_steps_on_newline},
             {"steps_in_one_string", input.steps_in_one_string},
             {"eos_at_end", input.eos_at_end},
@@ -224,17 +277,17 @@ std::string VerifierSpec::to_json() const {
   json hs = json::array();
   for (const auto& h : heads)
     hs.push_back({{"name", h.name},
-                  {"meaning", h.meaning},
-                  {"type", h.type},
+                  {"meaning", to_string(h.meaning)},
+                  {"type", to_string(h.type)},
                   {"weights", h.weights},
                   {"file", h.file},
-                  {"activation", h.activation},
+                  {"activation", to_string(h.activation)},
                   {"class_index", h.class_index},
                   {"candidates", h.candidates},
                   {"candidate_tokens", h.candidate_tokens},
-                  {"read", h.read},
-                  {"features", h.features},
-                  {"logprob_span", h.logprob_span}});
+                  {"read", to_string(h.read)},
+                  {"features", to_string(h.features)},
+                  {"logprob_span", to_string(h.logprob_span)}});
   return json{{"name", name}, {"template", t}, {"heads", hs}}.dump(2);
 }
 

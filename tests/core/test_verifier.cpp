@@ -371,6 +371,23 @@ TEST_CASE("spec JSON round trip and validation", "[verifier]") {
   CHECK_THROWS_WITH(VerifierSpec::from_json(R"({"heads":[{"type":"conv"}]})", "x.json"),
                     Contains("x.json") && Contains("heads[0].type"));
   CHECK_THROWS_WITH(VerifierSpec::from_json(R"({"heads":[{"read":"tag"}]})"), Contains("step_tag"));
+  // Enumerated fields parse to their enum and print back as the JSON word.
+  const auto spec = VerifierSpec::from_json(R"({"template": {"style": "tokens", "bos": "text"}, "heads": [
+    {"name": "v", "meaning": "sorm", "type": "linear", "activation": "tanh", "read": "step_end",
+     "features": "hidden+logprob", "logprob_span": "step+solution"}]})");
+  CHECK(spec.input.style == TemplateStyle::Tokens);
+  CHECK(spec.input.bos == BosPolicy::Text);
+  const auto& h = spec.heads.at(0);
+  CHECK(h.meaning == HeadMeaning::Sorm);
+  CHECK(h.activation == Activation::Tanh);
+  CHECK(h.read == ReadAt::StepEnd);
+  CHECK(h.logprob_features() == 4);
+  CHECK(std::string(to_string(h.logprob_span)) == "step+solution");
+  CHECK(nlohmann::json::parse(spec.to_json())["heads"][0]["read"] == "step_end");
+  CHECK_THROWS_WITH(VerifierSpec::from_json(R"({"heads":[{"read":"tag"},{"name":"b","read":"first"}]})"),
+                    Contains("heads[1].read") && Contains("'first'") && Contains("before_tag"));
+  CHECK_THROWS_WITH(VerifierSpec::from_json(R"({"template": {"style": 3}, "heads":[{}]})"),
+                    Contains("'style'") && Contains("wrong type"));
   CHECK_THROWS_AS(VerifierSpec::from_json("{"), ConfigError);
   CHECK(aggregate({0.5, 0.2, 0.8}, Aggregate::Min) == Approx(0.2));
   CHECK(aggregate({0.5, 0.2, 0.8}, Aggregate::Product) == Approx(0.08));
@@ -624,7 +641,7 @@ TEST_CASE("bf16: step scores near fp32, the same best-of-N pick, sessions equal 
     const std::string head = v32->head_names().at(0);
     auto close = [&](size_t h, double x, double y) {
       worst = std::max(worst, std::abs(x - y));
-      const bool raw = v32->spec().heads.at(h).activation == "none";
+      const bool raw = v32->spec().heads.at(h).activation == Activation::None;
       return std::abs(x - y) <= (raw ? 0.02 + 0.05 * std::abs(x) : 0.03);
     };
     for (size_t i = 0; i < sols.size(); ++i) {
