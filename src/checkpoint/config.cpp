@@ -7,6 +7,7 @@
 #include "stepverify/config.h"
 #include "stepverify/errors.h"
 #include "util/files.h"
+#include "util/json.h"
 
 namespace stepverify {
 namespace {
@@ -130,12 +131,7 @@ ModelConfig ModelConfig::from_file(const std::filesystem::path& path) {
 }
 
 ModelConfig ModelConfig::from_json(std::string_view text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw ConfigError(source + ": not valid JSON: " + e.what());
-  }
+  const json j = detail::parse_json<ConfigError>(text, source);
   if (!j.is_object()) throw ConfigError(source + ": top level must be a JSON object");
   Fields f(j, source);
   ModelConfig c;

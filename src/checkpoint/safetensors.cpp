@@ -11,6 +11,7 @@
 #include "stepverify/errors.h"
 #include "util/files.h"
 #include "util/sequences.h"
+#include "util/json.h"
 
 namespace stepverify {
 namespace {
@@ -204,12 +205,7 @@ std::shared_ptr<const Checkpoint> Checkpoint::open(const std::filesystem::path& 
   const fs::path index = path / "model.safetensors.index.json";
   const fs::path single = path / "model.safetensors";
   if (fs::exists(index)) {
-    json j;
-    try {
-      j = json::parse(detail::read_file(index));
-    } catch (const json::exception& e) {
-      throw FormatError(index.string() + ": not valid JSON: " + e.what());
-    }
+    const json j = detail::parse_json_file<FormatError>(index);
     auto wm = j.find("weight_map");
     if (!j.is_object() || wm == j.end() || !wm->is_object())
       throw FormatError(index.string() + ": missing object 'weight_map'");

@@ -30,39 +30,8 @@ struct BonArgs {
   std::string markdown, svg, reliability_svg;
 };
 
-// The problems of `path`; bad lines are reported on stderr and skipped.
-std::vector<BonProblem> read_problems(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw IoError(path + ": cannot open");
-  std::vector<BonProblem> problems;
-  size_t lineno = 0, bad = 0;
-  std::string line;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      BonProblem p = parse_bon_problem(line);
-      if (p.candidates.empty()) throw InputError("no candidate");
-      if (!p.gold)
-        for (size_t k = 0; k < p.candidates.size(); ++k)
-          if (!p.candidates[k].correct)
-            throw InputError("no 'gold', and candidates[" + std::to_string(k) + "] has no 'correct'");
-      problems.push_back(std::move(p));
-    } catch (const FormatError& e) {
-      ++bad;
-      std::cerr << path << ":" << lineno << ": " << e.what() << " (line skipped)\n";
-    } catch (const InputError& e) {
-      ++bad;
-      std::cerr << path << ":" << lineno << ": " << e.what() << " (line skipped)\n";
-    }
-  }
-  if (in.bad()) throw IoError(path + ": read failed");
-  if (bad) std::cerr << bad << " of " << bad + problems.size() << " lines could not be used (see above)\n";
-  return problems;
-}
-
 int run_bon(const BonArgs& a) {
-  const std::vector<BonProblem> problems = read_problems(a.input);
+  const std::vector<BonProblem> problems = read_bon_problems(a.input, &std::cerr);  // bad lines reported, skipped
   if (problems.empty()) throw InputError("eval bon: no usable problem in " + a.input);
   const BonResult result = evaluate_bon(problems, a.options);
   if (result.labeled_solutions > 0 && !result.reliability)

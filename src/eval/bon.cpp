@@ -11,12 +11,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "stepverify/errors.h"
+#include "util/jsonl.h"
 
 namespace stepverify {
 namespace {
@@ -233,13 +235,9 @@ void check_labels(const std::vector<int>& labels, const std::string& where) {
 
 }  // namespace
 
-BonProblem parse_bon_problem(std::string_view json_line) {
-  json j;
-  try {
-    j = json::parse(json_line.begin(), json_line.end());
-  } catch (const json::exception& e) {
-    throw FormatError(std::string("not valid JSON: ") + e.what());
-  }
+namespace {
+
+BonProblem problem_from_json(const json& j) {
   if (!j.is_object()) throw InputError("the line is not a JSON object");
   BonProblem p;
   if (auto it = j.find("id"); it != j.end() && !it->is_null())
@@ -252,6 +250,37 @@ BonProblem parse_bon_problem(std::string_view json_line) {
   if (it == j.end() || !it->is_array()) throw InputError("field 'candidates' must be a list of objects");
   for (size_t k = 0; k < it->size(); ++k) p.candidates.push_back(parse_candidate((*it)[k], k));
   return p;
+}
+
+}  // namespace
+
+BonProblem parse_bon_problem(std::string_view json_line) {
+  json j;
+  try {
+    j = json::parse(json_line.begin(), json_line.end());
+  } catch (const json::exception& e) {
+    throw FormatError(std::string("not valid JSON: ") + e.what());
+  }
+  return problem_from_json(j);
+}
+
+std::vector<BonProblem> read_bon_problems(const std::filesystem::path& path, std::ostream* skipped) {
+  std::ifstream in(path);
+  if (!in) throw IoError(path.string() + ": cannot open");
+  std::vector<BonProblem> problems;
+  detail::for_each_jsonl<json>(
+      in, path.string(), skipped ? detail::BadLine::Skip : detail::BadLine::Throw,
+      [&](const json& j, const std::string&) {
+        BonProblem p = problem_from_json(j);
+        if (p.candidates.empty()) throw InputError("no candidate");
+        if (!p.gold)
+          for (size_t k = 0; k < p.candidates.size(); ++k)
+            if (!p.candidates[k].correct)
+              throw InputError("no 'gold', and candidates[" + std::to_string(k) + "] has no 'correct'");
+        problems.push_back(std::move(p));
+      },
+      skipped);
+  return problems;
 }
 
 std::optional<double> auroc(const std::vector<double>& scores, const std::vector<int>& labels) {

@@ -8,6 +8,7 @@
 #include "stepverify/eval/evaluation.h"
 #include "util/files.h"
 #include "util/jsonl.h"
+#include "util/json.h"
 
 namespace stepverify {
 namespace {
@@ -76,12 +77,7 @@ std::vector<ProcessBenchRecord> parse_processbench_records(const std::string& te
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) return out;
   if (text[first] == '[') {  // a JSON array: ProcessBench's own files
-    json arr;
-    try {
-      arr = json::parse(text);
-    } catch (const json::exception& e) {
-      throw FormatError(source + ": not valid JSON: " + e.what());
-    }
+    const json arr = detail::parse_json<FormatError>(text, source);
     for (size_t i = 0; i < arr.size(); ++i) {
       try {
         out.push_back(parse_record(arr[i], options));

@@ -33,6 +33,7 @@
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/tokenizer_config.h"
+#include "util/json.h"
 
 namespace stepverify {
 namespace {
@@ -270,14 +271,7 @@ class BpeTokenizer final : public Tokenizer {
 // Loading: shared pieces
 // ---------------------------------------------------------------------------
 
-json parse_json(const fs::path& path) {
-  const std::string text = detail::read_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw TokenizerError(path.string() + ": not valid JSON: " + e.what());
-  }
-}
+json parse_json(const fs::path& path) { return detail::parse_json_file<TokenizerError>(path); }
 
 json parse_json_if_present(const fs::path& path) { return fs::exists(path) ? parse_json(path) : json::object(); }
 

@@ -6,20 +6,14 @@
 #include <nlohmann/json.hpp>
 
 #include "stepverify/errors.h"
+#include "util/json.h"
 
 namespace stepverify::detail {
 namespace {
 
 using nlohmann::json;
 
-json parse_json_file(const std::filesystem::path& path) {
-  std::string text = read_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw TokenizerError(path.string() + ": not valid JSON: " + e.what());
-  }
-}
+json parse_json_file(const std::filesystem::path& path) { return detail::parse_json_file<TokenizerError>(path); }
 
 // A special token in HF configs is either a string or {"content": "..."}.
 std::optional<std::string> token_text(const json& j, const std::string& key, const std::filesystem::path& file) {

@@ -1,7 +1,7 @@
 // Verifier specs: JSON form and the presets of released verifiers.
 #include "stepverify/verifier_spec.h"
 
-#include <iterator>
+#include <array>
 #include <map>
 #include <set>
 
@@ -9,6 +9,7 @@
 
 #include "stepverify/errors.h"
 #include "util/files.h"
+#include "util/json.h"
 
 namespace stepverify {
 namespace {
@@ -27,45 +28,23 @@ void take(const json& j, const char* key, T& out, const std::string& where) {
 }
 
 // Each enumerated field's JSON spellings, in enum order.
-template <typename E>
-struct Names;
-template <>
-struct Names<TemplateStyle> {
-  static constexpr const char* v[] = {"text", "chatml", "tokens", "turns"};
-};
-template <>
-struct Names<BosPolicy> {
-  static constexpr const char* v[] = {"auto", "yes", "no", "text"};
-};
-template <>
-struct Names<HeadMeaning> {
-  static constexpr const char* v[] = {"prm", "orm", "ovm", "sorm"};
-};
-template <>
-struct Names<HeadType> {
-  static constexpr const char* v[] = {"linear", "mlp", "lm_candidates", "ovm"};
-};
-template <>
-struct Names<Activation> {
-  static constexpr const char* v[] = {"softmax", "sigmoid", "tanh", "none"};
-};
-template <>
-struct Names<ReadAt> {
-  static constexpr const char* v[] = {"tag", "before_tag", "step_end", "last"};
-};
-template <>
-struct Names<HeadFeatures> {
-  static constexpr const char* v[] = {"hidden", "hidden+logprob"};
-};
-template <>
-struct Names<LogprobSpan> {
-  static constexpr const char* v[] = {"step", "solution", "step+solution"};
-};
+using Words2 = std::array<const char*, 2>;
+using Words3 = std::array<const char*, 3>;
+using Words4 = std::array<const char*, 4>;
+constexpr Words4 words(TemplateStyle) { return {"text", "chatml", "tokens", "turns"}; }
+constexpr Words4 words(BosPolicy) { return {"auto", "yes", "no", "text"}; }
+constexpr Words4 words(HeadMeaning) { return {"prm", "orm", "ovm", "sorm"}; }
+constexpr Words4 words(HeadType) { return {"linear", "mlp", "lm_candidates", "ovm"}; }
+constexpr Words4 words(Activation) { return {"softmax", "sigmoid", "tanh", "none"}; }
+constexpr Words4 words(ReadAt) { return {"tag", "before_tag", "step_end", "last"}; }
+constexpr Words2 words(HeadFeatures) { return {"hidden", "hidden+logprob"}; }
+constexpr Words3 words(LogprobSpan) { return {"step", "solution", "step+solution"}; }
 
 template <typename E>
 const char* name_of(E e) {
+  const auto w = words(E{});
   const auto i = static_cast<size_t>(e);
-  return i < std::size(Names<E>::v) ? Names<E>::v[i] : "?";
+  return i < w.size() ? w[i] : "?";
 }
 
 // Reads an enumerated field: absent or null keeps the default; anything but
@@ -74,13 +53,14 @@ template <typename E>
 void take_enum(const json& j, const char* key, E& out, const std::string& where, const std::string& field) {
   std::string value = name_of(out);
   take(j, key, value, where);
-  for (size_t i = 0; i < std::size(Names<E>::v); ++i)
-    if (value == Names<E>::v[i]) {
+  const auto w = words(E{});
+  for (size_t i = 0; i < w.size(); ++i)
+    if (value == w[i]) {
       out = static_cast<E>(i);
       return;
     }
   std::string list;
-  for (const char* a : Names<E>::v) list += (list.empty() ? "" : ", ") + std::string(a);
+  for (const char* a : w) list += (list.empty() ? "" : ", ") + std::string(a);
   throw ConfigError(where + ": field '" + field + "' is '" + value + "'; expected one of " + list);
 }
 
@@ -188,12 +168,7 @@ const char* to_string(HeadFeatures v) { return name_of(v); }
 const char* to_string(LogprobSpan v) { return name_of(v); }
 
 VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw ConfigError(source + ": not valid JSON: " + e.what());
-  }
+  const json j = detail::parse_json<ConfigError>(text, source);
   if (!j.is_object()) throw ConfigError(source + ": a spec must be a JSON object");
   VerifierSpec s;
   take(j, "name", s.name, source);

@@ -3,6 +3,8 @@
 // subsampling against exhaustive enumeration, the input parser, and the reports.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "stepverify/errors.h"
 
 using namespace stepverify;
+using Catch::Matchers::Contains;
 
 namespace {
 
@@ -288,6 +291,35 @@ TEST_CASE("bon: parse_bon_problem", "[evaluation]") {
       parse_bon_problem(R"({"candidates": [{"answer": "1", "step_scores": [0.1], "step_labels": [1, 0]}]})"),
       InputError);
   CHECK_THROWS_AS(parse_bon_problem(R"({"candidates": [{"answer": "1", "correct": 1}]})"), InputError);
+}
+
+TEST_CASE("bon: read_bon_problems reads JSONL, naming bad lines", "[evaluation]") {
+  test::TempDir tmp;
+  const auto path = tmp.path / "c.jsonl";
+  {
+    std::ofstream f(path);
+    f << R"({"id": "a", "gold": "4", "candidates": [{"answer": "4"}]})"
+      << "\n\n"     // line 1, blank line 2
+      << "{oops\n"  // 3: not JSON
+      << R"({"id": "b", "gold": "1", "candidates": []})"
+      << "\n"  // 4: no candidate
+      << R"({"id": "c", "candidates": [{"answer": "1", "correct": true}, {"answer": "2"}]})"
+      << "\n"  // 5
+      << R"({"id": "d", "candidates": [{"answer": "1", "correct": true}]})"
+      << "\n";  // 6
+  }
+  std::ostringstream log;
+  const auto problems = read_bon_problems(path, &log);
+  REQUIRE(problems.size() == 2);
+  CHECK(problems[0].id == "a");
+  CHECK(problems[1].id == "d");
+  const std::string where = path.string();
+  CHECK_THAT(log.str(), Contains(where + ":3: not valid JSON"));
+  CHECK_THAT(log.str(), Contains(where + ":4: no candidate (line skipped)"));
+  CHECK_THAT(log.str(), Contains(where + ":5: no 'gold', and candidates[1] has no 'correct'"));
+  CHECK_THAT(log.str(), !Contains(":2:") && !Contains(":6:"));
+  CHECK_THROWS_WITH(read_bon_problems(path), Contains(where + ":3:"));
+  CHECK_THROWS_AS(read_bon_problems(tmp.path / "absent.jsonl"), IoError);
 }
 
 TEST_CASE("bon: reports are well-formed", "[evaluation]") {

@@ -3,8 +3,7 @@
 // first-error metric and a reliability table of step scores, with reports in
 // JSON, Markdown and SVG.
 //
-//   std::vector<stepverify::BonProblem> problems;
-//   for (const std::string& line : lines) problems.push_back(stepverify::parse_bon_problem(line));
+//   auto problems = stepverify::read_bon_problems("candidates.jsonl");
 //   stepverify::BonOptions opt;                      // samples = 32, seed = 0, ...
 //   auto result = stepverify::evaluate_bon(problems, opt);
 //   // result.n = {1, 2, 4, 8}; result.curves[k].method = "majority", result.curves[k].accuracy[i] at n[i]
@@ -77,6 +76,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <filesystem>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -110,6 +111,14 @@ struct STEPVERIFY_API BonProblem {
 /// Parses one input line (format in the header comment). Throws FormatError
 /// for invalid JSON, InputError naming the field for a bad value.
 STEPVERIFY_API BonProblem parse_bon_problem(std::string_view json_line);
+
+/// Reads a JSONL file of problems (a parse_bon_problem line each; blank lines
+/// skipped). A problem must have a candidate, and a gold answer or a
+/// "correct" on every candidate. A bad line throws FormatError naming
+/// PATH:LINE; when `skipped` is given it is written there instead, with
+/// " (line skipped)", and left out. Throws IoError when the file cannot be read.
+STEPVERIFY_API std::vector<BonProblem> read_bon_problems(const std::filesystem::path& path,
+                                                         std::ostream* skipped = nullptr);
 
 /// Call-time options of evaluate_bon.
 struct STEPVERIFY_API BonOptions {
