@@ -37,12 +37,22 @@ inline size_t count_of(const std::string& s, const std::string& what) {
   return n;
 }
 
+/// Inputs reported missing by missing_input in this run. test_main.cpp exits
+/// with kSkipExitCode when the run otherwise passed and this is non-zero, so
+/// ctest reports the group as skipped (SKIP_RETURN_CODE), not passed.
+inline int& missing_inputs() {
+  static int n = 0;
+  return n;
+}
+constexpr int kSkipExitCode = 77;
+
 /// Reports an input the test needs and cannot find: under CI=true a failure
 /// (CI has the shared files; a test must not pass by skipping), else a WARN
-/// that the test is skipped.
+/// that the test is skipped, counted in missing_inputs().
 inline void missing_input(const std::string& what) {
   const char* ci = std::getenv("CI");
   if (ci && std::string(ci) == "true") FAIL("missing under CI=true: " << what);
+  ++missing_inputs();
   WARN("skipped: " << what << " (set STEPVERIFY_SHARED_DIR)");
 }
 
