@@ -14,6 +14,7 @@ PACKAGES=(
   nlohmann-json3-dev      # JSON (config.json, safetensors headers, CLI I/O)
   libcli11-dev            # command-line parsing for the CLI
   catch2                  # tests
+  clang libclang-rt-14-dev  # sanitizer builds and libFuzzer (make sanitize, fuzz, tsan)
 )
 
 missing=()

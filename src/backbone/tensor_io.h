@@ -5,8 +5,10 @@
 
 #include "stepverify/export.h"
 
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <torch/torch.h>
 
@@ -31,5 +33,11 @@ STEPVERIFY_API at::Tensor view_in_place(const TensorView& v);
 STEPVERIFY_API at::Tensor load_parameter(const Checkpoint& ckpt, const std::string& name,
                                          at::IntArrayRef expected_shape, c10::Device device, c10::ScalarType dtype,
                                          bool in_place = false);
+
+/// The tensors of a torch.save state_dict (`bytes`, the file's contents), read
+/// with libtorch's unpickler, by name; entries that are not (string, tensor)
+/// are left out. Throws FormatError naming `where` when the bytes are not a
+/// torch.save file of a dict.
+STEPVERIFY_API std::map<std::string, at::Tensor> read_state_dict(std::string_view bytes, const std::string& where);
 
 }  // namespace stepverify

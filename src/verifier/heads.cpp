@@ -3,8 +3,6 @@
 
 #include <map>
 
-#include <torch/csrc/jit/serialization/pickle.h>
-
 #include "backbone/tensor_io.h"
 #include "stepverify/errors.h"
 #include "stepverify/transformer.h"
@@ -33,19 +31,7 @@ class WeightSource {
       file_ = Checkpoint::open(path);
       return;
     }
-    const std::string text = detail::read_file(path);
-    const std::vector<char> bytes(text.begin(), text.end());
-    c10::IValue v;
-    try {
-      v = torch::jit::pickle_load(bytes);
-    } catch (const c10::Error& e) {
-      throw FormatError(where_ + ": not a torch.save file: " + e.what_without_backtrace());
-    }
-    if (!v.isGenericDict()) throw FormatError(where_ + ": expected a dict of tensors (a state_dict)");
-    for (const auto& item : v.toGenericDict()) {
-      if (!item.key().isString() || !item.value().isTensor()) continue;
-      pickled_[item.key().toStringRef()] = item.value().toTensor();
-    }
+    pickled_ = read_state_dict(detail::read_file(path), where_);
   }
 
   /// The tensor `name`, whose shape must be `expected`, as float32.
