@@ -270,10 +270,8 @@ void save_safetensors(const std::filesystem::path& path, const std::vector<Tenso
   while ((h.size() + 8) % 8 != 0) h.push_back(' ');
   // Written beside the target and renamed over it: a failed write leaves the
   // old file whole, and a reader that maps the old file keeps its data.
-  auto tmp = path;
-  tmp += ".partial";
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError(path.string() + ": cannot open for writing");
+  detail::AtomicFile file(path, /*binary=*/true);
+  std::ostream& out = file.stream();
   uint64_t len = h.size();
   char lenbuf[8];
   for (int i = 0; i < 8; ++i) lenbuf[i] = static_cast<char>((len >> (8 * i)) & 0xff);
@@ -281,18 +279,7 @@ void save_safetensors(const std::filesystem::path& path, const std::vector<Tenso
   out.write(h.data(), static_cast<std::streamsize>(h.size()));
   for (size_t i = 0; i < tensors.size(); ++i)
     out.write(static_cast<const char*>(tensors[i].data), static_cast<std::streamsize>(sizes[i]));
-  out.close();
-  std::error_code ec;
-  if (!out) {
-    std::filesystem::remove(tmp, ec);
-    throw IoError(path.string() + ": write failed");
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    const auto why = ec.message();
-    std::filesystem::remove(tmp, ec);
-    throw IoError(path.string() + ": cannot replace (" + why + ")");
-  }
+  file.commit();
 }
 
 }  // namespace stepverify

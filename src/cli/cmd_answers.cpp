@@ -44,26 +44,22 @@ std::optional<std::string> text_field(const ojson& j, const char* name, bool req
   throw InputError(fmt::format("field '{}' must be a string", name));
 }
 
-// Runs `body` on every JSON line of `input`, writing what it returns to
-// `output`; bad lines are reported and skipped. Returns the bad line count.
+// Runs `body` on every JSON line of the input, writing what it leaves in the
+// line to the output (complete, or not at all); returns the line counts.
 template <class Body>
-size_t for_each_line(const std::string& input, const std::string& output, Body body, size_t& good) {
-  std::ifstream in(input);
-  if (!in) throw IoError(input + ": cannot open");
-  std::ofstream out(output, std::ios::trunc);
-  if (!out) throw IoError(output + ": cannot open for writing");
+detail::JsonlCounts for_each_line(const JsonlFiles& files, Body body) {
+  auto in = open_input(files);
+  auto out = open_output(files);
   const auto counts = detail::for_each_jsonl<ojson>(
-      in, input, detail::BadLine::Skip,
+      in, files.input, bad_lines(files),
       [&](ojson& j, const std::string&) {
         if (!j.is_object()) throw InputError("the line is not a JSON object");
         body(j);
-        out << j.dump(-1, ' ', false, ojson::error_handler_t::replace) << "\n";
+        out.stream() << j.dump(-1, ' ', false, ojson::error_handler_t::replace) << "\n";
       },
       &std::cerr);
-  good += counts.good;
-  out.flush();
-  if (!out) throw IoError(output + ": write failed");
-  return counts.bad;
+  out.commit();
+  return counts;
 }
 
 Candidate parse_candidate(const ojson& c, size_t k) {
@@ -101,75 +97,64 @@ Run add_answers(CLI::App& app) {
   app.description(
       "Extract final answers (\"text\" -> \"answer\") and compare answers (\"a\", \"b\" -> \"equal\"); JSONL in, JSONL "
       "out");
-  auto input = std::make_shared<std::string>();
-  auto output = std::make_shared<std::string>();
-  app.add_option("--input", *input, "input JSONL")->required();
-  app.add_option("--output", *output, "output JSONL")->required();
+  auto files = std::make_shared<JsonlFiles>();
+  add_jsonl_flags(app, *files);
   return [=] {
     const DefaultExtractor extractor;
     const MathEquivalence equivalence;
-    size_t good = 0;
-    const size_t bad = for_each_line(
-        *input, *output,
-        [&](ojson& j) {
-          const bool has_text = j.contains("text");
-          const bool has_pair = j.contains("a") && j.contains("b");
-          if (!has_text && !has_pair) throw InputError("the line has neither 'text' nor both 'a' and 'b'");
-          std::optional<std::string> text, a, b;
-          if (has_text) text = text_field(j, "text", true);
-          if (has_pair) {
-            a = text_field(j, "a", true);
-            b = text_field(j, "b", true);
-          }
-          if (text) j["answer"] = answer_json(extractor.extract(*text));
-          if (has_pair) j["equal"] = equivalence.equal(*a, *b);
-        },
-        good);
-    if (bad) std::cerr << fmt::format("{} of {} lines could not be processed (see above)\n", bad, bad + good);
-    return good == 0 && bad > 0 ? 1 : 0;  // every line failed: not a success
+    const auto counts = for_each_line(*files, [&](ojson& j) {
+      const bool has_text = j.contains("text");
+      const bool has_pair = j.contains("a") && j.contains("b");
+      if (!has_text && !has_pair) throw InputError("the line has neither 'text' nor both 'a' and 'b'");
+      std::optional<std::string> text, a, b;
+      if (has_text) text = text_field(j, "text", true);
+      if (has_pair) {
+        a = text_field(j, "a", true);
+        b = text_field(j, "b", true);
+      }
+      if (text) j["answer"] = answer_json(extractor.extract(*text));
+      if (has_pair) j["equal"] = equivalence.equal(*a, *b);
+    });
+    return jsonl_status(counts, "processed");
   };
 }
 
 Run add_vote(CLI::App& app) {
   app.description("Majority vote, weighted self-consistency and best-of-N over scored candidates; JSONL in, JSONL out");
-  auto input = std::make_shared<std::string>();
-  auto output = std::make_shared<std::string>();
+  auto files = std::make_shared<JsonlFiles>();
   auto options = std::make_shared<SelectionOptions>();
-  app.add_option("--input", *input, "input JSONL")->required();
-  app.add_option("--output", *output, "output JSONL")->required();
+  add_jsonl_flags(app, *files);
   add_aggregate_flag(app, "--aggregate", options->aggregate, "aggregate of step_scores when a candidate has no score");
   return [=] {
     const DefaultExtractor extractor;
     const MathEquivalence equivalence;
-    size_t good = 0, with_gold = 0, right_majority = 0, right_weighted = 0, right_best = 0;
-    const size_t bad = for_each_line(
-        *input, *output,
-        [&](ojson& j) {
-          if (!j.contains("candidates") || !j["candidates"].is_array())
-            throw InputError("field 'candidates' must be a list of objects");
-          std::vector<Candidate> cands;
-          for (size_t k = 0; k < j["candidates"].size(); ++k) cands.push_back(parse_candidate(j["candidates"][k], k));
-          std::optional<std::string> gold = text_field(j, "gold", false);
-          // A gold solution rather than a gold answer: take its final answer.
-          if (gold && (gold->find("\\boxed") != std::string::npos || gold->find("####") != std::string::npos))
-            gold = extractor.extract(*gold);
-          const Selection sel = select_answer(cands, *options);
-          j["majority"] = answer_json(sel.majority);
-          j["weighted"] = answer_json(sel.weighted);
-          j["best"] = answer_json(sel.best);
-          if (gold) {
-            const std::string key = equivalence.canonical(*gold);
-            auto right = [&](const std::optional<std::string>& a) { return a && equivalence.canonical(*a) == key; };
-            const bool m = right(sel.majority), w = right(sel.weighted), b = right(sel.best);
-            j["correct"] = ojson{{"majority", m}, {"weighted", w}, {"best", b}};
-            ++with_gold;
-            right_majority += m;
-            right_weighted += w;
-            right_best += b;
-          }
-        },
-        good);
-    if (bad) std::cerr << fmt::format("{} of {} lines could not be processed (see above)\n", bad, bad + good);
+    size_t with_gold = 0, right_majority = 0, right_weighted = 0, right_best = 0;
+    const auto counts = for_each_line(*files, [&](ojson& j) {
+      if (!j.contains("candidates") || !j["candidates"].is_array())
+        throw InputError("field 'candidates' must be a list of objects");
+      std::vector<Candidate> cands;
+      for (size_t k = 0; k < j["candidates"].size(); ++k) cands.push_back(parse_candidate(j["candidates"][k], k));
+      std::optional<std::string> gold = text_field(j, "gold", false);
+      // A gold solution rather than a gold answer: take its final answer.
+      if (gold && (gold->find("\\boxed") != std::string::npos || gold->find("####") != std::string::npos))
+        gold = extractor.extract(*gold);
+      const Selection sel = select_answer(cands, *options);
+      j["majority"] = answer_json(sel.majority);
+      j["weighted"] = answer_json(sel.weighted);
+      j["best"] = answer_json(sel.best);
+      if (gold) {
+        const std::string key = equivalence.canonical(*gold);
+        auto right = [&](const std::optional<std::string>& a) { return a && equivalence.canonical(*a) == key; };
+        const bool m = right(sel.majority), w = right(sel.weighted), b = right(sel.best);
+        j["correct"] = ojson{{"majority", m}, {"weighted", w}, {"best", b}};
+        ++with_gold;
+        right_majority += m;
+        right_weighted += w;
+        right_best += b;
+      }
+    });
+    const int status = jsonl_status(counts, "processed");
+    const size_t good = counts.good;
     if (with_gold) {
       auto acc = [&](size_t k) { return fmt::format("{:.4f} ({}/{})", double(k) / double(with_gold), k, with_gold); };
       std::cerr << fmt::format(
@@ -178,7 +163,7 @@ Run add_vote(CLI::App& app) {
     } else {
       std::cerr << fmt::format("vote: {} problems, none with a gold answer (no accuracy)\n", good);
     }
-    return good == 0 && bad > 0 ? 1 : 0;  // every line failed: not a success
+    return status;
   };
 }
 

@@ -16,16 +16,13 @@
 #include "cli/commands.h"
 #include "cli/eval_model.h"
 #include "stepverify/errors.h"
+#include "util/files.h"
 #include "stepverify/eval/evaluation.h"
 
 namespace stepverify::cli {
 
 void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError(path + ": cannot open for writing");
-  out << text;
-  out.flush();
-  if (!out) throw IoError(path + ": write failed");
+  detail::write_file_atomic(path, text);
   std::cerr << "wrote " << path << "\n";
 }
 

@@ -60,14 +60,12 @@ Run add_score(CLI::App& app) {
   app.description("Score solutions step by step with a verifier; JSONL in, JSONL out");
   auto model = std::make_shared<std::string>();
   auto spec = std::make_shared<std::string>();
-  auto input = std::make_shared<std::string>();
-  auto output = std::make_shared<std::string>();
+  auto files = std::make_shared<JsonlFiles>();
   auto heads = std::make_shared<std::string>();
   auto so = std::make_shared<ScoreOptions>();
   app.add_option("--model", *model, "verifier checkpoint directory")->required();
   app.add_option("--spec", *spec, "a preset name or a spec JSON file (default: stepverify.json or by architecture)");
-  app.add_option("--input", *input, "input JSONL")->required();
-  app.add_option("--output", *output, "output JSONL")->required();
+  add_jsonl_flags(app, *files);
   app.add_option("--heads", *heads, "heads to run and report, comma-separated (e.g. prm,orm)");
   add_aggregate_flag(app, "--aggregate", so->aggregate, "aggregate of step scores for solution-level 'scores'");
   app.add_option("--batch-tokens", so->max_batch_tokens, "most tokens in one batched forward");
@@ -79,23 +77,21 @@ Run add_score(CLI::App& app) {
     vo.spec = *spec;
     vo.heads = split_csv(*heads);
     auto verifier = Verifier::load(*model, vo);
-    std::ifstream in(*input);
-    if (!in) throw IoError(*input + ": cannot open");
-    std::ofstream out(*output, std::ios::trunc);
-    if (!out) throw IoError(*output + ": cannot open for writing");
+    auto in = open_input(*files);
+    auto output = open_output(*files);
+    std::ostream& out = output.stream();
 
     std::vector<Record> records;
-    const size_t bad = detail::for_each_jsonl<ojson>(
-                           in, *input, detail::BadLine::Skip,
-                           [&](ojson& j, const std::string&) {
-                             Record r;
-                             r.json = std::move(j);
-                             const Solution s = parse_solution(r.json);
-                             r.rendered = verifier->tokenize(s.question, s.steps);
-                             records.push_back(std::move(r));
-                           },
-                           &std::cerr)
-                           .bad;
+    const auto counts = detail::for_each_jsonl<ojson>(
+        in, files->input, bad_lines(*files),
+        [&](ojson& j, const std::string&) {
+          Record r;
+          r.json = std::move(j);
+          const Solution s = parse_solution(r.json);
+          r.rendered = verifier->tokenize(s.question, s.steps);
+          records.push_back(std::move(r));
+        },
+        &std::cerr);
 
     const bool step_level = verifier->has_step_heads();
     const bool named = !vo.heads.empty();
@@ -131,10 +127,8 @@ Run add_score(CLI::App& app) {
       }
     }
     if (progress) std::cerr << "\n";
-    if (bad) std::cerr << fmt::format("{} of {} lines could not be scored (see above)\n", bad, bad + records.size());
-    out.flush();
-    if (!out) throw IoError(*output + ": write failed");
-    return records.empty() && bad > 0 ? 1 : 0;  // every line failed: not a success
+    output.commit();
+    return jsonl_status(counts, "scored");
   };
 }
 

@@ -29,7 +29,8 @@ Run add_search(CLI::App& app) {
   app.description("Verifier-guided search with a policy model: best-of-N, weighted SC, beam search, DVTS");
   // Flags bind straight to the library's options; their defaults are the structs'.
   struct Args {
-    std::string policy, verifier, spec, input, output, method = "beam";
+    std::string policy, verifier, spec, method = "beam";
+    JsonlFiles files;
     int n = 16;
   };
   auto a = std::make_shared<Args>();
@@ -38,8 +39,7 @@ Run add_search(CLI::App& app) {
   app.add_option("--policy", a->policy, "causal LM checkpoint that proposes steps")->required();
   app.add_option("--verifier", a->verifier, "verifier checkpoint")->required();
   app.add_option("--spec", a->spec, "verifier spec: preset name or JSON file");
-  app.add_option("--input", a->input, "problems JSONL")->required();
-  app.add_option("--output", a->output, "results JSONL")->required();
+  add_jsonl_flags(app, a->files, "problems JSONL", "results JSONL");
   app.add_option("--method", a->method, "best-of-n, wsc, beam or dvts")
       ->check(CLI::IsMember({"best-of-n", "wsc", "beam", "dvts"}));
   app.add_option("--n", a->n, "samples for best-of-n and wsc");
@@ -74,10 +74,9 @@ Run add_search(CLI::App& app) {
     SamplingProposer proposer(policy, *so);
     o->final_pick = a->method == "wsc" ? FinalPick::WeightedVote : FinalPick::BestScore;
 
-    std::ifstream in(a->input);
-    if (!in) throw IoError(a->input + ": cannot open");
-    std::ofstream out(a->output, std::ios::trunc);
-    if (!out) throw IoError(a->output + ": cannot open for writing");
+    auto in = open_input(a->files);
+    auto output = open_output(a->files);
+    std::ostream& out = output.stream();
     size_t done = 0, correct = 0, graded = 0;
     int64_t vtokens = 0;
     double seconds = 0;
@@ -120,15 +119,16 @@ Run add_search(CLI::App& app) {
       out << j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
       if (::isatty(2)) std::cerr << fmt::format("\rsearch {}: {} problems", a->method, done) << std::flush;
     };
-    const size_t failed =
-        detail::for_each_jsonl<nlohmann::ordered_json>(in, a->input, detail::BadLine::Skip, search_line, &std::cerr)
-            .bad;
+    const auto counts = detail::for_each_jsonl<nlohmann::ordered_json>(in, a->files.input, bad_lines(a->files),
+                                                                       search_line, &std::cerr);
+    const size_t failed = counts.bad;
     if (::isatty(2)) std::cerr << "\n";
     std::cerr << fmt::format("{}: {} problems, {} verifier tokens, {:.1f} s", a->method, done, vtokens, seconds);
     if (graded) std::cerr << fmt::format(", accuracy {:.3f} ({}/{})", double(correct) / graded, correct, graded);
     if (failed) std::cerr << fmt::format(", {} lines skipped", failed);
     std::cerr << "\n";
-    return done == 0 && failed > 0 ? 1 : 0;  // every line failed: not a success
+    output.commit();
+    return jsonl_status(counts, "searched");
   };
 }
 

@@ -145,6 +145,7 @@ Run add_label(CLI::App& app) {
   add_load_flags(app, *load);
   return [=] {
     if (*method != "mc" && *method != "binary") throw ConfigError("--method must be mc or binary");
+    detail::check_output_not_input(*output, {*input});
     std::vector<LabelProblem> problems;
     {
       std::ifstream in(*input);
@@ -198,9 +199,11 @@ Run add_label(CLI::App& app) {
       }
       std::cerr << fmt::format("{} rollout batches for {} solutions\n", batches, problems.size());
     }
-    write_trl_prm(*output, out);
-    // Add the extra fields to each written line.
-    std::ifstream back(*output);
+    // The TRL lines, then the extra fields added to each; the output is
+    // written once, complete.
+    const std::string trl = *output + ".trl.partial";
+    write_trl_prm(trl, out);
+    std::ifstream back(trl);
     std::string text, line;
     for (size_t i = 0; std::getline(back, line); ++i) {
       auto j = nlohmann::ordered_json::parse(line);
@@ -208,6 +211,7 @@ Run add_label(CLI::App& app) {
       text += j.dump() + "\n";
     }
     back.close();
+    std::filesystem::remove(trl);
     write_file(*output, text);
     std::cerr << fmt::format("{} solutions labelled, {} tokens generated\n", problems.size(),
                              roller.generated_tokens());

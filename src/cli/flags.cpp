@@ -63,4 +63,31 @@ CLI::Option* add_aggregate_flag(CLI::App& app, const std::string& name, Aggregat
   return opt;
 }
 
+void add_jsonl_flags(CLI::App& app, JsonlFiles& files, const std::string& input_help, const std::string& output_help) {
+  app.add_option("--input", files.input, input_help)->required();
+  app.add_option("--output", files.output, output_help + " (written when complete)")->required();
+  app.add_flag("--strict", files.strict, "a bad input line is fatal (exit 1, no output) instead of skipped");
+}
+
+std::ifstream open_input(const JsonlFiles& files) {
+  std::ifstream in(files.input);
+  if (!in) throw IoError(files.input + ": cannot open");
+  return in;
+}
+
+detail::AtomicFile open_output(const JsonlFiles& files) {
+  detail::check_output_not_input(files.output, {files.input});
+  return detail::AtomicFile(files.output);
+}
+
+detail::BadLine bad_lines(const JsonlFiles& files) {
+  return files.strict ? detail::BadLine::Throw : detail::BadLine::Skip;
+}
+
+int jsonl_status(const detail::JsonlCounts& counts, const std::string& what) {
+  if (counts.bad)
+    std::cerr << counts.bad << " of " << counts.bad + counts.good << " lines could not be " << what << " (see above)\n";
+  return counts.good == 0 && counts.bad > 0 ? 1 : 0;  // every line failed: not a success
+}
+
 }  // namespace stepverify::cli

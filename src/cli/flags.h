@@ -10,6 +10,8 @@
 
 #include "stepverify/aggregate.h"
 #include "stepverify/model.h"
+#include "util/files.h"
+#include "util/jsonl.h"
 
 namespace stepverify::cli {
 
@@ -25,5 +27,27 @@ CLI::Option* add_aggregate_flag(CLI::App& app, const std::string& name, Aggregat
 c10::ScalarType dtype_from_flag(const std::string& name);
 /// The --dtype values.
 const std::map<std::string, c10::ScalarType>& dtype_flags();
+
+/// The files of a JSONL-in, JSONL-out command.
+struct JsonlFiles {
+  std::string input;    ///< --input
+  std::string output;   ///< --output
+  bool strict = false;  ///< --strict: the first bad line is fatal (else reported and skipped)
+};
+
+/// Binds --input and --output (both required) and --strict.
+void add_jsonl_flags(CLI::App& app, JsonlFiles& files, const std::string& input_help = "input JSONL",
+                     const std::string& output_help = "output JSONL");
+/// The input, open (IoError naming it when it cannot be).
+std::ifstream open_input(const JsonlFiles& files);
+/// The output, written beside its destination and renamed over it by
+/// commit() (an interrupted run leaves no partial file under its name).
+/// Throws InputError when the output is the input.
+detail::AtomicFile open_output(const JsonlFiles& files);
+/// What a bad line does: reported and skipped, or fatal with --strict.
+detail::BadLine bad_lines(const JsonlFiles& files);
+/// Reports "N of M lines could not be <what>" when lines were skipped; the
+/// exit status: 1 when lines were read and every one failed, else 0.
+int jsonl_status(const detail::JsonlCounts& counts, const std::string& what);
 
 }  // namespace stepverify::cli

@@ -126,7 +126,8 @@ HfTokenizerConfig read_hf_tokenizer_config(const std::filesystem::path& dir) {
 
   // Tokens named as special in the config are special even when the decoder
   // entry did not say so.
-  for (auto& [id, t] : added) {
+  for (auto& entry : added) {
+    AddedToken& t = entry.second;
     auto named = [&](const std::optional<std::string>& s) { return s && *s == t.content; };
     if (named(cfg.bos_token) || named(cfg.eos_token) || named(cfg.pad_token) || named(cfg.unk_token) ||
         std::find(cfg.additional_special_tokens.begin(), cfg.additional_special_tokens.end(), t.content) !=

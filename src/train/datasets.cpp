@@ -8,6 +8,7 @@
 
 #include "stepverify/steps.h"
 #include "stepverify/errors.h"
+#include "util/files.h"
 #include "stepverify/eval/evaluation.h"
 
 #include "util/jsonl.h"
@@ -137,8 +138,8 @@ std::vector<VerifierExample> read_outcome_labelled(const std::filesystem::path& 
 }
 
 void write_trl_prm(const std::filesystem::path& path, const std::vector<VerifierExample>& examples) {
-  std::ofstream f(path);
-  if (!f) throw IoError(path.string() + ": cannot write");
+  detail::AtomicFile file(path);  // complete, or not written
+  std::ostream& f = file.stream();
   for (size_t i = 0; i < examples.size(); ++i) {
     const auto& e = examples[i];
     if (e.step_labels.size() != e.steps.size())
@@ -148,7 +149,7 @@ void write_trl_prm(const std::filesystem::path& path, const std::vector<Verifier
     for (double l : e.step_labels) j["labels"].push_back(l >= 0.5);
     f << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   }
-  if (!f) throw IoError(path.string() + ": write failed");
+  file.commit();
 }
 
 }  // namespace stepverify

@@ -16,4 +16,42 @@ std::string read_file(const std::filesystem::path& path, const std::string& what
   return ss.str();
 }
 
+AtomicFile::AtomicFile(std::filesystem::path path, bool binary) : path_(std::move(path)) {
+  tmp_ = path_;
+  tmp_ += ".partial";
+  out_.open(tmp_, binary ? std::ios::binary | std::ios::trunc : std::ios::trunc);
+  if (!out_) throw IoError(path_.string() + ": cannot open for writing (" + tmp_.string() + ")");
+}
+
+AtomicFile::~AtomicFile() {
+  if (done_) return;
+  out_.close();
+  std::error_code ec;
+  std::filesystem::remove(tmp_, ec);
+}
+
+void AtomicFile::commit() {
+  out_.flush();
+  out_.close();
+  std::error_code ec;
+  if (!out_) throw IoError(path_.string() + ": write failed");
+  std::filesystem::rename(tmp_, path_, ec);
+  if (ec) throw IoError(path_.string() + ": cannot replace (" + ec.message() + ")");
+  done_ = true;
+}
+
+void write_file_atomic(const std::filesystem::path& path, const std::string& text) {
+  AtomicFile f(path, true);
+  f.stream() << text;
+  f.commit();
+}
+
+void check_output_not_input(const std::filesystem::path& output, const std::vector<std::filesystem::path>& inputs) {
+  std::error_code ec;
+  for (const auto& in : inputs)
+    if (std::filesystem::equivalent(output, in, ec) && !ec)
+      throw InputError("the output " + output.string() + " is the input " + in.string() +
+                       "; write to another file (it would be overwritten while read)");
+}
+
 }  // namespace stepverify::detail

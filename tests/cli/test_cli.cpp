@@ -89,6 +89,40 @@ TEST_CASE("cli score: step_scores per line, bad lines reported and skipped", "[c
               .first == 1);
   }
 
+  SECTION("--strict: the first bad line is fatal and nothing is written") {
+    const auto strict_out = tmp.path / "strict.jsonl";
+    CHECK(run_cli("score --strict --model " + dir->string() + " --input " + (tmp.path / "in.jsonl").string() +
+                  " --output " + strict_out.string())
+              .first == 1);
+    CHECK_FALSE(std::filesystem::exists(strict_out));
+    CHECK_FALSE(std::filesystem::exists(strict_out.string() + ".partial"));
+  }
+
+  SECTION("an output that is the input is refused, the input kept") {
+    const auto in_path = tmp.path / "in.jsonl";
+    const std::string before = stepverify::detail::read_file(in_path);
+    CHECK(run_cli("score --model " + dir->string() + " --input " + in_path.string() + " --output " +
+                  (tmp.path / "." / "in.jsonl").string())
+              .first == 1);
+    CHECK(stepverify::detail::read_file(in_path) == before);
+  }
+
+  SECTION("killed halfway: the file under the output name is the previous one, whole") {
+    std::string many;
+    for (int i = 0; i < 200000; ++i)
+      many += R"({"id": )" + std::to_string(i) +
+              R"(, "question": "What is 7 * 8?", "steps": ["7 * 8 = 56."]})"
+              "\n";
+    test::write_text(tmp.path / "many.jsonl", many);
+    const auto keep = tmp.path / "keep.jsonl";
+    test::write_text(keep, "previous\n");
+    const auto [rc_kill, _o] =
+        test::run_command("timeout -s KILL 1 " + std::string(STEPVERIFY_CLI) + " score --model " + dir->string() +
+                          " --input " + (tmp.path / "many.jsonl").string() + " --output " + keep.string());
+    CHECK(rc_kill == 137);  // killed, not finished
+    CHECK(stepverify::detail::read_file(keep) == "previous\n");
+  }
+
   SECTION("--dtype bf16 scores as the library does in bf16; fp16 on the CPU is refused") {
     auto [rc16, o16] = run_cli("score --dtype bf16 --model " + dir->string() + " --input " +
                                (tmp.path / "in.jsonl").string() + " --output " + out.string() + " --heads prm");
