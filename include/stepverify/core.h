@@ -19,6 +19,7 @@
 #include "stepverify/errors.h"
 #include "stepverify/generation.h"
 #include "stepverify/kv_cache.h"
+#include "stepverify/limits.h"
 #include "stepverify/model.h"
 #include "stepverify/runtime.h"
 #include "stepverify/sampler.h"

@@ -6,6 +6,7 @@
 
 #include "stepverify/config.h"
 #include "stepverify/errors.h"
+#include "stepverify/limits.h"
 #include "util/files.h"
 #include "util/json.h"
 
@@ -127,7 +128,7 @@ std::vector<std::string> supported_architectures() {
 }
 
 ModelConfig ModelConfig::from_file(const std::filesystem::path& path) {
-  return from_json(detail::read_file(path, "config.json is required"), path.string());
+  return from_json(detail::read_file(path, "config.json is required", limits::kMaxConfigFileBytes), path.string());
 }
 
 ModelConfig ModelConfig::from_json(std::string_view text, const std::string& source) {

@@ -9,6 +9,7 @@
 
 #include "stepverify/checkpoint.h"
 #include "stepverify/errors.h"
+#include "stepverify/limits.h"
 #include "util/files.h"
 #include "util/sequences.h"
 #include "util/json.h"
@@ -17,9 +18,6 @@ namespace stepverify {
 namespace {
 
 using nlohmann::json;
-
-// The reference implementation refuses headers above 100 MB.
-constexpr uint64_t kMaxHeaderBytes = 100ull * 1024 * 1024;
 
 struct DTypeInfo {
   DType dtype;
@@ -83,12 +81,14 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<co
     throw fail("truncated: " + std::to_string(size) + " bytes, a safetensors file starts with an 8-byte header length");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<uint8_t>(source->data()[i]);
-  if (header_len > kMaxHeaderBytes)
-    throw fail("header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
+  if (header_len > limits::kMaxSafetensorsHeaderBytes)
+    throw fail("header length " + std::to_string(header_len) + " exceeds the limit of " +
+               std::to_string(limits::kMaxSafetensorsHeaderBytes) + " bytes (stepverify/limits.h)");
   if (header_len > size - 8)
     throw fail("header length " + std::to_string(header_len) + " runs past the end of the file (" +
                std::to_string(size) + " bytes)");
   const char* hbegin = reinterpret_cast<const char*>(source->data() + 8);
+  detail::check_json_depth<FormatError>(std::string_view(hbegin, header_len), where + ": header");
   json header;
   try {
     header = json::parse(hbegin, hbegin + header_len);

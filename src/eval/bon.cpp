@@ -255,6 +255,7 @@ BonProblem problem_from_json(const json& j) {
 }  // namespace
 
 BonProblem parse_bon_problem(std::string_view json_line) {
+  detail::check_json_depth<FormatError>(json_line, "the line");
   json j;
   try {
     j = json::parse(json_line.begin(), json_line.end());

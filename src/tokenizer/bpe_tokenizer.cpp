@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stepverify/errors.h"
+#include "stepverify/limits.h"
 #include "stepverify/tokenizer.h"
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/byte_level.h"
@@ -385,7 +386,7 @@ std::unique_ptr<Tokenizer> load_slow(const fs::path& dir, const TokenizerOptions
 
   // merges.txt: "#version" first line skipped, blank lines skipped, else "left right".
   std::vector<std::array<int32_t, 3>> merges;
-  const std::string merges_text = detail::read_file(merges_path);
+  const std::string merges_text = detail::read_file(merges_path, "", limits::kMaxConfigFileBytes);
   size_t line_no = 0;
   for (size_t pos = 0; pos < merges_text.size();) {
     size_t end = merges_text.find('\n', pos);

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "stepverify/errors.h"
+#include "stepverify/limits.h"
 #include "stepverify/tokenizer.h"
 #include "tokenizer/spm_shim.h"
 #include "tokenizer/tokenizer_config.h"
@@ -119,7 +120,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   SentencePieceTokenizer(const std::filesystem::path& dir, const TokenizerOptions& options) {
     const auto model_path = dir / "tokenizer.model";
     where_ = model_path.string();
-    const std::string bytes = detail::read_file(model_path);
+    const std::string bytes = detail::read_file(model_path, "", limits::kMaxConfigFileBytes);
     cfg_ = detail::read_hf_tokenizer_config(dir);
     legacy_ = options.legacy.value_or(cfg_.legacy.value_or(true));
     add_bos_ = options.add_bos_token.value_or(cfg_.add_bos_token.value_or(true));

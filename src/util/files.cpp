@@ -7,9 +7,16 @@
 
 namespace stepverify::detail {
 
-std::string read_file(const std::filesystem::path& path, const std::string& what) {
+std::string read_file(const std::filesystem::path& path, const std::string& what, uint64_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(path.string() + ": cannot open" + (what.empty() ? "" : " (" + what + ")"));
+  if (max_bytes > 0) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec && size > max_bytes)
+      throw FormatError(path.string() + ": " + std::to_string(size) + " bytes, more than the " +
+                        std::to_string(max_bytes) + " this file may hold (stepverify/limits.h)");
+  }
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw IoError(path.string() + ": read failed");

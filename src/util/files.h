@@ -5,6 +5,7 @@
 
 #include "stepverify/export.h"
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -13,8 +14,10 @@
 namespace stepverify::detail {
 
 /// The bytes of `path`; throws IoError naming it (and `what`, e.g. "config.json
-/// is required") when it cannot be opened or read.
-STEPVERIFY_API std::string read_file(const std::filesystem::path& path, const std::string& what = "");
+/// is required") when it cannot be opened or read, FormatError when it holds
+/// more than `max_bytes` (0: no limit; see stepverify/limits.h).
+STEPVERIFY_API std::string read_file(const std::filesystem::path& path, const std::string& what = "",
+                                     uint64_t max_bytes = 0);
 
 /// A file written beside its destination and renamed over it by commit():
 /// until then (an error, a kill, an exception) nothing at `path` changes, so

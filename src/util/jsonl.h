@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stepverify/errors.h"
+#include "util/json.h"
 
 namespace stepverify::detail {
 
@@ -44,6 +45,7 @@ JsonlCounts for_each_jsonl(std::istream& in, const std::string& source, BadLine 
     std::string problem;
     try {
       Json j;
+      check_json_depth<FormatError>(line, where);
       try {
         j = Json::parse(line);
       } catch (const typename Json::exception& e) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stepverify/errors.h"
+#include "stepverify/limits.h"
 #include "util/files.h"
 #include "util/json.h"
 
@@ -215,7 +216,7 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
 }
 
 VerifierSpec VerifierSpec::from_file(const std::filesystem::path& path) {
-  return from_json(detail::read_file(path, "spec file"), path.string());
+  return from_json(detail::read_file(path, "spec file", limits::kMaxConfigFileBytes), path.string());
 }
 
 VerifierSpec VerifierSpec::preset(const std::string& name) {
