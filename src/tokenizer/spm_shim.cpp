@@ -36,15 +36,35 @@ std::filesystem::path shim_path() {
   return "libstepverify_spm.so";
 }
 
+// The sanitizer runtimes refuse RTLD_DEEPBIND (google/sanitizers#611), and
+// without it the two protobuf copies meet and crash. A sanitizer build (make
+// sanitize, make tsan) loads the shim, built uninstrumented, into a link-map
+// namespace of its own (dlmopen): it and libsentencepiece see none of the
+// program's symbols, libtorch's protobuf included.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define STEPVERIFY_SANITIZED_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define STEPVERIFY_SANITIZED_BUILD 1
+#endif
+#endif
+void* open_shim(const char* path) {
+#ifdef STEPVERIFY_SANITIZED_BUILD
+  return ::dlmopen(LM_ID_NEWLM, path, RTLD_NOW | RTLD_LOCAL);
+#else
+  return ::dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
+}
+
 const Api& api() {
   static Api a{};
   static std::string error;
   static std::once_flag once;
   std::call_once(once, [] {
     auto path = shim_path();
-    void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    void* lib = open_shim(path.c_str());
     for (const char* other : {STEPVERIFY_SPM_BUILD_PATH, STEPVERIFY_SPM_INSTALL_PATH, "libstepverify_spm.so"})
-      if (!lib) lib = ::dlopen(other, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (!lib) lib = open_shim(other);
     if (!lib) {
       const char* e = ::dlerror();
       error = std::string("cannot load the sentencepiece shim ") + path.string() + ": " + (e ? e : "?");

@@ -151,6 +151,69 @@ TEST_CASE("sample-then-rank and DVTS at a fixed budget", "[search]") {
   CHECK_THROWS_AS(sample_and_rank(*v, prop, "q", 0, o), InputError);
 }
 
+TEST_CASE("DVTS: each subtree is a width-1 beam; the pick is the hand-computed best of the tree", "[search]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  auto v = Verifier::load(*dir);
+  // Root proposals differ per subtree; below, the same three children at every node.
+  struct TreeProposer : StepProposer {
+    int roots = 0;
+    std::vector<Proposal> propose(const std::string&, const std::vector<std::string>& steps, int k) override {
+      std::vector<Proposal> out;
+      for (int i = 0; i < k; ++i) {
+        Proposal p;
+        p.tokens = 3;
+        if (steps.empty()) {
+          p.text = "Way " + std::to_string(++roots) + ": add the numbers.";
+        } else if (steps.size() == 1) {
+          p.text = "5 + 5 = " + std::to_string(9 + i) + ".";
+        } else {
+          p.text = "The answer is $\\boxed{" + std::to_string(9 + i) + "}$.";
+          p.finished = true;
+        }
+        out.push_back(p);
+      }
+      return out;
+    }
+  };
+  const std::string q = "What is 5 + 5?";
+  SearchOptions o;
+  o.subtrees = 2;
+  o.beam_width = 2;  // width 1 per subtree
+  o.expansions = 3;
+  o.aggregate = Aggregate::Last;  // rank by the last step's score
+  o.max_proposals = 2 * (1 + 3 + 3);
+  TreeProposer prop;
+  const auto r = dvts(*v, prop, q, o);
+  CHECK(r.proposals == 14);
+  CHECK(r.candidates.size() == 6);  // the three finished answers of each subtree
+
+  // The tree by hand: in each subtree the best of three children at depth 2,
+  // then the best of three answers below it; the pick is the better subtree.
+  auto last = [&](const std::vector<std::string>& steps) { return v->score(q, steps).step_scores.back(); };
+  std::vector<std::string> best_steps;
+  double best = -1;
+  for (int t = 1; t <= 2; ++t) {
+    std::vector<std::string> path = {"Way " + std::to_string(t) + ": add the numbers."};
+    for (int depth = 0; depth < 2; ++depth) {
+      std::string pick;
+      double pick_score = -1;
+      for (int i = 0; i < 3; ++i) {
+        const std::string child = depth == 0 ? "5 + 5 = " + std::to_string(9 + i) + "."
+                                             : "The answer is $\\boxed{" + std::to_string(9 + i) + "}$.";
+        auto steps = path;
+        steps.push_back(child);
+        const double sc = last(steps);
+        if (sc > pick_score) pick_score = sc, pick = child;
+      }
+      path.push_back(pick);
+      if (depth == 1 && pick_score > best) best = pick_score, best_steps = path;
+    }
+  }
+  CHECK(r.steps == best_steps);
+  CHECK(r.score == Approx(best).margin(1e-5));
+}
+
 TEST_CASE("the built-in sampler: seeded, greedy equals argmax decoding, prefix reused", "[search]") {
   auto dir = test::fixture("llama_gqa");
   if (!dir) return;

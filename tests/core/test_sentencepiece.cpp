@@ -99,7 +99,7 @@ TEST_CASE("legacy override and special tokens written in text", "[tokenizer]") {
 TEST_CASE("tokenizer errors: corrupt model, ids outside the vocabulary, no files", "[tokenizer][errors]") {
   test::TempDir tmp;
   SECTION("corrupt tokenizer.model") {
-    test::write_text(tmp.path / "tokenizer.model", std::string("\x0a\xff\xff\xff\xff\x0f garbage", 16));
+    test::write_text(tmp.path / "tokenizer.model", std::string("\x0a\xff\xff\xff\xff\x0f garbage"));
     CHECK_THROWS_AS(load_tokenizer(tmp.path), TokenizerError);
     CHECK_THROWS_WITH(load_tokenizer(tmp.path), Contains("tokenizer.model"));
   }

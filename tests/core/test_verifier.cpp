@@ -53,6 +53,7 @@ struct BuiltCheckpoint {
     auto ck = SafetensorsFile::open(src / "model.safetensors");
     std::vector<TensorData> data;
     for (const auto& n : ck->names()) {
+      if (extra.count(n)) continue;  // replaced
       keep.push_back(to_tensor(ck->tensor(n)));
       data.push_back({n, ck->tensor(n).dtype, ck->tensor(n).shape, keep.back().data_ptr()});
     }
@@ -246,6 +247,69 @@ TEST_CASE("trl-token-classification: P(class 1) at the last token of each step p
   std::vector<double> inc;
   for (const auto& st : steps) inc.push_back(s->append_step(st).at("prm"));
   check_close(inc, want);
+}
+
+TEST_CASE("Qwen2ForRewardModel: score.2(ReLU(score.0(h))) at the last token, by hand", "[verifier]") {
+  auto src = test::fixture("qwen2_prm");
+  if (!src) return;
+  torch::manual_seed(11);
+  auto w0 = torch::randn({64, 64}) * 0.2, b0 = torch::randn({64}) * 0.2;
+  auto w2 = torch::randn({1, 64}) * 0.2, b2 = torch::randn({1}) * 0.2;
+  BuiltCheckpoint ck(*src, [](nlohmann::json& c) { c["architectures"] = {"Qwen2ForRewardModel"}; },
+                     {{"score.0.weight", w0}, {"score.0.bias", b0}, {"score.2.weight", w2}, {"score.2.bias", b2}});
+  auto v = Verifier::load(ck.dir());
+  const std::string q = "What is 6 * 7?";
+  const std::vector<std::string> steps = {"6 * 7 = 42.", "The answer is 42."};
+  // The orm template written out: question, "\n", the steps joined by "\n".
+  const auto ids = v->model().tokenizer().encode(q + "\n" + steps[0] + "\n" + steps[1]);
+  CHECK(v->input_template().render(q, steps, false).ids == ids);
+  const auto h = hidden_of(*v, ids)[static_cast<int64_t>(ids.size()) - 1];
+  const double want = (at::linear(at::relu(at::linear(h, w0, b0)), w2, b2))[0].item<double>();
+  const auto r = v->score(q, steps);
+  CHECK(r.step_scores.empty());  // one score for the solution
+  REQUIRE(r.outcome.count("orm"));
+  CHECK(r.outcome.at("orm") == Approx(want).margin(kScoreTol));
+  // A different last step changes the score (the head reads the last token).
+  CHECK(v->score(q, {steps[0], "The answer is 43."}).outcome.at("orm") != Approx(want).margin(1e-9));
+}
+
+TEST_CASE("every aggregate of step scores, and a custom one, on hand-computed values", "[verifier]") {
+  const std::vector<double> s = {0.5, 0.2, 0.8};
+  CHECK(aggregate(s, Aggregate::Min) == Approx(0.2));
+  CHECK(aggregate(s, Aggregate::Max) == Approx(0.8));
+  CHECK(aggregate(s, Aggregate::Mean) == Approx(0.5));
+  CHECK(aggregate(s, Aggregate::Product) == Approx(0.08));
+  CHECK(aggregate(s, Aggregate::Last) == Approx(0.8));
+  CHECK(aggregate(s, Aggregate::GeometricMean) == Approx(std::cbrt(0.08)));
+  for (const char* name : {"min", "max", "mean", "prod", "last", "geomean"})
+    CHECK(aggregate_name(parse_aggregate(name)) == std::string(name));
+
+  // Through the verifier: Scores::outcome is the aggregate of the step scores.
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  auto v = Verifier::load(*dir);
+  const std::string q = "What is 3 + 4?";
+  const std::vector<std::string> steps = {"3 + 4 = 7.", "Check: 7 - 4 = 3.", "The answer is 7."};
+  const auto step = v->score(q, steps).step_scores;
+  REQUIRE(step.size() == 3);
+  const double a = step[0], b = step[1], c = step[2];
+  const std::vector<std::pair<Aggregate, double>> want = {{Aggregate::Min, std::min({a, b, c})},
+                                                          {Aggregate::Max, std::max({a, b, c})},
+                                                          {Aggregate::Mean, (a + b + c) / 3},
+                                                          {Aggregate::Product, a * b * c},
+                                                          {Aggregate::Last, c},
+                                                          {Aggregate::GeometricMean, std::cbrt(a * b * c)}};
+  for (const auto& [agg, value] : want) {
+    ScoreOptions o;
+    o.aggregate = agg;
+    INFO(aggregate_name(agg));
+    CHECK(v->score(q, steps, o).outcome.at("prm") == Approx(value).epsilon(1e-12));
+  }
+  ScoreOptions custom;
+  custom.aggregate = Aggregate::Min;  // overridden
+  custom.custom_aggregate = [](const std::vector<double>& x) { return x[0] - x[1] + 2 * x[2]; };
+  CHECK(v->score(q, steps, custom).outcome.at("prm") == Approx(a - b + 2 * c).epsilon(1e-12));
+  CHECK(v->score_batch({{q, steps}}, custom)[0].outcome.at("prm") == Approx(a - b + 2 * c).epsilon(1e-12));
 }
 
 TEST_CASE("skywork: sigmoid of v_head.summary at each step's newline", "[verifier]") {
