@@ -4,8 +4,6 @@
 #include <cstdint>
 #include <cstring>
 
-#include <torch/csrc/jit/serialization/pickle.h>
-
 #include "stepverify/errors.h"
 #include "util/sequences.h"
 
@@ -102,21 +100,6 @@ at::Tensor load_parameter(const Checkpoint& ckpt, const std::string& name, at::I
     }
   }
   return to_tensor(view).to(device, dtype);
-}
-
-std::map<std::string, at::Tensor> read_state_dict(std::string_view bytes, const std::string& where) {
-  const std::vector<char> data(bytes.begin(), bytes.end());
-  c10::IValue v;
-  try {
-    v = torch::jit::pickle_load(data);
-  } catch (const c10::Error& e) {
-    throw FormatError(where + ": not a torch.save file: " + e.what_without_backtrace());
-  }
-  if (!v.isGenericDict()) throw FormatError(where + ": expected a dict of tensors (a state_dict)");
-  std::map<std::string, at::Tensor> out;
-  for (const auto& item : v.toGenericDict())
-    if (item.key().isString() && item.value().isTensor()) out[item.key().toStringRef()] = item.value().toTensor();
-  return out;
 }
 
 }  // namespace stepverify

@@ -34,10 +34,11 @@ STEPVERIFY_API at::Tensor load_parameter(const Checkpoint& ckpt, const std::stri
                                          at::IntArrayRef expected_shape, c10::Device device, c10::ScalarType dtype,
                                          bool in_place = false);
 
-/// The tensors of a torch.save state_dict (`bytes`, the file's contents), read
-/// with libtorch's unpickler, by name; entries that are not (string, tensor)
-/// are left out. Throws FormatError naming `where` when the bytes are not a
-/// torch.save file of a dict.
+/// The tensors of a torch.save state_dict (`bytes`, the file's contents), by
+/// name; entries that are not (string, tensor) are left out. Read by a
+/// restricted unpickler (torch_save.cpp): only what a state_dict needs runs,
+/// and every length, storage and tensor is checked against the bytes. Throws
+/// FormatError naming `where`.
 STEPVERIFY_API std::map<std::string, at::Tensor> read_state_dict(std::string_view bytes, const std::string& where);
 
 }  // namespace stepverify

@@ -346,6 +346,32 @@ TEST_CASE("skywork: sigmoid of v_head.summary at each step's newline", "[verifie
   check_close(v->score(q, steps).step_scores, want);
 }
 
+TEST_CASE("read_state_dict: torch.save files read by the restricted unpickler, exactly", "[verifier]") {
+  c10::Dict<std::string, at::Tensor> d;
+  auto base = torch::arange(12, torch::kFloat).reshape({3, 4});
+  d.insert("w", base);
+  d.insert("wt", base.t());  // strided view of a shared storage
+  d.insert("row", base[1]);  // a storage offset
+  d.insert("ids", torch::tensor({5, -7, 9}, torch::kLong));
+  d.insert("h", torch::tensor({1.5, -2.0}, torch::kDouble).to(torch::kBFloat16));
+  d.insert("flag", torch::tensor({true, false}));
+  const auto bytes = torch::jit::pickle_save(d);
+  const auto got = read_state_dict(std::string_view(bytes.data(), bytes.size()), "mem.pth");
+  REQUIRE(got.size() == 6);
+  for (const auto& name : {"w", "wt", "row", "ids", "h", "flag"}) {
+    INFO(name);
+    const auto& want = d.at(name);
+    REQUIRE(got.count(name));
+    CHECK(got.at(name).scalar_type() == want.scalar_type());
+    CHECK(got.at(name).sizes() == want.sizes());
+    CHECK(torch::equal(got.at(name), want));
+  }
+  // Truncated, or with its pickle cut short: refused with a FormatError naming the file.
+  const std::string_view all(bytes.data(), bytes.size());
+  CHECK_THROWS_WITH(read_state_dict(all.substr(0, all.size() / 2), "cut.pth"), Contains("cut.pth"));
+  CHECK_THROWS_AS(read_state_dict("not a zip at all, just text", "x.pth"), FormatError);
+}
+
 TEST_CASE("ovm: value head from verifier.pth at each step's newline and at EOS", "[verifier]") {
   auto src = test::fixture("llama_gqa");
   if (!src) return;
