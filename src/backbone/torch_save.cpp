@@ -163,7 +163,8 @@ class Unpickler {
           break;     // BINUNICODE8
         case 'c': {  // GLOBAL module\nname\n
           auto o = make(Obj::K::Global);
-          o->s = line() + " " + line();
+          const std::string module = line();  // two statements: the order matters
+          o->s = module + " " + line();
           push(o);
           break;
         }
