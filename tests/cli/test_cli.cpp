@@ -214,3 +214,60 @@ TEST_CASE(
       run_cli(common + (tmp.path / "bad_out.jsonl").string() + " --input " + (tmp.path / "bad.jsonl").string()).first ==
       1);
 }
+
+TEST_CASE("cli answers, vote and eval bon as commands, outputs checked by hand", "[cli]") {
+  test::TempDir tmp;
+  const auto in = tmp.path / "in.jsonl";
+  const auto out = tmp.path / "out.jsonl";
+  auto lines = [](const std::filesystem::path& p) {
+    std::vector<nlohmann::json> v;
+    std::ifstream f(p);
+    for (std::string l; std::getline(f, l);) v.push_back(nlohmann::json::parse(l));
+    return v;
+  };
+
+  test::write_text(in, R"({"id": 1, "text": "So the answer is $\\boxed{12}$."})"
+                       "\n{oops\n"
+                       R"({"id": 2, "a": "0.5", "b": "\\frac{1}{2}"})"
+                       "\n"
+                       R"({"id": 3, "a": "2", "b": "3"})"
+                       "\n");
+  REQUIRE(run_cli("answers --input " + in.string() + " --output " + out.string()).first == 0);
+  auto a = lines(out);
+  REQUIRE(a.size() == 3);  // the bad line skipped
+  CHECK(a[0]["answer"] == "12");
+  CHECK(a[1]["equal"] == true);
+  CHECK(a[2]["equal"] == false);
+  CHECK(a[2]["id"] == 3);  // input fields kept
+
+  // Five candidates: "4" three times (scores .1 .2 .1), "5" twice (.9 .3).
+  // Majority: 4 (3 votes); weighted: 5 (1.2 against 0.4); best: 5 (0.9).
+  const std::string problem =
+      R"({"id": "p", "gold": "4", "candidates": [{"answer": "4", "score": 0.1}, {"answer": "5", "score": 0.9},)"
+      R"( {"answer": "4", "score": 0.2}, {"answer": "5", "score": 0.3}, {"answer": "4", "score": 0.1}]})";
+  test::write_text(in, problem + "\n");
+  REQUIRE(run_cli("vote --input " + in.string() + " --output " + out.string()).first == 0);
+  auto v = lines(out);
+  REQUIRE(v.size() == 1);
+  CHECK(v[0]["majority"] == "4");
+  CHECK(v[0]["weighted"] == "5");
+  CHECK(v[0]["best"] == "5");
+  CHECK(v[0]["correct"]["majority"] == true);
+  CHECK(v[0]["correct"]["weighted"] == false);
+  CHECK(v[0]["correct"]["best"] == false);
+
+  // eval bon: at N = 1 every single candidate is one subset, so majority's
+  // accuracy is the share of right candidates, 3/5.
+  auto [rc, json] = run_cli("eval bon --json --input " + in.string());
+  REQUIRE(rc == 0);
+  const auto j = nlohmann::json::parse(json);
+  CHECK(j["problems"] == 1);
+  REQUIRE(j["n"][0] == 1);
+  CHECK(j["methods"]["majority"][0].get<double>() == Approx(0.6));
+  CHECK(j["methods"]["weighted"][0].get<double>() == Approx(0.6));  // one candidate: its own answer
+
+  // All lines bad: exit 1 for each.
+  test::write_text(in, "{oops\n[1]\n");
+  CHECK(run_cli("answers --input " + in.string() + " --output " + out.string()).first == 1);
+  CHECK(run_cli("vote --input " + in.string() + " --output " + out.string()).first == 1);
+}
