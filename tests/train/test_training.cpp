@@ -416,6 +416,36 @@ TEST_CASE("training: a verifier with four heads learns step labels and reloads e
     CHECK(sc.heads.at("sorm").size() == 3);
   }
   CHECK(right >= total * 9 / 10);
+
+  // Each outcome and value head learns too, on held-out solutions (another
+  // seed). ORM and OVM rank solutions by outcome: the share of (right, wrong)
+  // pairs they order correctly (AUROC, counted here pair by pair; chance is
+  // 0.5) must reach 0.9. SORM labels each step (chance: the majority rate,
+  // about 0.53 here) right on at least 90% of steps.
+  const auto held_out = good_bad_steps(987654321);
+  std::vector<double> orm_right, orm_wrong, ovm_right, ovm_wrong;
+  int sorm_right = 0, sorm_total = 0;
+  for (const auto& e : held_out) {
+    const auto sc = v->score(e.question, e.steps);
+    const bool good = *e.outcome > 0.5;
+    (good ? orm_right : orm_wrong).push_back(sc.outcome.at("orm"));
+    (good ? ovm_right : ovm_wrong).push_back(sc.heads.at("ovm").back());
+    for (size_t k = 0; k < e.steps.size(); ++k) {
+      sorm_right += (sc.heads.at("sorm")[k] > 0.5) == (e.step_labels[k] > 0.5);
+      ++sorm_total;
+    }
+  }
+  auto pairs_ordered = [](const std::vector<double>& pos, const std::vector<double>& neg) {
+    double n = 0;
+    for (double p : pos)
+      for (double q : neg) n += p > q ? 1.0 : p == q ? 0.5 : 0.0;
+    return n / static_cast<double>(pos.size() * neg.size());
+  };
+  REQUIRE(!orm_right.empty());
+  REQUIRE(!orm_wrong.empty());
+  CHECK(pairs_ordered(orm_right, orm_wrong) >= 0.9);
+  CHECK(pairs_ordered(ovm_right, ovm_wrong) >= 0.9);
+  CHECK(sorm_right >= sorm_total * 9 / 10);
   // A target outside [0, 1] or a label count that does not match is refused.
   data[0].step_labels = {0.5, 2.0, 1.0};
   CHECK_THROWS_AS(trainer.train(data, {}, o), InputError);
