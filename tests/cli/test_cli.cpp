@@ -271,3 +271,71 @@ TEST_CASE("cli answers, vote and eval bon as commands, outputs checked by hand",
   CHECK(run_cli("answers --input " + in.string() + " --output " + out.string()).first == 1);
   CHECK(run_cli("vote --input " + in.string() + " --output " + out.string()).first == 1);
 }
+
+TEST_CASE("cli label, train verifier and score as commands: a pipeline on the shipped policy", "[cli]") {
+  const std::string models = STEPVERIFY_SOURCE_DIR "/models";
+  test::TempDir tmp;
+  // (19 + 4) * 3 + 19 = 88: the same solution ending right and ending wrong.
+  const std::string q =
+      "Dev has 19 shells. Dev buys 4 more shells. He triples the shells. He finds 19 more shells. How many "
+      "shells does Dev have now?";
+  auto line = [&](const std::string& last) {
+    return nlohmann::json{{"question", q}, {"steps", {"19 + 4 = 23", "23 * 3 = 69", last}}, {"gold", "88"}}.dump();
+  };
+  const auto in = tmp.path / "in.jsonl", labels = tmp.path / "labels.jsonl";
+  test::write_text(in, line("69 + 19 = 88") + "\n" + line("69 + 19 = 87") + "\n");
+  REQUIRE(run_cli("label --policy " + models + "/policy --input " + in.string() + " --output " + labels.string() +
+                  " --rollouts 2 --seed 1")
+              .first == 0);
+  std::vector<nlohmann::json> out;
+  {
+    std::ifstream f(labels);
+    for (std::string l; std::getline(f, l);) out.push_back(nlohmann::json::parse(l));
+  }
+  REQUIRE(out.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    INFO("solution " << i);
+    CHECK(out[i]["prompt"] == q);
+    REQUIRE(out[i]["labels"].size() == 3);
+    REQUIRE(out[i]["soft_labels"].size() == 3);
+    // The last step ends the solution: its label is the answer's correctness,
+    // whatever the rollouts (there is nothing left to roll out).
+    CHECK(out[i]["labels"][2] == (i == 0));
+    CHECK(out[i]["soft_labels"][2].get<double>() == (i == 0 ? 1.0 : 0.0));
+    for (const auto& s : out[i]["soft_labels"]) {
+      CHECK(s.get<double>() >= 0.0);
+      CHECK(s.get<double>() <= 1.0);
+    }
+  }
+  CHECK(run_cli("label --policy " + models + "/policy --input " + in.string() + " --output " + in.string()).first ==
+        1);  // the output may not be the input
+
+  // Train a PRM head on those labels over the policy's backbone, then score with it.
+  test::write_text(tmp.path / "spec.json", R"({"name": "t", "template": {"style": "tokens", "question_suffix": "\n",
+    "step_separator": "\n"}, "heads": [{"name": "prm", "meaning": "prm", "type": "linear", "weights": "prm",
+    "activation": "softmax", "read": "step_end"}]})");
+  const auto v = tmp.path / "v";
+  REQUIRE(run_cli("train verifier --backbone " + models + "/policy --spec " + (tmp.path / "spec.json").string() +
+                  " --data " + labels.string() + " --out " + v.string() +
+                  " --steps 200 --lr 1e-2 --last-layers 0 --batch 2 --threads 1")
+              .first == 0);
+  const auto scored = tmp.path / "scored.jsonl";
+  REQUIRE(run_cli("score --model " + v.string() + " --input " + in.string() + " --output " + scored.string()).first ==
+          0);
+  std::vector<std::vector<double>> s;
+  {
+    std::ifstream f(scored);
+    for (std::string l; std::getline(f, l);)
+      s.push_back(nlohmann::json::parse(l)["step_scores"].get<std::vector<double>>());
+  }
+  REQUIRE(s.size() == 2);
+  REQUIRE(s[0].size() == 3);
+  // The head learned the labels it was trained on, step by step, and which
+  // last step is right.
+  for (size_t i = 0; i < 2; ++i)
+    for (size_t k = 0; k < 3; ++k) {
+      INFO("solution " << i << " step " << k << " score " << s[i][k]);
+      CHECK((s[i][k] > 0.5) == out[i]["labels"][k].get<bool>());
+    }
+  CHECK(s[0][2] > s[1][2]);
+}
