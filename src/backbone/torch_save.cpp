@@ -97,6 +97,16 @@ class Unpickler {
  public:
   Unpickler(std::string_view p, const std::map<std::string, std::string_view>& zip, std::string prefix)
       : p_(p), zip_(zip), prefix_(std::move(prefix)) {}
+  Unpickler(const Unpickler&) = delete;
+  Unpickler& operator=(const Unpickler&) = delete;
+  // The memo lets a pickle put a list inside itself: a cycle of shared_ptrs.
+  // Emptying every container at the end frees them all.
+  ~Unpickler() {
+    for (const auto& o : made_) {
+      o->items.clear();
+      o->dict.clear();
+    }
+  }
 
   Ref run() {
     while (true) {
@@ -278,9 +288,10 @@ class Unpickler {
     i_ = nl + 1;
     return out;
   }
-  static Ref make(Obj::K k) {
+  Ref make(Obj::K k) {
     auto o = std::make_shared<Obj>();
     o->k = k;
+    made_.push_back(o);
     return o;
   }
   void push(Ref o) { stack_.push_back(std::move(o)); }
@@ -422,6 +433,7 @@ class Unpickler {
   std::vector<Ref> stack_, memo_;
   std::vector<size_t> marks_;
   std::map<std::string, Ref> storages_;
+  std::vector<Ref> made_;  // every value made, for the destructor
 };
 
 }  // namespace
@@ -435,9 +447,10 @@ std::map<std::string, at::Tensor> read_state_dict(std::string_view bytes, const 
       pkl = name;
     }
   if (pkl.empty()) throw FormatError(where + ": not a torch.save file: no data.pkl entry");
+  Unpickler unpickler(zip.at(pkl), zip, pkl.substr(0, pkl.size() - 8));
   Ref top;
   try {
-    top = Unpickler(zip.at(pkl), zip, pkl.substr(0, pkl.size() - 8)).run();
+    top = unpickler.run();
   } catch (const FormatError& e) {
     throw FormatError(where + ": " + e.what());
   } catch (const c10::Error& e) {
@@ -447,7 +460,7 @@ std::map<std::string, at::Tensor> read_state_dict(std::string_view bytes, const 
   std::map<std::string, at::Tensor> out;
   for (const auto& [k, v] : top->dict)
     if (k->k == Obj::K::Str && v->k == Obj::K::Tensor) out[k->s] = v->t;
-  return out;
+  return out;  // before the unpickler empties its values
 }
 
 }  // namespace stepverify
