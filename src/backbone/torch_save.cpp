@@ -18,15 +18,12 @@
 
 #include "backbone/tensor_io.h"
 #include "stepverify/errors.h"
+#include "util/sequences.h"
 
 namespace stepverify {
 namespace {
 
-uint64_t le(std::string_view b, size_t at, int n) {
-  uint64_t v = 0;
-  for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[at + static_cast<size_t>(i)]);
-  return v;
-}
+uint64_t le(std::string_view b, size_t at, int n) { return detail::read_le(b.data() + at, n); }
 
 // The stored (uncompressed) entries of a zip archive, by name: where their
 // bytes start and how many there are, all inside the archive.

@@ -79,8 +79,7 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<co
   const size_t size = source->size();
   if (size < 8)
     throw fail("truncated: " + std::to_string(size) + " bytes, a safetensors file starts with an 8-byte header length");
-  uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<uint8_t>(source->data()[i]);
+  const uint64_t header_len = detail::read_le(source->data(), 8);
   if (header_len > limits::kMaxSafetensorsHeaderBytes)
     throw fail("header length " + std::to_string(header_len) + " exceeds the limit of " +
                std::to_string(limits::kMaxSafetensorsHeaderBytes) + " bytes (stepverify/limits.h)");

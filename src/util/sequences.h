@@ -21,6 +21,15 @@ std::string shape_str(const Dims& dims) {
   return out + "]";
 }
 
+/// The unsigned little-endian integer in the `n` (at most 8) bytes at `p`
+/// (safetensors header lengths, zip and pickle fields).
+inline uint64_t read_le(const void* p, int n) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | b[i];
+  return v;
+}
+
 /// True when `s` is empty or only whitespace.
 inline bool is_blank(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c); });

@@ -8,14 +8,10 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string le64(uint64_t n) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  return s;
-}
-
 // A safetensors file from a header JSON text and a data section.
-std::string st_bytes(const std::string& header, const std::string& data) { return le64(header.size()) + header + data; }
+std::string st_bytes(const std::string& header, const std::string& data) {
+  return test::le64(header.size()) + header + data;
+}
 
 std::shared_ptr<const SafetensorsFile> parse_bytes(const std::string& bytes,
                                                    const std::string& name = "mem.safetensors") {
@@ -75,7 +71,9 @@ TEST_CASE("malformed safetensors files give FormatError naming file and tensor",
     CHECK_THROWS_WITH(parse_bytes("", "empty.safetensors"), Contains("empty.safetensors") && Contains("truncated"));
   }
   SECTION("truncated header length") { CHECK_THROWS_AS(parse_bytes(std::string(5, '\x01')), FormatError); }
-  SECTION("header length past the end") { CHECK_THROWS_WITH(parse_bytes(le64(1000) + "{}"), Contains("past the end")); }
+  SECTION("header length past the end") {
+    CHECK_THROWS_WITH(parse_bytes(test::le64(1000) + "{}"), Contains("past the end"));
+  }
   SECTION("header is not JSON") {
     CHECK_THROWS_WITH(parse_bytes(st_bytes("{not json", "")), Contains("not valid JSON"));
   }

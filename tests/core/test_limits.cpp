@@ -20,12 +20,6 @@ std::string nested(int levels) {
   return std::string(static_cast<size_t>(levels), '[') + std::string(static_cast<size_t>(levels), ']');
 }
 
-std::string le64(uint64_t n) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("limits: JSON nesting", "[errors]") {
@@ -55,10 +49,10 @@ TEST_CASE("limits: safetensors header length", "[errors]") {
   // At the limit: "{}" padded with spaces to exactly n bytes parses (no tensors).
   std::string header = "{}";
   header.resize(n, ' ');
-  const auto at = SafetensorsFile::parse(memory_source(le64(n) + header, "at.safetensors"));
+  const auto at = SafetensorsFile::parse(memory_source(test::le64(n) + header, "at.safetensors"));
   CHECK(at->names().empty());
   header.push_back(' ');
-  CHECK_THROWS_WITH(SafetensorsFile::parse(memory_source(le64(n + 1) + header, "past.safetensors")),
+  CHECK_THROWS_WITH(SafetensorsFile::parse(memory_source(test::le64(n + 1) + header, "past.safetensors")),
                     Contains("past.safetensors") && Contains("exceeds the limit of 100000000"));
 }
 

@@ -30,6 +30,13 @@ inline std::filesystem::path shared_dir() {
 /// The shared data directory (GSM8K, MATH-500, ProcessBench).
 inline std::filesystem::path data_dir() { return shared_dir() / "data"; }
 
+/// `n` as 8 little-endian bytes (a safetensors header length).
+inline std::string le64(uint64_t n) {
+  std::string s(8, '\0');
+  for (size_t i = 0; i < 8; ++i) s[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return s;
+}
+
 /// Occurrences of `what` in `s` (overlapping ones counted).
 inline size_t count_of(const std::string& s, const std::string& what) {
   size_t n = 0;
