@@ -87,6 +87,7 @@ Run add_train(CLI::App& app) {
                                rep.seconds, *out);
       return 0;
     }
+    detail::check_output_dir(*lm_out, {*lm_init});
     auto model = Model::load(*lm_init, *lmload);
     const auto& tok = model->tokenizer();
     auto read = [&](const std::string& path) {

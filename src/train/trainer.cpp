@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <iostream>
 #include <numeric>
 #include <thread>
@@ -17,6 +16,7 @@
 #include "stepverify/runtime.h"
 #include "stepverify/train/training.h"
 #include "train/batching.h"
+#include "util/files.h"
 
 namespace stepverify {
 namespace {
@@ -371,11 +371,7 @@ std::string config_to_json(const ModelConfig& c) {
 void save_checkpoint(const std::filesystem::path& dir, TransformerImpl& model,
                      const std::filesystem::path& tokenizer_dir, const std::map<std::string, at::Tensor>& extra) {
   std::filesystem::create_directories(dir);
-  {
-    std::ofstream f(dir / "config.json");
-    f << config_to_json(model.config());
-    if (!f) throw IoError((dir / "config.json").string() + ": cannot write");
-  }
+  detail::write_file_atomic(dir / "config.json", config_to_json(model.config()));
   std::vector<at::Tensor> keep;  // owns the CPU copies while writing
   std::vector<TensorData> tensors;
   auto add = [&](const std::string& name, const at::Tensor& t) {
@@ -392,8 +388,7 @@ void save_checkpoint(const std::filesystem::path& dir, TransformerImpl& model,
   if (!tokenizer_dir.empty() && !std::filesystem::equivalent(tokenizer_dir, dir, ec))
     for (const char* f : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                           "vocab.json", "merges.txt"})
-      if (std::filesystem::exists(tokenizer_dir / f))
-        std::filesystem::copy_file(tokenizer_dir / f, dir / f, std::filesystem::copy_options::overwrite_existing);
+      if (std::filesystem::exists(tokenizer_dir / f)) detail::copy_file_atomic(tokenizer_dir / f, dir / f);
 }
 
 }  // namespace stepverify

@@ -1,12 +1,12 @@
 // VerifierTrainer: linear heads (and the last layers) over a backbone, with
 // the PRM, ORM, OVM and SORM losses at the positions the verifier reads.
-#include <fstream>
 
 #include <fmt/format.h>
 
 #include "stepverify/errors.h"
 #include "stepverify/train/training.h"
 #include "train/batching.h"
+#include "util/files.h"
 #include "util/sequences.h"
 
 namespace stepverify {
@@ -42,6 +42,7 @@ VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, Veri
                       "checkpoint",
                       h.name));
   }
+  detail::check_output_dir(out_dir_, {backbone_dir});
   LoadOptions lo;
   lo.dtype = dtype;
   auto base = Model::load(backbone_dir, lo);
@@ -60,11 +61,7 @@ VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, Veri
     extra[h.weights + ".bias"] = b;
   }
   save_checkpoint(out_dir_, *backbone_, backbone_dir, extra);
-  {
-    std::ofstream f(out_dir_ / "stepverify.json");
-    f << spec_.to_json() << "\n";
-    if (!f) throw IoError((out_dir_ / "stepverify.json").string() + ": cannot write");
-  }
+  detail::write_file_atomic(out_dir_ / "stepverify.json", spec_.to_json() + "\n");
   VerifierOptions vo;
   vo.prefix_cache_bytes = 0;
   vo.load.dtype = dtype;  // the saved weights used in place

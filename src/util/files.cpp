@@ -61,4 +61,18 @@ void check_output_not_input(const std::filesystem::path& output, const std::vect
                        "; write to another file (it would be overwritten while read)");
 }
 
+void check_output_dir(const std::filesystem::path& dir, const std::vector<std::filesystem::path>& inputs) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec))
+    throw InputError("the output directory " + dir.string() + " is an existing file; name a directory");
+  for (const auto& in : inputs)
+    if (std::filesystem::equivalent(dir, in, ec) && !ec)
+      throw InputError("the output directory " + dir.string() + " is the input " + in.string() +
+                       "; write to another directory (the input would be overwritten)");
+}
+
+void copy_file_atomic(const std::filesystem::path& from, const std::filesystem::path& to) {
+  write_file_atomic(to, read_file(from));
+}
+
 }  // namespace stepverify::detail

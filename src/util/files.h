@@ -49,4 +49,13 @@ STEPVERIFY_API void write_file_atomic(const std::filesystem::path& path, const s
 STEPVERIFY_API void check_output_not_input(const std::filesystem::path& output,
                                            const std::vector<std::filesystem::path>& inputs);
 
+/// Throws InputError before any work is done when the output directory
+/// `dir` exists and is not a directory, or is the same folder as one of
+/// `inputs` (a checkpoint written over the one it was read from).
+STEPVERIFY_API void check_output_dir(const std::filesystem::path& dir,
+                                     const std::vector<std::filesystem::path>& inputs);
+
+/// Copies `from` to `to` through an AtomicFile.
+STEPVERIFY_API void copy_file_atomic(const std::filesystem::path& from, const std::filesystem::path& to);
+
 }  // namespace stepverify::detail

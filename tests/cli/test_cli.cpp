@@ -1,6 +1,10 @@
 // The CLI contracts: tokenize, forward and score, run as a user runs them.
 #include "test_support.h"
 
+#include <cstdio>
+
+#include <fmt/format.h>
+
 #include "stepverify/model.h"
 #include "stepverify/verifier.h"
 
@@ -14,6 +18,11 @@ std::pair<int, std::string> run_cli(const std::string& args) {
 }
 
 std::string quote(const std::string& s) { return test::shell_quote(s); }
+
+// Runs the CLI with `args`; returns its exit status and stdout + stderr.
+std::pair<int, std::string> run_cli_merged(const std::string& args) {
+  return test::run_command("(" + std::string(STEPVERIFY_CLI) + " " + args + " 2>&1)");
+}
 
 }  // namespace
 
@@ -338,4 +347,100 @@ TEST_CASE("cli label, train verifier and score as commands: a pipeline on the sh
       CHECK((s[i][k] > 0.5) == out[i]["labels"][k].get<bool>());
     }
   CHECK(s[0][2] > s[1][2]);
+}
+
+namespace {
+
+// Mean cross-entropy of the completion tokens (and EOS) of `pairs` under the
+// checkpoint at `dir`, computed by inference (not the trainer's code path).
+double completion_nll(const std::filesystem::path& dir, const std::vector<std::pair<std::string, std::string>>& pairs) {
+  auto model = Model::load(dir);
+  const Tokenizer& tok = model->tokenizer();
+  EncodeOptions raw;
+  raw.add_special_tokens = false;
+  double total = 0;
+  int64_t count = 0;
+  for (const auto& [prompt, completion] : pairs) {
+    auto ids = tok.encode(prompt);
+    const int64_t prompt_len = static_cast<int64_t>(ids.size());
+    for (int64_t id : tok.encode(completion, raw)) ids.push_back(id);
+    ids.push_back(*tok.special_tokens().eos_id);
+    ForwardInput in;
+    in.input_ids = torch::tensor(ids, torch::kLong).unsqueeze(0);
+    auto logp = torch::log_softmax(model->logits(model->forward(in).hidden)[0].to(torch::kDouble), -1);
+    for (int64_t t = prompt_len; t < static_cast<int64_t>(ids.size()); ++t, ++count)
+      total -= logp[t - 1][ids[static_cast<size_t>(t)]].item<double>();
+  }
+  return total / static_cast<double>(count);
+}
+
+}  // namespace
+
+TEST_CASE("cli train lm: the saved checkpoint loads and its loss is the printed evaluation loss", "[cli]") {
+  const std::string models = STEPVERIFY_SOURCE_DIR "/models";
+  test::TempDir tmp;
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::string data;
+  for (int i = 1; i <= 8; ++i) {
+    pairs.emplace_back(
+        fmt::format("Ann has {} apples. She buys 2 more apples. How many apples does Ann have now?\n", i),
+        fmt::format("{} + 2 = {}\nThe answer is {}\n", i, i + 2, i + 2));
+    data += nlohmann::json{{"prompt", pairs.back().first}, {"completion", pairs.back().second}}.dump() + "\n";
+  }
+  const auto d = tmp.path / "d.jsonl", out = tmp.path / "lm";
+  test::write_text(d, data);
+  // One batch of all 8 examples, so the evaluation loss is the mean over all completion tokens.
+  const auto [rc, log] =
+      run_cli_merged("train lm --init " + models + "/policy --data " + d.string() + " --eval " + d.string() +
+                     " --out " + out.string() + " --steps 10 --batch 8 --lr 1e-3 --warmup 0 --threads 1 --seed 3");
+  REQUIRE(rc == 0);
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json"})
+    CHECK(std::filesystem::exists(out / f));
+  const size_t at = log.rfind(" eval ");
+  REQUIRE(at != std::string::npos);
+  const double printed = std::stod(log.substr(at + 6));
+  const double before = completion_nll(models + "/policy", pairs), after = completion_nll(out, pairs);
+  INFO(log);
+  CHECK(std::abs(after - printed) < 1e-3);  // printed with 4 decimals
+  CHECK(after < before - 0.2);              // 10 steps on 8 examples: it learned them
+  // Refused before any training: an output that is a file, or the checkpoint being read.
+  CHECK(run_cli("train lm --init " + models + "/policy --data " + d.string() + " --out " + d.string()).first != 0);
+  CHECK(run_cli("train lm --init " + out.string() + " --data " + d.string() + " --out " + out.string()).first != 0);
+}
+
+TEST_CASE("cli demo: one proposal per problem makes every selection the same; step marks checked by arithmetic",
+          "[cli]") {
+  const std::string models = STEPVERIFY_SOURCE_DIR "/models";
+  const auto [rc, text] = run_cli("demo --models " + models +
+                                  " --problems 6 --n 1 --beam-width 1 --expansions 1 --json --set dev --threads 1");
+  REQUIRE(rc == 0);
+  const auto j = nlohmann::json::parse(text);
+  CHECK(j["problems"] == 6);
+  CHECK(j["set"] == "dev");
+  const auto& m = j["methods"];
+  // With one sample per problem, majority, weighted SC and best-of-N all return that sample.
+  const double acc = m["majority@1"]["accuracy"].get<double>();
+  for (const char* k : {"orm_best_of_1", "prm_wsc@1", "prm_best_of_1"}) CHECK(m[k]["accuracy"].get<double>() == acc);
+  for (const auto& [name, r] : m.items()) {
+    INFO(name);
+    const double a = r["accuracy"].get<double>();
+    CHECK(std::abs(a * 6 - std::round(a * 6)) < 1e-9);  // a count out of 6
+    CHECK(r["generated_tokens"].get<int64_t>() > 0);
+  }
+  // The example's step marks, recomputed from its text: "a op b = c" is right iff the arithmetic holds, and
+  // the first wrong step makes every later step wrong.
+  const auto& ex = j["example"];
+  const auto steps = ex["steps"].get<std::vector<std::string>>();
+  REQUIRE(ex["correct"].size() == steps.size());
+  int first_error = -1;
+  for (size_t k = 0; k < steps.size(); ++k) {
+    long a = 0, b = 0, c = 0;
+    char op = 0;
+    bool ok = first_error < 0;
+    if (std::sscanf(steps[k].c_str(), "%ld %c %ld = %ld", &a, &op, &b, &c) == 4)
+      ok = ok && (op == '+' ? a + b : op == '-' ? a - b : op == '*' ? a * b : op == '/' ? a / b : c + 1) == c;
+    if (!ok && first_error < 0) first_error = static_cast<int>(k);
+    if (steps[k].rfind("The answer is", 0) != 0) CHECK(ex["correct"][k].get<bool>() == ok);
+  }
+  if (first_error >= 0) CHECK(ex["true_first_error"] == first_error);
 }
