@@ -67,6 +67,7 @@
 #include "stepverify/export.h"
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,19 +86,38 @@ class STEPVERIFY_API AnswerExtractor {
 };
 
 /// Which rules the default extractor tries, in this order (first hit wins).
+/// "Reads as an answer" below means: once cleaned, MathEquivalence keys it
+/// as a number, expression, relation or structure (not as plain text), or it
+/// is at most three words.
 struct STEPVERIFY_API ExtractOptions {
-  /// The last \boxed{...} (brace-balanced), "\boxed x" without braces (up to
-  /// the next $ or line end), else the last \fbox{...}. Empty boxes are skipped.
+  /// 1. A text that is itself an answer (a gold string such as
+  /// "$\frac{14}{3}$", "x > 5", "28 percent", "1 000") is taken whole, so
+  /// it is never cut down to its last number. Texts over 512 bytes never are.
+  bool whole = true;
+  /// 2. The last \boxed{...} (brace-balanced), "\boxed x" without braces
+  /// (up to the next $ or line end), else the last \fbox{...}; boxes just
+  /// before it with only separators between ("\boxed{-2} and \boxed{1}",
+  /// \quad, commas, $) join it as a list "-2, 1". Empty boxes are skipped.
+  /// When an answer phrase (4) comes after the last box, the phrase wins.
   bool boxed = true;
-  /// GSM8K: the rest of the line after the last "####".
+  /// 3. GSM8K: the rest of the line after the last "####".
   bool gsm8k_hashes = true;
-  /// Minerva: "final answer is $X$" (the text between the dollars).
+  /// 4. The sentence after the last "final answer is" / "final answer:"
+  /// (case-insensitive, to the first ". " outside $...$ or the line end):
+  /// whole when it reads as an answer, else its last math span or number
+  /// (as in 6 and 7): "Final Answer: The largest $n$ is 34." -> "34".
   bool final_answer_is = true;
-  /// "The answer is X" (case-insensitive, last occurrence, to the line end).
+  /// 4. The same for "answer is" / "answer:" ("The answer is X").
   bool answer_is = true;
-  /// A final line "Answer: X", "A: X" or a PRM800K "# Answer" step.
+  /// 5. A final line "A: X" (GSM8K model solutions) or a PRM800K "# Answer" step.
   bool answer_line = true;
-  /// The last number in the text (well-formed thousands separators allowed).
+  /// 6. The last LaTeX math span ($$..$$, \[..\], and $..$ or \(..\) on
+  /// one line) that reads as an answer, parsed whole ("$x \in [-2,7]$"),
+  /// trying at most 8 from the end; a plain number after it wins (7).
+  bool math_span = true;
+  /// 7. The last number not glued to a word ("AZYUK2A" has none): thousands
+  /// separators (1,000,000), a decimal comma (2,74: see MathEquivalence), a
+  /// fraction 2/3, a sign.
   bool last_number = true;
 };
 
@@ -142,6 +162,26 @@ inline constexpr long kMaxWork = 200000;
 class STEPVERIFY_API MathEquivalence : public AnswerEquivalence {
  public:
   std::string canonical(std::string_view answer) const override;
+};
+
+/// A user's rule for answers the built-in rules do not know (chemical
+/// formulas, dates, code, a domain's units): `rule` maps an answer to its key,
+/// or to nullopt to leave it to `fallback` (null: MathEquivalence). Keys
+/// from the rule and from the fallback never collide ("u:" / "m:" prefixes),
+/// so the relation stays an equivalence relation. Pass it wherever an
+/// AnswerEquivalence is taken: SelectionOptions (voting, weighted
+/// self-consistency, best-of-N), SearchOptions (search's final pick) and
+/// BonOptions (evaluation). Thread-safe when `rule` may be called
+/// concurrently.
+class STEPVERIFY_API CustomEquivalence : public AnswerEquivalence {
+ public:
+  using Rule = std::function<std::optional<std::string>(std::string_view answer)>;
+  explicit CustomEquivalence(Rule rule, const AnswerEquivalence* fallback = nullptr);
+  std::string canonical(std::string_view answer) const override;
+
+ private:
+  Rule rule_;
+  const AnswerEquivalence* fallback_;
 };
 
 /// Exact string equality after trimming surrounding whitespace.

@@ -29,6 +29,11 @@
 #include "stepverify/aggregate.h"
 
 namespace stepverify {
+class AnswerExtractor;
+class AnswerEquivalence;
+}  // namespace stepverify
+
+namespace stepverify {
 
 class Verifier;  // stepverify/verifier.h
 
@@ -91,6 +96,11 @@ struct STEPVERIFY_API SearchOptions {
   FinalPick final_pick = FinalPick::BestScore;
   int subtrees = 4;                                 ///< dvts: independent subtrees
   SearchScoring scoring = SearchScoring::Sessions;  ///< how children are scored (same picks, other costs)
+  /// Final answers of the solutions (null: DefaultExtractor); not owned.
+  const AnswerExtractor* extractor = nullptr;
+  /// Groups answers for WeightedVote (null: MathEquivalence, e.g. a
+  /// CustomEquivalence with a user's rule); not owned.
+  const AnswerEquivalence* equivalence = nullptr;
 };
 
 /// A finished (or cut) solution.

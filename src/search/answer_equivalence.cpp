@@ -113,7 +113,7 @@ bool is_unit_word(std::string_view w) {
       "lb",          "lbs",     "kg",          "kilograms", "gram",       "grams",  "liter",   "liters", "litre",
       "litres",      "ml",      "gallon",      "gallons",   "ounce",      "ounces", "oz",      "square", "sq",
       "cubic",       "percent", "point",       "points",    "acre",       "acres",  "mm",      "people", "students",
-      "ways"};
+      "ways",        "pct",     "percentage",  "percents"};
   return kUnits.count(w) > 0;
 }
 
@@ -149,8 +149,9 @@ std::string drop_trailing_units(std::string s) {
       bool wordy = !content.empty();
       for (char ch : content)
         if (!(is_alpha(ch) || ch == ' ' || ch == '.' || ch == '/')) wordy = false;
-      if ((cmd == "text" || cmd == "mbox" || cmd == "textrm" || cmd == "mathrm" || cmd == "textnormal") && wordy &&
-          content.size() >= 2)
+      if ((cmd == "text" || cmd == "mbox" || cmd == "textrm" || cmd == "mathrm" || cmd == "textnormal" ||
+           cmd == "textbf" || cmd == "textit" || cmd == "mathbf") &&
+          wordy && content.size() >= 2)
         unit_begin = c - 1;
     } else {
       size_t k = core.size();
@@ -225,7 +226,18 @@ std::string bare_thousands(const std::string& s) {
   size_t i = (!s.empty() && s[0] == '-') ? 1 : 0;
   const size_t start = i;
   while (i < s.size() && is_digit(s[i])) ++i;
-  if (i == start || i - start > 3 || i == s.size() || s[i] != ',' || s[start] == '0') return s;
+  if (i == start || i == s.size() || s[i] != ',') return s;
+  {  // a decimal comma: 1,22 / 0,111 / 1000,99 (two digits after it, or 0 or 4+ digits before it)
+    size_t j = i + 1;
+    while (j < s.size() && is_digit(s[j])) ++j;
+    const size_t before = i - start, after = j - i - 1;
+    if (j == s.size() && after > 0 && (after == 2 || s[start] == '0' || before >= 4)) {
+      std::string out = s;
+      out[i] = '.';
+      return out;
+    }
+  }
+  if (i - start > 3 || s[start] == '0') return s;
   while (i < s.size() && s[i] == ',') {
     if (i + 3 >= s.size() || !is_digit(s[i + 1]) || !is_digit(s[i + 2]) || !is_digit(s[i + 3])) return s;
     i += 4;
@@ -292,6 +304,54 @@ std::string drop_spacing(const std::string& s) {
   return out;
 }
 
+// "1 000", "10 000 000": a plain space between digit groups of 3 (the first
+// of 1 to 3 digits) is a thousands separator; "7 3/4" stays a mixed number.
+std::string space_thousands(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const bool start = is_digit(s[i]) && (i == 0 || !(is_digit(s[i - 1]) || s[i - 1] == '.' || s[i - 1] == ','));
+    if (!start) {
+      out += s[i++];
+      continue;
+    }
+    size_t j = i;
+    while (j < s.size() && is_digit(s[j])) ++j;
+    size_t end = j, groups = 0;
+    if (j - i <= 3)
+      while (end + 4 <= s.size() && s[end] == ' ' && is_digit(s[end + 1]) && is_digit(s[end + 2]) &&
+             is_digit(s[end + 3]) && (end + 4 == s.size() || !(is_digit(s[end + 4]) || s[end + 4] == '/'))) {
+        end += 4;
+        ++groups;
+      }
+    for (size_t k = i; k < (groups ? end : j); ++k)
+      if (s[k] != ' ') out += s[k];
+    i = groups ? end : j;
+  }
+  return out;
+}
+
+// "12 and 13", "x = 1 or x = 2": a list (" and " / " or " not between two words).
+std::string words_as_commas(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    for (std::string_view w : {" and ", " or "}) {
+      if (s.compare(i, w.size(), w) != 0) continue;
+      size_t a = i, b = i + w.size();
+      while (a > 0 && s[a - 1] == ' ') --a;
+      while (b < s.size() && s[b] == ' ') ++b;
+      if (a > 0 && b < s.size() && !(is_alpha(s[a - 1]) && is_alpha(s[b]))) {
+        out += ", ";
+        i += w.size();
+        goto next;
+      }
+    }
+    out += s[i++];
+  next:;
+  }
+  return out;
+}
+
 std::string normalize(std::string_view in) {
   std::string s(in);
   for (char& c : s)
@@ -312,17 +372,26 @@ std::string normalize(std::string_view in) {
     }
     s = std::move(t);
   }
+  for (auto [from, to] :
+       {std::pair{"\xE2\x89\xA4", "\\le "}, std::pair{"\xE2\x89\xA5", "\\ge "}, std::pair{"\xE2\x89\xA0", "\\ne "},
+        std::pair{"\xE2\x88\x92", "-"}, std::pair{"\xC3\x97", "\\times "}, std::pair{"\xC2\xB7", "\\cdot "},
+        std::pair{"\xCF\x80", "\\pi "}, std::pair{"\xE2\x88\x9E", "\\infty "}, std::pair{"\xC2\xB2", "^2"},
+        std::pair{"\xC2\xB3", "^3"}, std::pair{"\xE2\x82\xAC", ""}, std::pair{"\xC2\xA3", ""}, std::pair{"<=", "\\le "},
+        std::pair{">=", "\\ge "}, std::pair{"!=", "\\ne "}})
+    s = replace_all(s, from, to);  // ≤ ≥ ≠ − × · π ∞ ² ³ € £ and ASCII <= >= !=
   s = drop_thousands(s);
+  s = space_thousands(s);
   for (std::string_view cmd : {"left", "right", "bigl", "bigr", "Bigl", "Bigr", "big", "Big", "displaystyle",
                                "textstyle", "quad", "qquad", "degree", "circ", "limits"})
     s = replace_command(s, cmd, cmd == "quad" || cmd == "qquad" ? " " : "");
   s = drop_spacing(s);
   s = replace_all(s, "\xC2\xB0", "");  // °
-  for (auto [from, to] :
-       {std::pair{"dfrac", "\\frac"}, std::pair{"tfrac", "\\frac"}, std::pair{"cfrac", "\\frac"},
-        std::pair{"dbinom", "\\binom"}, std::pair{"tbinom", "\\binom"}, std::pair{"leq", "\\le"},
-        std::pair{"geq", "\\ge"}, std::pair{"neq", "\\ne"}, std::pair{"leqslant", "\\le"},
-        std::pair{"geqslant", "\\ge"}, std::pair{"varnothing", "\\emptyset"}, std::pair{"bmatrix", "pmatrix"}})
+  for (auto [from, to] : {std::pair{"dfrac", "\\frac"}, std::pair{"tfrac", "\\frac"}, std::pair{"cfrac", "\\frac"},
+                          std::pair{"dbinom", "\\binom"}, std::pair{"tbinom", "\\binom"}, std::pair{"leq", "\\le"},
+                          std::pair{"geq", "\\ge"}, std::pair{"neq", "\\ne"}, std::pair{"leqslant", "\\le"},
+                          std::pair{"geqslant", "\\ge"}, std::pair{"varnothing", "\\emptyset"},
+                          std::pair{"bmatrix", "pmatrix"}, std::pair{"lt", "<"}, std::pair{"gt", ">"},
+                          std::pair{"neq", "\\ne"}, std::pair{"leqq", "\\le"}, std::pair{"geqq", "\\ge"}})
     s = replace_command(s, from, to);
   s = replace_all(s, "{bmatrix}", "{pmatrix}");
   s = replace_all(s, "\\$", "");
@@ -351,10 +420,12 @@ std::string normalize(std::string_view in) {
   s = drop_trailing_units(s);
   s = unwrap_text(s);
   s = drop_trailing_units(s);
+  s = words_as_commas(s);
   s = brace_shorthands(s);
-  s = squeeze_spaces(s);
-  while (!s.empty() && (s.back() == '.' || s.back() == ',' || s.back() == ';')) s.pop_back();
-  return bare_thousands(s);
+  s = std::string(trim(s));
+  while (!s.empty() && (s.back() == '.' || s.back() == ',' || s.back() == ';') && !ends_with(s, "...")) s.pop_back();
+  // Before spaces go: "32, 349" is a list, "32,349" a number.
+  return squeeze_spaces(bare_thousands(std::string(trim(s))));
 }
 
 // ------------------------------------------------------------- structure --
@@ -402,8 +473,6 @@ bool wrapped(std::string_view s) {
   return false;
 }
 
-std::string canon_struct(std::string_view s, int depth);
-
 // Whether the \{ at the start closes with the \} at the end.
 bool set_wrapped(std::string_view s) {
   int depth = 0;
@@ -418,53 +487,55 @@ bool set_wrapped(std::string_view s) {
   return false;
 }
 
-std::string join_keys(const std::vector<std::string_view>& parts, int depth, bool sort) {
-  std::vector<std::string> keys;
-  for (auto p : parts) keys.push_back(canon_struct(p, depth + 1));
-  if (sort) {
-    std::sort(keys.begin(), keys.end());
-    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+std::string canon_struct(std::string_view s, int depth);
+
+// "a \pm b" -> {"a+(b)", "a-(b)"}, every top-level \pm / \mp expanded (at
+// most 16 results; more stay unexpanded).
+std::vector<std::string> expand_pm(std::string_view s) {
+  std::vector<std::string> out{std::string(trim(s))};
+  for (int round = 0; round < 4; ++round) {
+    std::vector<std::string> next;
+    bool any = false;
+    for (const std::string& t : out) {
+      std::vector<std::string_view> parts;
+      for (std::string_view pm : {"\\pm", "\\mp"}) {
+        parts = split_top(t, pm);
+        if (parts.size() > 1) break;
+      }
+      if (parts.size() < 2) {
+        next.push_back(t);
+        continue;
+      }
+      any = true;
+      // Expand the first sign; the rest of the text keeps its other signs.
+      const std::string a(trim(parts[0]));
+      const std::string rest(t.substr(static_cast<size_t>(parts[1].data() - t.data())));
+      next.push_back(a + "+" + rest);
+      next.push_back(a + "-" + rest);
+    }
+    out = std::move(next);
+    if (!any || out.size() >= 16) break;
   }
-  std::string out;
-  for (size_t i = 0; i < keys.size(); ++i) out += (i ? "," : "") + keys[i];
   return out;
 }
 
-// Strips a leading "x =", "x \in", "a_1 =", "\theta =" when no other '=' follows.
-std::string_view strip_leading_variable(std::string_view s) {
-  size_t i = 0;
-  if (i < s.size() && is_alpha(s[i]) && !(i + 1 < s.size() && is_alpha(s[i + 1]))) {
-    ++i;
-    if (i < s.size() && s[i] == '_') {
-      ++i;
-      if (i < s.size() && s[i] == '{') {
-        const size_t c = match_brace(s, i);
-        if (c == std::string_view::npos) return s;
-        i = c + 1;
-      } else if (i < s.size() && (is_digit(s[i]) || is_alpha(s[i]))) {
-        ++i;
-      }
-    }
-  } else if (s.size() > 1 && s[0] == '\\') {
-    const std::string_view cmd = command_at(s, 0);
-    static const std::set<std::string_view> kGreek = {"alpha", "beta",   "gamma", "theta",
-                                                      "phi",   "lambda", "mu",    "omega"};
-    if (!kGreek.count(cmd)) return s;
-    i = 1 + cmd.size();
-  } else {
-    return s;
-  }
-  while (i < s.size() && s[i] == ' ') ++i;
-  std::string_view rest;
-  if (i < s.size() && s[i] == '=')
-    rest = s.substr(i + 1);
-  else if (command_at(s, i) == "in")
-    rest = s.substr(i + 3);
-  else
-    return s;
-  rest = trim(rest);
-  if (rest.empty() || split_top(rest, "=").size() > 1) return s;
-  return rest;
+// The unordered key of a list of elements, \pm expanded: S{k1,k2,...}.
+std::string set_key(const std::vector<std::string_view>& parts, int depth) {
+  std::vector<std::string> keys;
+  for (auto p : parts)
+    for (const std::string& e : expand_pm(p)) keys.push_back(canon_struct(e, depth + 1));
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  if (keys.size() == 1) return keys[0];  // {5}, "5 or 5.0", "3 \pm 0": the one element
+  std::string out = "S{";
+  for (size_t i = 0; i < keys.size(); ++i) out += (i ? "," : "") + keys[i];
+  return out + "}";
+}
+
+std::string ordered_keys(const std::vector<std::string_view>& parts, int depth) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? "," : "") + canon_struct(parts[i], depth + 1);
+  return out;
 }
 
 std::string text_key(std::string_view s) {
@@ -479,10 +550,351 @@ std::string text_key(std::string_view s) {
   return "t:" + std::string(s);
 }
 
+// One variable: a letter or a Greek command, with an optional subscript.
+bool is_variable(std::string_view s) {
+  s = trim(s);
+  size_t i = 0;
+  if (!s.empty() && is_alpha(s[0])) {
+    i = 1;
+  } else if (s.size() > 1 && s[0] == '\\') {
+    static const std::set<std::string_view> kGreek = {"alpha",  "beta", "gamma",  "delta", "theta", "phi",
+                                                      "lambda", "mu",   "omega",  "rho",   "sigma", "tau",
+                                                      "psi",    "chi",  "varphi", "eta",   "xi",    "zeta"};
+    const std::string_view cmd = command_at(s, 0);
+    if (!kGreek.count(cmd)) return false;
+    i = 1 + cmd.size();
+  } else {
+    return false;
+  }
+  if (i < s.size() && s[i] == '_') {
+    ++i;
+    if (i < s.size() && s[i] == '{') {
+      const size_t c = match_brace(s, i);
+      if (c == std::string_view::npos) return false;
+      i = c + 1;
+    } else if (i < s.size() && (is_digit(s[i]) || is_alpha(s[i]))) {
+      ++i;
+    }
+  }
+  return i == s.size();
+}
+
+// What a leading "lhs =" names: a variable, a tuple of variables "(p, q)",
+// or a function value "f(x)" / "P(2)".
+enum class Lhs { None, Variable, Function };
+Lhs lhs_kind(std::string_view s) {
+  s = trim(s);
+  if (is_variable(s)) return Lhs::Variable;
+  if (wrapped(s) && s[0] == '(') {
+    const auto parts = split_top(s.substr(1, s.size() - 2), ",");
+    bool all = parts.size() > 1;
+    for (auto p : parts) all = all && is_variable(p);
+    if (all) return Lhs::Variable;
+  }
+  size_t i = 0;
+  while (i < s.size() && is_alpha(s[i])) ++i;
+  if (i >= 1 && i <= 2 && i < s.size() && s[i] == '(' && s.back() == ')' && wrapped(s.substr(i))) return Lhs::Function;
+  return Lhs::None;
+}
+
+// A value a variable can be set to that is not an expression: a tuple,
+// interval, set, list, matrix or a \pm pair.
+bool structured(std::string_view s) {
+  s = trim(s);
+  if (s.empty()) return false;
+  if (s[0] == '(' || s[0] == '[' || starts_with(s, "\\{") || starts_with(s, "\\begin")) return true;
+  for (std::string_view sep : {",", "\\pm", "\\mp", "\\cup"})
+    if (split_top(s, sep).size() > 1) return true;
+  return false;
+}
+
+// A number (no variables), or \infty.
+bool constant(std::string_view s, const std::optional<detail::Value>& v) {
+  if (v) return v->numeric && !v->variables;
+  const std::string_view t = trim(s);
+  return t == "\\infty" || t == "-\\infty" || t == "+\\infty";
+}
+
+// -------------------------------------------------------------- relations --
+
+enum class Rel { Eq, Lt, Le, Gt, Ge, Ne, Approx, In };
+
+const char* rel_name(Rel r) {
+  switch (r) {
+    case Rel::Eq:
+      return "=";
+    case Rel::Lt:
+      return "<";
+    case Rel::Le:
+      return "<=";
+    case Rel::Gt:
+      return ">";
+    case Rel::Ge:
+      return ">=";
+    case Rel::Ne:
+      return "!=";
+    case Rel::Approx:
+      return "~";
+    case Rel::In:
+      return "in";
+  }
+  return "?";
+}
+
+Rel flip(Rel r) {
+  switch (r) {
+    case Rel::Lt:
+      return Rel::Gt;
+    case Rel::Le:
+      return Rel::Ge;
+    case Rel::Gt:
+      return Rel::Lt;
+    case Rel::Ge:
+      return Rel::Le;
+    default:
+      return r;
+  }
+}
+
+bool is_order(Rel r) { return r == Rel::Lt || r == Rel::Le || r == Rel::Gt || r == Rel::Ge; }
+
+// Splits at top-level relation signs (after normalize: = < > \le \ge \ne \approx \in).
+bool split_relations(std::string_view s, std::vector<std::string_view>& parts, std::vector<Rel>& ops) {
+  int depth = 0;
+  size_t b = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '{' || s[i + 1] == '}')) {
+      depth += s[i + 1] == '{' ? 1 : -1;
+      ++i;
+      continue;
+    }
+    if (c == '(' || c == '[' || c == '{') {
+      ++depth;
+      continue;
+    }
+    if (c == ')' || c == ']' || c == '}') {
+      --depth;
+      continue;
+    }
+    if (depth != 0) continue;
+    Rel r;
+    size_t len = 1;
+    if (c == '=') {
+      r = Rel::Eq;
+    } else if (c == '<') {
+      r = Rel::Lt;
+    } else if (c == '>') {
+      r = Rel::Gt;
+    } else if (c == '\\') {
+      const std::string_view cmd = command_at(s, i);
+      if (cmd == "le")
+        r = Rel::Le;
+      else if (cmd == "ge")
+        r = Rel::Ge;
+      else if (cmd == "ne")
+        r = Rel::Ne;
+      else if (cmd == "approx")
+        r = Rel::Approx;
+      else if (cmd == "in")
+        r = Rel::In;
+      else
+        continue;
+      len = 1 + cmd.size();
+    } else {
+      continue;
+    }
+    parts.push_back(s.substr(b, i - b));
+    ops.push_back(r);
+    b = i + len;
+    i = b - 1;
+    if (ops.size() > 16) return false;
+  }
+  parts.push_back(s.substr(b));
+  for (auto p : parts)
+    if (trim(p).empty()) return false;
+  return !ops.empty();
+}
+
+std::string interval_key(const std::string& lo, bool lo_closed, const std::string& hi, bool hi_closed) {
+  return std::string("T") + (lo_closed ? "[" : "(") + lo + "," + hi + (hi_closed ? "]" : ")");
+}
+
+// A relation lhs op rhs with one variable, linear: the interval it describes.
+std::optional<std::string> linear_interval(const detail::Value& l, Rel op, const detail::Value& r, int depth) {
+  if (!l.exact || !r.exact || !(is_order(op) || op == Rel::Ne)) return std::nullopt;
+  Poly d;
+  try {
+    d = *l.exact + negate(*r.exact);
+  } catch (const ParseFail&) {
+    return std::nullopt;
+  } catch (const Overflow&) {
+    return std::nullopt;
+  }
+  std::string var;
+  Poly a, b;
+  for (const auto& [k, t] : d.terms) {
+    const auto& [mono, coef] = t;
+    detail::Mono rest = mono;
+    for (const auto& [name, e] : mono.syms) {
+      if (name.empty() || name[0] == '@') return std::nullopt;
+      const bool is_const = name == "\\pi" || name == "e" || name == "i" || is_digit(name[0]);
+      if (is_const) continue;
+      if (e != 1 || (!var.empty() && var != name)) return std::nullopt;
+      var = name;
+      rest.syms.erase(name);
+    }
+    (mono.syms.count(var) ? a : b).add_term(rest, coef);
+  }
+  if (var.empty() || a.terms.empty()) return std::nullopt;
+  const auto av = detail::poly_value(a, 0), bv = detail::poly_value(b, 0);
+  if (!av || !bv || av->imag() != 0 || bv->imag() != 0 || av->real() == 0) return std::nullopt;
+  const detail::Complex c = -*bv / *av;
+  if (av->real() < 0) op = flip(op);
+  const std::string ck = "n:" + detail::number_text(c);
+  const std::string inf = canon_struct("\\infty", depth + 1), minus_inf = canon_struct("-\\infty", depth + 1);
+  switch (op) {
+    case Rel::Lt:
+      return interval_key(minus_inf, false, ck, false);
+    case Rel::Le:
+      return interval_key(minus_inf, false, ck, true);
+    case Rel::Gt:
+      return interval_key(ck, false, inf, false);
+    case Rel::Ge:
+      return interval_key(ck, true, inf, false);
+    default: {  // x != c
+      std::vector<std::string> two = {interval_key(minus_inf, false, ck, false), interval_key(ck, false, inf, false)};
+      std::sort(two.begin(), two.end());
+      return "U(" + two[0] + "," + two[1] + ")";
+    }
+  }
+}
+
+// lhs op rhs by the values of lhs - rhs at the points: an equation up to a
+// non-zero factor, an inequality up to a positive factor (direction kept).
+std::optional<std::string> relation_values(const detail::Value& l, Rel op, const detail::Value& r) {
+  if (!l.numeric || !r.numeric) return std::nullopt;
+  std::array<detail::Complex, detail::kPoints> d;
+  size_t k0 = d.size();
+  for (size_t k = 0; k < d.size(); ++k) {
+    d[k] = l.at[k] - r.at[k];
+    const long double scale = std::max(std::abs(l.at[k]), std::abs(r.at[k]));
+    if (std::abs(d[k]) <= 1e-15L * scale) d[k] = 0;
+    if (k0 == d.size() && d[k] != detail::Complex(0)) k0 = k;
+  }
+  if (k0 == d.size()) return std::string("R") + rel_name(op) + ":0";  // holds everywhere (or nowhere)
+  detail::Complex f;
+  if (op == Rel::Eq || op == Rel::Ne) {
+    f = d[k0];
+  } else {
+    f = std::abs(d[k0]);
+    if (d[k0].real() < 0) {
+      f = -f;
+      op = flip(op);
+    }
+  }
+  std::string key = std::string("R") + rel_name(op) + ":";
+  for (const auto& z : d) key += detail::number_text(z / f) + ";";
+  return key;
+}
+
+// The exact form of an equation, scaled so its first coefficient is 1 (when
+// the values are not available: opaque functions, \infty).
+std::optional<std::string> relation_exact(const detail::Value& l, Rel op, const detail::Value& r) {
+  if (!l.exact || !r.exact || op != Rel::Eq) return std::nullopt;
+  try {
+    Poly d = *l.exact + negate(*r.exact);
+    if (d.terms.empty()) return std::string("R=:0");
+    Budget b;
+    d = mul(d, Poly::constant(inverse(d.terms.begin()->second.second)), b);
+    return "R=:e:" + d.key();
+  } catch (const ParseFail&) {
+  } catch (const Overflow&) {}
+  return std::nullopt;
+}
+
+std::string pair_key(std::string_view a, Rel op, std::string_view b, int depth) {
+  const auto va = detail::evaluate(trim(a)), vb = detail::evaluate(trim(b));
+  if (va && vb) {
+    if (auto k = linear_interval(*va, op, *vb, depth)) return *k;
+    if (auto k = relation_values(*va, op, *vb)) return *k;
+    if (auto k = relation_exact(*va, op, *vb)) return *k;
+  }
+  return "t:" + std::string(trim(a)) + rel_name(op) + std::string(trim(b));
+}
+
+std::string relation_key(std::vector<std::string_view> parts, std::vector<Rel> ops, std::string_view whole, int depth) {
+  // "x = 1/3 \approx 0.33": the approximation is not the answer; "x \approx 11" alone is x = 11.
+  while (ops.size() >= 2 && ops.back() == Rel::Approx) {
+    ops.pop_back();
+    parts.pop_back();
+  }
+  for (Rel& r : ops)
+    if (r == Rel::Approx) r = Rel::Eq;
+  const bool all_eq = std::all_of(ops.begin(), ops.end(), [](Rel r) { return r == Rel::Eq; });
+  if (ops.size() == 1 && ops[0] == Rel::In) {  // x \in S: the set
+    if (lhs_kind(parts[0]) == Lhs::Variable) return canon_struct(parts[1], depth + 1);
+    return text_key(whole);
+  }
+  if (std::find(ops.begin(), ops.end(), Rel::In) != ops.end()) return text_key(whole);
+  if (all_eq) {
+    const std::string_view l = trim(parts.front()), r = trim(parts.back());
+    const Lhs lk = lhs_kind(l);
+    if (lk == Lhs::Function) return canon_struct(r, depth + 1);  // f(x) = ...: the value
+    if (structured(r)) {
+      if (lk == Lhs::Variable || parts.size() > 2) return canon_struct(r, depth + 1);
+      return text_key(whole);
+    }
+    const auto vr = detail::evaluate(r);
+    // A computation "a = b = c" ending in a number, or "x = number": the number.
+    if (constant(r, vr) && (lk == Lhs::Variable || parts.size() > 2)) return canon_struct(r, depth + 1);
+    if (constant(r, vr) && constant(l, detail::evaluate(l))) return canon_struct(r, depth + 1);
+    return pair_key(l, Rel::Eq, r, depth);
+  }
+  // a < x < b (or >, >=): the interval between the constants.
+  if (ops.size() == 2 && is_order(ops[0]) && is_order(ops[1]) && is_variable(parts[1])) {
+    const bool up0 = ops[0] == Rel::Lt || ops[0] == Rel::Le, up1 = ops[1] == Rel::Lt || ops[1] == Rel::Le;
+    const auto va = detail::evaluate(trim(parts[0])), vb = detail::evaluate(trim(parts[2]));
+    if (up0 == up1 && constant(parts[0], va) && constant(parts[2], vb)) {
+      const size_t lo = up0 ? 0 : 2, hi = up0 ? 2 : 0;
+      const bool lo_closed = ops[up0 ? 0 : 1] == Rel::Le || ops[up0 ? 0 : 1] == Rel::Ge;
+      const bool hi_closed = ops[up0 ? 1 : 0] == Rel::Le || ops[up0 ? 1 : 0] == Rel::Ge;
+      return interval_key(canon_struct(parts[lo], depth + 1), lo_closed, canon_struct(parts[hi], depth + 1), hi_closed);
+    }
+  }
+  if (ops.size() == 1) return pair_key(parts[0], ops[0], parts[1], depth);
+  std::string key = "C:";
+  for (size_t i = 0; i < ops.size(); ++i) key += pair_key(parts[i], ops[i], parts[i + 1], depth) + "&";
+  return key;
+}
+
+// A matrix environment (pmatrix, matrix, array; bmatrix was renamed), cell by cell.
+std::optional<std::string> matrix_key(std::string_view s, int depth) {
+  if (!starts_with(s, "\\begin{")) return std::nullopt;
+  const size_t close = s.find('}');
+  if (close == std::string_view::npos) return std::nullopt;
+  const std::string_view env = s.substr(7, close - 7);
+  const std::string end = "\\end{" + std::string(env) + "}";
+  if (!((env == "pmatrix" || env == "matrix" || env == "array") && ends_with(s, end))) return std::nullopt;
+  std::string_view body = s.substr(close + 1, s.size() - close - 1 - end.size());
+  if (env == "array" && starts_with(trim(body), "{")) {
+    body = trim(body);
+    const size_t c = match_brace(body, 0);
+    if (c == std::string_view::npos) return std::nullopt;
+    body = body.substr(c + 1);
+  }
+  std::string key = "M[";
+  const auto rows = split_top(body, "\\\\");
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (trim(rows[r]).empty() && r + 1 == rows.size() && r > 0) break;  // trailing "\\"
+    key += (r ? ";" : "") + ordered_keys(split_top(rows[r], "&"), depth);
+  }
+  return key + "]";
+}
+
 std::string canon_struct(std::string_view in, int depth) {
   std::string_view s = trim(in);
   if (depth > 8) return text_key(s);
-  s = strip_leading_variable(s);
   if (s.empty()) return "t:";
   // multiple-choice letters
   if ((s.size() == 1 && s[0] >= 'A' && s[0] <= 'E') ||
@@ -490,69 +902,48 @@ std::string canon_struct(std::string_view in, int depth) {
       (s.size() == 2 && s[1] == ')' && s[0] >= 'A' && s[0] <= 'E')) {
     return std::string("c:") + (s.size() == 3 ? s[1] : s[0]);
   }
-  // matrices
-  if (starts_with(s, "\\begin{")) {
-    const size_t close = s.find('}');
-    const std::string_view env = s.substr(7, close - 7);
-    const std::string end = "\\end{" + std::string(env) + "}";
-    if ((env == "pmatrix" || env == "matrix" || env == "array") && ends_with(s, end)) {
-      std::string_view body = s.substr(close + 1, s.size() - close - 1 - end.size());
-      if (env == "array" && starts_with(trim(body), "{")) {
-        body = trim(body);
-        const size_t c = match_brace(body, 0);
-        if (c == std::string_view::npos) return text_key(s);
-        body = body.substr(c + 1);
-      }
-      std::string key = "M[";
-      const auto rows = split_top(body, "\\\\");
-      for (size_t r = 0; r < rows.size(); ++r) {
-        if (trim(rows[r]).empty() && r + 1 == rows.size() && r > 0) break;  // trailing "\\"
-        key += (r ? ";" : "") + join_keys(split_top(rows[r], "&"), depth, false);
-      }
-      return key + "]";
-    }
-    return text_key(s);
-  }
+  if (auto m = matrix_key(s, depth)) return *m;
+  // a matrix in brackets: [\begin{array}..\end{array}], (\begin{pmatrix}..\end{pmatrix})
+  if (wrapped(s) && starts_with(trim(s.substr(1, s.size() - 2)), "\\begin{"))
+    if (auto m = matrix_key(trim(s.substr(1, s.size() - 2)), depth)) return *m;
+  if (starts_with(s, "\\begin{")) return text_key(s);
   if (s == "\\emptyset" || s == "\\{\\}" || s == "{}") return "S{}";
-  // sets \{...\}
+  if (s == "\\mathbb{R}" || s == "\\mathbb R") return "T(-inf,inf)";                  // all reals, as (-\infty, \infty)
+  if (s == "..." || s == "\\ldots" || s == "\\dots" || s == "\\cdots") return "etc";  // "1, 2, 3, ..."
+  // sets \{...\}: unordered, \pm expanded
   if (starts_with(s, "\\{") && ends_with(s, "\\}") && set_wrapped(s))
-    return "S{" + join_keys(split_top(s.substr(2, s.size() - 4), ","), depth, true) + "}";
+    return set_key(split_top(s.substr(2, s.size() - 4), ","), depth);
   // an outer {..} group: PRM800K drops it
   if (s[0] == '{' && match_brace(s, 0) == s.size() - 1) return canon_struct(s.substr(1, s.size() - 2), depth + 1);
-  // unions
-  if (auto parts = split_top(s, "\\cup"); parts.size() > 1) return "U(" + join_keys(parts, depth, true) + ")";
-  // tuples, intervals, lists
+  // tuples and intervals (a, b), [a, b), ...: ordered, bracket kinds kept
   if (wrapped(s)) {
     const auto parts = split_top(s.substr(1, s.size() - 2), ",");
     if (parts.size() > 1) {
-      std::string key = "T" + std::string(1, s[0]) + join_keys(parts, depth, false) + std::string(1, s.back());
-      if (key == "T(e:-1*\\infty,e:1*\\infty)") return "e:1*\\mathbb{R}";
+      const std::string key = "T" + std::string(1, s[0]) + ordered_keys(parts, depth) + std::string(1, s.back());
+      if (key == interval_key(canon_struct("-\\infty", depth + 1), false, canon_struct("\\infty", depth + 1), false))
+        return "T(-inf,inf)";
       return key;
     }
   }
-  if (auto parts = split_top(s, ","); parts.size() > 1) return "L[" + join_keys(parts, depth, false) + "]";
-  // a \pm b
-  for (std::string_view pm : {"\\pm", "\\mp"}) {
-    if (auto parts = split_top(s, pm); parts.size() == 2) {
-      const std::string a = trim(parts[0]).empty() ? "e:0" : canon_struct(parts[0], depth + 1);
-      return std::string(pm == "\\pm" ? "PM(" : "MP(") + a + "," + canon_struct(parts[1], depth + 1) + ")";
-    }
+  // bare lists "1, -2": the solutions, unordered
+  if (auto parts = split_top(s, ","); parts.size() > 1) return set_key(parts, depth);
+  // relations and equations
+  {
+    std::vector<std::string_view> parts;
+    std::vector<Rel> ops;
+    if (split_relations(s, parts, ops)) return relation_key(parts, ops, s, depth);
   }
-  // equations
-  if (auto parts = split_top(s, "="); parts.size() == 2) {
-    Poly l, r;
-    if (expression_key(parts[0], &l) && expression_key(parts[1], &r)) {
-      try {
-        Poly d = l + negate(r);
-        if (d.terms.empty()) return "EQ:0";
-        Budget b;
-        d = mul(d, Poly::constant(inverse(d.terms.begin()->second.second)), b);
-        return "EQ:" + d.key();
-      } catch (const ParseFail&) {
-      } catch (const Overflow&) {}
-    }
-    return text_key(s);
+  // unions of intervals and sets: unordered
+  if (auto parts = split_top(s, "\\cup"); parts.size() > 1) {
+    std::vector<std::string> keys;
+    for (auto p : parts) keys.push_back(canon_struct(p, depth + 1));
+    std::sort(keys.begin(), keys.end());
+    std::string out = "U(";
+    for (size_t i = 0; i < keys.size(); ++i) out += (i ? "," : "") + keys[i];
+    return out + ")";
   }
+  // a \pm b: the set of both
+  if (auto e = expand_pm(s); e.size() > 1) return set_key({s}, depth);
   // words
   {
     bool word = false, other = false;
@@ -581,6 +972,16 @@ std::string MathEquivalence::canonical(std::string_view answer) const {
     return "t:" + t;
   }
   return canon_struct(normalize(answer), 0);
+}
+
+CustomEquivalence::CustomEquivalence(Rule rule, const AnswerEquivalence* fallback)
+    : rule_(std::move(rule)), fallback_(fallback) {}
+
+std::string CustomEquivalence::canonical(std::string_view answer) const {
+  if (rule_)
+    if (auto key = rule_(answer)) return "u:" + *key;
+  if (fallback_) return "m:" + fallback_->canonical(answer);
+  return "m:" + MathEquivalence{}.canonical(answer);
 }
 
 std::string StringEquivalence::canonical(std::string_view answer) const { return std::string(trim(answer)); }

@@ -104,7 +104,12 @@ Poly negate(const Poly& a) {
 Mono mono_mul(const Mono& a, const Mono& b, Rat& coef) {
   Mono m = a;
   for (const auto& [name, e] : b.syms) {
-    const int ne = m.syms[name] + e;
+    int ne = m.syms[name] + e;
+    if (name == "i") {  // the imaginary unit: i^2 = -1
+      const int q = ((ne % 4) + 4) % 4;
+      if (q >= 2) coef = -coef;
+      ne = q % 2;
+    }
     if (ne == 0)
       m.syms.erase(name);
     else if (std::abs(ne) > 4 * kMaxExponent)
@@ -634,51 +639,211 @@ Poly rat_pow(const Poly& base, long e, Budget& budget) {
   return result;
 }
 
-// Numeric fallback (after an overflow): long double, numbers only.
-long double eval_float(const std::vector<Node>& n, int id, Budget& budget) {
-  const Node& nd = n[id];
-  budget.spend();
-  auto f = [&](int k) { return eval_float(n, k, budget); };
-  long double r;
-  switch (nd.kind) {
-    case Kind::Num:
-      r = std::strtold(nd.text.c_str(), nullptr);
-      break;
-    case Kind::Add:
-      r = f(nd.a) + f(nd.b);
-      break;
-    case Kind::Neg:
-      r = -f(nd.a);
-      break;
-    case Kind::Mul:
-      r = f(nd.a) * f(nd.b);
-      break;
-    case Kind::Div:
-      r = f(nd.a) / f(nd.b);
-      break;
-    case Kind::Pow:
-      r = std::pow(f(nd.a), f(nd.b));
-      break;
-    case Kind::Sqrt:
-      r = std::sqrt(f(nd.a));
-      break;
-    case Kind::Root:
-      r = std::pow(f(nd.b), 1.0L / f(nd.a));
-      break;
-    case Kind::Fact:
-      r = std::tgamma(f(nd.a) + 1);
-      break;
-    default:
-      throw ParseFail{};
+// ------------------------------------------------------------ numbers --
+
+constexpr long double kPi = 3.141592653589793238462643383279502884L;
+constexpr long double kE = 2.718281828459045235360287471352662498L;
+
+uint64_t fnv1a(std::string_view s, uint64_t seed) {
+  uint64_t h = 1469598103934665603ULL ^ (seed * 0x9E3779B97F4A7C15ULL);
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
   }
-  if (!std::isfinite(r)) throw ParseFail{};
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ULL;
+  h ^= h >> 32;
+  return h;
+}
+
+// A base numeral such as 204_5 (a symbol that starts with a digit).
+bool is_numeral(const std::string& name) { return !name.empty() && is_digit(name[0]); }
+
+// A symbol's value at point k: the constants \pi, e, i; a base numeral (the
+// same at every point); a variable (a value in [0.35, 1.65) hashed from its
+// name and k). nullopt for \infty and the opaque symbols of exact arithmetic.
+std::optional<Complex> symbol_value(const std::string& name, int k, bool* variable) {
+  if (name == "\\pi") return Complex(kPi);
+  if (name == "e") return Complex(kE);
+  if (name == "i") return Complex(0, 1);
+  if (name.empty() || name[0] == '@' || name == "\\infty") return std::nullopt;
+  const bool numeral = is_numeral(name);
+  if (!numeral && variable) *variable = true;
+  const uint64_t h = fnv1a(name, numeral ? 0 : static_cast<uint64_t>(k) + 1);
+  return Complex(0.35L + 1.3L * static_cast<long double>(h >> 11) / 9007199254740992.0L);
+}
+
+Complex checked(Complex z) {
+  if (!std::isfinite(z.real()) || !std::isfinite(z.imag())) throw ParseFail{};
+  return z;
+}
+
+bool is_integral(Complex z, long double limit) {
+  return z.imag() == 0 && std::fabs(z.real()) <= limit && std::floor(z.real()) == z.real();
+}
+
+Complex int_pow(Complex base, long e) {
+  if (e < 0) {
+    if (base == Complex(0)) throw ParseFail{};
+    return Complex(1) / int_pow(base, -e);
+  }
+  Complex r(1);
+  while (e > 0) {
+    if (e & 1) r *= base;
+    e >>= 1;
+    if (e) base *= base;
+  }
   return r;
+}
+
+Complex real_or_principal_root(Complex x, long double n) {
+  if (x.imag() == 0 && n == std::floor(n) && n >= 1) {
+    if (x.real() >= 0) return Complex(std::pow(x.real(), 1 / n));
+    if (std::fmod(n, 2.0L) == 1) return Complex(-std::pow(-x.real(), 1 / n));  // odd root of a negative number
+  }
+  return std::pow(x, Complex(1) / Complex(n));
+}
+
+long double gamma_of(long double x) {
+  const long double g = std::tgamma(x);
+  if (!std::isfinite(g)) throw ParseFail{};
+  return g;
+}
+
+// Evaluation in complex long double at point k; throws ParseFail for what has
+// no number (\infty, gcd, a pole, an overflow).
+class Numeric {
+ public:
+  Numeric(const std::vector<Node>& nodes, int k, Budget& budget) : n_(nodes), k_(k), budget_(budget) {}
+  bool variables = false;
+
+  Complex eval(int id) {
+    const Node& nd = n_[id];
+    budget_.spend();
+    switch (nd.kind) {
+      case Kind::Num:
+        return checked(Complex(std::strtold(nd.text.c_str(), nullptr)));
+      case Kind::Sym: {
+        auto v = symbol_value(nd.text, k_, &variables);
+        if (!v) throw ParseFail{};
+        return *v;
+      }
+      case Kind::Add: {
+        const Complex a = eval(nd.a), b = eval(nd.b), r = a + b;
+        // A sum that cancels to rounding error is zero.
+        if (std::abs(r) <= 1e-15L * std::max(std::abs(a), std::abs(b))) return Complex(0);
+        return checked(r);
+      }
+      case Kind::Neg:
+        return -eval(nd.a);
+      case Kind::Mul:
+        return checked(eval(nd.a) * eval(nd.b));
+      case Kind::Div: {
+        const Complex a = eval(nd.a), b = eval(nd.b);
+        if (b == Complex(0)) throw ParseFail{};
+        return checked(a / b);
+      }
+      case Kind::Pow: {
+        const Complex a = eval(nd.a), b = eval(nd.b);
+        if (is_integral(b, 4096)) return checked(int_pow(a, static_cast<long>(b.real())));
+        if (a == Complex(0)) {
+          if (b.real() > 0) return Complex(0);
+          throw ParseFail{};
+        }
+        if (b.imag() == 0 && a.imag() == 0 && a.real() < 0) {  // (-8)^{1/3}: the real root
+          const long double inv = 1 / b.real();
+          if (std::fabs(inv - std::round(inv)) < 1e-12L) return checked(real_or_principal_root(a, std::round(inv)));
+        }
+        return checked(std::pow(a, b));
+      }
+      case Kind::Sqrt:
+        return checked(std::sqrt(eval(nd.a)));
+      case Kind::Root: {
+        const Complex n = eval(nd.a), x = eval(nd.b);
+        if (!is_integral(n, 1000) || n.real() < 1) return checked(std::pow(x, Complex(1) / n));
+        return checked(real_or_principal_root(x, n.real()));
+      }
+      case Kind::Func:
+        return checked(function(nd.text, eval(nd.a)));
+      case Kind::Fact: {
+        const Complex x = eval(nd.a);
+        if (x.imag() != 0 || x.real() < 0 || x.real() > 1700) throw ParseFail{};
+        return Complex(gamma_of(x.real() + 1));
+      }
+      case Kind::Binom: {
+        const Complex a = eval(nd.a), b = eval(nd.b);
+        if (!is_integral(a, 1000) || !is_integral(b, 1000)) throw ParseFail{};
+        const long double nn = a.real(), kk = b.real();
+        if (nn < 0 || kk < 0) throw ParseFail{};
+        if (kk > nn) return Complex(0);
+        long double r = 1;
+        for (long double t = 1; t <= std::min(kk, nn - kk); ++t) r = r * (nn - std::min(kk, nn - kk) + t) / t;
+        return checked(Complex(std::round(r)));
+      }
+    }
+    throw ParseFail{};
+  }
+
+ private:
+  const std::vector<Node>& n_;
+  int k_;
+  Budget& budget_;
+
+  static Complex function(const std::string& name, Complex x) {
+    if (name == "abs") return Complex(std::abs(x));
+    std::string f = name.substr(1), base;
+    if (const size_t u = f.find('_'); u != std::string::npos) {
+      base = f.substr(u + 1);
+      f = f.substr(0, u);
+    }
+    if (f == "log" && !base.empty()) {  // \log_b x
+      char* end = nullptr;
+      const long double b = std::strtold(base.c_str(), &end);
+      if (end == base.c_str() || *end != '\0' || b <= 0 || b == 1 || x == Complex(0)) throw ParseFail{};
+      return std::log(x) / std::log(b);
+    }
+    if (!base.empty()) throw ParseFail{};
+    if (f == "sin") return std::sin(x);
+    if (f == "cos") return std::cos(x);
+    if (f == "tan") return std::tan(x);
+    if (f == "cot") return Complex(1) / std::tan(x);
+    if (f == "sec") return Complex(1) / std::cos(x);
+    if (f == "csc") return Complex(1) / std::sin(x);
+    if (f == "arcsin") return std::asin(x);
+    if (f == "arccos") return std::acos(x);
+    if (f == "arctan") return std::atan(x);
+    if (f == "sinh") return std::sinh(x);
+    if (f == "cosh") return std::cosh(x);
+    if (f == "tanh") return std::tanh(x);
+    if (x == Complex(0) && (f == "ln" || f == "log" || f == "lg")) throw ParseFail{};
+    if (f == "ln" || f == "log") return std::log(x);  // \log is the natural logarithm (as in SymPy)
+    if (f == "lg") return std::log10(x);
+    if (f == "exp") return std::exp(x);
+    throw ParseFail{};  // det, gcd, lcm, max, min, arg: no numeric value here
+  }
+};
+
+std::string number_part(long double v) {
+  if (v == 0) return "0";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9Le", v);
+  return buf;
 }
 
 }  // namespace
 
-// "e:<poly>" (exact) or "f:<10 significant digits>" (overflow), or nullopt.
-std::optional<std::string> expression_key(std::string_view s, Poly* poly_out) {
+std::string number_text(Complex z) {
+  long double re = z.real(), im = z.imag();
+  const long double m = std::max(std::fabs(re), std::fabs(im));
+  if (m == 0) return "0";
+  if (std::fabs(re) < m * 1e-12L) re = 0;
+  if (std::fabs(im) < m * 1e-12L) im = 0;
+  std::string out = number_part(re);
+  if (im != 0) out += (im > 0 ? "+" : "") + number_part(im) + "i";
+  return out;
+}
+
+std::optional<Value> evaluate(std::string_view s) {
   Parser p(s);
   int root;
   try {
@@ -686,26 +851,65 @@ std::optional<std::string> expression_key(std::string_view s, Poly* poly_out) {
   } catch (const ParseFail&) {
     return std::nullopt;
   }
-  Budget budget;
+  Value v;
   try {
+    Budget budget;
     Exact ex(p.nodes, budget);
-    Poly v = ex.eval(root);
-    if (poly_out) *poly_out = v;
-    return "e:" + v.key();
+    v.exact = ex.eval(root);
   } catch (const ParseFail&) {
-    return std::nullopt;
   } catch (const Overflow&) {}
-  if (poly_out) return std::nullopt;
   try {
-    Budget b2;
-    const long double v = eval_float(p.nodes, root, b2);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.9Le", v);
-    if (v == 0) return std::string("e:0");
-    return std::string("f:") + buf;
+    for (int k = 0; k < kPoints; ++k) {
+      Budget budget;
+      Numeric num(p.nodes, k, budget);
+      v.at[static_cast<size_t>(k)] = num.eval(root);
+      v.variables = num.variables;
+    }
+    v.numeric = true;
   } catch (const ParseFail&) {
-    return std::nullopt;
+    v.numeric = false;
   }
+  if (!v.exact && !v.numeric) return std::nullopt;
+  return v;
+}
+
+std::optional<std::string> value_key(const Value& v) {
+  if (v.numeric && !v.variables) {
+    if (v.exact && v.exact->is_constant() && v.exact->constant_value().is_int()) {
+      const i128 n = v.exact->constant_value().n;
+      if (n >= 10000000000LL || n <= -10000000000LL) return "e:" + i128_str(n);  // exact beyond 10 digits
+    }
+    return "n:" + number_text(v.at[0]);
+  }
+  if (v.numeric) {
+    std::string key = "v:";
+    for (const Complex& z : v.at) key += number_text(z) + ";";
+    return key;
+  }
+  if (v.exact) return "e:" + v.exact->key();
+  return std::nullopt;
+}
+
+std::optional<std::string> expression_key(std::string_view s) {
+  const auto v = evaluate(s);
+  if (!v) return std::nullopt;
+  return value_key(*v);
+}
+
+std::optional<Complex> poly_value(const Poly& p, int k) {
+  Complex sum(0);
+  for (const auto& [key, term] : p.terms) {
+    const auto& [mono, coef] = term;
+    Complex t(static_cast<long double>(coef.n) / static_cast<long double>(coef.d));
+    if (mono.rad != 1) t *= std::sqrt(static_cast<long double>(mono.rad));
+    for (const auto& [name, e] : mono.syms) {
+      const auto v = symbol_value(name, k, nullptr);
+      if (!v) return std::nullopt;
+      t *= int_pow(*v, e);
+    }
+    sum += t;
+  }
+  return sum;
 }
 
 }  // namespace stepverify::detail

@@ -4,6 +4,8 @@
 // answer_expression.cpp. Not installed.
 #pragma once
 
+#include <array>
+#include <complex>
 #include <map>
 #include <optional>
 #include <string>
@@ -127,7 +129,39 @@ Poly mul(const Poly& a, const Poly& b, Budget& budget);
 // 1 / (single term); ParseFail for sums.
 Poly inverse_term(const Poly& p);
 
-// "e:<poly>" (exact) or "f:<10 significant digits>" (overflow), or nullopt.
-std::optional<std::string> expression_key(std::string_view s, Poly* poly_out = nullptr);
+// ------------------------------------------------------------- values --
+
+// Expressions with variables are compared by their values at kPoints fixed
+// points: each variable takes a value in [0.35, 1.65) hashed from its name
+// (the same in every answer), \pi, e and i are the constants.
+inline constexpr int kPoints = 4;
+using Complex = std::complex<long double>;
+
+struct Value {
+  std::optional<Poly> exact;  // the exact value (opaque symbols where exact arithmetic stops); nullopt on overflow
+  bool numeric = false;       // `at` holds the value at each point
+  bool variables = false;     // depends on a letter other than the constants \pi, e, i
+  std::array<Complex, kPoints> at{};
+};
+
+// Parses and evaluates an expression; nullopt when it does not parse or
+// neither evaluation succeeds.
+std::optional<Value> evaluate(std::string_view s);
+
+// A number to 10 significant digits ("0" for zero; real and imaginary parts,
+// a part below 1e-12 of the other dropped).
+std::string number_text(Complex z);
+
+// The key of a value: "n:<10 digits>" for a number (an exact integer of more
+// than 10 digits: "e:<integer>"), "v:<values>" for an expression with
+// variables, else "e:<exact polynomial>"; nullopt when there is none.
+std::optional<std::string> value_key(const Value& v);
+
+// value_key(evaluate(s)).
+std::optional<std::string> expression_key(std::string_view s);
+
+// The numeric value of a polynomial at point k; nullopt when it holds an
+// opaque symbol or \infty.
+std::optional<Complex> poly_value(const Poly& p, int k);
 
 }  // namespace stepverify::detail

@@ -207,7 +207,10 @@ class Search {
         for (size_t i = 0; i < cands.size(); ++i) pool.push_back(i);
       std::vector<Candidate> sel;
       for (size_t i : pool) sel.push_back({join(cands[i].steps, "\n"), std::nullopt, cands[i].score, {}});
-      const auto picked = select_answer(sel);
+      SelectionOptions so;
+      so.extractor = options_.extractor;
+      so.equivalence = options_.equivalence;
+      const auto picked = select_answer(sel, so);
       size_t best = 0;  // index into pool
       if (options_.final_pick == FinalPick::WeightedVote && picked.weighted_group >= 0) {
         // The best-scored member of the heaviest class.
