@@ -550,7 +550,9 @@ class Exact {
     if (!e.is_constant()) return opaque("pow", base, e);
     const Rat r = e.constant_value();
     if (r.is_int()) {
-      if (r.n > kMaxExponent || r.n < -kMaxExponent) throw ParseFail{};
+      // A number to a power stops at 128 bits (Overflow); a polynomial at kMaxExponent.
+      const long limit = base.is_constant() ? 4096 : kMaxExponent;
+      if (r.n > limit || r.n < -limit) throw ParseFail{};
       return rat_pow(base, static_cast<long>(r.n), budget_);
     }
     if (r.d == 2 && base.is_constant() && base.constant_value().n >= 0) {
@@ -675,7 +677,7 @@ std::optional<Complex> symbol_value(const std::string& name, int k, bool* variab
 
 Complex checked(Complex z) {
   if (!std::isfinite(z.real()) || !std::isfinite(z.imag())) throw ParseFail{};
-  return z;
+  return Complex(z.real() + 0.0L, z.imag() + 0.0L);  // no negative zeros: sqrt(-4) is 2i, not -2i
 }
 
 bool is_integral(Complex z, long double limit) {
@@ -735,7 +737,7 @@ class Numeric {
         return checked(r);
       }
       case Kind::Neg:
-        return -eval(nd.a);
+        return checked(-eval(nd.a));
       case Kind::Mul:
         return checked(eval(nd.a) * eval(nd.b));
       case Kind::Div: {
@@ -883,7 +885,12 @@ std::optional<std::string> value_key(const Value& v) {
   }
   if (v.numeric) {
     std::string key = "v:";
-    for (const Complex& z : v.at) key += number_text(z) + ";";
+    bool same = true;
+    for (const Complex& z : v.at) {
+      key += number_text(z) + ";";
+      same = same && number_text(z) == number_text(v.at[0]);
+    }
+    if (same) return "n:" + number_text(v.at[0]);  // \sin^2 x + \cos^2 x: a constant
     return key;
   }
   if (v.exact) return "e:" + v.exact->key();
