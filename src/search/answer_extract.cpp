@@ -314,6 +314,7 @@ std::optional<Boxed> extract_boxed(std::string_view s) {
       }
       if (!got) continue;
       if (!boxes.empty()) {  // only separators between this box and the later one?
+        if (box_end > boxes.back().begin) break;  // the later box is inside this one
         std::string gap(s.substr(box_end, boxes.back().begin - box_end));
         for (std::string_view w : {"\\text{and}", "\\text{ and }", "\\text{or}", "\\quad", "\\qquad", "\\,", "and",
                                    "or", "$", ",", ";", "\\(", "\\)", "\\[", "\\]"})
