@@ -5,7 +5,8 @@
 //   stepverify::MathEquivalence equiv;                    // canonical keys
 //   auto a = extract.extract("... so the total is $\\boxed{\\dfrac{1}{2}}$.");  // "\\dfrac{1}{2}"
 //   bool same = equiv.equal(*a, "0.5");                   // true: both are the rational 1/2
-//   std::string key = equiv.canonical("x = 2\\sqrt{3}");   // "e:2*r3"
+//   std::string key = equiv.canonical("x = 2\\sqrt{3}");   // "n:3.464101615e+00"
+//   equiv.equal("x < 1", "-x > -1");                       // true: the half-line (-inf, 1)
 //
 //   std::vector<stepverify::Candidate> cands = {{"... \\boxed{4}", {}, 0.9, {}},
 //                                               {"... \\boxed{4.0}", {}, 0.2, {}},
@@ -13,7 +14,9 @@
 //   auto sel = stepverify::select_answer(cands);          // majority "4", weighted "4" (1.1), best "5"
 //
 // Extraction and equivalence are extension points: implement AnswerExtractor
-// or AnswerEquivalence and pass a pointer in SelectionOptions.
+// or AnswerEquivalence (or give CustomEquivalence a rule) and pass a pointer
+// in SelectionOptions, SearchOptions or BonOptions. Extraction rules, in
+// order: ExtractOptions.
 //
 // Equivalence is an equivalence relation by construction: an
 // AnswerEquivalence maps each answer to a canonical key (a pure function of
@@ -21,42 +24,72 @@
 // not overridable. Reflexivity, symmetry and transitivity follow from string
 // equality, so grouping for votes never depends on candidate order.
 //
-// MathEquivalence key rules (see canonical()):
-//  * text normalisation: whitespace, \left/\right, \! \, \; \: \quad, ~,
-//    \dfrac/\tfrac/\cfrac -> \frac, \frac12 -> \frac{1}{2}, \sqrt2 -> \sqrt{2},
-//    $ and \$, % and \% (a marker only: 10% == 10, never 0.1), degrees
-//    (^\circ, ^{\circ}, \degree, °), \text{}/\mbox{}/\mathrm{}/\textbf{}
-//    wrappers, a trailing unit (\text{ cm}^2, "inches", "dollars", ...; a short
-//    list of unit words, never single letters), thousands separators (1,000,
-//    1{,}000, 1\,000, 10,\!080; a bare-comma form only when it is the whole
-//    answer), a leading "x =" / "x \in" with a one-letter variable;
-//  * numbers and simple symbolic forms are evaluated exactly to a polynomial
-//    with rational coefficients over symbols (letters, \pi, greek letters,
-//    opaque functions such as \cot(x)) and square roots of square-free
-//    integers: 0.5 == 1/2 == \frac{2}{4} == 50/100, 2\sqrt{3} == \sqrt{12},
-//    \frac{1}{\sqrt3} == \frac{\sqrt3}{3}, 288\pi == \pi 288, 2^{10} == 1024,
-//    mixed numbers 1\frac{4}{5} == \frac95 == 1 4/5, scientific 1.5e3 == 1500;
-//    letters are plain commuting symbols (i^2 is not -1; base numerals such as
-//    52_8 are symbols, not converted). Decimals are exact rationals, so
-//    0.3333 != 1/3 and 3.14159 != \pi. Rationals are 128-bit; when a value
-//    overflows, a purely numeric expression is evaluated in long double and
-//    quantized to 10 significant digits (relative tolerance about 5e-10;
-//    values on either side of a rounding boundary differ); otherwise the
-//    normalised text is the key;
-//  * tuples and intervals (a, b), [a, b), ... element by element, order and
-//    bracket kinds significant; bare lists "1, 2" ordered; sets \{...\}
-//    unordered (sorted, duplicates removed); unions \cup unordered;
-//    matrices (pmatrix/bmatrix/array) cell by cell; equations "lhs = rhs"
-//    as lhs - rhs scaled to leading coefficient 1; a \pm b as a pair;
+// MathEquivalence key rules (see canonical()), in the order they apply:
+//  * text: whitespace, \left/\right, \! \, \; \: \quad, ~, a doubled
+//    backslash before a command (\\frac), \dfrac/\tfrac/\cfrac -> \frac,
+//    shorthand arguments (\frac13, \frac3{3}, \frac94\pi, \sqrt2, \sqrt 2),
+//    $ and \$, currency signs, % and \% and the words percent, percentage,
+//    pct (a marker: 28% == 28, never 0.28), degrees (^\circ, ^{\circ},
+//    \degree, the degree sign), \text{}/\mbox{}/\mathrm{}/\textbf{} wrappers,
+//    a trailing unit (\text{ cm}^2, "miles", "dollars"; a short list of unit
+//    words, never single letters), Unicode relation signs and the ASCII
+//    <=, >=, !=, \lt, \gt, \leq, \geq, \neq;
+//  * numbers: thousands separators 1,000 / 1{,}000 / 1\,000 / 40,\!000 and
+//    spaced groups "1 000" (the first group 1 to 3 digits, the others exactly
+//    3); "32, 349" is a list. A decimal comma when the whole answer is one
+//    number D,D with two digits after the comma (2,74), or 0 before it
+//    (0,111), or four or more digits before it (1000,99); the ambiguous
+//    1,234 is one thousand two hundred thirty-four and 1,5 is the list 1, 5;
+//  * values: an expression is parsed (fractions, roots \sqrt[n]{}, powers,
+//    implicit multiplication, \cdot \times \div, !, \binom, |x|, \sin ...
+//    \arctan, \ln, \log (natural), \log_b, \exp; \pi, e = 2.718..., i with
+//    i^2 = -1; mixed numbers 1\frac{4}{5} and "7 3/4"; scientific 1.5e3) and
+//    evaluated. A number's key is its value to 10 significant digits
+//    (relative difference below about 5e-11, with the rounding boundary
+//    between: 1/12 == 0.0833333333333333, \sqrt{17} == 4.123105625617661,
+//    but 0.3333 != 1/3, 3.14 != \pi and 16386.16 != 16386.20 — a coarser
+//    tolerance would merge distinct exact answers and a key must be one
+//    value); an integer of more than 10 digits is compared exactly.
+//    Complex values compare both parts. An expression with variables
+//    (letters, Greek letters, subscripted names) is compared as a function:
+//    its values at 4 fixed points, each variable taking a value in
+//    [0.35, 1.65) hashed from its name, to 10 significant digits, so
+//    (x^2-1)/(x-1) == x+1, \tan^2 y + 1 == \sec^2 y, and an expression
+//    constant at the points is that constant. Letters are case-sensitive;
+//    base numerals (204_5) are opaque constants (not converted); without
+//    numbers (\infty, gcd, an opaque function) the exact polynomial form is
+//    the key (polynomials with rational coefficients over symbols and square
+//    roots, as before);
+//  * relations (=, <, >, \le, \ge, \ne, \approx, \in), in this order:
+//    trailing "\approx v" parts are dropped ("x = 1/3 \approx 0.33" is
+//    x = 1/3); "v \in S" is S; "f(x) = E" is E; "v = c" or a chain
+//    "a = b = c" ending in a number or a structure is that value; a
+//    one-variable linear relation is its interval (x < 1 == -x > -1 ==
+//    (-\infty, 1); x \ne 3 is a union); "a < x \le b" with constant ends is
+//    (a, b]; any other relation L op R is keyed by the values of L - R at the
+//    points, scaled by |L - R| at the first point, so an equation is the same
+//    up to a non-zero factor (2x+4y-3=0 == y = -x/2 + 3/4) and an inequality
+//    up to a positive one, its direction kept (x^2 < 4 != x^2 > 4);
+//  * structures: tuples and intervals (a, b), [a, b), ... element by
+//    element, order and bracket kinds significant, (-\infty, \infty) ==
+//    \mathbb{R}; sets \{...\} and bare lists "1, -2" are unordered (a list of
+//    solutions; Hendrycks and Qwen order lists), duplicates dropped, a
+//    one-element set is its element; "a \pm b" is the set {a+b, a-b}, also
+//    inside a set; " and " / " or " between values separate a list;
+//    unions \cup unordered; matrices (pmatrix/bmatrix/array, also inside
+//    brackets) cell by cell; "1, 2, 3, ..." keeps its ellipsis;
 //  * multiple-choice letters: A..E, (C), \text{(C)}, \textbf{C} -> "c:C";
-//  * word answers (only letters and spaces) compare case-insensitively.
+//  * word answers (only letters and spaces) compare case-insensitively;
+//    anything else is keyed by its normalised text.
 //
 // Bounded work: answers longer than kMaxStructuredAnswerBytes are keyed by
 // their whitespace-normalised text only (linear time); expression nesting is
-// capped at kMaxNesting, polynomials at kMaxTerms terms, integer powers at
-// |exponent| <= kMaxExponent, square-root factoring at radicands <= 1e10, and
-// each key computation at kMaxWork monomial products. Extraction scans are
-// linear and try at most 8 \boxed occurrences. No regular expressions.
+// capped at kMaxNesting, polynomials at kMaxTerms terms, integer powers of
+// polynomials at |exponent| <= kMaxExponent (of numbers: 4096, within 128
+// bits), square-root factoring at radicands <= 1e10, and each key
+// computation at kMaxWork monomial products; numeric evaluation is linear in
+// the expression per point. Extraction scans are linear and try at most 8
+// \boxed occurrences and 8 math spans. No regular expressions.
 //
 // Thread safety: DefaultExtractor, MathEquivalence and StringEquivalence are
 // stateless const objects and may be shared by threads. select_answer is

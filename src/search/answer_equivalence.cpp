@@ -875,7 +875,8 @@ std::optional<std::string> matrix_key(std::string_view s, int depth) {
   if (close == std::string_view::npos) return std::nullopt;
   const std::string_view env = s.substr(7, close - 7);
   const std::string end = "\\end{" + std::string(env) + "}";
-  if (!((env == "pmatrix" || env == "matrix" || env == "array") && ends_with(s, end))) return std::nullopt;
+  if (!((env == "pmatrix" || env == "matrix" || env == "array") && s.find(end) == s.size() - end.size()))
+    return std::nullopt;  // one environment, closed at the end
   std::string_view body = s.substr(close + 1, s.size() - close - 1 - end.size());
   if (env == "array" && starts_with(trim(body), "{")) {
     body = trim(body);
@@ -892,6 +893,111 @@ std::optional<std::string> matrix_key(std::string_view s, int depth) {
   return key + "]";
 }
 
+// Sums, differences and products of numeric matrices ("A + B", "A B",
+// "A \cdot B"), evaluated cell by cell; nullopt when `s` is not such an
+// expression of two or more matrices.
+std::optional<std::string> matrix_arithmetic_key(std::string_view s) {
+  using Cells = std::vector<std::vector<std::array<detail::Complex, detail::kPoints>>>;
+  struct Term {
+    Cells m;
+    bool variables = false;
+  };
+  auto read_matrix = [](std::string_view& rest, Term& out) -> bool {
+    rest = trim(rest);
+    if (!starts_with(rest, "\\begin{")) return false;
+    const size_t close = rest.find('}');
+    if (close == std::string_view::npos) return false;
+    const std::string env(rest.substr(7, close - 7));
+    if (env != "pmatrix" && env != "matrix") return false;
+    const std::string end = "\\end{" + env + "}";
+    const size_t e = rest.find(end);
+    if (e == std::string_view::npos) return false;
+    const std::string_view body = rest.substr(close + 1, e - close - 1);
+    rest = rest.substr(e + end.size());
+    const auto rows = split_top(body, "\\\\");
+    for (size_t r = 0; r < rows.size(); ++r) {
+      if (trim(rows[r]).empty() && r + 1 == rows.size() && r > 0) break;
+      out.m.emplace_back();
+      for (auto cell : split_top(rows[r], "&")) {
+        const auto v = detail::evaluate(trim(cell));
+        if (!v || !v->numeric) return false;
+        out.variables = out.variables || v->variables;
+        out.m.back().push_back(v->at);
+      }
+      if (out.m.back().size() != out.m.front().size()) return false;
+    }
+    return !out.m.empty();
+  };
+  std::string_view rest = s;
+  std::vector<Term> sum;  // terms of the sum, each a product already multiplied out
+  std::vector<int> signs;
+  int sign = 1, count = 0;
+  Term cur;
+  if (!read_matrix(rest, cur)) return std::nullopt;
+  ++count;
+  for (;;) {
+    rest = trim(rest);
+    if (rest.empty()) break;
+    char op = '*';
+    if (rest[0] == '+' || rest[0] == '-') {
+      op = rest[0];
+      rest.remove_prefix(1);
+    } else if (command_at(rest, 0) == "cdot" || command_at(rest, 0) == "times") {
+      rest.remove_prefix(1 + command_at(rest, 0).size());
+    }
+    Term next;
+    if (!read_matrix(rest, next)) return std::nullopt;
+    ++count;
+    if (op == '*') {  // cur = cur * next
+      const size_t n = cur.m.size(), k = cur.m[0].size(), p = next.m[0].size();
+      if (next.m.size() != k) return std::nullopt;
+      Term prod;
+      prod.variables = cur.variables || next.variables;
+      prod.m.assign(n, std::vector<std::array<detail::Complex, detail::kPoints>>(p));
+      for (size_t i = 0; i < n; ++i)
+        for (size_t j = 0; j < p; ++j)
+          for (size_t t = 0; t < detail::kPoints; ++t) {
+            detail::Complex acc(0);
+            for (size_t q = 0; q < k; ++q) acc += cur.m[i][q][t] * next.m[q][j][t];
+            prod.m[i][j][t] = acc;
+          }
+      cur = std::move(prod);
+    } else {
+      sum.push_back(std::move(cur));
+      signs.push_back(sign);
+      sign = op == '-' ? -1 : 1;
+      cur = std::move(next);
+    }
+  }
+  if (count < 2) return std::nullopt;
+  sum.push_back(std::move(cur));
+  signs.push_back(sign);
+  Term total = sum[0];
+  for (size_t i = 0; i < total.m.size(); ++i)
+    for (size_t j = 0; j < total.m[i].size(); ++j)
+      for (auto& z : total.m[i][j]) z *= static_cast<long double>(signs[0]);
+  for (size_t t = 1; t < sum.size(); ++t) {
+    if (sum[t].m.size() != total.m.size() || sum[t].m[0].size() != total.m[0].size()) return std::nullopt;
+    total.variables = total.variables || sum[t].variables;
+    for (size_t i = 0; i < total.m.size(); ++i)
+      for (size_t j = 0; j < total.m[i].size(); ++j)
+        for (size_t q = 0; q < detail::kPoints; ++q)
+          total.m[i][j][q] += static_cast<long double>(signs[t]) * sum[t].m[i][j][q];
+  }
+  std::string key = "M[";
+  for (size_t i = 0; i < total.m.size(); ++i) {
+    for (size_t j = 0; j < total.m[i].size(); ++j) {
+      detail::Value v;
+      v.numeric = true;
+      v.variables = total.variables;
+      v.at = total.m[i][j];
+      key += (j ? "," : "") + detail::value_key(v).value_or("t:");
+    }
+    key += i + 1 < total.m.size() ? ";" : "";
+  }
+  return key + "]";
+}
+
 std::string canon_struct(std::string_view in, int depth) {
   std::string_view s = trim(in);
   if (depth > 8) return text_key(s);
@@ -903,6 +1009,8 @@ std::string canon_struct(std::string_view in, int depth) {
     return std::string("c:") + (s.size() == 3 ? s[1] : s[0]);
   }
   if (auto m = matrix_key(s, depth)) return *m;
+  if (starts_with(s, "\\begin{"))
+    if (auto m = matrix_arithmetic_key(s)) return *m;
   // a matrix in brackets: [\begin{array}..\end{array}], (\begin{pmatrix}..\end{pmatrix})
   if (wrapped(s) && starts_with(trim(s.substr(1, s.size() - 2)), "\\begin{"))
     if (auto m = matrix_key(trim(s.substr(1, s.size() - 2)), depth)) return *m;
