@@ -157,7 +157,7 @@ struct STEPVERIFY_API VerifierSpec {
   static VerifierSpec from_json(const std::string& text, const std::string& source = "spec");
   static VerifierSpec from_file(const std::filesystem::path& path);
   /// A built-in preset: "qwen2.5-math-prm", "math-shepherd",
-  /// "trl-token-classification", "skywork", "ovm", "orm", "rlhflow".
+  /// "trl-token-classification", "skywork", "ovm", "orm", "qwen2.5-math-rm", "rlhflow", "alphamath".
   /// Throws ConfigError listing the presets when unknown.
   static VerifierSpec preset(const std::string& name);
   static std::vector<std::string> preset_names();

@@ -35,11 +35,8 @@ VerifierSpec choose_spec(const std::filesystem::path& dir, const VerifierOptions
       return VerifierSpec::preset("trl-token-classification");
     case HeadKind::SequenceClassification:
       return VerifierSpec::preset("orm");
-    case HeadKind::RewardModel: {
-      auto s = VerifierSpec::preset("orm");
-      s.heads[0].type = HeadType::Mlp;  // Qwen2.5-Math-RM: score.0, ReLU, score.2 [1, H]
-      return s;
-    }
+    case HeadKind::RewardModel:
+      return VerifierSpec::preset("qwen2.5-math-rm");  // score.0, ReLU, score.2 [1, H], its chat template
     default:
       throw ConfigError(cfg.source + ": " + cfg.architecture +
                         " carries no verifier head of its own; name a spec (e.g. math-shepherd, ovm) or add "

@@ -99,7 +99,10 @@ void validate(const VerifierSpec& s, const std::string& where) {
 // before it: logits[:, -3] of each prefix conversation);
 // MARIO-Math-Reasoning AlphaMath-7B (prompt "<question> {q} </question>\n" +
 // the partial solution; tanh(v_head.summary) at its last token, so sessions
-// give each step's value).
+// give each step's value); Qwen/Qwen2.5-Math-RM-72B (its chat template:
+// system prompt, question as the user turn, the solution as the assistant
+// turn with steps joined by a blank line; score.2(relu(score.0(h))) at the
+// last token, "\n" after <|im_end|>).
 constexpr const char* kPresets[] = {
     R"({"name": "qwen2.5-math-prm",
         "template": {"style": "chatml", "step_tag": "<extra_0>",
@@ -140,6 +143,13 @@ constexpr const char* kPresets[] = {
     R"({"name": "orm",
         "template": {"style": "text", "question_suffix": "\n", "step_separator": "\n"},
         "heads": [{"name": "orm", "meaning": "orm", "type": "linear", "weights": "score", "activation": "none",
+                   "class_index": 0, "read": "last"}]})",
+    R"({"name": "qwen2.5-math-rm",
+        "template": {"style": "text", "bos": "no",
+                     "question_prefix": "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n<|im_start|>user\n",
+                     "question_suffix": "<|im_end|>\n<|im_start|>assistant\n", "step_separator": "\n\n",
+                     "final_suffix": "<|im_end|>\n"},
+        "heads": [{"name": "orm", "meaning": "orm", "type": "mlp", "weights": "score", "activation": "none",
                    "class_index": 0, "read": "last"}]})",
 };
 

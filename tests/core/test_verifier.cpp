@@ -249,7 +249,8 @@ TEST_CASE("trl-token-classification: P(class 1) at the last token of each step p
   check_close(inc, want);
 }
 
-TEST_CASE("Qwen2ForRewardModel: score.2(ReLU(score.0(h))) at the last token, by hand", "[verifier]") {
+TEST_CASE("Qwen2ForRewardModel: its chat template, score.2(ReLU(score.0(h))) at the last token, by hand",
+          "[verifier]") {
   auto src = test::fixture("qwen2_prm");
   if (!src) return;
   torch::manual_seed(11);
@@ -260,8 +261,17 @@ TEST_CASE("Qwen2ForRewardModel: score.2(ReLU(score.0(h))) at the last token, by 
   auto v = Verifier::load(ck.dir());
   const std::string q = "What is 6 * 7?";
   const std::vector<std::string> steps = {"6 * 7 = 42.", "The answer is 42."};
-  // The orm template written out: question, "\n", the steps joined by "\n".
-  const auto ids = v->model().tokenizer().encode(q + "\n" + steps[0] + "\n" + steps[1]);
+  // Qwen2.5-Math-RM's chat template written out: the system prompt, the
+  // question as the user turn, the steps joined by a blank line as the
+  // assistant turn (the model card's apply_chat_template, no generation prompt).
+  CHECK(v->spec().name == "qwen2.5-math-rm");
+  EncodeOptions raw;
+  raw.add_special_tokens = false;
+  const auto ids = v->model().tokenizer().encode(
+      "<|im_start|>system\nPlease reason step by step, and put your final answer within "
+      "\\boxed{}.<|im_end|>\n<|im_start|>user\n" +
+          q + "<|im_end|>\n<|im_start|>assistant\n" + steps[0] + "\n\n" + steps[1] + "<|im_end|>\n",
+      raw);
   CHECK(v->input_template().render(q, steps, false).ids == ids);
   const auto h = hidden_of(*v, ids)[static_cast<int64_t>(ids.size()) - 1];
   const double want = (at::linear(at::relu(at::linear(h, w0, b0)), w2, b2))[0].item<double>();
