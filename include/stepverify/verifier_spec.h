@@ -20,6 +20,7 @@
 //               "type": "lm_candidates"|"mlp"|"linear"|"ovm", "weights": str,
 //               "file": str, "activation": "softmax"|"sigmoid"|"tanh"|"none",
 //               "class_index": int, "candidates": str, "candidate_tokens": [str],
+//               "candidate_ids": [int],
 //               "read": "tag"|"before_tag"|"step_end"|"last"}]}
 //
 // Thread safety: a plain value.
@@ -27,11 +28,14 @@
 
 #include "stepverify/export.h"
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 namespace stepverify {
+
+struct ModelConfig;
 
 // The spec's enumerated fields. Each is parsed from (and written back to) its
 // JSON string once, in verifier_spec.cpp; to_string gives that string.
@@ -120,6 +124,9 @@ struct STEPVERIFY_API HeadSpec {
   /// lm_candidates: strings each encoded alone, the last id of each a
   /// candidate (RLHFlow: encode('+')[-1], encode('-')[-1]); overrides `candidates`.
   std::vector<std::string> candidate_tokens;
+  /// lm_candidates: the candidate token ids themselves (vLLM's
+  /// returned_token_ids); overrides `candidates` and `candidate_tokens`.
+  std::vector<int64_t> candidate_ids;
   /// "tag": at each step_tag token; "before_tag": the token before it;
   /// "step_end": the last token of each step (plus separator);
   /// "last": the last token of the sequence (one score for the solution).
@@ -161,6 +168,29 @@ struct STEPVERIFY_API VerifierSpec {
   /// Throws ConfigError listing the presets when unknown.
   static VerifierSpec preset(const std::string& name);
   static std::vector<std::string> preset_names();
+  /// The spec a checkpoint's architecture implies when it ships no
+  /// stepverify.json: Qwen2ForProcessRewardModel -> qwen2.5-math-prm,
+  /// Qwen2ForRewardModel -> qwen2.5-math-rm, a value head -> skywork, token
+  /// classification -> trl-token-classification, sequence classification ->
+  /// orm. ConfigError naming the architecture when it carries no head.
+  static VerifierSpec for_architecture(const ModelConfig& config);
+  /// The spec equivalent to a vLLM pooler config (the JSON vLLM takes in
+  /// --override-pooler-config: pooling_type, step_tag_id, returned_token_ids,
+  /// softmax) for the checkpoint in `model_dir` (its config.json and
+  /// tokenizer give the architecture and the tag's text):
+  ///  * STEP with returned_token_ids: an lm_candidates head over those ids,
+  ///    read at every step_tag_id token, softmax over them, reporting the
+  ///    first (vLLM returns all; the first is the "good" token by convention,
+  ///    Math-Shepherd's "+"); the template is the architecture's own with that
+  ///    tag, or for a causal LM the text layout vLLM's docs feed such PRMs:
+  ///    "question step1 TAG\nstep2 TAG";
+  ///  * STEP without returned_token_ids: the architecture's head (e.g.
+  ///    Qwen2.5-Math-PRM's) read at every step_tag_id token;
+  ///  * LAST: the architecture's head at the last token (one score);
+  ///  * ALL: a token-classification or value head read at each step's end;
+  ///  * MEAN, CLS (and anything else): ConfigError, since a verifier reads positions.
+  /// Throws ConfigError naming the field at fault.
+  static VerifierSpec from_vllm_pooler(const std::string& pooler_json, const std::filesystem::path& model_dir);
   /// The JSON form.
   std::string to_json() const;
 };

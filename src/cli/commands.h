@@ -27,5 +27,6 @@ Run add_eval_bon(CLI::App& eval);
 Run add_answers(CLI::App& app);
 Run add_vote(CLI::App& app);
 Run add_search(CLI::App& app);
+Run add_spec(CLI::App& app);
 
 }  // namespace stepverify::cli

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   add("models", stepverify::cli::add_models);
   add("train", stepverify::cli::add_train);
   add("label", stepverify::cli::add_label);
+  add("spec", stepverify::cli::add_spec);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -79,7 +79,13 @@ class CandidatesHead final : public Head {
     EncodeOptions o;
     o.add_special_tokens = false;
     std::vector<int64_t> ids;
-    if (!spec.candidate_tokens.empty()) {
+    if (!spec.candidate_ids.empty()) {
+      ids = spec.candidate_ids;
+      for (int64_t id : ids)
+        if (id >= model.config().vocab_size)
+          throw ConfigError("head '" + spec.name + "': candidate id " + std::to_string(id) +
+                            " is outside the vocabulary (" + std::to_string(model.config().vocab_size) + ")");
+    } else if (!spec.candidate_tokens.empty()) {
       for (const auto& c : spec.candidate_tokens) {
         auto enc = model.tokenizer().encode(c, o);
         if (enc.empty()) throw ConfigError("head '" + spec.name + "': candidate '" + c + "' encodes to no token");

@@ -26,22 +26,7 @@ VerifierSpec choose_spec(const std::filesystem::path& dir, const VerifierOptions
     return VerifierSpec::from_file(o.spec);
   }
   if (std::filesystem::exists(dir / "stepverify.json")) return VerifierSpec::from_file(dir / "stepverify.json");
-  switch (cfg.head) {
-    case HeadKind::ProcessRewardModel:
-      return VerifierSpec::preset("qwen2.5-math-prm");
-    case HeadKind::ValueHead:
-      return VerifierSpec::preset("skywork");
-    case HeadKind::TokenClassification:
-      return VerifierSpec::preset("trl-token-classification");
-    case HeadKind::SequenceClassification:
-      return VerifierSpec::preset("orm");
-    case HeadKind::RewardModel:
-      return VerifierSpec::preset("qwen2.5-math-rm");  // score.0, ReLU, score.2 [1, H], its chat template
-    default:
-      throw ConfigError(cfg.source + ": " + cfg.architecture +
-                        " carries no verifier head of its own; name a spec (e.g. math-shepherd, ovm) or add "
-                        "stepverify.json");
-  }
+  return VerifierSpec::for_architecture(cfg);
 }
 
 }  // namespace

@@ -79,8 +79,12 @@ void validate(const VerifierSpec& s, const std::string& where) {
     if (!names.insert(h.name).second) throw ConfigError(where + ": " + at + ": head name '" + h.name + "' repeated");
     if ((h.read == ReadAt::Tag || h.read == ReadAt::BeforeTag) && s.input.step_tag.empty())
       throw ConfigError(where + ": " + at + " reads at the step tag but template.step_tag is empty");
-    if (h.type == HeadType::LmCandidates && h.candidates.empty() && h.candidate_tokens.size() < 2)
-      throw ConfigError(where + ": " + at + ": lm_candidates needs 'candidates' or two 'candidate_tokens'");
+    if (h.type == HeadType::LmCandidates && h.candidates.empty() && h.candidate_tokens.size() < 2 &&
+        h.candidate_ids.size() < 2)
+      throw ConfigError(where + ": " + at +
+                        ": lm_candidates needs 'candidates', two 'candidate_tokens' or two 'candidate_ids'");
+    for (int64_t id : h.candidate_ids)
+      if (id < 0) throw ConfigError(where + ": " + at + ".candidate_ids holds the negative id " + std::to_string(id));
     if (h.class_index < 0) throw ConfigError(where + ": " + at + ".class_index must be >= 0");
     if (h.features != HeadFeatures::Hidden && (h.type != HeadType::Linear || s.input.style != TemplateStyle::Tokens))
       throw ConfigError(where + ": " + at +
@@ -216,6 +220,7 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
     take(hj, "class_index", h.class_index, source);
     take(hj, "candidates", h.candidates, source);
     take(hj, "candidate_tokens", h.candidate_tokens, source);
+    take(hj, "candidate_ids", h.candidate_ids, source);
     take_enum(hj, "read", h.read, source, at + ".read");
     take_enum(hj, "features", h.features, source, at + ".features");
     take_enum(hj, "logprob_span", h.logprob_span, source, at + ".logprob_span");
@@ -271,6 +276,7 @@ std::string VerifierSpec::to_json() const {
                   {"class_index", h.class_index},
                   {"candidates", h.candidates},
                   {"candidate_tokens", h.candidate_tokens},
+                  {"candidate_ids", h.candidate_ids},
                   {"read", to_string(h.read)},
                   {"features", to_string(h.features)},
                   {"logprob_span", to_string(h.logprob_span)}});

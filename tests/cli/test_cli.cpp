@@ -444,3 +444,23 @@ TEST_CASE("cli demo: one proposal per problem makes every selection the same; st
   }
   if (first_error >= 0) CHECK(ex["true_first_error"] == first_error);
 }
+
+TEST_CASE("cli spec --from-vllm prints the spec a vLLM pooler config describes", "[cli]") {
+  auto dir = test::fixture("mistral_shepherd_prm");
+  if (!dir) return;
+  // Math-Shepherd's tag and candidates in this tokenizer: "ки" 297, "+" 282, "-" 298 (reference.json).
+  const auto [rc, out] =
+      run_cli("spec --model " + dir->string() + " --from-vllm " +
+              quote(R"({"pooling_type": "STEP", "step_tag_id": 297, "returned_token_ids": [282, 298]})"));
+  REQUIRE(rc == 0);
+  const auto j = nlohmann::json::parse(out);
+  CHECK(j["template"]["step_tag"] == "\xD0\xBA\xD0\xB8");
+  CHECK(j["template"]["step_separator"] == " \xD0\xBA\xD0\xB8\n");
+  CHECK(j["heads"][0]["type"] == "lm_candidates");
+  CHECK(j["heads"][0]["candidate_ids"] == nlohmann::json::array({282, 298}));
+  CHECK(j["heads"][0]["read"] == "tag");
+  CHECK(run_cli("spec --model " + dir->string() + " --from-vllm " + quote(R"({"pooling_type": "CLS"})")).first == 1);
+  const auto [rc2, preset] = run_cli("spec --preset qwen2.5-math-rm");
+  REQUIRE(rc2 == 0);
+  CHECK(nlohmann::json::parse(preset)["heads"][0]["type"] == "mlp");
+}

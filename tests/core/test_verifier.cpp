@@ -777,3 +777,70 @@ TEST_CASE("bf16: step scores near fp32, the same best-of-N pick, sessions equal 
     }
   }
 }
+
+TEST_CASE("vLLM pooler configs become specs that score as the presets do", "[verifier]") {
+  auto shepherd = test::fixture("mistral_shepherd_prm");
+  auto qwen = test::fixture("qwen2_prm");
+  if (!shepherd || !qwen) return;
+  test::TempDir tmp;
+  auto load_with = [&](const std::filesystem::path& dir, const VerifierSpec& spec) {
+    const auto file = tmp.path / (spec.name + ".json");
+    test::write_text(file, spec.to_json());
+    VerifierOptions o;
+    o.spec = file.string();
+    return Verifier::load(dir, o);
+  };
+  const std::string q = "Tom has 3 apples and buys 4 more. How many does he have?";
+  const std::vector<std::string> steps = {"3 + 4 = 7.", "He has 7 apples.", "The answer is 7."};
+
+  SECTION("Math-Shepherd as vLLM serves it: STEP at the tag, softmax over the returned tokens") {
+    // The ids of "ки", "+" and "-" in this tokenizer (the reference's tokenizer cases).
+    const auto tok = load_tokenizer(*shepherd);
+    EncodeOptions raw;
+    raw.add_special_tokens = false;
+    const int64_t tag = tok->encode("\xD0\xBA\xD0\xB8", raw).at(0);
+    const auto pm = tok->encode("+ -", raw);
+    const auto spec = VerifierSpec::from_vllm_pooler(
+        nlohmann::json{{"pooling_type", "STEP"}, {"step_tag_id", tag}, {"returned_token_ids", pm}}.dump(), *shepherd);
+    CHECK(spec.input.step_tag == "\xD0\xBA\xD0\xB8");
+    REQUIRE(spec.heads.size() == 1);
+    CHECK(spec.heads[0].candidate_ids == pm);
+    VerifierOptions o;
+    o.spec = "math-shepherd";
+    const auto want = Verifier::load(*shepherd, o)->score(q, steps).step_scores;
+    const auto got = load_with(*shepherd, spec)->score(q, steps).step_scores;
+    REQUIRE(got.size() == 3);
+    for (size_t i = 0; i < 3; ++i) CHECK(got[i] == Approx(want[i]).margin(1e-6));
+  }
+  SECTION("Qwen2.5-Math-PRM as vLLM serves it: STEP at <extra_0>, the model's own head") {
+    const auto tok = load_tokenizer(*qwen);
+    const int64_t tag = *tok->piece_to_id("<extra_0>");
+    const auto spec = VerifierSpec::from_vllm_pooler(
+        nlohmann::json{{"pooling_type", "STEP"}, {"step_tag_id", tag}, {"softmax", true}}.dump(), *qwen);
+    CHECK(spec.input.step_tag == "<extra_0>");
+    CHECK(spec.heads.at(0).type == HeadType::Mlp);
+    const auto want = Verifier::load(*qwen)->score(q, steps).step_scores;
+    const auto got = load_with(*qwen, spec)->score(q, steps).step_scores;
+    REQUIRE(got.size() == 3);
+    for (size_t i = 0; i < 3; ++i) CHECK(got[i] == Approx(want[i]).margin(1e-6));
+  }
+  SECTION("LAST: one score at the last token; ALL and MEAN refused where they have no equivalent") {
+    const auto last = VerifierSpec::from_vllm_pooler(R"({"pooling_type": "LAST"})", *qwen);
+    CHECK(last.heads.at(0).read == ReadAt::Last);
+    CHECK(last.heads.at(0).meaning == HeadMeaning::Orm);
+    CHECK_THROWS_WITH(VerifierSpec::from_vllm_pooler(R"({"pooling_type": "MEAN"})", *qwen),
+                      Contains("MEAN") && Contains("no stepverify equivalent"));
+    CHECK_THROWS_WITH(VerifierSpec::from_vllm_pooler(R"({"pooling_type": "ALL"})", *shepherd),
+                      Contains("ALL") && Contains("MistralForCausalLM"));
+    CHECK_THROWS_WITH(VerifierSpec::from_vllm_pooler(R"({"pooling_type": "STEP"})", *shepherd),
+                      Contains("step_tag_id"));
+    CHECK_THROWS_WITH(VerifierSpec::from_vllm_pooler(R"({"pooling_type": "STEP", "step_tag_id": 297,
+                                                        "returned_token_ids": [1, 99999]})",
+                                                     *shepherd),
+                      Contains("returned_token_ids[1]") && Contains("outside the vocabulary"));
+    CHECK_THROWS_WITH(VerifierSpec::from_vllm_pooler(R"({"pooling_type": "STEP", "step_tag_id": 5})", *shepherd),
+                      Contains("step_tag_id 5") && Contains("does not encode back"));
+    CHECK_THROWS_WITH(VerifierSpec::from_vllm_pooler(R"({"step_tag_id": 5})", *shepherd), Contains("pooling_type"));
+    CHECK_THROWS_AS(VerifierSpec::from_vllm_pooler("[1", *shepherd), ConfigError);
+  }
+}
