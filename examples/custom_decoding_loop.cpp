@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
     const std::string question = argv[3];
     const PolicyPrompt prompt;  // "{question}\n", each step then "\n": how the policy was trained
     ExtractOptions stated;      // an answer step states its answer ("The answer is 57", \boxed{57}, ...)
+    stated.whole = false;       // "19 + 4 = 23" reads as the value 23, but states no final answer
+    stated.math_span = false;
     stated.last_number = false;
     const DefaultExtractor answer_of(stated);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(7);

@@ -430,8 +430,10 @@ std::string normalize(std::string_view in) {
 
 // ------------------------------------------------------------- structure --
 
-// Splits `s` at top-level occurrences of `sep` (brackets ( [ { and \{ \} nest).
-std::vector<std::string_view> split_top(std::string_view s, std::string_view sep) {
+// Splits `s` at the separators found outside brackets (( [ { and \{ \}
+// nest): `at(i)` returns the length of a separator starting at s[i], or 0.
+template <class At>
+std::vector<std::string_view> split_top_level(std::string_view s, At at) {
   std::vector<std::string_view> parts;
   int depth = 0;
   size_t b = 0;
@@ -440,23 +442,31 @@ std::vector<std::string_view> split_top(std::string_view s, std::string_view sep
     if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '{' || s[i + 1] == '}')) {
       depth += s[i + 1] == '{' ? 1 : -1;
       ++i;
-      continue;
-    }
-    if (c == '(' || c == '[' || c == '{')
+    } else if (c == '(' || c == '[' || c == '{') {
       ++depth;
-    else if (c == ')' || c == ']' || c == '}')
+    } else if (c == ')' || c == ']' || c == '}') {
       --depth;
-    else if (depth == 0 && s.compare(i, sep.size(), sep) == 0) {
-      if (sep.size() > 1 && sep[0] == '\\' && is_alpha(sep[1]) && i + sep.size() < s.size() &&
-          is_alpha(s[i + sep.size()]))
-        continue;
-      parts.push_back(s.substr(b, i - b));
-      b = i + sep.size();
-      i = b - 1;
+    } else if (depth == 0) {
+      if (const size_t len = at(i)) {
+        parts.push_back(s.substr(b, i - b));
+        b = i + len;
+        i = b - 1;
+      }
     }
   }
   parts.push_back(s.substr(b));
   return parts;
+}
+
+// Splits `s` at top-level occurrences of `sep` (a command such as \cup only
+// when no letter follows it).
+std::vector<std::string_view> split_top(std::string_view s, std::string_view sep) {
+  const bool command = sep.size() > 1 && sep[0] == '\\' && is_alpha(sep[1]);
+  return split_top_level(s, [&](size_t i) -> size_t {
+    if (s.compare(i, sep.size(), sep) != 0) return 0;
+    if (command && i + sep.size() < s.size() && is_alpha(s[i + sep.size()])) return 0;
+    return sep.size();
+  });
 }
 
 // Whether s[0] (one of ( [) is closed exactly at the last character.
@@ -619,101 +629,43 @@ bool constant(std::string_view s, const std::optional<detail::Value>& v) {
 
 enum class Rel { Eq, Lt, Le, Gt, Ge, Ne, Approx, In };
 
+// The relation's key word, in Rel's order.
 const char* rel_name(Rel r) {
-  switch (r) {
-    case Rel::Eq:
-      return "=";
-    case Rel::Lt:
-      return "<";
-    case Rel::Le:
-      return "<=";
-    case Rel::Gt:
-      return ">";
-    case Rel::Ge:
-      return ">=";
-    case Rel::Ne:
-      return "!=";
-    case Rel::Approx:
-      return "~";
-    case Rel::In:
-      return "in";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"=", "<", "<=", ">", ">=", "!=", "~", "in"};
+  return kNames[static_cast<int>(r)];
 }
 
+// The relation with its sides swapped: < and >, <= and >= trade places.
 Rel flip(Rel r) {
-  switch (r) {
-    case Rel::Lt:
-      return Rel::Gt;
-    case Rel::Le:
-      return Rel::Ge;
-    case Rel::Gt:
-      return Rel::Lt;
-    case Rel::Ge:
-      return Rel::Le;
-    default:
-      return r;
-  }
+  if (r == Rel::Lt || r == Rel::Gt) return r == Rel::Lt ? Rel::Gt : Rel::Lt;
+  if (r == Rel::Le || r == Rel::Ge) return r == Rel::Le ? Rel::Ge : Rel::Le;
+  return r;
 }
 
 bool is_order(Rel r) { return r == Rel::Lt || r == Rel::Le || r == Rel::Gt || r == Rel::Ge; }
 
 // Splits at top-level relation signs (after normalize: = < > \le \ge \ne \approx \in).
 bool split_relations(std::string_view s, std::vector<std::string_view>& parts, std::vector<Rel>& ops) {
-  int depth = 0;
-  size_t b = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
+  parts = split_top_level(s, [&](size_t i) -> size_t {
     const char c = s[i];
-    if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '{' || s[i + 1] == '}')) {
-      depth += s[i + 1] == '{' ? 1 : -1;
-      ++i;
-      continue;
+    if (c == '=' || c == '<' || c == '>') {
+      ops.push_back(c == '=' ? Rel::Eq : c == '<' ? Rel::Lt : Rel::Gt);
+      return 1;
     }
-    if (c == '(' || c == '[' || c == '{') {
-      ++depth;
-      continue;
-    }
-    if (c == ')' || c == ']' || c == '}') {
-      --depth;
-      continue;
-    }
-    if (depth != 0) continue;
-    Rel r;
-    size_t len = 1;
-    if (c == '=') {
-      r = Rel::Eq;
-    } else if (c == '<') {
-      r = Rel::Lt;
-    } else if (c == '>') {
-      r = Rel::Gt;
-    } else if (c == '\\') {
-      const std::string_view cmd = command_at(s, i);
-      if (cmd == "le")
-        r = Rel::Le;
-      else if (cmd == "ge")
-        r = Rel::Ge;
-      else if (cmd == "ne")
-        r = Rel::Ne;
-      else if (cmd == "approx")
-        r = Rel::Approx;
-      else if (cmd == "in")
-        r = Rel::In;
-      else
-        continue;
-      len = 1 + cmd.size();
-    } else {
-      continue;
-    }
-    parts.push_back(s.substr(b, i - b));
-    ops.push_back(r);
-    b = i + len;
-    i = b - 1;
-    if (ops.size() > 16) return false;
-  }
-  parts.push_back(s.substr(b));
+    const std::string_view cmd = command_at(s, i);
+    static constexpr std::pair<std::string_view, Rel> kCommands[] = {
+        {"le", Rel::Le}, {"ge", Rel::Ge}, {"ne", Rel::Ne}, {"approx", Rel::Approx}, {"in", Rel::In}};
+    for (const auto& [name, rel] : kCommands)
+      if (cmd == name) {
+        ops.push_back(rel);
+        return 1 + cmd.size();
+      }
+    return 0;
+  });
+  if (ops.empty() || ops.size() > 16) return false;
   for (auto p : parts)
     if (trim(p).empty()) return false;
-  return !ops.empty();
+  return true;
 }
 
 std::string interval_key(const std::string& lo, bool lo_closed, const std::string& hi, bool hi_closed) {
