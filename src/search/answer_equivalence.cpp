@@ -800,7 +800,12 @@ std::string relation_key(std::vector<std::string_view> parts, std::vector<Rel> o
     const auto vr = detail::evaluate(r);
     // A computation "a = b = c" ending in a number, or "x = number": the number.
     if (constant(r, vr) && (lk == Lhs::Variable || parts.size() > 2)) return canon_struct(r, depth + 1);
-    if (constant(r, vr) && constant(l, detail::evaluate(l))) return canon_struct(r, depth + 1);
+    // "1/2 = 10/20" (a computation) or "\cos \angle RPS = -24/25" (a named
+    // quantity that is no expression): the number.
+    if (constant(r, vr)) {
+      const auto vl = detail::evaluate(l);
+      if (!vl || constant(l, vl)) return canon_struct(r, depth + 1);
+    }
     return pair_key(l, Rel::Eq, r, depth);
   }
   // a < x < b (or >, >=): the interval between the constants.
