@@ -56,7 +56,8 @@
 //    [0.35, 1.65) hashed from its name, to 10 significant digits, so
 //    (x^2-1)/(x-1) == x+1, \tan^2 y + 1 == \sec^2 y, and an expression
 //    constant at the points is that constant. Letters are case-sensitive;
-//    base numerals (204_5) are opaque constants (not converted); without
+//    an expression holding a base numeral (204_5) is keyed by its exact form
+//    (numerals are never converted to decimal); without
 //    numbers (\infty, gcd, an opaque function) the exact polynomial form is
 //    the key (polynomials with rational coefficients over symbols and square
 //    roots, as before);
@@ -75,21 +76,26 @@
 //    \mathbb{R}; sets \{...\} and bare lists "1, -2" are unordered (a list of
 //    solutions; Hendrycks and Qwen order lists), duplicates dropped, a
 //    one-element set is its element; "a \pm b" is the set {a+b, a-b}, also
-//    inside a set; " and " / " or " between values separate a list;
+//    inside a set, with several signs correlated ("1 \pm 2 \mp 3" is
+//    {1+2-3, 1-2+3}); " and " / " or " between values separate a list;
 //    unions \cup unordered; matrices (pmatrix/bmatrix/array, also inside
 //    brackets) cell by cell; "1, 2, 3, ..." keeps its ellipsis;
 //  * multiple-choice letters: A..E, (C), \text{(C)}, \textbf{C} -> "c:C";
 //  * word answers (only letters and spaces) compare case-insensitively;
-//    anything else is keyed by its normalised text.
+//    so are no, yes, on, off, up, ok (which would otherwise read as products
+//    of letters); anything else is keyed by its normalised text (its length
+//    first, so no text can mimic a structured key).
 //
 // Bounded work: answers longer than kMaxStructuredAnswerBytes are keyed by
 // their whitespace-normalised text only (linear time); expression nesting is
 // capped at kMaxNesting, polynomials at kMaxTerms terms, integer powers of
 // polynomials at |exponent| <= kMaxExponent (of numbers: 4096, within 128
-// bits), square-root factoring at radicands <= 1e10, and each key
+// bits), expression trees at depth 4 * kMaxNesting, opaque symbol names at
+// 4 KiB, square-root factoring at radicands <= 1e8, and each key
 // computation at kMaxWork monomial products; numeric evaluation is linear in
 // the expression per point. Extraction scans are linear and try at most 8
-// \boxed occurrences and 8 math spans. No regular expressions.
+// \boxed occurrences and 8 math spans. Keys do not depend on the C locale.
+// No regular expressions.
 //
 // Thread safety: DefaultExtractor, MathEquivalence and StringEquivalence are
 // stateless const objects and may be shared by threads. select_answer is
@@ -131,7 +137,8 @@ struct STEPVERIFY_API ExtractOptions {
   /// (up to the next $ or line end), else the last \fbox{...}; boxes just
   /// before it with only separators between ("\boxed{-2} and \boxed{1}",
   /// \quad, commas, $) join it as a list "-2, 1". Empty boxes are skipped.
-  /// When an answer phrase (4) comes after the last box, the phrase wins.
+  /// When a "final answer is" / "final answer:" phrase (4) comes after the
+  /// last box, the phrase wins ("our answer is correct" after a box does not).
   bool boxed = true;
   /// 3. GSM8K: the rest of the line after the last "####".
   bool gsm8k_hashes = true;

@@ -2,6 +2,7 @@
 // structural key (sets, tuples, matrices, equations) over expression keys.
 // The rules are written in include/stepverify/answer.h; this file follows them.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <string>
@@ -270,7 +271,9 @@ std::string squeeze_spaces(const std::string& s) {
       size_t k = out.size();
       while (k > 0 && is_alpha(out[k - 1])) --k;
       const bool after_cmd = k > 0 && k < out.size() && out[k - 1] == '\\';
-      if ((after_cmd && is_alpha(s[j])) || (is_digit(out.back()) && is_digit(s[j]))) out += ' ';
+      // "2e - 1" is 2e minus 1, not the literal 2e-1: the space stays.
+      const bool e_sign = (out.back() == 'e' || out.back() == 'E') && (s[j] == '-' || s[j] == '+');
+      if ((after_cmd && is_alpha(s[j])) || (is_digit(out.back()) && is_digit(s[j])) || e_sign) out += ' ';
     }
     i = j - 1;
   }
@@ -499,34 +502,27 @@ bool set_wrapped(std::string_view s) {
 
 std::string canon_struct(std::string_view s, int depth);
 
-// "a \pm b" -> {"a+(b)", "a-(b)"}, every top-level \pm / \mp expanded (at
-// most 16 results; more stay unexpanded).
+// "a \pm b" -> {"a+b", "a-b"}. Several signs are correlated, as in
+// "1 \pm 2 \mp 3" -> {1+2-3, 1-2+3}: every \pm takes one sign and every \mp
+// the other, so there are always two variants (or one, without signs).
 std::vector<std::string> expand_pm(std::string_view s) {
-  std::vector<std::string> out{std::string(trim(s))};
-  for (int round = 0; round < 4; ++round) {
-    std::vector<std::string> next;
-    bool any = false;
-    for (const std::string& t : out) {
-      std::vector<std::string_view> parts;
-      for (std::string_view pm : {"\\pm", "\\mp"}) {
-        parts = split_top(t, pm);
-        if (parts.size() > 1) break;
-      }
-      if (parts.size() < 2) {
-        next.push_back(t);
-        continue;
-      }
-      any = true;
-      // Expand the first sign; the rest of the text keeps its other signs.
-      const std::string a(trim(parts[0]));
-      const std::string rest(t.substr(static_cast<size_t>(parts[1].data() - t.data())));
-      next.push_back(a + "+" + rest);
-      next.push_back(a + "-" + rest);
-    }
-    out = std::move(next);
-    if (!any || out.size() >= 16) break;
+  s = trim(s);
+  const auto parts = split_top_level(s, [&](size_t i) -> size_t {
+    const std::string_view cmd = command_at(s, i);
+    return cmd == "pm" || cmd == "mp" ? 3 : 0;
+  });
+  if (parts.size() < 2) return {std::string(s)};
+  std::string plus, minus;
+  for (size_t k = 0; k < parts.size(); ++k) {
+    plus += parts[k];
+    minus += parts[k];
+    if (k + 1 == parts.size()) break;
+    const size_t sign = static_cast<size_t>(parts[k].data() - s.data()) + parts[k].size();
+    const bool pm = s.compare(sign, 3, "\\pm") == 0;
+    plus += pm ? "+" : "-";
+    minus += pm ? "-" : "+";
   }
-  return out;
+  return {plus, minus};
 }
 
 // The unordered key of a list of elements, \pm expanded: S{k1,k2,...}.
@@ -557,7 +553,7 @@ std::string text_key(std::string_view s) {
     for (char c : s) w += lower(c);
     return "w:" + w;
   }
-  return "t:" + std::string(s);
+  return "t:" + std::to_string(s.size()) + ":" + std::string(s);  // length first: no text mimics a structure
 }
 
 // One variable: a letter or a Greek command, with an optional subscript.
@@ -603,7 +599,13 @@ Lhs lhs_kind(std::string_view s) {
   }
   size_t i = 0;
   while (i < s.size() && is_alpha(s[i])) ++i;
-  if (i >= 1 && i <= 2 && i < s.size() && s[i] == '(' && s.back() == ')' && wrapped(s.substr(i))) return Lhs::Function;
+  if (i >= 1 && i <= 2 && i < s.size() && s[i] == '(' && s.back() == ')' && wrapped(s.substr(i)) &&
+      !(i == 1 && (s[0] == 'x' || s[0] == 'y' || s[0] == 'z'))) {
+    const std::string_view arg = trim(s.substr(i + 1, s.size() - i - 2));
+    bool number = !arg.empty();
+    for (char c : arg) number = number && (is_digit(c) || c == '-' || c == '.');
+    if (is_variable(arg) || number) return Lhs::Function;  // f(x) = ..., P(2) = ...; not x(x-3) = 0
+  }
   return Lhs::None;
 }
 
@@ -620,9 +622,9 @@ bool structured(std::string_view s) {
 
 // A number (no variables), or \infty.
 bool constant(std::string_view s, const std::optional<detail::Value>& v) {
-  if (v) return v->numeric && !v->variables;
   const std::string_view t = trim(s);
-  return t == "\\infty" || t == "-\\infty" || t == "+\\infty";
+  if (t == "\\infty" || t == "-\\infty" || t == "+\\infty") return true;
+  return v && v->numeric && !v->variables;
 }
 
 // -------------------------------------------------------------- relations --
@@ -772,7 +774,7 @@ std::string pair_key(std::string_view a, Rel op, std::string_view b, int depth) 
     if (auto k = relation_values(*va, op, *vb)) return *k;
     if (auto k = relation_exact(*va, op, *vb)) return *k;
   }
-  return "t:" + std::string(trim(a)) + rel_name(op) + std::string(trim(b));
+  return text_key(std::string(trim(a)) + rel_name(op) + std::string(trim(b)));
 }
 
 std::string relation_key(std::vector<std::string_view> parts, std::vector<Rel> ops, std::string_view whole, int depth) {
@@ -916,6 +918,7 @@ std::optional<std::string> matrix_arithmetic_key(std::string_view s) {
           for (size_t t = 0; t < detail::kPoints; ++t) {
             detail::Complex acc(0);
             for (size_t q = 0; q < k; ++q) acc += cur.m[i][q][t] * next.m[q][j][t];
+            if (!std::isfinite(acc.real()) || !std::isfinite(acc.imag())) return std::nullopt;
             prod.m[i][j][t] = acc;
           }
       cur = std::move(prod);
@@ -938,8 +941,11 @@ std::optional<std::string> matrix_arithmetic_key(std::string_view s) {
     total.variables = total.variables || sum[t].variables;
     for (size_t i = 0; i < total.m.size(); ++i)
       for (size_t j = 0; j < total.m[i].size(); ++j)
-        for (size_t q = 0; q < detail::kPoints; ++q)
-          total.m[i][j][q] += static_cast<long double>(signs[t]) * sum[t].m[i][j][q];
+        for (size_t q = 0; q < detail::kPoints; ++q) {
+          auto& z = total.m[i][j][q];
+          z += static_cast<long double>(signs[t]) * sum[t].m[i][j][q];
+          if (!std::isfinite(z.real()) || !std::isfinite(z.imag())) return std::nullopt;
+        }
   }
   std::string key = "M[";
   for (size_t i = 0; i < total.m.size(); ++i) {
@@ -1009,8 +1015,12 @@ std::string canon_struct(std::string_view in, int depth) {
   }
   // a \pm b: the set of both
   if (auto e = expand_pm(s); e.size() > 1) return set_key({s}, depth);
-  // words
+  // words (and the short answers that would otherwise read as products: no, on, ...)
   {
+    std::string low;
+    for (char c : s) low += lower(c);
+    for (const char* w : {"no", "yes", "ok", "or", "and", "up", "on", "off"})
+      if (low == w) return text_key(s);
     bool word = false, other = false;
     size_t run = 0;
     for (char c : s) {

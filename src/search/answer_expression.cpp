@@ -72,7 +72,7 @@ Rat inverse(Rat a) {
 
 // Writes n = s^2 * r with r square-free; false when n is too big to factor.
 bool square_free(i128 n, i128& s, i128& r) {
-  if (n <= 0 || n > 10000000000LL) return false;
+  if (n <= 0 || n > 100000000LL) return false;  // 1e4 trial divisions at most
   s = 1;
   r = 1;
   for (i128 p = 2; p * p <= n; ++p) {
@@ -177,9 +177,16 @@ class Parser {
 
   int add(Kind k, std::string text = {}, int a = -1, int b = -1) {
     if (nodes.size() > 4 * kMaxStructuredAnswerBytes) throw ParseFail{};
+    // Chains ("1+1+...", "x!!!...") are left-deep trees the evaluators
+    // recurse through: their depth is capped like bracket nesting.
+    const int d =
+        1 + std::max(a >= 0 ? depth_of_[static_cast<size_t>(a)] : 0, b >= 0 ? depth_of_[static_cast<size_t>(b)] : 0);
+    if (d > 4 * kMaxNesting) throw ParseFail{};
     nodes.push_back({k, std::move(text), a, b});
+    depth_of_.push_back(d);
     return static_cast<int>(nodes.size() - 1);
   }
+  std::vector<int> depth_of_;  // tree depth of each node
   bool skip() {
     const size_t b = i_;
     while (i_ < s_.size() && is_space(s_[i_])) ++i_;
@@ -643,6 +650,29 @@ Poly rat_pow(const Poly& base, long e, Budget& budget) {
 
 // ------------------------------------------------------------ numbers --
 
+// A decimal literal ("12", "0.5", ".25") as long double, whatever the C
+// locale's decimal point (strtold would follow LC_NUMERIC).
+long double literal_float(const std::string& lit) {
+  long double mant = 0;
+  int exp10 = 0, digits = 0;
+  bool frac = false;
+  for (char ch : lit) {
+    if (ch == '.') {
+      frac = true;
+      continue;
+    }
+    if (!is_digit(ch)) throw ParseFail{};
+    if (digits < 19) {
+      mant = mant * 10 + (ch - '0');
+      if (mant != 0) ++digits;
+      if (frac) --exp10;
+    } else if (!frac) {
+      ++exp10;  // digits past the 19th only scale the value
+    }
+  }
+  return mant * std::pow(10.0L, static_cast<long double>(exp10));
+}
+
 constexpr long double kPi = 3.141592653589793238462643383279502884L;
 constexpr long double kE = 2.718281828459045235360287471352662498L;
 
@@ -664,13 +694,14 @@ bool is_numeral(const std::string& name) { return !name.empty() && is_digit(name
 // A symbol's value at point k: the constants \pi, e, i; a base numeral (the
 // same at every point); a variable (a value in [0.35, 1.65) hashed from its
 // name and k). nullopt for \infty and the opaque symbols of exact arithmetic.
-std::optional<Complex> symbol_value(const std::string& name, int k, bool* variable) {
+std::optional<Complex> symbol_value(const std::string& name, int k, bool* variable, bool* numerals = nullptr) {
   if (name == "\\pi") return Complex(kPi);
   if (name == "e") return Complex(kE);
   if (name == "i") return Complex(0, 1);
   if (name.empty() || name[0] == '@' || name == "\\infty") return std::nullopt;
   const bool numeral = is_numeral(name);
   if (!numeral && variable) *variable = true;
+  if (numeral && numerals) *numerals = true;
   const uint64_t h = fnv1a(name, numeral ? 0 : static_cast<uint64_t>(k) + 1);
   return Complex(0.35L + 1.3L * static_cast<long double>(h >> 11) / 9007199254740992.0L);
 }
@@ -718,15 +749,16 @@ class Numeric {
  public:
   Numeric(const std::vector<Node>& nodes, int k, Budget& budget) : n_(nodes), k_(k), budget_(budget) {}
   bool variables = false;
+  bool numerals = false;
 
   Complex eval(int id) {
     const Node& nd = n_[id];
     budget_.spend();
     switch (nd.kind) {
       case Kind::Num:
-        return checked(Complex(std::strtold(nd.text.c_str(), nullptr)));
+        return checked(Complex(literal_float(nd.text)));
       case Kind::Sym: {
-        auto v = symbol_value(nd.text, k_, &variables);
+        auto v = symbol_value(nd.text, k_, &variables, &numerals);
         if (!v) throw ParseFail{};
         return *v;
       }
@@ -798,10 +830,9 @@ class Numeric {
       base = f.substr(u + 1);
       f = f.substr(0, u);
     }
-    if (f == "log" && !base.empty()) {  // \log_b x
-      char* end = nullptr;
-      const long double b = std::strtold(base.c_str(), &end);
-      if (end == base.c_str() || *end != '\0' || b <= 0 || b == 1 || x == Complex(0)) throw ParseFail{};
+    if (f == "log" && !base.empty()) {            // \log_b x
+      const long double b = literal_float(base);  // ParseFail unless a plain number
+      if (b <= 0 || b == 1 || x == Complex(0)) throw ParseFail{};
       return std::log(x) / std::log(b);
     }
     if (!base.empty()) throw ParseFail{};
@@ -829,7 +860,10 @@ std::string number_part(long double v) {
   if (v == 0) return "0";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9Le", v);
-  return buf;
+  std::string out(buf);
+  for (char& c : out)
+    if (c == ',') c = '.';  // a locale's decimal comma: keys do not depend on LC_NUMERIC
+  return out;
 }
 
 }  // namespace
@@ -866,6 +900,7 @@ std::optional<Value> evaluate(std::string_view s) {
       Numeric num(p.nodes, k, budget);
       v.at[static_cast<size_t>(k)] = num.eval(root);
       v.variables = num.variables;
+      v.numerals = num.numerals;
     }
     v.numeric = true;
   } catch (const ParseFail&) {
@@ -876,6 +911,10 @@ std::optional<Value> evaluate(std::string_view s) {
 }
 
 std::optional<std::string> value_key(const Value& v) {
+  if (v.numerals) {  // 204_5: a numeral of its base, compared as written
+    if (v.exact) return "e:" + v.exact->key();
+    return std::nullopt;
+  }
   if (v.numeric && !v.variables) {
     if (v.exact && v.exact->is_constant() && v.exact->constant_value().is_int()) {
       const i128 n = v.exact->constant_value().n;

@@ -83,6 +83,7 @@ struct Poly {
     return p;
   }
   static Poly symbol(const std::string& name) {
+    if (name.size() > 4096) throw ParseFail{};  // opaque names nest their arguments' keys: bounded
     Mono m;
     m.syms[name] = 1;
     Poly p;
@@ -141,6 +142,7 @@ struct Value {
   std::optional<Poly> exact;  // the exact value (opaque symbols where exact arithmetic stops); nullopt on overflow
   bool numeric = false;       // `at` holds the value at each point
   bool variables = false;     // depends on a letter other than the constants \pi, e, i
+  bool numerals = false;      // holds a base numeral (204_5): keyed exactly, never by value
   std::array<Complex, kPoints> at{};
 };
 

@@ -121,6 +121,26 @@ struct Span {
 // LaTeX math spans in order: $$..$$, \[..\] (may hold line breaks), $..$ and \(..\) (one line).
 std::vector<Span> math_spans(std::string_view s) {
   std::vector<Span> out;
+  // The first closer at or after `from` (an escaped \$ is no closer). The
+  // answer for one `from` holds for every later `from` up to it, so each kind
+  // is searched through the text about once: the scan stays linear.
+  struct Cached {
+    size_t from = std::string_view::npos, at = std::string_view::npos;
+  };
+  Cached cache[4];
+  auto closer = [&](std::string_view close, size_t from) {
+    Cached& c = cache[close == "$$" ? 0 : close == "$" ? 1 : close == "\\)" ? 2 : 3];
+    if (c.from != std::string_view::npos && c.from <= from && (c.at == std::string_view::npos || c.at >= from))
+      return c.at;
+    size_t j = from;
+    while (true) {
+      j = s.find(close, j);
+      if (j == std::string_view::npos || close != "$" || s[j - 1] != '\\') break;
+      ++j;  // an escaped \$ inside
+    }
+    c = {from, j};
+    return j;
+  };
   for (size_t i = 0; i < s.size() && out.size() < 4096;) {
     std::string_view open, close;
     if (s.compare(i, 2, "$$") == 0) {
@@ -137,12 +157,7 @@ std::vector<Span> math_spans(std::string_view s) {
       ++i;
       continue;
     }
-    size_t j = i + open.size();
-    while (true) {
-      j = s.find(close, j);
-      if (j == std::string_view::npos || close != "$" || s[j - 1] != '\\') break;
-      ++j;  // an escaped \$ inside
-    }
+    const size_t j = closer(close, i + open.size());
     if (j == std::string_view::npos) {
       i += open.size();
       continue;
@@ -313,7 +328,7 @@ std::optional<Boxed> extract_boxed(std::string_view s) {
         box_end = j;
       }
       if (!got) continue;
-      if (!boxes.empty()) {  // only separators between this box and the later one?
+      if (!boxes.empty()) {                       // only separators between this box and the later one?
         if (box_end > boxes.back().begin) break;  // the later box is inside this one
         std::string gap(s.substr(box_end, boxes.back().begin - box_end));
         for (std::string_view w : {"\\text{and}", "\\text{ and }", "\\text{or}", "\\quad", "\\qquad", "\\,", "and",

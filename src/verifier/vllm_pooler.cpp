@@ -88,19 +88,16 @@ VerifierSpec VerifierSpec::from_vllm_pooler(const std::string& pooler_json, cons
     const auto tok = load_tokenizer(model_dir);
     const std::string tag = token_text(*tok, tag_j->get<int64_t>(), "step_tag_id", where);
     VerifierSpec s;
-    if (!returned.empty()) {
+    if (!returned.empty() && cfg.head == HeadKind::CausalLM) {
+      // LM-head logits of the returned tokens at each tag (Math-Shepherd served by vLLM).
       if (returned.size() < 2) throw ConfigError(where + ": 'returned_token_ids' needs two or more ids");
       for (size_t i = 0; i < returned.size(); ++i)
-        if (returned[i] < 0 || returned[i] >= cfg.vocab_size)
+        if (returned[i] < 0 || (cfg.vocab_size > 0 && returned[i] >= cfg.vocab_size))
           throw ConfigError(where + ": returned_token_ids[" + std::to_string(i) + "] = " + std::to_string(returned[i]) +
                             " is outside the vocabulary (" + std::to_string(cfg.vocab_size) + ")");
-      if (cfg.head == HeadKind::CausalLM) {
-        s = preset("math-shepherd");  // the layout vLLM's docs feed step-tag PRMs
-        s.input.step_separator = " " + tag + "\n";
-        s.input.final_suffix = " " + tag;
-      } else {
-        s = for_architecture(cfg);
-      }
+      s = preset("math-shepherd");  // the layout vLLM's docs feed step-tag PRMs
+      s.input.step_separator = " " + tag + "\n";
+      s.input.final_suffix = " " + tag;
       HeadSpec h;
       h.name = "prm";
       h.type = HeadType::LmCandidates;
@@ -110,8 +107,18 @@ VerifierSpec VerifierSpec::from_vllm_pooler(const std::string& pooler_json, cons
       h.read = ReadAt::Tag;
       s.heads = {h};
     } else {
+      // The model's own head at each tag; returned_token_ids pick its classes
+      // (the first is reported; the softmax covers all of the head's classes).
       s = for_architecture(cfg);
-      for (auto& h : s.heads) h.read = ReadAt::Tag;
+      for (auto& h : s.heads) {
+        h.read = ReadAt::Tag;
+        if (!returned.empty()) {
+          if (returned[0] < 0 || returned[0] > 64)
+            throw ConfigError(where + ": returned_token_ids[0] = " + std::to_string(returned[0]) +
+                              " is not a class of " + cfg.architecture + "'s head");
+          h.class_index = static_cast<int>(returned[0]);
+        }
+      }
       if (s.input.style != TemplateStyle::ChatML && s.input.style != TemplateStyle::Text)
         throw ConfigError(where + ": STEP pooling reads tag tokens, but " + cfg.architecture + "'s template ('" +
                           s.name + "') has no tags; give returned_token_ids or write stepverify.json");

@@ -369,7 +369,23 @@ TEST_CASE("adversarial inputs finish fast", "[answer]") {
       "\\sqrt{9999999967}",
       "33!+34!",
       "\\binom{1000000}{500000}",
+      std::string(2000, '!').insert(0, "x"),  // a left-deep chain of factorials
+      "\\sqrt{9999999967}+\\sqrt{9999999967}+\\sqrt{9999999967}+\\sqrt{9999999967}+\\sqrt{9999999967}",
   };
+  {
+    std::string pm = "1";  // 60 correlated signs: two variants, not 2^60
+    for (int i = 0; i < 60; ++i) pm += i % 2 ? "\\mp 1" : "\\pm 1";
+    inputs.push_back(pm);
+    std::string nest = "x";  // opaque names nesting their arguments' keys
+    for (int i = 0; i < 8; ++i) nest = "(\\sin(" + nest + ")+1)^{16}";
+    inputs.push_back(nest);
+    std::string opens;  // openers without closers: each searched once
+    for (int i = 0; i < 100000; ++i) opens += "\\(";
+    inputs.push_back(opens);
+    std::string lines;  // inline openers whose only closer is far away, lines apart
+    for (int i = 0; i < 50000; ++i) lines += "\\(a\n";
+    inputs.push_back(lines + "\\)");
+  }
   std::string nested_sqrt;
   for (int i = 0; i < 300; ++i) nested_sqrt += "\\sqrt{";
   nested_sqrt += "2" + std::string(300, '}');
