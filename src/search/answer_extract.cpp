@@ -68,9 +68,9 @@ std::string_view first_sentence(std::string_view s) {
 }
 
 // Whether `s` (cleaned) reads as an answer by itself: it has a structured or
-// expression key, or is at most three words.
-// Every part of a structured key must read as an answer too: no plain text
-// ("t:") and no word part ("w:") of more than three words.
+// expression key, or is at most three words; every part of a structured key
+// must read as an answer too (no plain text "t:", no word part "w:" of more
+// than three words).
 bool is_answer(std::string_view s) {
   if (s.size() > 512) return false;
   const std::string key = canonical_answer(s);
@@ -97,6 +97,7 @@ bool prose(std::string_view s) {
     if (s[i] == '$' && s[i - 1] != '\\' && s[i - 1] != '$' && s[i + 1] != '$') return true;
   static const char* const kWords[] = {"is", "of", "be", "to", "in", "so", "we", "it", "an",
                                        "as", "at", "by", "if", "on", "us", "my", "no", "do"};
+  if (s.find(' ') == std::string_view::npos) return false;  // one token ("No", "xy") is no sentence
   for (size_t i = 0; i + 1 < s.size(); ++i) {
     if ((i > 0 && (is_alpha(s[i - 1]) || s[i - 1] == '\\')) || !is_alpha(s[i]) || !is_alpha(s[i + 1])) continue;
     if (i + 2 < s.size() && is_alpha(s[i + 2])) continue;

@@ -347,6 +347,8 @@ const std::vector<Extraction> kExtraction = {
     {"Answer $ \n 9 \n $ and nothing else", "9", "an inline span may not cross lines: the last number"},
     {"x = \\boxed{1 \\pm \\sqrt{19}}.", "1-\\sqrt{19}, 1+\\sqrt{19}", "plus-minus in a box"},
     {"The final answer is Sunday.", "Sunday", "a word answer after a phrase"},
+    {"No", "no", "a gold 'No' is read whole"},
+    {"$\\text{No}$", "no", "a word in text"},
 };
 
 }  // namespace
