@@ -253,7 +253,8 @@ class Parser {
         i_ += c == '/' ? 1 : 1 + cmd.size();
         left = add(Kind::Div, {}, left, signed_power());
       } else if (starts_primary()) {
-        if (nodes[left].kind == Kind::Num && is_digit_or_dot(peek())) throw ParseFail{};  // "2 3"
+        // A number right after a number is no product: "2 3", "4 4/9 2".
+        if (is_digit_or_dot(peek()) && ends_in_digit()) throw ParseFail{};
         left = add(Kind::Mul, {}, left, power());
       } else {
         return left;
@@ -269,6 +270,12 @@ class Parser {
     return power();
   }
   static bool is_digit_or_dot(char c) { return is_digit(c) || c == '.'; }
+  // Whether the text parsed so far ends in a digit (spaces skipped).
+  bool ends_in_digit() const {
+    size_t k = i_;
+    while (k > 0 && is_space(s_[k - 1])) --k;
+    return k > 0 && is_digit(s_[k - 1]);
+  }
   bool starts_primary() {
     const char c = peek();
     if (is_digit_or_dot(c) || is_alpha(c) || c == '(' || c == '{') return true;

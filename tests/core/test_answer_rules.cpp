@@ -347,6 +347,8 @@ const std::vector<Extraction> kExtraction = {
     {"Answer $ \n 9 \n $ and nothing else", "9", "an inline span may not cross lines: the last number"},
     {"x = \\boxed{1 \\pm \\sqrt{19}}.", "1-\\sqrt{19}, 1+\\sqrt{19}", "plus-minus in a box"},
     {"The final answer is Sunday.", "Sunday", "a word answer after a phrase"},
+    {"The answer is 4 4/9.", "40/9", "a mixed number in a sentence"},
+    {"4 4/9 2", "2", "a number after a mixed number is no product: the last number"},
     {"No", "no", "a gold 'No' is read whole"},
     {"$\\text{No}$", "no", "a word in text"},
 };
