@@ -87,4 +87,8 @@ inline std::string replace_all(const std::string& s, std::string_view from, std:
   return out;
 }
 
+// The normalised text of an answer (answer_normalize.cpp): the first stage
+// of MathEquivalence's key.
+std::string normalize_answer(std::string_view answer);
+
 }  // namespace stepverify::detail
