@@ -49,6 +49,9 @@ class STEPVERIFY_API SamplingProposer : public StepProposer {
   std::vector<std::vector<Proposal>> propose_many(const std::string& question,
                                                   const std::vector<std::vector<std::string>>& partials,
                                                   int k) override;
+  /// propose_many(question, partials, 1) at temperature 0.
+  std::vector<Proposal> propose_greedy(const std::string& question,
+                                       const std::vector<std::vector<std::string>>& partials) override;
   /// Tokens run through the policy (prefill and decoding).
   int64_t policy_tokens() const { return policy_tokens_; }
   /// Prompt tokens prefilled (the part of each prompt the cache did not hold).

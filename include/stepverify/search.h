@@ -42,6 +42,9 @@ struct STEPVERIFY_API Proposal {
   std::string text;       ///< the step, without the delimiter
   bool finished = false;  ///< the solution ends with this step (EOS, or a final answer)
   int64_t tokens = 0;     ///< tokens generated for it (budget accounting)
+  /// The policy's log-probability of the step's tokens (their sum; 0 when the
+  /// proposer does not know it). MCTS turns it into a prior.
+  double logprob = 0;
 };
 
 /// The extension point through which a decoding loop proposes next steps.
@@ -55,12 +58,51 @@ class STEPVERIFY_API StepProposer {
   /// propose() for each in order; SamplingProposer decodes them in one batch.
   virtual std::vector<std::vector<Proposal>> propose_many(const std::string& question,
                                                           const std::vector<std::vector<std::string>>& partials, int k);
+  /// The most likely next step of each partial solution (lookahead rollouts
+  /// and MCTS rollouts). The default asks propose(question, steps, 1) of each,
+  /// which is a sample where the proposer samples; SamplingProposer decodes
+  /// all of them greedily in one batch.
+  virtual std::vector<Proposal> propose_greedy(const std::string& question,
+                                               const std::vector<std::vector<std::string>>& partials);
 };
 
 /// How a search picks its answer among finished solutions.
 enum class FinalPick {
   BestScore,     ///< the solution with the highest score
   WeightedVote,  ///< the answer whose equivalence class has the largest total score
+  /// MCTS: from the root, the most visited child until a finished solution
+  /// (ties: the higher mean value); where that path ends unfinished (the budget
+  /// ran out), the most visited finished solution. Other searches: BestScore.
+  MostVisited,
+};
+
+/// How MCTS values a new node.
+enum class MctsEvaluation {
+  /// The ranking head's `aggregate` of the node's step scores: a value head
+  /// (OVM, AlphaMath) with Aggregate::Last, a PRM with Min or Product. Free:
+  /// the scores come with the node.
+  Verifier,
+  /// A greedy rollout (StepProposer::propose_greedy) from the node to a
+  /// finished solution or max_steps, valued as above at its end; each rollout
+  /// is a candidate too. Its proposals count against the budget.
+  Rollout,
+};
+
+/// Options of mcts().
+struct STEPVERIFY_API MctsOptions {
+  /// Exploration weight c of PUCT: a child's selection score is
+  /// Q + c * P * sqrt(N_parent) / (1 + N_child), Q its mean backed-up value,
+  /// P its prior, N visit counts.
+  double c_puct = 1.0;
+  /// Priors: softmax over siblings of their mean token log-probability
+  /// (Proposal::logprob / tokens) divided by this; uniform when the proposer
+  /// reports no log-probabilities.
+  double prior_temperature = 1.0;
+  /// Selections at most (each expands a leaf with `expansions` proposals or
+  /// revisits a finished one); the search also stops when the budget
+  /// (max_proposals, max_generated_tokens) is spent.
+  int iterations = 64;
+  MctsEvaluation evaluation = MctsEvaluation::Verifier;  ///< how a new node is valued
 };
 
 /// How a search scores the children of a step.
@@ -94,7 +136,11 @@ struct STEPVERIFY_API SearchOptions {
   /// step, or min/prod/mean over steps).
   Aggregate aggregate = Aggregate::Last;
   FinalPick final_pick = FinalPick::BestScore;
-  int subtrees = 4;                                 ///< dvts: independent subtrees
+  int subtrees = 4;  ///< dvts: independent subtrees
+  /// lookahead: greedy steps rolled out from each candidate to rank it (0:
+  /// plain beam search).
+  int lookahead_steps = 2;
+  MctsOptions mcts;                                 ///< mcts: selection, evaluation and iterations
   SearchScoring scoring = SearchScoring::Sessions;  ///< how children are scored (same picks, other costs)
   /// Final answers of the solutions (null: DefaultExtractor); not owned.
   const AnswerExtractor* extractor = nullptr;
@@ -109,6 +155,7 @@ struct STEPVERIFY_API SearchCandidate {
   std::vector<double> step_scores;
   double score = 0;  ///< aggregate of step_scores
   bool finished = false;
+  int64_t visits = 0;  ///< mcts: visits of its node (0 for other searches)
 };
 
 /// What a search returns.
@@ -131,6 +178,22 @@ STEPVERIFY_API SearchResult beam_search(const Verifier& verifier, StepProposer& 
 /// Diverse verifier tree search: the budget split over `subtrees` independent
 /// beam searches of width beam_width / subtrees (at least 1).
 STEPVERIFY_API SearchResult dvts(const Verifier& verifier, StepProposer& proposer, const std::string& question,
+                                 const SearchOptions& options = {});
+/// Lookahead search (as search-and-learn's): beam search whose candidates
+/// are ranked by the score of a greedy rollout of `lookahead_steps` further
+/// steps from each (its own score when it is finished or the rollout fails);
+/// the rollouts' proposals count against the budget, and the rollouts only rank.
+STEPVERIFY_API SearchResult lookahead_search(const Verifier& verifier, StepProposer& proposer,
+                                             const std::string& question, const SearchOptions& options = {});
+/// Monte Carlo tree search over steps (AlphaMath, rStar-Math): PUCT selection
+/// with the policy's step probability as the prior (options.mcts), expansion
+/// of a leaf with `expansions` proposals scored together through sessions
+/// forked from the leaf's (a leaf's session is released once it is expanded),
+/// evaluation of every new node (by the verifier or a rollout), backup of the
+/// values along the path (mean values), and the final pick by
+/// options.final_pick (MostVisited, BestScore: the finished solution of the
+/// highest value, or WeightedVote). Finished nodes are candidates.
+STEPVERIFY_API SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::string& question,
                                  const SearchOptions& options = {});
 /// N complete samples (one proposal per step), each scored incrementally;
 /// the pick is the best score (best-of-N) or the weighted vote (weighted SC).

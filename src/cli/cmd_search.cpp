@@ -1,5 +1,5 @@
 // stepverify search --policy DIR --verifier DIR [--spec ...] --input problems.jsonl
-//                   --method best-of-n|wsc|beam|dvts [budget options] --output OUT.jsonl
+//                   --method best-of-n|wsc|beam|dvts|lookahead|mcts [budget options] --output OUT.jsonl
 //
 // Each input line {"question"|"problem": str, "gold"|"answer"?: str, ...} is
 // written back with "search": {"method", "steps", "answer", "score",
@@ -26,10 +26,12 @@
 namespace stepverify::cli {
 
 Run add_search(CLI::App& app) {
-  app.description("Verifier-guided search with a policy model: best-of-N, weighted SC, beam search, DVTS");
+  app.description(
+      "Verifier-guided search with a policy model: best-of-N, weighted SC, beam search, DVTS, lookahead search, "
+      "MCTS");
   // Flags bind straight to the library's options; their defaults are the structs'.
   struct Args {
-    std::string policy, verifier, spec, method = "beam";
+    std::string policy, verifier, spec, method = "beam", pick, evaluation = "verifier";
     JsonlFiles files;
     int n = 16;
   };
@@ -40,8 +42,21 @@ Run add_search(CLI::App& app) {
   app.add_option("--verifier", a->verifier, "verifier checkpoint")->required();
   app.add_option("--spec", a->spec, "verifier spec: preset name or JSON file");
   add_jsonl_flags(app, a->files, "problems JSONL", "results JSONL");
-  app.add_option("--method", a->method, "best-of-n, wsc, beam or dvts")
-      ->check(CLI::IsMember({"best-of-n", "wsc", "beam", "dvts"}));
+  app.add_option("--method", a->method, "best-of-n, wsc, beam, dvts, lookahead or mcts")
+      ->check(CLI::IsMember({"best-of-n", "wsc", "beam", "dvts", "lookahead", "mcts"}));
+  app.add_option("--pick", a->pick,
+                 "final pick: score (the best-scored solution), vote (weighted vote) or visits (mcts: the most "
+                 "visited path); default: vote for wsc, visits for mcts, else score")
+      ->check(CLI::IsMember({"score", "vote", "visits"}));
+  app.add_option("--lookahead", o->lookahead_steps, "lookahead: greedy steps rolled out to rank each candidate");
+  app.add_option("--c-puct", o->mcts.c_puct, "mcts: exploration weight of PUCT");
+  app.add_option("--mcts-iterations", o->mcts.iterations, "mcts: selections at most");
+  app.add_option("--prior-temperature", o->mcts.prior_temperature,
+                 "mcts: priors are a softmax of mean token log-probabilities / this");
+  app.add_option("--evaluation", a->evaluation,
+                 "mcts: how a new node is valued: verifier (the ranking head's aggregate) or rollout (a greedy "
+                 "rollout to the end)")
+      ->check(CLI::IsMember({"verifier", "rollout"}));
   app.add_option("--n", a->n, "samples for best-of-n and wsc");
   app.add_option("--beam-width", o->beam_width, "beams kept per step");
   app.add_option("--expansions", o->expansions, "proposals per beam and step");
@@ -72,7 +87,14 @@ Run add_search(CLI::App& app) {
     vo.spec = a->spec;
     auto verifier = Verifier::load(a->verifier, vo);
     SamplingProposer proposer(policy, *so);
-    o->final_pick = a->method == "wsc" ? FinalPick::WeightedVote : FinalPick::BestScore;
+    const std::string pick = !a->pick.empty()      ? a->pick
+                             : a->method == "wsc"  ? "vote"
+                             : a->method == "mcts" ? "visits"
+                                                   : "score";
+    o->final_pick = pick == "vote"     ? FinalPick::WeightedVote
+                    : pick == "visits" ? FinalPick::MostVisited
+                                       : FinalPick::BestScore;
+    o->mcts.evaluation = a->evaluation == "rollout" ? MctsEvaluation::Rollout : MctsEvaluation::Verifier;
 
     auto in = open_input(a->files);
     auto output = open_output(a->files);
@@ -88,6 +110,10 @@ Run add_search(CLI::App& app) {
         r = beam_search(*verifier, proposer, question, *o);
       else if (a->method == "dvts")
         r = dvts(*verifier, proposer, question, *o);
+      else if (a->method == "lookahead")
+        r = lookahead_search(*verifier, proposer, question, *o);
+      else if (a->method == "mcts")
+        r = mcts(*verifier, proposer, question, *o);
       else
         r = sample_and_rank(*verifier, proposer, question, a->n, *o);
       // Results go under "search", so no field of the input is overwritten.

@@ -76,10 +76,16 @@ std::vector<Proposal> SamplingProposer::decode(KVCache& rows, at::Tensor logits,
   d.skip_special_tokens = true;
   for (int64_t t = 0; t < options_.max_step_tokens; ++t) {
     auto next = detail::sample_logits(logits, options_.sampling, state_->gen);
+    // The policy's own log-probability of each drawn token (temperature 1):
+    // MCTS's prior. The token ending a step (delimiter or EOS) counts.
+    const auto logprob = torch::log_softmax(logits.to(torch::kFloat).cpu(), -1).gather(1, next.view({R, 1})).view({R});
+    const auto lp = logprob.accessor<float, 1>();
+    const auto ids = next.accessor<int64_t, 1>();
     bool all_done = true;
     for (size_t r = 0; r < static_cast<size_t>(R); ++r) {
       if (done[r]) continue;
-      const int64_t id = next[static_cast<int64_t>(r)].item<int64_t>();
+      const int64_t id = ids[static_cast<int64_t>(r)];
+      out[r].logprob += lp[static_cast<int64_t>(r)];
       const bool is_eos = (eos && id == *eos) || std::find(eos_ids.begin(), eos_ids.end(), id) != eos_ids.end();
       if (is_eos) {
         done[r] = true;
@@ -182,6 +188,32 @@ std::vector<std::vector<Proposal>> SamplingProposer::propose_many(const std::str
   auto flat = decode(rows, logits.index_select(0, rep.to(logits.device())), positions.index_select(0, rep.to(dev)));
   std::vector<std::vector<Proposal>> out(static_cast<size_t>(B));
   for (size_t r = 0; r < flat.size(); ++r) out[r / static_cast<size_t>(k)].push_back(std::move(flat[r]));
+  return out;
+}
+
+std::vector<Proposal> SamplingProposer::propose_greedy(const std::string& question,
+                                                       const std::vector<std::vector<std::string>>& partials) {
+  // The same decoding at temperature 0; the options come back however it ends.
+  struct Restore {
+    SamplingParams& target;
+    SamplingParams saved;
+    ~Restore() { target = saved; }
+  } restore{options_.sampling, options_.sampling};
+  options_.sampling.temperature = 0;
+  std::vector<Proposal> out;
+  for (auto& one : propose_many(question, partials, 1)) out.push_back(one.empty() ? Proposal{} : std::move(one[0]));
+  return out;
+}
+
+std::vector<Proposal> StepProposer::propose_greedy(const std::string& question,
+                                                   const std::vector<std::vector<std::string>>& partials) {
+  std::vector<Proposal> out;
+  out.reserve(partials.size());
+  for (const auto& p : partials) {
+    // None proposed: an empty step, which the verifier refuses (the rollout ends there).
+    auto one = propose(question, p, 1);
+    out.push_back(one.empty() ? Proposal{} : std::move(one[0]));
+  }
   return out;
 }
 

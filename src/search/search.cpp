@@ -28,6 +28,9 @@ struct Node {
   std::unique_ptr<ScoringSession> session;
   bool finished = false;
   double rank = 0;
+  size_t origin = 0;   // the index of its parent among those children_of was given
+  double logprob = 0;  // the policy's, of its last step (Proposal::logprob)
+  int64_t tokens = 0;  // tokens of its last step
 };
 
 class Search {
@@ -119,6 +122,9 @@ class Search {
         child.steps.push_back(p.text);
         child.scores = parents[i]->scores;
         child.finished = p.finished || static_cast<int>(child.steps.size()) >= options_.max_steps;
+        child.origin = i;
+        child.logprob = p.logprob;
+        child.tokens = p.tokens;
         children.push_back(std::move(child));
         parent_of.push_back(i);
         texts[i].push_back(p.text);
@@ -191,12 +197,54 @@ class Search {
     return keep;
   }
 
-  void add_candidate(const Node& n, bool finished) {
-    if (n.steps.empty()) return;
-    result_.candidates.push_back({n.steps, n.scores, n.rank, finished});
+  // Adds a candidate scored by its own steps; its index (-1 for the root).
+  long add_candidate(const Node& n, bool finished) {
+    if (n.steps.empty()) return -1;
+    result_.candidates.push_back({n.steps, n.scores, rank_of(n.scores), finished});
+    return static_cast<long>(result_.candidates.size()) - 1;
   }
 
-  SearchResult finish(Clock::time_point t0) {
+  SearchCandidate& candidate(size_t i) { return result_.candidates.at(i); }
+
+  // Greedy rollouts from each of `starts` (StepProposer::propose_greedy, all
+  // starts in one call per step) for at most `steps` steps, each stopping at a
+  // finished node; the end node of each, none where a start is finished or
+  // its first step failed (refused, or the budget spent).
+  std::vector<std::optional<Node>> rollouts(const std::vector<const Node*>& starts, int steps) {
+    std::vector<std::optional<Node>> ends(starts.size());
+    std::vector<size_t> active;
+    for (size_t i = 0; i < starts.size(); ++i)
+      if (!starts[i]->finished) active.push_back(i);
+    for (int t = 0; t < steps && !active.empty() && budget_left(); ++t) {
+      if (options_.max_proposals > 0)
+        active.resize(std::min<size_t>(active.size(), static_cast<size_t>(options_.max_proposals - result_.proposals)));
+      std::vector<const Node*> from;
+      std::vector<std::vector<std::string>> partials;
+      for (size_t i : active) {
+        from.push_back(ends[i] ? &*ends[i] : starts[i]);
+        partials.push_back(from.back()->steps);
+      }
+      auto got = proposer_.propose_greedy(question_, partials);
+      if (got.size() != partials.size())
+        throw Error("search: propose_greedy returned " + std::to_string(got.size()) + " proposals for " +
+                    std::to_string(partials.size()) + " partial solutions");
+      std::vector<std::vector<Proposal>> one_each;
+      for (auto& p : got) one_each.push_back({std::move(p)});
+      auto next = children_of(from, one_each);
+      std::vector<size_t> still;
+      for (auto& n : next) {
+        const size_t i = active[n.origin];
+        const bool finished = n.finished;
+        ends[i] = std::move(n);
+        if (!finished) still.push_back(i);
+      }
+      active = std::move(still);
+    }
+    return ends;
+  }
+
+  // `preferred`: the candidate MostVisited picks (none: BestScore's).
+  SearchResult finish(Clock::time_point t0, std::optional<size_t> preferred = std::nullopt) {
     auto& cands = result_.candidates;
     if (!cands.empty()) {
       // Finished solutions compete; cut ones only when nothing finished.
@@ -212,7 +260,10 @@ class Search {
       so.equivalence = options_.equivalence;
       const auto picked = select_answer(sel, so);
       size_t best = 0;  // index into pool
-      if (options_.final_pick == FinalPick::WeightedVote && picked.weighted_group >= 0) {
+      const auto in_pool = preferred ? std::find(pool.begin(), pool.end(), *preferred) : pool.end();
+      if (options_.final_pick == FinalPick::MostVisited && in_pool != pool.end()) {
+        best = static_cast<size_t>(in_pool - pool.begin());
+      } else if (options_.final_pick == FinalPick::WeightedVote && picked.weighted_group >= 0) {
         // The best-scored member of the heaviest class.
         double top = -INFINITY;
         for (size_t m : picked.groups[picked.weighted_group].members)
@@ -230,6 +281,7 @@ class Search {
   }
 
   const SearchOptions& options() const { return options_; }
+  double rank_of(const std::vector<double>& scores) const { return aggregate(scores, options_.aggregate); }
 
  private:
   // The ranking head's score of the last step of a whole-solution scoring
@@ -239,8 +291,6 @@ class Search {
     auto it = s.heads.find(head_);
     return it != s.heads.end() ? it->second.back() : s.outcome.at(head_);
   }
-
-  double rank_of(const std::vector<double>& scores) const { return aggregate(scores, options_.aggregate); }
 
   const Verifier& verifier_;
   StepProposer& proposer_;
@@ -263,12 +313,21 @@ std::vector<int> proposals_per_beam(const SearchOptions& o, size_t beams, int wi
   return ks;
 }
 
-void run_beam(Search& s, Node root, int width) {
+// Beam search from `root`; with lookahead > 0, each unfinished child is
+// ranked by the end of a greedy rollout of that many steps.
+void run_beam(Search& s, Node root, int width, int lookahead = 0) {
   std::vector<Node> beams;
   beams.push_back(std::move(root));
   for (int depth = 0; depth < s.options().max_steps && !beams.empty() && s.budget_left(); ++depth) {
     auto children = s.expand_all(beams, proposals_per_beam(s.options(), beams.size(), width));
     if (children.empty()) break;
+    if (lookahead > 0) {
+      std::vector<const Node*> starts;
+      for (const auto& c : children) starts.push_back(&c);
+      const auto ends = s.rollouts(starts, lookahead);
+      for (size_t c = 0; c < children.size(); ++c)
+        if (ends[c]) children[c].rank = ends[c]->rank;
+    }
     beams = s.select(std::move(children), width);
   }
   for (const auto& b : beams) s.add_candidate(b, false);
@@ -277,6 +336,35 @@ void run_beam(Search& s, Node root, int width) {
 void check_options(const SearchOptions& o) {
   if (o.beam_width < 1 || o.expansions < 1 || o.max_steps < 1 || o.subtrees < 1)
     throw InputError("search: beam_width, expansions, max_steps and subtrees must be at least 1");
+  if (o.lookahead_steps < 0) throw InputError("search: lookahead_steps must be at least 0");
+  const auto& m = o.mcts;
+  if (!(m.c_puct >= 0) || !std::isfinite(m.c_puct) || !(m.prior_temperature > 0) || m.iterations < 1)
+    throw InputError("mcts: c_puct must be finite and >= 0, prior_temperature > 0, iterations >= 1");
+}
+
+// One node of the MCTS tree.
+struct TreeNode {
+  Node node;
+  long parent = -1;
+  std::vector<size_t> children;
+  double prior = 1;    // P: the policy's probability among its siblings
+  double value = 0;    // its own evaluation
+  double total = 0;    // W: the sum of values backed up through it
+  int64_t visits = 0;  // N
+  bool expanded = false;
+  long candidate = -1;  // its index among the result's candidates (finished nodes)
+  double mean() const { return visits > 0 ? total / static_cast<double>(visits) : 0; }
+};
+
+// Softmax over siblings of their mean token log-probabilities / temperature.
+std::vector<double> priors_of(const std::vector<Node>& kids, double temperature) {
+  std::vector<double> x, p;
+  for (const auto& k : kids) x.push_back(k.logprob / static_cast<double>(std::max<int64_t>(k.tokens, 1)) / temperature);
+  const double top = x.empty() ? 0 : *std::max_element(x.begin(), x.end());
+  double sum = 0;
+  for (double v : x) sum += std::isfinite(v) ? std::exp(v - top) : 0;
+  for (double v : x) p.push_back(sum > 0 && std::isfinite(v) ? std::exp(v - top) / sum : 1.0 / x.size());
+  return p;
 }
 
 }  // namespace
@@ -288,6 +376,114 @@ SearchResult beam_search(const Verifier& verifier, StepProposer& proposer, const
   Search s(verifier, proposer, question, options);
   run_beam(s, s.root(), options.beam_width);
   return s.finish(t0);
+}
+
+SearchResult lookahead_search(const Verifier& verifier, StepProposer& proposer, const std::string& question,
+                              const SearchOptions& options) {
+  check_options(options);
+  const auto t0 = Clock::now();
+  Search s(verifier, proposer, question, options);
+  run_beam(s, s.root(), options.beam_width, options.lookahead_steps);
+  return s.finish(t0);
+}
+
+SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::string& question,
+                  const SearchOptions& options) {
+  check_options(options);
+  const auto t0 = Clock::now();
+  const MctsOptions& m = options.mcts;
+  Search s(verifier, proposer, question, options);
+  std::vector<TreeNode> tree(1);
+  tree[0].node = s.root();
+  // Adds `value` (summed over `count` evaluations) to every node of `path`.
+  auto backup = [&](const std::vector<size_t>& path, double value, int64_t count) {
+    for (size_t i : path) {
+      tree[i].total += value;
+      tree[i].visits += count;
+    }
+  };
+  for (int it = 0; it < m.iterations && s.budget_left(); ++it) {
+    // Selection: PUCT down to a node not yet expanded (or one with no children).
+    std::vector<size_t> path{0};
+    size_t cur = 0;
+    while (tree[cur].expanded && !tree[cur].children.empty()) {
+      const double sqrt_n = std::sqrt(static_cast<double>(std::max<int64_t>(tree[cur].visits, 1)));
+      size_t best = tree[cur].children[0];
+      double best_u = -INFINITY;
+      for (size_t c : tree[cur].children) {
+        const auto& t = tree[c];
+        const double u = t.mean() + m.c_puct * t.prior * sqrt_n / (1.0 + static_cast<double>(t.visits));
+        if (u > best_u) best_u = u, best = c;
+      }
+      cur = best;
+      path.push_back(cur);
+    }
+    if (tree[cur].node.finished || tree[cur].expanded) {
+      // A finished solution (or a dead end) is visited again: its value once more.
+      if (cur == 0) break;  // the question itself has no usable step
+      backup(path, tree[cur].value, 1);
+      continue;
+    }
+    // Expansion: `expansions` proposals, scored together from the leaf's session.
+    auto kids = s.expand(tree[cur].node, options.expansions);
+    tree[cur].expanded = true;
+    tree[cur].node.session.reset();  // its children hold their own prefixes
+    if (kids.empty()) {
+      if (!s.budget_left()) break;
+      backup(path, tree[cur].value, 1);
+      continue;
+    }
+    // Evaluation of each new node.
+    std::vector<double> values;
+    for (const auto& k : kids) values.push_back(k.rank);
+    if (m.evaluation == MctsEvaluation::Rollout) {
+      std::vector<const Node*> starts;
+      for (const auto& k : kids) starts.push_back(&k);
+      const auto ends = s.rollouts(starts, options.max_steps);
+      for (size_t j = 0; j < kids.size(); ++j)
+        if (ends[j]) {
+          values[j] = ends[j]->rank;
+          s.add_candidate(*ends[j], ends[j]->finished);
+        }
+    }
+    const auto priors = priors_of(kids, m.prior_temperature);
+    double sum = 0;
+    for (size_t j = 0; j < kids.size(); ++j) {
+      TreeNode t;
+      t.parent = static_cast<long>(cur);
+      t.prior = priors[j];
+      t.value = t.total = values[j];
+      t.visits = 1;
+      if (kids[j].finished) t.candidate = s.add_candidate(kids[j], true);
+      t.node = std::move(kids[j]);
+      tree[cur].children.push_back(tree.size());
+      tree.push_back(std::move(t));
+      sum += values[j];
+    }
+    // Backup: the path gains every new node's value.
+    backup(path, sum, static_cast<int64_t>(values.size()));
+  }
+  for (auto& t : tree) {
+    if (t.candidate >= 0) s.candidate(static_cast<size_t>(t.candidate)).visits = t.visits;
+    if (!t.node.finished && !t.expanded && t.parent >= 0) s.add_candidate(t.node, false);  // cut
+  }
+  // MostVisited: the most visited child from the root down (ties: the higher
+  // mean); where that path ends unfinished, the most visited finished node.
+  auto more_visited = [&](size_t a, size_t b) {
+    return tree[a].visits != tree[b].visits ? tree[a].visits > tree[b].visits : tree[a].mean() > tree[b].mean();
+  };
+  size_t cur = 0;
+  while (!tree[cur].children.empty())
+    cur = *std::min_element(tree[cur].children.begin(), tree[cur].children.end(), more_visited);
+  long picked = tree[cur].candidate;
+  if (picked < 0) {
+    long best = -1;
+    for (size_t i = 0; i < tree.size(); ++i)
+      if (tree[i].candidate >= 0 && (best < 0 || more_visited(i, static_cast<size_t>(best))))
+        best = static_cast<long>(i);
+    if (best >= 0) picked = tree[static_cast<size_t>(best)].candidate;
+  }
+  return s.finish(t0, picked >= 0 ? std::optional<size_t>(static_cast<size_t>(picked)) : std::nullopt);
 }
 
 SearchResult dvts(const Verifier& verifier, StepProposer& proposer, const std::string& question,

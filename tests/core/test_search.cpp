@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include <torch/torch.h>
+
 #include "test_support.h"
 
 #include "stepverify/errors.h"
@@ -281,4 +283,229 @@ TEST_CASE("the built-in sampler: propose_many decodes partial solutions of diffe
     own += static_cast<int64_t>(policy->tokenizer().encode(text).size());
   }
   CHECK(batched.prefill_tokens() - before < own);
+}
+
+namespace {
+
+// A tree of known texts: child i of a depth-d node is the same text under
+// every parent, with log-probability -(i + 1) per token; depth 3 finishes.
+// Records every call: (parent steps, k), k = 0 for a greedy call.
+struct PriorProposer : StepProposer {
+  std::vector<std::pair<std::vector<std::string>, int>> calls;
+  static std::string text(size_t depth, int i) {
+    if (depth + 1 >= 3) return "The answer is $\\boxed{" + std::to_string(9 + i) + "}$.";
+    return "Step " + std::to_string(depth + 1) + ": " + std::to_string(i + 2) + " + " + std::to_string(depth) + " = " +
+           std::to_string(i + 2 + static_cast<int>(depth)) + ".";
+  }
+  Proposal make(size_t depth, int i) const {
+    Proposal p;
+    p.text = text(depth, i);
+    p.finished = depth + 1 >= 3;
+    p.tokens = 4;
+    p.logprob = -4.0 * (i + 1);
+    return p;
+  }
+  std::vector<Proposal> propose(const std::string&, const std::vector<std::string>& steps, int k) override {
+    calls.push_back({steps, k});
+    std::vector<Proposal> out;
+    for (int i = 0; i < k; ++i) out.push_back(make(steps.size(), i));
+    return out;
+  }
+  std::vector<Proposal> propose_greedy(const std::string&,
+                                       const std::vector<std::vector<std::string>>& partials) override {
+    std::vector<Proposal> out;
+    for (const auto& p : partials) {
+      calls.push_back({p, 0});
+      out.push_back(make(p.size(), 0));
+    }
+    return out;
+  }
+};
+
+std::vector<std::string> plus(std::vector<std::string> steps, const std::string& s) {
+  steps.push_back(s);
+  return steps;
+}
+
+}  // namespace
+
+TEST_CASE("MCTS: selection, backup and expansion order follow PUCT, computed by hand", "[search]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  auto v = Verifier::load(*dir);
+  const std::string q = "What is 5 + 5?";
+  auto value = [&](const std::vector<std::string>& steps) { return v->score(q, steps).step_scores.back(); };
+  SearchOptions o;
+  o.expansions = 3;
+  o.aggregate = Aggregate::Last;  // a value head's reading: the last step's score
+
+  SECTION("c_puct = 0: greedy on mean values; a node's mean counts its own value and its children's") {
+    o.mcts.c_puct = 0;
+    o.mcts.iterations = 3;
+    PriorProposer prop;
+    const auto r = mcts(*v, prop, q, o);
+    REQUIRE(prop.calls.size() == 3);
+    CHECK(prop.calls[0].first.empty());
+    // Iteration 2 expands the best first step.
+    std::vector<double> first(3);
+    for (int i = 0; i < 3; ++i) first[i] = value({PriorProposer::text(0, i)});
+    const int a = static_cast<int>(std::max_element(first.begin(), first.end()) - first.begin());
+    const auto pa = std::vector<std::string>{PriorProposer::text(0, a)};
+    CHECK(prop.calls[1].first == pa);
+    // Iteration 3: a's mean is now (v(a) + its three children) / 4; the best
+    // first step by mean, then (if a) its best child.
+    double sum = first[a], best_child = -1;
+    int bc = 0;
+    for (int j = 0; j < 3; ++j) {
+      const double c = value(plus(pa, PriorProposer::text(1, j)));
+      sum += c;
+      if (c > best_child) best_child = c, bc = j;
+    }
+    std::vector<double> mean = first;
+    mean[a] = sum / 4;
+    const int b = static_cast<int>(std::max_element(mean.begin(), mean.end()) - mean.begin());
+    const auto expected =
+        b == a ? plus(pa, PriorProposer::text(1, bc)) : std::vector<std::string>{PriorProposer::text(0, b)};
+    CHECK(prop.calls[2].first == expected);
+    CHECK(r.proposals == 9);
+  }
+
+  SECTION("a large c_puct follows the prior: the policy's most likely step is expanded first") {
+    o.mcts.c_puct = 1e6;
+    o.mcts.iterations = 2;
+    PriorProposer prop;
+    mcts(*v, prop, q, o);
+    REQUIRE(prop.calls.size() == 2);
+    CHECK(prop.calls[1].first == std::vector<std::string>{PriorProposer::text(0, 0)});
+  }
+
+  SECTION("each node is scored once; the pick by visits and by value") {
+    VerifierOptions vo;
+    vo.prefix_cache_bytes = 0;
+    auto fresh = Verifier::load(*dir, vo);
+    o.mcts.iterations = 40;
+    o.final_pick = FinalPick::MostVisited;
+    PriorProposer prop;
+    const auto r = mcts(*fresh, prop, q, o);
+    int64_t unique = static_cast<int64_t>(fresh->input_template().render(q, {}, true).ids.size());
+    std::set<std::vector<std::string>> nodes;
+    for (const auto& [parent, k] : prop.calls)
+      for (int i = 0; i < k; ++i) {
+        const auto child = plus(parent, PriorProposer::text(parent.size(), i));
+        if (!nodes.insert(child).second) continue;
+        unique += static_cast<int64_t>(fresh->input_template().render(q, child, true).ids.size() -
+                                       fresh->input_template().render(q, parent, true).ids.size());
+      }
+    CHECK(r.verifier_tokens == unique);
+    // Every answer proposed is a finished candidate (3 per expansion at depth 2).
+    size_t finished = 0, answers = 0;
+    for (const auto& c : r.candidates) finished += c.finished;
+    for (const auto& [parent, k] : prop.calls) answers += parent.size() == 2 ? static_cast<size_t>(k) : 0;
+    CHECK(answers >= 3);
+    CHECK(finished == answers);
+    // Visits: the pick is a finished solution at least as visited as each of its siblings.
+    const SearchCandidate* picked = nullptr;
+    for (const auto& c : r.candidates) {
+      if (c.finished) CHECK(c.visits >= 1);
+      if (c.steps == r.steps) picked = &c;
+    }
+    REQUIRE(picked != nullptr);
+    REQUIRE(picked->finished);
+    for (const auto& c : r.candidates)
+      if (c.finished && std::equal(c.steps.begin(), c.steps.end() - 1, picked->steps.begin()))
+        CHECK(c.visits <= picked->visits);
+    // Value: the best-scored finished solution, each score the hand-read value of its last step.
+    o.final_pick = FinalPick::BestScore;
+    PriorProposer again;
+    const auto s = mcts(*fresh, again, q, o);
+    double best = -1;
+    for (const auto& c : s.candidates) {
+      CHECK(c.score == Approx(value(c.steps)).margin(1e-5));
+      if (c.finished) best = std::max(best, c.score);  // cut ones compete only when nothing finished
+    }
+    CHECK(s.score == best);
+  }
+
+  SECTION("a proposal budget stops it; rollouts count against it") {
+    o.max_proposals = 7;
+    o.mcts.evaluation = MctsEvaluation::Rollout;
+    PriorProposer prop;
+    const auto r = mcts(*v, prop, q, o);
+    // 3 first steps, then greedy rollouts: each first step needs 2 more to finish.
+    CHECK(r.proposals == 7);
+    CHECK(prop.calls[0].second == 3);
+    for (size_t c = 1; c < prop.calls.size(); ++c) CHECK(prop.calls[c].second == 0);
+  }
+  CHECK_THROWS_AS(([&] {
+                    SearchOptions bad;
+                    bad.mcts.prior_temperature = 0;
+                    PriorProposer p;
+                    mcts(*v, p, q, bad);
+                  }()),
+                  InputError);
+}
+
+TEST_CASE("lookahead search ranks each candidate by its greedy rollout's score", "[search]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  auto v = Verifier::load(*dir);
+  const std::string q = "What is 5 + 5?";
+  auto value = [&](const std::vector<std::string>& steps) { return v->score(q, steps).step_scores.back(); };
+  SearchOptions o;
+  o.beam_width = 1;
+  o.expansions = 3;
+  o.aggregate = Aggregate::Last;
+  o.lookahead_steps = 1;
+  PriorProposer prop;
+  const auto r = lookahead_search(*v, prop, q, o);
+  // First step: 3 children, each ranked by itself plus the greedy step 2.
+  int a = 0;
+  double best = -1;
+  for (int i = 0; i < 3; ++i) {
+    const double s = value({PriorProposer::text(0, i), PriorProposer::text(1, 0)});
+    if (s > best) best = s, a = i;
+  }
+  REQUIRE(prop.calls.size() >= 3);
+  CHECK(prop.calls[0].second == 3);
+  CHECK(prop.calls[1].second == 0);  // the three rollouts, greedy
+  int after = 1;
+  while (prop.calls[after].second == 0) ++after;
+  CHECK(prop.calls[after].first == std::vector<std::string>{PriorProposer::text(0, a)});
+  CHECK(r.steps.size() == 3);
+  // Rollout proposals are counted: 3 + 3 rollouts, 3 + 3 rollouts, then 3
+  // finished answers (no rollout).
+  CHECK(r.proposals == 15);
+}
+
+TEST_CASE("the built-in sampler reports each step's log-probability under the policy", "[search]") {
+  auto dir = test::fixture("llama_gqa");
+  if (!dir) return;
+  auto policy = Model::load(*dir);
+  SamplerOptions so;
+  so.max_step_tokens = 8;
+  so.final_marker = "";
+  SamplingProposer g(policy, so);
+  const auto p = g.propose_greedy("Ana has 12 coins.", {{}});
+  REQUIRE(p.size() == 1);
+  REQUIRE(p[0].tokens >= 1);
+  // By a full forward over prompt + greedy tokens: the sum of log-softmax of
+  // each generated token (an EOS that ended the step counts too).
+  const auto prompt = policy->tokenizer().encode("Ana has 12 coins.\n");
+  const auto gen = policy->generate_greedy(prompt, p[0].tokens + 1);
+  auto all = prompt;
+  all.insert(all.end(), gen.begin(), gen.end());
+  ForwardInput in;
+  in.input_ids = to_batch(all);
+  const auto lp = torch::log_softmax(policy->logits(policy->forward(in).hidden[0]), -1);
+  auto sum_of = [&](int64_t n) {
+    double s = 0;
+    for (int64_t t = 0; t < n; ++t)
+      s += lp[static_cast<int64_t>(prompt.size()) - 1 + t][gen[static_cast<size_t>(t)]].item<double>();
+    return s;
+  };
+  const auto eos = policy->tokenizer().special_tokens().eos_id;
+  const bool ended_by_eos =
+      p[0].finished && p[0].tokens < so.max_step_tokens && eos && gen[static_cast<size_t>(p[0].tokens)] == *eos;
+  CHECK(p[0].logprob == Approx(sum_of(p[0].tokens + (ended_by_eos ? 1 : 0))).margin(1e-4));
+  CHECK(p[0].logprob < 0);
 }
