@@ -19,7 +19,9 @@
 // and at an equal budget of N proposals per problem: greedy, majority@N, ORM
 // best-of-N, PRM weighted self-consistency@N, and step-level beam search
 // guided by the PRM and by the OVM (beam_width x expansions = N proposals at
-// every step, the first included).
+// every step, the first included); then, each problem at the proposals
+// beam_prm made on it, lookahead search with the PRM and MCTS with the OVM
+// and with the PRM as the value.
 //
 // Thread safety: reentrant; run_demo uses `threads` worker threads internally.
 // The option and report structs are plain values.
@@ -34,6 +36,7 @@
 #include <vector>
 
 #include "demo/arithmetic.h"
+#include "stepverify/search.h"
 #include "stepverify/train/training.h"
 
 namespace stepverify {
@@ -192,6 +195,22 @@ struct DemoOptions {
   /// OVM step values -> the score of a beam. "last": the value of the
   /// partial solution, as OVM reads it (the comparison with min is in README.md).
   Aggregate ovm_aggregate = Aggregate::Last;
+  /// lookahead_prm: greedy steps rolled out from each candidate to rank it.
+  int lookahead_steps = 1;
+  /// mcts_ovm, mcts_prm: proposals per expanded node (each problem's budget
+  /// is the proposals beam_prm made on it).
+  int mcts_expansions = 4;
+  /// mcts_ovm, mcts_prm: PUCT, priors, evaluation (iterations: the budget
+  /// binds first). c_puct 2 was chosen on the dev set over 0.5, 1 and 4.
+  MctsOptions mcts = [] {
+    MctsOptions m;
+    m.c_puct = 2;
+    m.iterations = 100000;
+    return m;
+  }();
+  /// mcts_ovm, mcts_prm: the final pick (by value: the best-scored finished
+  /// solution; on the dev set within a problem of MostVisited).
+  FinalPick mcts_pick = FinalPick::BestScore;
   /// When set, the N samples per problem are written here in the `eval bon`
   /// format (question, solution text, ORM score, PRM step scores, exact step
   /// labels, gold answer).

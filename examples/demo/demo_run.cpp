@@ -149,17 +149,12 @@ DemoReport run_demo(const DemoOptions& o) {
   add("prm_best_of_" + tag,
       {static_cast<double>(prm_best_ok) / P, score_tokens, sample_tokens, sample_seconds + score_seconds});
 
-  // Step-level beam search guided by one head, problems spread over threads.
-  for (const std::string head : {"prm", "ovm"}) {
-    SearchOptions so;
-    so.beam_width = o.beam_width;
-    so.expansions = o.expansions;
-    so.constant_step_budget = o.constant_step_budget;
-    so.head = head;
-    so.aggregate = head == "prm" ? o.prm_aggregate : o.ovm_aggregate;
-    so.max_steps = 10;
+  // Verifier-guided searches, problems spread over threads; each returns the
+  // proposals it made per problem (so later rows can be given the same budget).
+  auto searched = [&](const std::string& name, const auto& search_one) {
     std::atomic<size_t> next{0};
     std::atomic<int64_t> ok{0}, vtok{0}, gtok{0};
+    std::vector<int64_t> proposals(P, 0);
     const auto tb = clock_type::now();
     const BlasThreadsScope one_blas_thread_per_worker(o.threads > 1 ? 1 : 0);
     std::vector<std::thread> workers;
@@ -176,10 +171,11 @@ DemoReport run_demo(const DemoOptions& o) {
             // Seeded per problem, so results do not depend on which thread ran it.
             sopt.sampling.seed = o.seed + 100 + i;
             SamplingProposer proposer(policy, sopt);
-            auto r = beam_search(*verifier, proposer, problems[i].question, so);
+            const SearchResult r = search_one(proposer, i);
             ok += right(problems[i], r.answer.empty() ? std::nullopt : std::optional<std::string>(r.answer));
             vtok += r.verifier_tokens;
             gtok += r.generated_tokens;
+            proposals[i] = r.proposals;
           }
         } catch (...) {
           std::lock_guard<std::mutex> lock(failure_mu);
@@ -189,7 +185,47 @@ DemoReport run_demo(const DemoOptions& o) {
       });
     for (auto& w : workers) w.join();
     if (failure) std::rethrow_exception(failure);
-    add("beam_" + head, {static_cast<double>(ok.load()) / P, vtok.load(), gtok.load(), since(tb)});
+    add(name, {static_cast<double>(ok.load()) / P, vtok.load(), gtok.load(), since(tb)});
+    return proposals;
+  };
+  auto search_options = [&](const std::string& head) {
+    SearchOptions so;
+    so.beam_width = o.beam_width;
+    so.expansions = o.expansions;
+    so.constant_step_budget = o.constant_step_budget;
+    so.head = head;
+    so.aggregate = head == "prm" ? o.prm_aggregate : o.ovm_aggregate;
+    so.max_steps = 10;
+    return so;
+  };
+  // Step-level beam search guided by one head.
+  std::vector<int64_t> beam_budget;
+  for (const std::string head : {"prm", "ovm"}) {
+    const SearchOptions so = search_options(head);
+    auto used = searched(
+        "beam_" + head, [&](StepProposer& p, size_t i) { return beam_search(*verifier, p, problems[i].question, so); });
+    if (head == "prm") beam_budget = std::move(used);
+  }
+  // Lookahead search and MCTS, each problem at the proposals beam_prm made on it.
+  {
+    SearchOptions so = search_options("prm");
+    so.lookahead_steps = o.lookahead_steps;
+    searched("lookahead_prm", [&](StepProposer& p, size_t i) {
+      SearchOptions mine = so;
+      mine.max_proposals = beam_budget[i];
+      return lookahead_search(*verifier, p, problems[i].question, mine);
+    });
+  }
+  for (const std::string head : {"ovm", "prm"}) {
+    SearchOptions so = search_options(head);
+    so.expansions = o.mcts_expansions;
+    so.mcts = o.mcts;
+    so.final_pick = o.mcts_pick;
+    searched("mcts_" + head, [&](StepProposer& p, size_t i) {
+      SearchOptions mine = so;
+      mine.max_proposals = beam_budget[i];
+      return mcts(*verifier, p, problems[i].question, mine);
+    });
   }
 
   if (!o.candidates_out.empty()) {

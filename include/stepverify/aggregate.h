@@ -25,12 +25,13 @@ enum class Aggregate {
   Mean,           ///< arithmetic mean ("mean")
   Last,           ///< the last step's score ("last")
   GeometricMean,  ///< exp of the mean log score ("geomean")
+  Sum,            ///< the sum ("sum"): an implicit PRM's value of a prefix (its step rewards add up)
 };
 
 /// Parses "min", "max", "prod" / "product", "mean", "last", "geomean" /
-/// "geometric_mean"; throws ConfigError naming the value.
+/// "geometric_mean", "sum"; throws ConfigError naming the value.
 STEPVERIFY_API Aggregate parse_aggregate(std::string_view name);
-/// The short name parse_aggregate reads ("min", "max", "prod", "mean", "last", "geomean").
+/// The short name parse_aggregate reads ("min", "max", "prod", "mean", "last", "geomean", "sum").
 STEPVERIFY_API const char* aggregate_name(Aggregate how);
 /// Applies `how` to `scores` (left to right); NaN when `scores` is empty.
 STEPVERIFY_API double aggregate(const std::vector<double>& scores, Aggregate how);

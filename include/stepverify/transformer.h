@@ -130,7 +130,13 @@ TORCH_MODULE(Decoder);
 class STEPVERIFY_API TransformerImpl : public torch::nn::Module {
  public:
   TransformerImpl(const ModelConfig& config, bool with_lm_head, c10::Device device);
-  ForwardOutput forward(const ForwardInput& input) const;
+  /// With `companion` (a model of the same cache geometry, dtype, vocabulary
+  /// and sliding window), the companion runs in lockstep over the same
+  /// tokens, positions and masks, its keys and values in cache layers
+  /// [num_hidden_layers, num_hidden_layers + its layers); the hidden state
+  /// returned is [..., hidden + the companion's hidden] (an implicit PRM's two
+  /// LMs in one cache: sessions, forks and tree attention serve both).
+  ForwardOutput forward(const ForwardInput& input, const TransformerImpl* companion = nullptr) const;
   /// Float32 logits [..., vocab] from hidden states.
   at::Tensor logits(const at::Tensor& hidden) const;
   bool has_lm_head() const { return !lm_head.is_empty(); }

@@ -9,7 +9,8 @@
 // each preset's source and an example input string.
 //
 // JSON form (stepverify.json beside a checkpoint, or any file):
-//   {"name": "...",
+//   {"name": "...", "kind": "heads"|"implicit",
+//    "reference": str, "beta": num, "reduction": "sum"|"mean"|"min",   (implicit)
 //    "template": {"style": "chatml"|"text"|"tokens", "system": str,
 //                 "question_prefix": str, "question_suffix": str,
 //                 "step_separator": str, "final_suffix": str, "step_tag": str,
@@ -47,7 +48,11 @@ enum class BosPolicy { Auto, Yes, No, Text };
 /// What a head's score means.
 enum class HeadMeaning { Prm, Orm, Ovm, Sorm };
 /// How a head turns hidden states into scores; see HeadSpec::type.
-enum class HeadType { Linear, Mlp, LmCandidates, Ovm };
+enum class HeadType { Linear, Mlp, LmCandidates, Ovm, Implicit };
+/// What a verifier is; see VerifierSpec::kind.
+enum class VerifierKind { Heads, Implicit };
+/// How an implicit PRM's token rewards become a step's reward.
+enum class TokenReduction { Sum, Mean, Min };
 /// The function applied to a head's outputs.
 enum class Activation { Softmax, Sigmoid, Tanh, None };
 /// Where a head reads; see HeadSpec::read.
@@ -66,6 +71,8 @@ STEPVERIFY_API const char* to_string(Activation v);
 STEPVERIFY_API const char* to_string(ReadAt v);
 STEPVERIFY_API const char* to_string(HeadFeatures v);
 STEPVERIFY_API const char* to_string(LogprobSpan v);
+STEPVERIFY_API const char* to_string(VerifierKind v);
+STEPVERIFY_API const char* to_string(TokenReduction v);
 
 /// How (question, steps) become token ids.
 struct STEPVERIFY_API TemplateSpec {
@@ -114,7 +121,8 @@ struct STEPVERIFY_API HeadSpec {
   /// "lm_candidates": softmax over the LM-head logits of `candidates`;
   /// "mlp": weights.0 [H,H] + bias, ReLU, weights.2 [C,H] + bias;
   /// "linear": weights.weight [C,H] (+ weights.bias);
-  /// "ovm": gain [1], bias [1], vscore_head.weight [1,H]: w . (gain * h + bias).
+  /// "ovm": gain [1], bias [1], vscore_head.weight [1,H]: w . (gain * h + bias);
+  /// "implicit": no weights, the implicit PRM's step reward (VerifierSpec::implicit).
   HeadType type = HeadType::Linear;
   std::string weights = "score";  ///< tensor-name prefix in the checkpoint or `file`
   std::string file;               ///< separate .safetensors or torch.save file (relative to the checkpoint)
@@ -154,9 +162,31 @@ struct STEPVERIFY_API HeadSpec {
   }
 };
 
+/// An implicit PRM (PRIME, arXiv 2412.01981): two causal LMs of one
+/// architecture, a tuned one (the checkpoint) and its reference. Token t's
+/// reward is beta * (log p(y_t | y_<t) - log p_ref(y_t | y_<t)); a step's
+/// reward is the reduction of its tokens' rewards (its separator included);
+/// a prefix's value is the sum of its steps' rewards (Aggregate::Sum).
+struct STEPVERIFY_API ImplicitSpec {
+  /// The reference LM's checkpoint directory, relative to the verifier's
+  /// checkpoint (or absolute). Its tokenizer is not read: the two models
+  /// share the checkpoint's (same vocabulary, checked).
+  std::string reference;
+  double beta = 0.05;                              ///< the reward scale (PRIME's default)
+  TokenReduction reduction = TokenReduction::Sum;  ///< token rewards -> step reward
+};
+
 /// A verifier: template plus heads.
 struct STEPVERIFY_API VerifierSpec {
   std::string name;
+  /// "heads": heads over one backbone (the default). "implicit": an implicit
+  /// PRM (`implicit`); its one head (type "implicit", named "implicit",
+  /// read at each step end) is made when `heads` is not given, and its
+  /// template defaults to the tokens style: [BOS] + question + "\n", then
+  /// each step encoded alone and ended by "\n" (set "template" to match how
+  /// the two LMs were trained, e.g. a chat template's turns).
+  VerifierKind kind = VerifierKind::Heads;
+  ImplicitSpec implicit;  ///< kind "implicit" only
   TemplateSpec input;
   std::vector<HeadSpec> heads;
 

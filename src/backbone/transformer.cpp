@@ -213,7 +213,7 @@ at::Tensor TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t past
   return mask.view({mask.size(0), 1, 1, T, S});
 }
 
-ForwardOutput TransformerImpl::forward(const ForwardInput& in) const {
+ForwardOutput TransformerImpl::forward(const ForwardInput& in, const TransformerImpl* companion) const {
   const auto& c = config_;
   const auto dev = model->norm->weight.device();
   const auto dtype = model->norm->weight.scalar_type();
@@ -272,6 +272,14 @@ ForwardOutput TransformerImpl::forward(const ForwardInput& in) const {
   }
   out.hidden = model->norm->forward(h);
   if (in.output_hidden_states) out.hidden_states.push_back(out.hidden);
+  if (companion) {
+    const auto& cc = companion->config_;
+    auto [ccos, csin] = companion->rope_.cos_sin(pos, dtype);
+    auto hc = companion->model->embed_tokens->weight.index_select(0, ids.reshape({-1})).view({B, T, cc.hidden_size});
+    for (int64_t i = 0; i < cc.num_hidden_layers; ++i)
+      hc = companion->model->layer_list[i]->forward(hc, ccos, csin, mask, in.cache, c.num_hidden_layers + i);
+    out.hidden = torch::cat({out.hidden, companion->model->norm->forward(hc)}, -1);
+  }
   if (in.cache) in.cache->commit();
   return out;
 }

@@ -2,7 +2,7 @@
 //   A line with "text" gets "answer" (the extracted answer, or null); a line
 //   with "a" and "b" gets "equal" (bool, MathEquivalence). Both may apply.
 //
-// stepverify vote --input IN.jsonl --output OUT.jsonl [--aggregate min|max|prod|mean|last|geomean]
+// stepverify vote --input IN.jsonl --output OUT.jsonl [--aggregate min|max|prod|mean|last|geomean|sum]
 //   Each line {"id": any, "gold"?: str, "candidates": [{"text"?: str,
 //   "answer"?: str, "score"?: float, "step_scores"?: [float]}]} is written back
 //   with "majority", "weighted" and "best" (answers or null) and, with a gold

@@ -14,8 +14,8 @@ namespace stepverify::cli {
 
 Run add_demo(CLI::App& app) {
   app.description(
-      "Compare greedy, majority, ORM best-of-N, PRM weighted SC and PRM/OVM beam search on the shipped "
-      "models (held-out arithmetic problems, equal budget)");
+      "Compare greedy, majority, ORM best-of-N, PRM weighted SC, PRM/OVM beam search, lookahead search and "
+      "MCTS on the shipped models (held-out arithmetic problems, equal budget)");
   auto o = std::make_shared<DemoOptions>();
   auto json = std::make_shared<bool>(false);
   app.add_option("--models", o->models_dir, "directory holding policy/ and verifier/ (default: models)");
@@ -42,6 +42,14 @@ Run add_demo(CLI::App& app) {
   add_aggregate_flag(app, "--prm-aggregate", o->prm_aggregate, "PRM step scores -> solution and beam score");
   add_aggregate_flag(app, "--ovm-aggregate", o->ovm_aggregate,
                      "OVM step values -> beam score (last: the value of the partial solution, as OVM reads it)");
+  app.add_option("--lookahead", o->lookahead_steps, "lookahead_prm: greedy steps rolled out per candidate (default 1)");
+  app.add_option("--mcts-expansions", o->mcts_expansions, "mcts rows: proposals per expanded node (default 4)");
+  app.add_option("--c-puct", o->mcts.c_puct, "mcts rows: exploration weight of PUCT (default 2)");
+  app.add_option("--prior-temperature", o->mcts.prior_temperature,
+                 "mcts rows: priors are a softmax of mean token log-probabilities / this (default 1)");
+  app.add_option("--mcts-pick", o->mcts_pick, "mcts rows: the final pick, value (default) or visits")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, FinalPick>{{"visits", FinalPick::MostVisited}, {"value", FinalPick::BestScore}}));
   app.add_flag("--json", *json, "print the figures as one JSON object");
   add_load_flags(app, o->load);
   app.add_option("--candidates", o->candidates_out,

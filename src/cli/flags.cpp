@@ -49,7 +49,7 @@ void add_load_flags(CLI::App& app, LoadOptions& options) {
 CLI::Option* add_aggregate_flag(CLI::App& app, const std::string& name, Aggregate& target, const std::string& help) {
   auto* opt = app.add_option_function<std::string>(
       name, [&target](const std::string& v) { target = parse_aggregate(v); },
-      fmt::format("{} (min, max, prod, mean, last, geomean; default {})", help, aggregate_name(target)));
+      fmt::format("{} (min, max, prod, mean, last, geomean, sum; default {})", help, aggregate_name(target)));
   opt->check(CLI::Validator(
       [](std::string& v) {
         try {

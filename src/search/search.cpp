@@ -58,10 +58,11 @@ class Search {
     return true;
   }
 
-  // The children of `parent`: up to `k` proposals, each scored.
-  std::vector<Node> expand(const Node& parent, int k) {
+  // The children of `parent`: up to `k` proposals, each scored, less those
+  // whose text is in `exclude` (counted, not scored).
+  std::vector<Node> expand(const Node& parent, int k, std::set<std::string> exclude = {}) {
     if (!budget_left()) return {};
-    return children_of(parent, proposer_.propose(question_, parent.steps, k));
+    return children_of({&parent}, {proposer_.propose(question_, parent.steps, k)}, {std::move(exclude)});
   }
 
   // The children of every node in `parents` (best first), parent i asking for
@@ -100,14 +101,13 @@ class Search {
     return children_of(asking, proposals);
   }
 
-  std::vector<Node> children_of(const Node& parent, const std::vector<Proposal>& proposals) {
-    return children_of({&parent}, {proposals});
-  }
-
   // The children of several parents, all scored together (one forward with
   // sessions, one padded batch when re-scoring in batches).
+  // exclude[i] (when given): texts parent i already has as children.
   std::vector<Node> children_of(const std::vector<const Node*>& parents,
-                                const std::vector<std::vector<Proposal>>& proposals) {
+                                const std::vector<std::vector<Proposal>>& proposals,
+                                std::vector<std::set<std::string>> exclude = {}) {
+    exclude.resize(parents.size());
     std::vector<Node> children;
     std::vector<size_t> parent_of;
     std::vector<std::vector<std::string>> texts(parents.size());
@@ -116,7 +116,7 @@ class Search {
       for (const auto& p : proposals[i]) {
         result_.proposals += 1;
         result_.generated_tokens += p.tokens;
-        if (options_.dedup && !seen.insert(p.text).second) continue;
+        if (exclude[i].count(p.text) || (options_.dedup && !seen.insert(p.text).second)) continue;
         Node child;
         child.steps = parents[i]->steps;
         child.steps.push_back(p.text);
@@ -352,14 +352,16 @@ struct TreeNode {
   double total = 0;    // W: the sum of values backed up through it
   int64_t visits = 0;  // N
   bool expanded = false;
-  long candidate = -1;  // its index among the result's candidates (finished nodes)
+  bool saturated = false;  // asked again, it proposed nothing new
+  long candidate = -1;     // its index among the result's candidates (finished nodes)
   double mean() const { return visits > 0 ? total / static_cast<double>(visits) : 0; }
 };
 
 // Softmax over siblings of their mean token log-probabilities / temperature.
-std::vector<double> priors_of(const std::vector<Node>& kids, double temperature) {
+std::vector<double> priors_of(const std::vector<const Node*>& kids, double temperature) {
   std::vector<double> x, p;
-  for (const auto& k : kids) x.push_back(k.logprob / static_cast<double>(std::max<int64_t>(k.tokens, 1)) / temperature);
+  for (const auto* k : kids)
+    x.push_back(k->logprob / static_cast<double>(std::max<int64_t>(k->tokens, 1)) / temperature);
   const double top = x.empty() ? 0 : *std::max_element(x.begin(), x.end());
   double sum = 0;
   for (double v : x) sum += std::isfinite(v) ? std::exp(v - top) : 0;
@@ -402,6 +404,51 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
       tree[i].visits += count;
     }
   };
+  const size_t width = static_cast<size_t>(options.expansions);
+  // Expands tree[at] with `expansions` proposals scored together from its
+  // session; proposals equal to a child it has are dropped. The new nodes are
+  // evaluated and their values backed up along `path` (root .. at). Returns
+  // how many were added.
+  auto expand = [&](size_t at, const std::vector<size_t>& path) {
+    std::set<std::string> have;
+    for (size_t c : tree[at].children) have.insert(tree[c].node.steps.back());
+    auto kids = s.expand(tree[at].node, options.expansions, std::move(have));
+    tree[at].expanded = true;
+    if (kids.empty()) tree[at].saturated = true;  // nothing new comes from it
+    std::vector<double> values;
+    for (const auto& k : kids) values.push_back(k.rank);
+    if (m.evaluation == MctsEvaluation::Rollout) {
+      std::vector<const Node*> starts;
+      for (const auto& k : kids) starts.push_back(&k);
+      const auto ends = s.rollouts(starts, options.max_steps);
+      for (size_t j = 0; j < kids.size(); ++j)
+        if (ends[j]) {
+          values[j] = ends[j]->rank;
+          s.add_candidate(*ends[j], ends[j]->finished);
+        }
+    }
+    double sum = 0;
+    for (size_t j = 0; j < kids.size(); ++j) {
+      TreeNode t;
+      t.parent = static_cast<long>(at);
+      t.value = t.total = values[j];
+      t.visits = 1;
+      if (kids[j].finished) t.candidate = s.add_candidate(kids[j], true);
+      t.node = std::move(kids[j]);
+      tree[at].children.push_back(tree.size());
+      tree.push_back(std::move(t));
+      sum += values[j];
+    }
+    // Priors over all its children, old and new.
+    std::vector<const Node*> siblings;
+    for (size_t c : tree[at].children) siblings.push_back(&tree[c].node);
+    const auto priors = priors_of(siblings, m.prior_temperature);
+    for (size_t j = 0; j < siblings.size(); ++j) tree[tree[at].children[j]].prior = priors[j];
+    // A full or saturated node is expanded no more: its children hold their own prefixes.
+    if (tree[at].saturated || tree[at].children.size() >= width) tree[at].node.session.reset();
+    backup(path, sum, static_cast<int64_t>(values.size()));
+    return values.size();
+  };
   for (int it = 0; it < m.iterations && s.budget_left(); ++it) {
     // Selection: PUCT down to a node not yet expanded (or one with no children).
     std::vector<size_t> path{0};
@@ -418,54 +465,34 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
       cur = best;
       path.push_back(cur);
     }
-    if (tree[cur].node.finished || tree[cur].expanded) {
-      // A finished solution (or a dead end) is visited again: its value once more.
-      if (cur == 0) break;  // the question itself has no usable step
-      backup(path, tree[cur].value, 1);
+    if (!tree[cur].node.finished && !tree[cur].expanded) {
+      expand(cur, path);  // a new leaf
       continue;
     }
-    // Expansion: `expansions` proposals, scored together from the leaf's session.
-    auto kids = s.expand(tree[cur].node, options.expansions);
-    tree[cur].expanded = true;
-    tree[cur].node.session.reset();  // its children hold their own prefixes
-    if (kids.empty()) {
-      if (!s.budget_left()) break;
-      backup(path, tree[cur].value, 1);
+    // A finished solution or a dead end. Where proposals collapsed (a policy
+    // sure of its step proposes one text k times), the deepest node on the
+    // path with fewer than `expansions` children is widened instead: asked
+    // again, until a call brings nothing new.
+    size_t widen = path.size();
+    for (size_t d = path.size(); d-- > 0;) {
+      const auto& t = tree[path[d]];
+      if (!t.node.finished && !t.saturated && t.children.size() < width) {
+        widen = d;
+        break;
+      }
+    }
+    if (widen < path.size()) {
+      path.resize(widen + 1);
+      expand(path[widen], path);
       continue;
     }
-    // Evaluation of each new node.
-    std::vector<double> values;
-    for (const auto& k : kids) values.push_back(k.rank);
-    if (m.evaluation == MctsEvaluation::Rollout) {
-      std::vector<const Node*> starts;
-      for (const auto& k : kids) starts.push_back(&k);
-      const auto ends = s.rollouts(starts, options.max_steps);
-      for (size_t j = 0; j < kids.size(); ++j)
-        if (ends[j]) {
-          values[j] = ends[j]->rank;
-          s.add_candidate(*ends[j], ends[j]->finished);
-        }
-    }
-    const auto priors = priors_of(kids, m.prior_temperature);
-    double sum = 0;
-    for (size_t j = 0; j < kids.size(); ++j) {
-      TreeNode t;
-      t.parent = static_cast<long>(cur);
-      t.prior = priors[j];
-      t.value = t.total = values[j];
-      t.visits = 1;
-      if (kids[j].finished) t.candidate = s.add_candidate(kids[j], true);
-      t.node = std::move(kids[j]);
-      tree[cur].children.push_back(tree.size());
-      tree.push_back(std::move(t));
-      sum += values[j];
-    }
-    // Backup: the path gains every new node's value.
-    backup(path, sum, static_cast<int64_t>(values.size()));
+    // Nothing to widen: the finished solution is visited again (its value once more).
+    if (cur == 0) break;  // the question itself has no usable step
+    backup(path, tree[cur].value, 1);
   }
   for (auto& t : tree) {
     if (t.candidate >= 0) s.candidate(static_cast<size_t>(t.candidate)).visits = t.visits;
-    if (!t.node.finished && !t.expanded && t.parent >= 0) s.add_candidate(t.node, false);  // cut
+    if (!t.node.finished && t.children.empty() && t.parent >= 0) s.add_candidate(t.node, false);  // cut
   }
   // MostVisited: the most visited child from the root down (ties: the higher
   // mean); where that path ends unfinished, the most visited finished node.

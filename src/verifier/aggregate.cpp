@@ -16,7 +16,9 @@ Aggregate parse_aggregate(std::string_view name) {
   if (name == "mean") return Aggregate::Mean;
   if (name == "last") return Aggregate::Last;
   if (name == "geomean" || name == "geometric_mean") return Aggregate::GeometricMean;
-  throw ConfigError("unknown aggregate '" + std::string(name) + "'; expected min, max, prod, mean, last or geomean");
+  if (name == "sum") return Aggregate::Sum;
+  throw ConfigError("unknown aggregate '" + std::string(name) +
+                    "'; expected min, max, prod, mean, last, geomean or sum");
 }
 
 const char* aggregate_name(Aggregate how) {
@@ -33,6 +35,8 @@ const char* aggregate_name(Aggregate how) {
       return "last";
     case Aggregate::GeometricMean:
       return "geomean";
+    case Aggregate::Sum:
+      return "sum";
   }
   return "?";
 }
@@ -60,6 +64,11 @@ double aggregate(const std::vector<double>& v, Aggregate how) {
       double logs = 0;
       for (double x : v) logs += std::log(x);
       return std::exp(logs / static_cast<double>(v.size()));
+    }
+    case Aggregate::Sum: {
+      double s = 0;
+      for (double x : v) s += x;
+      return s;
     }
   }
   return v.back();

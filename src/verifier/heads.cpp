@@ -174,10 +174,26 @@ at::Tensor Head::scores(const at::Tensor& hidden) const {
   return s.to(torch::kDouble).cpu();
 }
 
+namespace {
+
+// An implicit PRM's head: its input is the step reward itself, [N, 1]
+// (Verifier::Impl::head_inputs reduces the tokens' log-ratios).
+class ImplicitHead : public Head {
+ public:
+  using Head::Head;
+  at::Tensor outputs(const at::Tensor& rewards) const override { return rewards.to(torch::kFloat); }
+};
+
+}  // namespace
+
 std::shared_ptr<const Head> make_head(const HeadSpec& spec, const Checkpoint& ckpt, const std::filesystem::path& dir,
                                       const Model& model) {
   const int64_t H = model.config().hidden_size;
   const auto dev = model.device();
+  if (spec.type == HeadType::Implicit) {
+    if (!model.has_lm_head()) throw ConfigError("head '" + spec.name + "': an implicit PRM needs a causal LM");
+    return std::make_shared<ImplicitHead>(spec);
+  }
   if (spec.type == HeadType::LmCandidates) return std::make_shared<CandidatesHead>(spec, model);
   WeightSource src(spec, ckpt, dir);
   if (spec.type == HeadType::Mlp) return std::make_shared<MlpHead>(spec, src, H, dev);

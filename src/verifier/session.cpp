@@ -104,18 +104,18 @@ ScoringSession::ScoringSession(std::shared_ptr<const Verifier> verifier, std::st
     : verifier_(std::move(verifier)), question_(std::move(question)) {
   const auto r = detail::verifier_impl(*verifier_).render(question_, {}, true);
   detail::verifier_impl(*verifier_).check_length(static_cast<int64_t>(r.ids.size()), "the question");
-  const auto& model = verifier_->model();
+  const auto& impl = detail::verifier_impl(*verifier_);
   int64_t have = 0;
   if (auto* pc = verifier_->prefix_cache()) {
     if (auto hit = pc->lookup(r.ids, &have)) cache_ = std::make_unique<KVCache>(std::move(*hit));
   }
-  if (!cache_) cache_ = std::make_unique<KVCache>(model.new_cache());
+  if (!cache_) cache_ = std::make_unique<KVCache>(impl.new_cache());
   cache_->truncate(have);
   if (have < static_cast<int64_t>(r.ids.size())) {
     ForwardInput in;
     in.input_ids = to_batch(std::vector<int64_t>(r.ids.begin() + have, r.ids.end()));
     in.cache = cache_.get();
-    model.forward(in);
+    impl.forward(in);
     tokens_computed_ += static_cast<int64_t>(r.ids.size()) - have;
     if (auto* pc = verifier_->prefix_cache()) pc->insert(r.ids, *cache_);
   }
@@ -221,7 +221,7 @@ std::map<std::string, double> ScoringSession::append_step(const std::string& ste
   in.cache = cache_.get();
   at::Tensor hidden;
   try {
-    hidden = verifier_->model().forward(in).hidden[0];  // [n - keep, H]
+    hidden = detail::verifier_impl(*verifier_).forward(in).hidden[0];  // [n - keep, H]
   } catch (...) {
     ids_.resize(static_cast<size_t>(cache_->length()));  // the cache kept [0, keep)
     logprobs_.resize(std::min(logprobs_.size(), ids_.size()));
@@ -331,7 +331,7 @@ std::vector<std::vector<ScoredStep>> ScoringSession::append_candidates(
     in.position_ids = pos;
     in.visibility = vis;
     in.cache = &tree;
-    const auto hidden = model.forward(in).hidden;  // [P, T, H]
+    const auto hidden = detail::verifier_impl(verifier).forward(in).hidden;  // [P, T, H]
     for (int64_t b = 0; b < P; ++b) {
       const size_t i = lo + static_cast<size_t>(b);
       for (auto& it : items[i]) {

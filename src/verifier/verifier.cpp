@@ -10,6 +10,7 @@
 
 #include "stepverify/errors.h"
 #include "stepverify/session.h"
+#include "stepverify/transformer.h"
 #include "util/sequences.h"
 #include "verifier/heads.h"
 #include "verifier/verifier_internal.h"
@@ -29,6 +30,38 @@ VerifierSpec choose_spec(const std::filesystem::path& dir, const VerifierOptions
   return VerifierSpec::for_architecture(cfg);
 }
 
+// The reference LM of an implicit PRM: loaded with the verifier's options (no
+// tokenizer: the verifier's is used), and checked to run in lockstep with it.
+std::shared_ptr<const Model> load_reference(const std::filesystem::path& dir, const VerifierSpec& spec,
+                                            const Model& model, LoadOptions options) {
+  std::filesystem::path ref = spec.implicit.reference;
+  if (ref.is_relative()) ref = dir / ref;
+  if (!std::filesystem::exists(ref / "config.json"))
+    throw IoError(ref.string() + ": no checkpoint here (spec '" + spec.name + "', field 'reference')");
+  options.load_tokenizer = false;
+  auto reference = Model::load(ref, options);
+  const auto& a = model.config();
+  const auto& b = reference->config();
+  auto mismatch = [&](const char* field, const std::string& mine, const std::string& theirs) {
+    throw ConfigError(ref.string() + ": the reference LM's " + field + " is " + theirs + ", the verifier's (" +
+                      dir.string() + ") " + mine + "; an implicit PRM's two models must share it");
+  };
+  if (!model.has_lm_head() || !reference->has_lm_head())
+    throw ConfigError(ref.string() + ": an implicit PRM needs two causal LMs (an LM head in " +
+                      (model.has_lm_head() ? ref.string() : dir.string()) + " is missing)");
+  if (a.vocab_size != b.vocab_size) mismatch("vocab_size", std::to_string(a.vocab_size), std::to_string(b.vocab_size));
+  if (a.num_key_value_heads != b.num_key_value_heads)
+    mismatch("num_key_value_heads", std::to_string(a.num_key_value_heads), std::to_string(b.num_key_value_heads));
+  if (a.head_dim != b.head_dim) mismatch("head_dim", std::to_string(a.head_dim), std::to_string(b.head_dim));
+  if (a.sliding_window != b.sliding_window)
+    mismatch("sliding_window", a.sliding_window ? std::to_string(*a.sliding_window) : "none",
+             b.sliding_window ? std::to_string(*b.sliding_window) : "none");
+  if (b.max_position_embeddings < a.max_position_embeddings)
+    mismatch("max_position_embeddings", std::to_string(a.max_position_embeddings),
+             std::to_string(b.max_position_embeddings));
+  return reference;
+}
+
 }  // namespace
 
 Verifier::Verifier() : impl_(std::make_unique<Impl>()) {}
@@ -41,6 +74,7 @@ std::shared_ptr<const Verifier> Verifier::load(const std::filesystem::path& dir,
   im.spec_ = choose_spec(dir, options, config);
   auto ckpt = Checkpoint::open(dir);  // opened once: backbone and heads read it
   im.model_ = Model::load(dir, config, *ckpt, options.load);
+  if (im.spec_.kind == VerifierKind::Implicit) im.reference_ = load_reference(dir, im.spec_, *im.model_, options.load);
   for (const auto& h : im.spec_.heads) {
     if (!options.heads.empty() && std::find(options.heads.begin(), options.heads.end(), h.name) == options.heads.end())
       continue;
@@ -52,11 +86,8 @@ std::shared_ptr<const Verifier> Verifier::load(const std::filesystem::path& dir,
   // The tokenizer lives as long as the model.
   im.template_.emplace(im.spec_.input, std::shared_ptr<const Tokenizer>(im.model_, &im.model_->tokenizer()),
                        im.spec_.name);
-  const auto& c = im.model_->config();
-  const int64_t per_token = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim *
-                            static_cast<int64_t>(c10::elementSize(im.model_->dtype()));
   if (options.prefix_cache_bytes > 0)
-    im.prefix_cache_ = std::make_unique<PrefixCache>(options.prefix_cache_bytes, per_token);
+    im.prefix_cache_ = std::make_unique<PrefixCache>(options.prefix_cache_bytes, im.bytes_per_token());
   return v;
 }
 
@@ -105,6 +136,32 @@ std::vector<Scores> Verifier::score_tokenized(const std::vector<RenderedInput>& 
   return impl_->score_rendered(inputs, options);
 }
 
+ForwardOutput Verifier::Impl::forward(const ForwardInput& in) const {
+  if (!reference_) return model_->forward(in);
+  c10::InferenceMode guard;
+  try {
+    return model_->transformer().forward(in, &reference_->transformer());
+  } catch (const Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Error(std::string("forward: libtorch error: ") + e.what_without_backtrace());
+  }
+}
+
+KVCache Verifier::Impl::new_cache(int64_t batch) const {
+  if (!reference_) return model_->new_cache(batch);
+  c10::InferenceMode guard;
+  ModelConfig both = model_->config();
+  both.num_hidden_layers += reference_->config().num_hidden_layers;
+  return KVCache(both, batch, model_->device(), model_->dtype());
+}
+
+int64_t Verifier::Impl::bytes_per_token() const {
+  const auto& c = model_->config();
+  const int64_t layers = c.num_hidden_layers + (reference_ ? reference_->config().num_hidden_layers : 0);
+  return 2 * layers * c.num_key_value_heads * c.head_dim * static_cast<int64_t>(c10::elementSize(model_->dtype()));
+}
+
 bool Verifier::Impl::reads_last(size_t h) const { return heads_.at(h)->spec().read == ReadAt::Last; }
 
 const HeadSpec& Verifier::Impl::head_spec(size_t h) const {
@@ -131,7 +188,10 @@ std::vector<int64_t> Verifier::Impl::read_positions(size_t h, const Rendered& r)
   return pos;
 }
 
-bool Verifier::Impl::reads_logprobs(size_t h) const { return heads_.at(h)->spec().logprob_features() > 0; }
+bool Verifier::Impl::reads_logprobs(size_t h) const {
+  const auto& spec = heads_.at(h)->spec();
+  return spec.logprob_features() > 0 || spec.type == HeadType::Implicit;
+}
 
 std::vector<std::pair<int64_t, int64_t>> Verifier::Impl::read_spans(size_t h, const Rendered& r, bool step_only) const {
   std::vector<std::pair<int64_t, int64_t>> spans;
@@ -154,10 +214,18 @@ at::Tensor Verifier::Impl::token_logprobs(const at::Tensor& hidden, int64_t offs
                 std::to_string(offset + hidden.size(0) - 1) + ")");
   // Row j predicts token offset + j + 1: tokens first..last come from rows first-1..last-1.
   const auto rows = hidden.narrow(0, first - 1 - offset, last - first + 1);
-  auto logits = lm ? lm(rows) : model_->logits(rows);
   auto next = torch::tensor(std::vector<int64_t>(r.ids.begin() + first, r.ids.begin() + last + 1), torch::kLong)
-                  .to(logits.device());
-  return torch::log_softmax(logits.to(torch::kFloat), -1).gather(1, next.unsqueeze(1)).squeeze(1);
+                  .to(hidden.device())
+                  .unsqueeze(1);
+  auto logprob = [&](const at::Tensor& logits) {
+    return torch::log_softmax(logits.to(torch::kFloat), -1).gather(1, next.to(logits.device())).squeeze(1);
+  };
+  if (lm) return logprob(lm(rows));
+  if (!reference_) return logprob(model_->logits(rows));
+  // An implicit PRM: the hidden rows hold both models' states side by side.
+  const int64_t H = model_->config().hidden_size;
+  return logprob(model_->logits(rows.narrow(1, 0, H))) -
+         logprob(reference_->logits(rows.narrow(1, H, rows.size(1) - H)));
 }
 
 at::Tensor Verifier::Impl::head_inputs(size_t h, const at::Tensor& hidden, int64_t offset, const Rendered& r,
@@ -169,8 +237,9 @@ at::Tensor Verifier::Impl::head_inputs(size_t h, const at::Tensor& hidden, int64
   for (size_t i : which) rows.push_back(pos.at(i) - offset);
   auto x = hidden.index_select(0, torch::tensor(rows, torch::kLong).to(hidden.device()));
   if (!reads_logprobs(h)) return x;
+  const bool implicit = heads_.at(h)->spec().type == HeadType::Implicit;
   const int64_t n_features = heads_.at(h)->spec().logprob_features();
-  if (which.empty()) return torch::zeros({0, x.size(1) + n_features}, x.options());
+  if (which.empty()) return torch::zeros({0, implicit ? 1 : x.size(1) + n_features}, x.options());
   if (r.solution_from < 1)
     throw Error("verifier: head '" + heads_.at(h)->spec().name +
                 "' reads log-probabilities but the input has no solution start");
@@ -199,6 +268,21 @@ at::Tensor Verifier::Impl::head_inputs(size_t h, const at::Tensor& hidden, int64
     parts.push_back(token_logprobs(hidden, offset, r, from, hi, lm));
   }
   const auto lp = parts.size() == 1 ? parts[0] : torch::cat(parts);  // tokens lo..hi
+  if (implicit) {
+    // The step's reward: beta times the reduction of its tokens' log-ratios.
+    const auto lr = lp.to(torch::kDouble).cpu().contiguous();
+    const double* v = lr.data_ptr<double>();
+    std::vector<double> rewards;
+    for (size_t i : which) {
+      const auto [first, last] = spans.at(i);
+      double acc = spec_.implicit.reduction == TokenReduction::Min ? INFINITY : 0.0;
+      for (int64_t t = first; t <= last; ++t)
+        acc = spec_.implicit.reduction == TokenReduction::Min ? std::min(acc, v[t - lo]) : acc + v[t - lo];
+      if (spec_.implicit.reduction == TokenReduction::Mean) acc /= static_cast<double>(last - first + 1);
+      rewards.push_back(spec_.implicit.beta * acc);
+    }
+    return torch::tensor(rewards, torch::kDouble).view({-1, 1});
+  }
   // A (min, mean) pair per span, the step's first when the head reads both;
   // both spans end at the step read, so the covering span holds the step's.
   const auto step_spans = n_features == 4 ? read_spans(h, r, true) : decltype(spans){};
@@ -284,7 +368,7 @@ std::vector<Scores> Verifier::Impl::score_rendered(const std::vector<Rendered>& 
     ForwardInput in;
     in.input_ids = ids;
     in.attention_mask = mask;  // right padding: positions stay 0..T-1, as unpadded runs
-    auto hidden = model_->forward(in).hidden;
+    auto hidden = forward(in).hidden;
     for (int64_t b = 0; b < B; ++b) {
       const size_t idx = order[start + b];
       std::map<std::string, std::vector<double>> per_head;

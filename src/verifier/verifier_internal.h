@@ -23,6 +23,8 @@ class Head;
 
 struct STEPVERIFY_API Verifier::Impl {
   std::shared_ptr<const Model> model_;
+  /// An implicit PRM's reference LM, run in lockstep with model_ (null otherwise).
+  std::shared_ptr<const Model> reference_;
   VerifierSpec spec_;
   std::vector<std::shared_ptr<const Head>> heads_;
   std::unique_ptr<PrefixCache> prefix_cache_;
@@ -33,6 +35,13 @@ struct STEPVERIFY_API Verifier::Impl {
   Rendered render(const std::string& question, const std::vector<std::string>& steps, bool partial) const {
     return template_->render(question, steps, partial);
   }
+  /// The backbone forward (with the reference in lockstep for an implicit PRM:
+  /// hidden [..., H + H_ref], its cache holding both models' layers).
+  ForwardOutput forward(const ForwardInput& in) const;
+  /// An empty cache for forward().
+  KVCache new_cache(int64_t batch = 1) const;
+  /// KV bytes per cached token (both models' layers).
+  int64_t bytes_per_token() const;
   /// Verifier::score_tokenized.
   std::vector<Scores> score_rendered(const std::vector<Rendered>& rendered, const ScoreOptions& options = {}) const;
   /// Where head `h` reads in `r`: one position per step (for "last" heads,
@@ -51,7 +60,8 @@ struct STEPVERIFY_API Verifier::Impl {
   /// Log-probabilities [last - first + 1] (float) the backbone's LM gives
   /// tokens first..last of `r`, from hidden rows of positions [offset, ...):
   /// needs offset < first. `lm` maps hidden rows to LM logits (default: the
-  /// backbone's LM head).
+  /// backbone's LM head). For an implicit PRM (and no `lm`): the log-ratios
+  /// log p - log p_ref, the token rewards before beta.
   at::Tensor token_logprobs(const at::Tensor& hidden, int64_t offset, const Rendered& r, int64_t first, int64_t last,
                             const std::function<at::Tensor(const at::Tensor&)>& lm = {}) const;
   /// The inputs of head `h` for the reads `which` (indices into

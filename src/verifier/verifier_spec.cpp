@@ -2,6 +2,7 @@
 #include "stepverify/verifier_spec.h"
 
 #include <array>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -32,10 +33,13 @@ void take(const json& j, const char* key, T& out, const std::string& where) {
 using Words2 = std::array<const char*, 2>;
 using Words3 = std::array<const char*, 3>;
 using Words4 = std::array<const char*, 4>;
+using Words5 = std::array<const char*, 5>;
 constexpr Words4 words(TemplateStyle) { return {"text", "chatml", "tokens", "turns"}; }
 constexpr Words4 words(BosPolicy) { return {"auto", "yes", "no", "text"}; }
 constexpr Words4 words(HeadMeaning) { return {"prm", "orm", "ovm", "sorm"}; }
-constexpr Words4 words(HeadType) { return {"linear", "mlp", "lm_candidates", "ovm"}; }
+constexpr Words5 words(HeadType) { return {"linear", "mlp", "lm_candidates", "ovm", "implicit"}; }
+constexpr Words2 words(VerifierKind) { return {"heads", "implicit"}; }
+constexpr Words3 words(TokenReduction) { return {"sum", "mean", "min"}; }
 constexpr Words4 words(Activation) { return {"softmax", "sigmoid", "tanh", "none"}; }
 constexpr Words4 words(ReadAt) { return {"tag", "before_tag", "step_end", "last"}; }
 constexpr Words2 words(HeadFeatures) { return {"hidden", "hidden+logprob"}; }
@@ -72,6 +76,15 @@ void validate(const VerifierSpec& s, const std::string& where) {
                       ": a turns template needs template.user_turn with {content} and "
                       "template.assistant_turn with {read}");
   if (s.heads.empty()) throw ConfigError(where + ": 'heads' must name at least one head");
+  const bool implicit = s.kind == VerifierKind::Implicit;
+  if (implicit) {
+    if (s.implicit.reference.empty())
+      throw ConfigError(where + ": an implicit verifier needs 'reference' (the reference LM's checkpoint)");
+    if (!(s.implicit.beta > 0) || !std::isfinite(s.implicit.beta))
+      throw ConfigError(where + ": 'beta' must be a positive number");
+    if (s.input.style != TemplateStyle::Tokens)
+      throw ConfigError(where + ": an implicit verifier needs a tokens-style template (its steps' tokens are read)");
+  }
   std::set<std::string> names;
   for (size_t i = 0; i < s.heads.size(); ++i) {
     const auto& h = s.heads[i];
@@ -86,6 +99,12 @@ void validate(const VerifierSpec& s, const std::string& where) {
     for (int64_t id : h.candidate_ids)
       if (id < 0) throw ConfigError(where + ": " + at + ".candidate_ids holds the negative id " + std::to_string(id));
     if (h.class_index < 0) throw ConfigError(where + ": " + at + ".class_index must be >= 0");
+    if ((h.type == HeadType::Implicit) != implicit)
+      throw ConfigError(where + ": " + at +
+                        (implicit ? ": an implicit verifier's heads are of type 'implicit'"
+                                  : ": type 'implicit' needs \"kind\": \"implicit\""));
+    if (implicit && h.read != ReadAt::StepEnd)
+      throw ConfigError(where + ": " + at + ": an implicit head reads at 'step_end'");
     if (h.features != HeadFeatures::Hidden && (h.type != HeadType::Linear || s.input.style != TemplateStyle::Tokens))
       throw ConfigError(where + ": " + at +
                         ": features 'hidden+logprob' need a linear head and a tokens-style template");
@@ -181,12 +200,28 @@ const char* to_string(Activation v) { return name_of(v); }
 const char* to_string(ReadAt v) { return name_of(v); }
 const char* to_string(HeadFeatures v) { return name_of(v); }
 const char* to_string(LogprobSpan v) { return name_of(v); }
+const char* to_string(VerifierKind v) { return name_of(v); }
+const char* to_string(TokenReduction v) { return name_of(v); }
 
 VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string& source) {
   const json j = detail::parse_json<ConfigError>(text, source);
   if (!j.is_object()) throw ConfigError(source + ": a spec must be a JSON object");
   VerifierSpec s;
   take(j, "name", s.name, source);
+  take_enum(j, "kind", s.kind, source, "kind");
+  const bool implicit = s.kind == VerifierKind::Implicit;
+  if (implicit) {
+    take(j, "reference", s.implicit.reference, source);
+    take(j, "beta", s.implicit.beta, source);
+    take_enum(j, "reduction", s.implicit.reduction, source, "reduction");
+    // The policy's text: question + "\n", then each step encoded alone and
+    // ended by "\n" (a step's tokens never merge with the next one's).
+    s.input.style = TemplateStyle::Tokens;
+    s.input.question_suffix = "\n";
+  } else {
+    for (const char* key : {"reference", "beta", "reduction"})
+      if (j.contains(key)) throw ConfigError(source + ": field '" + key + "' needs \"kind\": \"implicit\"");
+  }
   if (auto t = j.find("template"); t != j.end()) {
     if (!t->is_object()) throw ConfigError(source + ": 'template' must be an object");
     auto& in = s.input;
@@ -206,8 +241,19 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
     take(*t, "assistant_turn", in.assistant_turn, source);
   }
   auto hs = j.find("heads");
-  if (hs == j.end() || !hs->is_array()) throw ConfigError(source + ": 'heads' must be a list");
-  for (const auto& hj : *hs) {
+  if (implicit && hs == j.end()) {
+    HeadSpec h;
+    h.name = "implicit";
+    h.type = HeadType::Implicit;
+    h.weights.clear();
+    h.activation = Activation::None;
+    h.class_index = 0;
+    h.read = ReadAt::StepEnd;
+    s.heads.push_back(h);
+  } else if (hs == j.end() || !hs->is_array()) {
+    throw ConfigError(source + ": 'heads' must be a list");
+  }
+  for (const auto& hj : hs != j.end() ? *hs : json::array()) {
     if (!hj.is_object()) throw ConfigError(source + ": each entry of 'heads' must be an object");
     const std::string at = "heads[" + std::to_string(s.heads.size()) + "]";
     HeadSpec h;
@@ -280,7 +326,15 @@ std::string VerifierSpec::to_json() const {
                   {"read", to_string(h.read)},
                   {"features", to_string(h.features)},
                   {"logprob_span", to_string(h.logprob_span)}});
-  return json{{"name", name}, {"template", t}, {"heads", hs}}.dump(2);
+  json out = {{"name", name}, {"kind", to_string(kind)}};
+  if (kind == VerifierKind::Implicit) {
+    out["reference"] = implicit.reference;
+    out["beta"] = implicit.beta;
+    out["reduction"] = to_string(implicit.reduction);
+  }
+  out["template"] = t;
+  out["heads"] = hs;
+  return out.dump(2);
 }
 
 }  // namespace stepverify

@@ -509,3 +509,54 @@ TEST_CASE("the built-in sampler reports each step's log-probability under the po
   CHECK(p[0].logprob == Approx(sum_of(p[0].tokens + (ended_by_eos ? 1 : 0))).margin(1e-4));
   CHECK(p[0].logprob < 0);
 }
+
+TEST_CASE("MCTS widens a node whose proposals collapsed into one text, scoring no text twice", "[search]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  VerifierOptions vo;
+  vo.prefix_cache_bytes = 0;
+  auto v = Verifier::load(*dir, vo);
+  // Every call proposes k copies of one text: the n-th text asked of that
+  // partial solution (so a second call brings a new one); depth 2 finishes.
+  struct CopiesProposer : StepProposer {
+    std::map<std::vector<std::string>, int> asked;
+    std::vector<Proposal> propose(const std::string&, const std::vector<std::string>& steps, int k) override {
+      const int n = asked[steps]++;
+      Proposal p;
+      p.text = steps.empty() ? "Step 1: " + std::to_string(2 + n) + " + 3 = " + std::to_string(5 + n) + "."
+                             : "The answer is $\\boxed{" + std::to_string(10 + n) + "}$.";
+      p.finished = !steps.empty();
+      p.tokens = 4;
+      return std::vector<Proposal>(static_cast<size_t>(k), p);
+    }
+  };
+  const std::string q = "What is 5 + 5?";
+  SearchOptions o;
+  o.expansions = 2;
+  o.mcts.iterations = 30;
+  CopiesProposer prop;
+  const auto r = mcts(*v, prop, q, o);
+  // Root, then each of its two children, asked twice each: then every node
+  // has its 2 children and the rest of the iterations revisit answers.
+  CHECK(prop.asked.size() == 3);
+  for (const auto& [partial, n] : prop.asked) CHECK(n == 2);
+  CHECK(r.proposals == 12);
+  size_t finished = 0;
+  for (const auto& c : r.candidates) finished += c.finished;
+  CHECK(finished == 4);
+  // Scored once each: the question, 2 first steps, 4 answers.
+  int64_t unique = static_cast<int64_t>(v->input_template().render(q, {}, true).ids.size());
+  for (const auto& c : r.candidates) {
+    auto parent = c.steps;
+    parent.pop_back();
+    unique += static_cast<int64_t>(v->input_template().render(q, c.steps, true).ids.size() -
+                                   v->input_template().render(q, parent, true).ids.size());
+  }
+  for (int n = 0; n < 2; ++n) {
+    const std::vector<std::string> first = {"Step 1: " + std::to_string(2 + n) + " + 3 = " + std::to_string(5 + n) +
+                                            "."};
+    unique += static_cast<int64_t>(v->input_template().render(q, first, true).ids.size() -
+                                   v->input_template().render(q, {}, true).ids.size());
+  }
+  CHECK(r.verifier_tokens == unique);
+}

@@ -291,7 +291,8 @@ TEST_CASE("every aggregate of step scores, and a custom one, on hand-computed va
   CHECK(aggregate(s, Aggregate::Product) == Approx(0.08));
   CHECK(aggregate(s, Aggregate::Last) == Approx(0.8));
   CHECK(aggregate(s, Aggregate::GeometricMean) == Approx(std::cbrt(0.08)));
-  for (const char* name : {"min", "max", "mean", "prod", "last", "geomean"})
+  CHECK(aggregate(s, Aggregate::Sum) == Approx(1.5));
+  for (const char* name : {"min", "max", "mean", "prod", "last", "geomean", "sum"})
     CHECK(aggregate_name(parse_aggregate(name)) == std::string(name));
 
   // Through the verifier: Scores::outcome is the aggregate of the step scores.
@@ -308,7 +309,8 @@ TEST_CASE("every aggregate of step scores, and a custom one, on hand-computed va
                                                           {Aggregate::Mean, (a + b + c) / 3},
                                                           {Aggregate::Product, a * b * c},
                                                           {Aggregate::Last, c},
-                                                          {Aggregate::GeometricMean, std::cbrt(a * b * c)}};
+                                                          {Aggregate::GeometricMean, std::cbrt(a * b * c)},
+                                                          {Aggregate::Sum, a + b + c}};
   for (const auto& [agg, value] : want) {
     ScoreOptions o;
     o.aggregate = agg;
@@ -842,5 +844,109 @@ TEST_CASE("vLLM pooler configs become specs that score as the presets do", "[ver
                       Contains("step_tag_id 5") && Contains("does not encode back"));
     CHECK_THROWS_WITH(VerifierSpec::from_vllm_pooler(R"({"step_tag_id": 5})", *shepherd), Contains("pooling_type"));
     CHECK_THROWS_AS(VerifierSpec::from_vllm_pooler("[1", *shepherd), ConfigError);
+  }
+}
+
+TEST_CASE("implicit PRM: step rewards are beta times the log-ratio of two LMs over the step's tokens, by hand",
+          "[verifier]") {
+  auto src = test::fixture("llama_gqa");
+  if (!src) return;
+  // The tuned LM: the fixture; its reference: the same architecture, every tensor perturbed.
+  torch::manual_seed(11);
+  std::map<std::string, at::Tensor> perturbed;
+  {
+    auto ck = SafetensorsFile::open(*src / "model.safetensors");
+    for (const auto& n : ck->names()) {
+      auto t = to_tensor(ck->tensor(n)).to(torch::kFloat);
+      perturbed[n] = t + 0.05 * torch::randn_like(t);
+    }
+  }
+  BuiltCheckpoint tuned(*src, [](nlohmann::json&) {}, {});
+  BuiltCheckpoint reference(
+      *src, [](nlohmann::json&) {}, perturbed);
+  const double beta = 0.5;
+  auto spec_json = [&](const std::string& reduction) {
+    return nlohmann::json{{"name", "implicit-test"},
+                          {"kind", "implicit"},
+                          {"reference", reference.dir().string()},
+                          {"beta", beta},
+                          {"reduction", reduction}}
+        .dump();
+  };
+  const std::string q = "Ana has 12 coins.";
+  const std::vector<std::string> steps = {"She buys 5 more.", "12 + 5 = 17.", "The answer is 17."};
+
+  // By hand: the two models' full forwards over the rendered ids.
+  test::write_text(tuned.dir() / "stepverify.json", spec_json("sum"));
+  auto v = Verifier::load(tuned.dir());
+  const auto r = v->tokenize(q, steps);
+  REQUIRE(r.step_positions.size() == steps.size());
+  auto logprobs_of = [&](const std::filesystem::path& dir) {
+    auto m = Model::load(dir);
+    ForwardInput in;
+    in.input_ids = to_batch(r.ids);
+    return torch::log_softmax(m->logits(m->forward(in).hidden[0]).to(torch::kDouble), -1);
+  };
+  const auto lp = logprobs_of(tuned.dir()), lp_ref = logprobs_of(reference.dir());
+  auto ratio = [&](int64_t t) {
+    const int64_t id = r.ids[static_cast<size_t>(t)];
+    return lp[t - 1][id].item<double>() - lp_ref[t - 1][id].item<double>();
+  };
+  std::map<std::string, std::vector<double>> want;
+  int64_t first = r.solution_from;
+  for (int64_t end : r.step_positions) {
+    double sum = 0, low = INFINITY;
+    for (int64_t t = first; t <= end; ++t) sum += ratio(t), low = std::min(low, ratio(t));
+    want["sum"].push_back(beta * sum);
+    want["mean"].push_back(beta * sum / static_cast<double>(end - first + 1));
+    want["min"].push_back(beta * low);
+    first = end + 1;
+  }
+  const auto got = v->score(q, steps);
+  REQUIRE(got.step_scores.size() == 3);
+  for (size_t k = 0; k < 3; ++k) CHECK(got.step_scores[k] == Approx(want["sum"][k]).margin(1e-5));
+  CHECK(std::abs(want["sum"][0]) > 1e-3);  // the two models differ
+  // A prefix's value: the sum of its step rewards.
+  ScoreOptions so;
+  so.aggregate = Aggregate::Sum;
+  CHECK(v->score(q, steps, so).outcome.at("implicit") ==
+        Approx(want["sum"][0] + want["sum"][1] + want["sum"][2]).margin(1e-5));
+
+  SECTION("sessions advance both models: appends, forks, candidates and rollbacks give the same rewards") {
+    auto s = v->session(q);
+    for (size_t k = 0; k < 2; ++k)
+      CHECK(s->append_step(steps[k]).at("implicit") == Approx(want["sum"][k]).margin(1e-5));
+    auto f = s->fork();
+    CHECK(f->append_step(steps[2]).at("implicit") == Approx(want["sum"][2]).margin(1e-5));
+    const auto cands = s->append_candidates({"12 - 5 = 7.", steps[2]});
+    CHECK(cands[1].scores.at("implicit") == Approx(want["sum"][2]).margin(1e-5));
+    s->rollback(1);
+    CHECK(s->append_step(steps[1]).at("implicit") == Approx(want["sum"][1]).margin(1e-5));
+    // Batched scoring pads both models' rows alike.
+    const auto batch = v->score_batch({{q, steps}, {q, {steps[0]}}});
+    CHECK(batch[0].step_scores[2] == Approx(want["sum"][2]).margin(1e-5));
+    CHECK(batch[1].step_scores[0] == Approx(want["sum"][0]).margin(1e-5));
+  }
+  SECTION("mean and min reductions") {
+    for (const std::string red : {"mean", "min"}) {
+      INFO(red);
+      test::write_text(tuned.dir() / "stepverify.json", spec_json(red));
+      auto w = Verifier::load(tuned.dir());
+      const auto g = w->score(q, steps);
+      for (size_t k = 0; k < 3; ++k) CHECK(g.step_scores[k] == Approx(want[red][k]).margin(1e-5));
+    }
+  }
+  SECTION("a reference that cannot run in lockstep, or is missing, is refused by name") {
+    BuiltCheckpoint other(*src, [](nlohmann::json& c) { c["num_key_value_heads"] = c["num_attention_heads"]; }, {});
+    auto j = nlohmann::json::parse(spec_json("sum"));
+    j["reference"] = other.dir().string();
+    test::write_text(tuned.dir() / "stepverify.json", j.dump());
+    CHECK_THROWS_WITH(Verifier::load(tuned.dir()), Catch::Contains("num_key_value_heads") || Catch::Contains("tensor"));
+    j["reference"] = (tuned.dir() / "nowhere").string();
+    test::write_text(tuned.dir() / "stepverify.json", j.dump());
+    CHECK_THROWS_AS(Verifier::load(tuned.dir()), IoError);
+    CHECK_THROWS_AS(VerifierSpec::from_json(R"({"kind": "implicit", "beta": 0.1})"), ConfigError);  // no reference
+    CHECK_THROWS_AS(VerifierSpec::from_json(R"({"reference": "x", "heads": []})"), ConfigError);    // not implicit
+    CHECK_THROWS_AS(VerifierSpec::from_json(R"({"kind": "implicit", "reference": "x", "beta": 0})"), ConfigError);
   }
 }
