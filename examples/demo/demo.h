@@ -195,6 +195,10 @@ struct DemoOptions {
   /// OVM step values -> the score of a beam. "last": the value of the
   /// partial solution, as OVM reads it (the comparison with min is in README.md).
   Aggregate ovm_aggregate = Aggregate::Last;
+  /// implicit_prm_best_of_N: its step rewards -> a solution's score. min
+  /// (the weakest step) was chosen on the dev set over sum (the whole
+  /// solution's implicit reward) and mean.
+  Aggregate implicit_aggregate = Aggregate::Min;
   /// lookahead_prm: greedy steps rolled out from each candidate to rank it.
   int lookahead_steps = 1;
   /// mcts_ovm, mcts_prm: proposals per expanded node (each problem's budget

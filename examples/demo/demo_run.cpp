@@ -149,6 +149,33 @@ DemoReport run_demo(const DemoOptions& o) {
   add("prm_best_of_" + tag,
       {static_cast<double>(prm_best_ok) / P, score_tokens, sample_tokens, sample_seconds + score_seconds});
 
+  {  // The implicit PRM: the verifier's backbone against the policy it was continued from, untrained.
+    VerifierOptions io;
+    io.load = o.load;
+    io.prefix_cache_bytes = 0;
+    io.spec_value = VerifierSpec::from_json(nlohmann::json{
+        {"name", "demo-implicit"},
+        {"kind", "implicit"},
+        {"reference", std::filesystem::absolute(o.models_dir / "policy").string()},
+        {"beta", 1.0}}.dump());
+    auto implicit = Verifier::load(o.models_dir / "verifier", io);
+    const auto ti = clock_type::now();
+    const auto iscores = detail::score_solutions(*implicit, problems, samples, o.n);
+    int64_t ok = 0, itokens = 0;
+    for (const auto& s : iscores) itokens += s.tokens;
+    for (size_t i = 0; i < P; ++i) {
+      size_t best = i * N;
+      double top = -INFINITY;
+      for (size_t k = 0; k < N; ++k) {
+        const double v = aggregate(iscores[i * N + k].heads.at("implicit"), o.implicit_aggregate);
+        if (v > top) top = v, best = i * N + k;
+      }
+      ok += arithmetic::check_solution(problems[i], samples[best]).answer_correct;
+    }
+    add("implicit_prm_best_of_" + tag,
+        {static_cast<double>(ok) / P, itokens, sample_tokens, sample_seconds + since(ti)});
+  }
+
   // Verifier-guided searches, problems spread over threads; each returns the
   // proposals it made per problem (so later rows can be given the same budget).
   auto searched = [&](const std::string& name, const auto& search_one) {

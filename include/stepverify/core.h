@@ -29,6 +29,7 @@
 #include "stepverify/steps.h"
 #include "stepverify/tokenizer.h"
 #include "stepverify/verifier.h"
+#include "stepverify/generative.h"
 #include "stepverify/input_template.h"
 #include "stepverify/verifier_spec.h"
 #include "stepverify/version.h"

@@ -27,6 +27,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,8 @@ struct STEPVERIFY_API VerifierOptions {
   /// A preset name or a spec file; empty: stepverify.json beside the
   /// checkpoint, else the preset implied by the architecture.
   std::string spec;
+  /// A spec given as a value (e.g. built in code); overrides `spec`.
+  std::optional<VerifierSpec> spec_value;
   /// Heads to load (by name); empty loads all heads of the spec.
   std::vector<std::string> heads;
   /// Memory budget of the prefix cache shared by sessions, in bytes (0 disables it).

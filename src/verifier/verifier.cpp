@@ -19,6 +19,7 @@ namespace stepverify {
 namespace {
 
 VerifierSpec choose_spec(const std::filesystem::path& dir, const VerifierOptions& o, const ModelConfig& cfg) {
+  if (o.spec_value) return *o.spec_value;
   if (!o.spec.empty()) {
     const auto names = VerifierSpec::preset_names();
     const bool is_preset = std::find(names.begin(), names.end(), o.spec) != names.end();

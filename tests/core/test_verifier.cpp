@@ -927,6 +927,18 @@ TEST_CASE("implicit PRM: step rewards are beta times the log-ratio of two LMs ov
     CHECK(batch[0].step_scores[2] == Approx(want["sum"][2]).margin(1e-5));
     CHECK(batch[1].step_scores[0] == Approx(want["sum"][0]).margin(1e-5));
   }
+  SECTION("the score CLI reads the implicit spec as any other") {
+    test::write_text(tuned.dir() / "in.jsonl", nlohmann::json{{"question", q}, {"steps", steps}}.dump() + "\n");
+    const auto [rc, out] =
+        test::run_command(std::string(STEPVERIFY_CLI) + " score --model " + test::shell_quote(tuned.dir().string()) +
+                          " --input " + test::shell_quote((tuned.dir() / "in.jsonl").string()) + " --output " +
+                          test::shell_quote((tuned.dir() / "out.jsonl").string()));
+    INFO(out);
+    REQUIRE(rc == 0);
+    const auto got_cli = test::read_json(tuned.dir() / "out.jsonl")["step_scores"].get<std::vector<double>>();
+    REQUIRE(got_cli.size() == 3);
+    for (size_t k = 0; k < 3; ++k) CHECK(got_cli[k] == Approx(want["sum"][k]).margin(1e-5));
+  }
   SECTION("mean and min reductions") {
     for (const std::string red : {"mean", "min"}) {
       INFO(red);
