@@ -71,11 +71,11 @@ Run add_demo(CLI::App& app) {
         "per step{})\n\n",
         r.problems, r.set, r.n, opts.beam_width, opts.beam_width * opts.expansions,
         opts.constant_step_budget ? ", the first included" : fmt::format(" after the first's {}", opts.expansions));
-    fmt::print("{:<18} {:>9} {:>16} {:>16} {:>9}\n", "method", "accuracy", "verifier tokens", "policy tokens",
+    fmt::print("{:<24} {:>9} {:>16} {:>16} {:>9}\n", "method", "accuracy", "verifier tokens", "policy tokens",
                "seconds");
     for (const auto& name : r.order) {
       const auto& m = r.methods.at(name);
-      fmt::print("{:<18} {:>8.1f}% {:>16} {:>16} {:>9.1f}\n", name, 100 * m.accuracy, m.verifier_tokens,
+      fmt::print("{:<24} {:>8.1f}% {:>16} {:>16} {:>9.1f}\n", name, 100 * m.accuracy, m.verifier_tokens,
                  m.generated_tokens, m.seconds);
     }
     fmt::print(
