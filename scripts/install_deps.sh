@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   cmake ninja-build g++ ccache pkg-config make
   libtorch-dev            # the tensor library the backbone runs on
+  libgloo-dev             # headers of Gloo, the CPU backend of torch.distributed's c10d (in libtorch_cpu)
   libopenblas0-pthread    # fast BLAS for torch's GEMMs (reference BLAS is ~50x slower)
   libsentencepiece-dev    # sentencepiece tokenizers (tokenizer.model)
   libpcre2-dev            # Unicode regexes for byte-level BPE pre-tokenization

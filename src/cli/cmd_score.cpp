@@ -6,9 +6,15 @@
 // head, "scores": {head: [per step] or float}. A bad line is reported on
 // stderr with its line number; the other lines are still scored and written.
 // The exit status is 1 when every line failed.
+//
+// Sharded: with --world-size N (or torchrun's environment) each rank scores
+// the chunks of 64 valid lines whose index is its rank modulo N (the batches a
+// single process forms, so the scores are the same bits), and rank 0 gathers
+// them and writes the one output in input order.
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -71,15 +77,22 @@ Run add_score(CLI::App& app) {
   app.add_option("--batch-tokens", so->max_batch_tokens, "most tokens in one batched forward");
   auto load = std::make_shared<LoadOptions>();
   add_load_flags(app, *load);
+  auto dist = std::make_shared<DistributedFlags>();
+  add_distributed_flags(app, *dist);
   return [=] {
+    auto group = ProcessGroup::create(dist->resolve());
     VerifierOptions vo;
     vo.load = *load;
     vo.spec = *spec;
     vo.heads = split_csv(*heads);
     auto verifier = Verifier::load(*model, vo);
     auto in = open_input(*files);
-    auto output = open_output(*files);
-    std::ostream& out = output.stream();
+    std::unique_ptr<detail::AtomicFile> output;  // rank 0 writes
+    if (group->is_root()) {
+      detail::check_output_not_input(files->output, {files->input});
+      output = std::make_unique<detail::AtomicFile>(files->output);
+    }
+    std::ostringstream quiet;  // other ranks read the same lines and report nothing
 
     std::vector<Record> records;
     const auto counts = detail::for_each_jsonl<ojson>(
@@ -91,14 +104,17 @@ Run add_score(CLI::App& app) {
           r.rendered = verifier->tokenize(s.question, s.steps);
           records.push_back(std::move(r));
         },
-        &std::cerr);
+        group->is_root() ? static_cast<std::ostream*>(&std::cerr) : &quiet);
 
     const bool step_level = verifier->has_step_heads();
     const bool named = !vo.heads.empty();
-    const bool progress = records.size() >= 20;
+    const bool progress = records.size() >= 20 && group->is_root();
     const auto t0 = std::chrono::steady_clock::now();
     const size_t chunk = 64;
-    for (size_t start = 0; start < records.size(); start += chunk) {
+    const size_t chunks = (records.size() + chunk - 1) / chunk;
+    const auto texts = run_sharded(*group, chunks, [&](size_t c) {
+      std::ostringstream out;
+      const size_t start = c * chunk;
       const size_t end = std::min(records.size(), start + chunk);
       std::vector<RenderedInput> batch;
       for (size_t i = start; i < end; ++i) batch.push_back(std::move(records[i].rendered));
@@ -125,9 +141,12 @@ Run add_score(CLI::App& app) {
                                  end / std::max(secs, 1e-9))
                   << std::flush;
       }
-    }
+      return out.str();
+    });
     if (progress) std::cerr << "\n";
-    output.commit();
+    if (!group->is_root()) return counts.good == 0 && counts.bad > 0 ? 1 : 0;  // rank 0 reports
+    for (const auto& t : texts) output->stream() << t;
+    output->commit();
     return jsonl_status(counts, "scored");
   };
 }

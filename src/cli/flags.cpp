@@ -1,6 +1,7 @@
 #include "cli/flags.h"
 
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <string>
@@ -88,6 +89,70 @@ int jsonl_status(const detail::JsonlCounts& counts, const std::string& what) {
   if (counts.bad)
     std::cerr << counts.bad << " of " << counts.bad + counts.good << " lines could not be " << what << " (see above)\n";
   return counts.good == 0 && counts.bad > 0 ? 1 : 0;  // every line failed: not a success
+}
+
+}  // namespace stepverify::cli
+
+namespace stepverify::cli {
+
+void add_distributed_flags(CLI::App& app, DistributedFlags& f) {
+  app.add_option("--world-size", f.world_size, "processes sharing the job (default: $WORLD_SIZE, else 1)");
+  app.add_option("--rank", f.rank, "this process, 0 .. world size - 1 (default: $RANK, else 0)");
+  app.add_option("--master", f.master,
+                 "ADDR:PORT of rank 0's store (default: $MASTER_ADDR:$MASTER_PORT, else 127.0.0.1:29500)");
+  app.add_option("--store-file", f.store_file, "a file every rank can reach, as the store instead of TCP");
+  app.add_option("--dist-timeout", f.timeout, "seconds any rendezvous or collective may wait (default 300)");
+}
+
+DistributedOptions DistributedFlags::resolve() const {
+  auto o = DistributedOptions::from_env();
+  if (world_size >= 0) o.world_size = world_size;
+  if (rank >= 0) o.rank = rank;
+  if (!master.empty()) {
+    const size_t colon = master.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == master.size())
+      throw ConfigError("--master must be ADDR:PORT (got '" + master + "')");
+    o.master_addr = master.substr(0, colon);
+    try {
+      o.master_port = std::stoi(master.substr(colon + 1));
+    } catch (const std::exception&) {
+      throw ConfigError("--master: '" + master.substr(colon + 1) + "' is not a port");
+    }
+  }
+  if (!store_file.empty()) o.store_file = store_file;
+  if (timeout > 0) o.timeout_seconds = timeout;
+  o.check();
+  return o;
+}
+
+std::vector<std::string> run_sharded(ProcessGroup& group, size_t chunks,
+                                     const std::function<std::string(size_t)>& work) {
+  const int W = group.world_size(), me = group.rank();
+  // This rank's outputs, each length-prefixed, in chunk order.
+  std::string mine;
+  for (size_t c : shard_items(chunks, 1, me, W)) {
+    const std::string out = work(c);
+    const uint64_t n = out.size();
+    mine.append(reinterpret_cast<const char*>(&n), sizeof n);
+    mine += out;
+  }
+  const auto all = group.allgather(mine);
+  std::vector<std::string> outputs(chunks);
+  if (!group.is_root()) return outputs;
+  for (int r = 0; r < W; ++r) {
+    const std::string& b = all[static_cast<size_t>(r)];
+    size_t at = 0;
+    for (size_t c : shard_items(chunks, 1, r, W)) {
+      uint64_t n = 0;
+      if (at + sizeof n > b.size()) throw Error("run_sharded: rank " + std::to_string(r) + " sent too few outputs");
+      std::memcpy(&n, b.data() + at, sizeof n);
+      at += sizeof n;
+      if (at + n > b.size()) throw Error("run_sharded: rank " + std::to_string(r) + " sent a truncated output");
+      outputs[c] = b.substr(at, n);
+      at += n;
+    }
+  }
+  return outputs;
 }
 
 }  // namespace stepverify::cli

@@ -2,6 +2,7 @@
 // library's options (--dtype and the load progress bar, --aggregate).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -9,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "stepverify/aggregate.h"
+#include "stepverify/distributed.h"
 #include "stepverify/model.h"
 #include "util/files.h"
 #include "util/jsonl.h"
@@ -49,5 +51,23 @@ detail::BadLine bad_lines(const JsonlFiles& files);
 /// Reports "N of M lines could not be <what>" when lines were skipped; the
 /// exit status: 1 when lines were read and every one failed, else 0.
 int jsonl_status(const detail::JsonlCounts& counts, const std::string& what);
+
+/// The flags of a command sharded over processes: --world-size, --rank,
+/// --master ADDR:PORT, --store-file, --dist-timeout. resolve() starts from the
+/// environment torchrun sets (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) and
+/// applies the flags given.
+struct DistributedFlags {
+  int world_size = -1, rank = -1;
+  std::string master, store_file;
+  double timeout = -1;
+  DistributedOptions resolve() const;
+};
+void add_distributed_flags(CLI::App& app, DistributedFlags& flags);
+
+/// Runs `work(c)` for the chunks c of `chunks` this rank owns (c % world ==
+/// rank) and returns, on rank 0, every chunk's output in chunk order (on
+/// other ranks: empty strings); a world of 1 runs every chunk here.
+std::vector<std::string> run_sharded(ProcessGroup& group, size_t chunks,
+                                     const std::function<std::string(size_t)>& work);
 
 }  // namespace stepverify::cli

@@ -1,0 +1,84 @@
+// stepverify/distributed.h: a process group over torch.distributed's c10d
+// (Gloo on the CPU), for jobs sharded across processes and machines.
+//
+//   auto o = stepverify::DistributedOptions::from_env();   // RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT
+//   auto pg = stepverify::ProcessGroup::create(o);         // a world of 1 needs no store, changes nothing
+//   auto all = pg->allgather(my_output);                   // every rank's bytes, by rank
+//   pg->allreduce_sum(grads.data(), grads.size());         // in place, the same sum on every rank
+//
+// The store is c10d's TCPStore (rank 0 serves it at master_addr:master_port)
+// or, with store_file, its FileStore (a path every rank can reach). Every
+// collective waits at most `timeout_seconds`; a peer that fails or disappears
+// makes the others throw stepverify::Error naming this rank, the world and
+// the collective (with c10d's own message, which names the peer's address),
+// never hang past the timeout.
+//
+// Built against a CUDA libtorch the same code would use NCCL for GPU tensors;
+// this build (Debian's CPU libtorch) has Gloo only.
+//
+// This header is plain C++ (no torch header).
+//
+// Thread safety: one ProcessGroup is used by one thread at a time; the
+// collectives of a group must be called in the same order on every rank.
+#pragma once
+
+#include "stepverify/export.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace stepverify {
+
+/// Where a process sits in a group, and how the group meets.
+struct STEPVERIFY_API DistributedOptions {
+  int rank = 0;                           ///< this process, 0 .. world_size - 1
+  int world_size = 1;                     ///< processes in the group (1: no store, no communication)
+  std::string master_addr = "127.0.0.1";  ///< rank 0's TCPStore address
+  int master_port = 29500;                ///< and port
+  /// A FileStore path shared by every rank instead of the TCPStore (empty: TCP).
+  std::string store_file;
+  double timeout_seconds = 300;  ///< the longest any rendezvous or collective may wait
+
+  /// From the environment torchrun sets: RANK, WORLD_SIZE, MASTER_ADDR,
+  /// MASTER_PORT (and STEPVERIFY_STORE_FILE, STEPVERIFY_TIMEOUT); unset
+  /// means a world of 1. ConfigError naming the variable on a bad value.
+  static DistributedOptions from_env();
+  /// ConfigError unless 0 <= rank < world_size, the port is 1..65535 and the timeout positive.
+  void check() const;
+};
+
+class STEPVERIFY_API ProcessGroup {
+ public:
+  /// Joins the group (blocks until every rank has joined, at most the
+  /// timeout). Error naming the rank on failure.
+  static std::unique_ptr<ProcessGroup> create(const DistributedOptions& options);
+  ~ProcessGroup();
+
+  int rank() const { return options_.rank; }
+  int world_size() const { return options_.world_size; }
+  bool is_root() const { return options_.rank == 0; }
+  const DistributedOptions& options() const { return options_; }
+
+  /// Every rank's `mine`, indexed by rank (any lengths).
+  std::vector<std::string> allgather(const std::string& mine);
+  /// Sums `data` over the ranks, in place, on every rank.
+  void allreduce_sum(float* data, size_t count);
+  void allreduce_sum(double* data, size_t count);
+  /// Waits for every rank.
+  void barrier();
+
+ private:
+  struct Impl;
+  explicit ProcessGroup(DistributedOptions options);
+  DistributedOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The items of `count` this rank takes when items are dealt round-robin in
+/// blocks of `block` (item i goes to rank (i / block) % world_size): the
+/// deterministic assignment every sharded job uses.
+STEPVERIFY_API std::vector<size_t> shard_items(size_t count, size_t block, int rank, int world_size);
+
+}  // namespace stepverify
