@@ -137,6 +137,8 @@ Run add_label(CLI::App& app) {
       ->required();
   app.add_option("--method", *method, "mc (Math-Shepherd) | binary (OmegaPRM first error) (default mc)");
   app.add_option("--rollouts", lo->rollouts, "rollouts per prefix (default 8)");
+  app.add_option("--requests-per-call", lo->requests_per_call,
+                 "mc: prefixes rolled out together, one seeded call (the unit dealt to ranks; default 256)");
   app.add_option("--temperature", ro->generation.sampling.temperature, "rollout temperature (default 1)");
   app.add_option("--max-new-tokens", ro->generation.max_new_tokens, "rollout length limit (default 128)");
   app.add_option("--seed", ro->generation.sampling.seed, "rollout seed");
@@ -144,9 +146,15 @@ Run add_label(CLI::App& app) {
                  "prompt; {question} replaced (default \"{question}\\n\")");
   auto load = std::make_shared<LoadOptions>();
   add_load_flags(app, *load);
+  auto dist = std::make_shared<DistributedFlags>();
+  add_distributed_flags(app, *dist);
   return [=] {
     if (*method != "mc" && *method != "binary") throw ConfigError("--method must be mc or binary");
     detail::check_output_not_input(*output, {*input});
+    // Sharded over ranks (a world of 1: this process): rollout calls (mc) or
+    // solutions (binary) are dealt round-robin, each seeded by its index, and
+    // rank 0 writes the one output, the same bytes as one process's.
+    auto group = ProcessGroup::create(dist->resolve());
     std::vector<LabelProblem> problems;
     {
       std::ifstream in(*input);
@@ -173,7 +181,8 @@ Run add_label(CLI::App& app) {
                                              });
     }
     LmRolloutPolicy roller(Model::load(*policy, *load), *ro);
-    lo->progress = true;
+    lo->progress = group->is_root();
+    lo->group = group.get();
     std::vector<VerifierExample> out;
     std::vector<nlohmann::json> extra;
     if (*method == "mc") {
@@ -187,19 +196,29 @@ Run add_label(CLI::App& app) {
         extra.push_back({{"soft_labels", labels[i].soft}, {"sorm_labels", sorm_labels(labels[i].hard)}});
       }
     } else {
+      // Each solution's search draws as call (i << 20) onward: per item, not per rank.
+      const auto results = run_sharded(*group, problems.size(), [&](size_t i) {
+        roller.seek(static_cast<uint64_t>(i) << 20);
+        const auto r = find_first_error(roller, problems[i], *lo);
+        return nlohmann::json{{"labels", r.labels}, {"first_error", r.first_error}, {"rollout_batches", r.batches}}
+            .dump();
+      });
       int64_t batches = 0;
-      for (const auto& p : problems) {
-        const auto r = find_first_error(roller, p, *lo);
-        batches += r.batches;
+      for (size_t i = 0; i < problems.size() && group->is_root(); ++i) {
+        const auto r = nlohmann::json::parse(results[i]);
+        batches += r["rollout_batches"].get<int64_t>();
         VerifierExample e;
-        e.question = p.question;
-        e.steps = p.steps;
-        for (int h : r.labels) e.step_labels.push_back(h);
+        e.question = problems[i].question;
+        e.steps = problems[i].steps;
+        for (int h : r["labels"].get<std::vector<int>>()) e.step_labels.push_back(h);
         out.push_back(std::move(e));
-        extra.push_back({{"first_error", r.first_error}, {"rollout_batches", r.batches}});
+        extra.push_back({{"first_error", r["first_error"]}, {"rollout_batches", r["rollout_batches"]}});
       }
-      std::cerr << fmt::format("{} rollout batches for {} solutions\n", batches, problems.size());
+      if (group->is_root()) std::cerr << fmt::format("{} rollout batches for {} solutions\n", batches, problems.size());
     }
+    double generated = static_cast<double>(roller.generated_tokens());
+    group->allreduce_sum(&generated, 1);
+    if (!group->is_root()) return 0;
     // The TRL lines, then the extra fields added to each; the output is
     // written once, complete.
     const std::string trl = *output + ".trl.partial";
@@ -215,7 +234,7 @@ Run add_label(CLI::App& app) {
     std::filesystem::remove(trl);
     write_file(*output, text);
     std::cerr << fmt::format("{} solutions labelled, {} tokens generated\n", problems.size(),
-                             roller.generated_tokens());
+                             static_cast<int64_t>(generated));
     return 0;
   };
 }

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "stepverify/answer.h"
+#include "stepverify/distributed.h"
 #include "stepverify/errors.h"
 #include "stepverify/model.h"
 
@@ -94,8 +95,14 @@ std::vector<StepLabels> monte_carlo_labels(RolloutPolicy& policy, const std::vec
     }
   }
   const auto t0 = std::chrono::steady_clock::now();
-  for (size_t start = 0; start < jobs.size(); start += static_cast<size_t>(o.requests_per_call)) {
-    const size_t end = std::min(jobs.size(), start + static_cast<size_t>(o.requests_per_call));
+  // Hits per job; with a group, each rank's calls, summed over the ranks.
+  std::vector<double> hits_of(jobs.size(), 0.0);
+  const size_t per_call = static_cast<size_t>(o.requests_per_call);
+  const size_t calls = (jobs.size() + per_call - 1) / per_call;
+  const int world = o.group ? o.group->world_size() : 1, rank = o.group ? o.group->rank() : 0;
+  for (size_t call : shard_items(calls, 1, rank, world)) {
+    const size_t start = call * per_call;
+    const size_t end = std::min(jobs.size(), start + per_call);
     std::vector<RolloutRequest> reqs;
     for (size_t j = start; j < end; ++j) {
       const auto& p = problems[jobs[j].problem];
@@ -103,24 +110,15 @@ std::vector<StepLabels> monte_carlo_labels(RolloutPolicy& policy, const std::vec
           {p.question,
            std::vector<std::string>(p.steps.begin(), p.steps.begin() + static_cast<std::ptrdiff_t>(jobs[j].step) + 1)});
     }
+    if (o.group) policy.seek(call);
     const auto answers = policy.rollout(reqs, o.rollouts);
     if (answers.size() != reqs.size() * static_cast<size_t>(o.rollouts))
       throw Error(fmt::format("labeling: the policy returned {} answers for {} requests x {} rollouts", answers.size(),
                               reqs.size(), o.rollouts));
-    for (size_t j = start; j < end; ++j) {
-      const auto& job = jobs[j];
-      int hits = 0;
+    for (size_t j = start; j < end; ++j)
       for (int k = 0; k < o.rollouts; ++k)
-        hits += matches(o, answers[(j - start) * static_cast<size_t>(o.rollouts) + static_cast<size_t>(k)],
-                        problems[job.problem].gold);
-      out[job.problem].rollouts += o.rollouts;
-      auto set = [&](size_t problem, size_t step) {
-        out[problem].soft[step] = static_cast<double>(hits) / o.rollouts;
-        out[problem].hard[step] = hits > 0;
-      };
-      set(job.problem, job.step);
-      for (const auto& [problem, step] : job.also) set(problem, step);
-    }
+        hits_of[j] += matches(o, answers[(j - start) * static_cast<size_t>(o.rollouts) + static_cast<size_t>(k)],
+                              problems[jobs[j].problem].gold);
     if (o.progress) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::cerr << fmt::format("\rlabeling {}/{} distinct prefixes ({:.0f} rollouts/s)", end, jobs.size(),
@@ -129,6 +127,18 @@ std::vector<StepLabels> monte_carlo_labels(RolloutPolicy& policy, const std::vec
     }
   }
   if (o.progress && !jobs.empty()) std::cerr << "\n";
+  if (o.group) o.group->allreduce_sum(hits_of.data(), hits_of.size());  // counts: exact in double
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const auto& job = jobs[j];
+    const int hits = static_cast<int>(hits_of[j]);
+    out[job.problem].rollouts += o.rollouts;
+    auto set = [&](size_t problem, size_t step) {
+      out[problem].soft[step] = static_cast<double>(hits) / o.rollouts;
+      out[problem].hard[step] = hits > 0;
+    };
+    set(job.problem, job.step);
+    for (const auto& [problem, step] : job.also) set(problem, step);
+  }
   return out;
 }
 

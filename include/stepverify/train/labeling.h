@@ -42,7 +42,8 @@
 
 namespace stepverify {
 
-class Model;  // stepverify/model.h
+class Model;         // stepverify/model.h
+class ProcessGroup;  // stepverify/distributed.h
 
 /// A partial solution to complete.
 struct STEPVERIFY_API RolloutRequest {
@@ -57,6 +58,11 @@ class STEPVERIFY_API RolloutPolicy {
   /// `n` completions of every request; returns requests.size() * n final
   /// answers, request-major ("" when a completion states none).
   virtual std::vector<std::string> rollout(const std::vector<RolloutRequest>& requests, int n) = 0;
+  /// Makes the next rollout() call draw as the call numbered `call` (0-based)
+  /// of a fresh policy would: sharded and per-item labeling seed each call by
+  /// its index, not by how many calls this process made. The default does
+  /// nothing (a policy whose draws do not depend on its history).
+  virtual void seek(uint64_t call) { (void)call; }
 };
 
 /// Options of the built-in rollout policy.
@@ -71,6 +77,8 @@ class STEPVERIFY_API LmRolloutPolicy : public RolloutPolicy {
  public:
   explicit LmRolloutPolicy(std::shared_ptr<const Model> policy, LmRolloutOptions options = {});
   std::vector<std::string> rollout(const std::vector<RolloutRequest>& requests, int n) override;
+  /// The seed of call k is generation.sampling.seed + k-th multiple of a constant.
+  void seek(uint64_t call) override { calls_ = call; }
   /// Tokens generated so far.
   int64_t generated_tokens() const { return generated_; }
 
@@ -100,6 +108,12 @@ struct STEPVERIFY_API LabelOptions {
   /// rolled out once and its label given to all of them; its rollouts count
   /// for the first solution that has it.
   bool share_prefixes = true;
+  /// Monte Carlo labels over a process group (null: this process alone): the
+  /// rollout calls (batches of requests_per_call prefixes, in the order one
+  /// process makes them) are dealt round-robin to the ranks, each seeded by
+  /// its index (RolloutPolicy::seek), and every rank ends with all the
+  /// labels, the same as one process's. Not owned.
+  ProcessGroup* group = nullptr;
 };
 
 /// Monte Carlo labels of one solution.
