@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -54,19 +55,50 @@ struct ProcessGroup::Impl {
 };
 
 ProcessGroup::ProcessGroup(DistributedOptions options) : options_(std::move(options)) {}
-ProcessGroup::~ProcessGroup() = default;
+
+namespace {
+
+// The store key a rank leaves when it fails.
+std::string failed_key(int rank) { return "stepverify/failed/" + std::to_string(rank); }
+
+}  // namespace
+
+ProcessGroup::~ProcessGroup() {
+  // Leaving by an exception: say so in the store, so the peers' errors name
+  // this rank (best effort; a killed process leaves nothing, and the peers
+  // see the lost connection instead).
+  if (impl_ && impl_->store && std::uncaught_exceptions() > 0) {
+    try {
+      const std::string v = "failed";
+      impl_->store->set(failed_key(rank()), std::vector<uint8_t>(v.begin(), v.end()));
+    } catch (...) {}
+  }
+}
 
 // Runs a c10d call; its failure (a lost peer, a timeout) becomes an Error
-// naming this rank and the collective.
+// naming this rank, the collective and the ranks that said they failed.
 template <typename F>
-void guarded(const DistributedOptions& o, const char* what, F&& f) {
+void guarded(const DistributedOptions& o, c10d::Store* store, const char* what, F&& f) {
   try {
     f();
   } catch (const std::exception& e) {
     std::string msg = e.what();
     if (const size_t cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
+    std::string who;
+    if (store) {
+      for (int r = 0; r < o.world_size; ++r) {
+        try {
+          if (r != o.rank && store->check({failed_key(r)})) who += (who.empty() ? "" : ", ") + std::to_string(r);
+        } catch (...) {
+          break;  // the store itself is gone (rank 0 served it)
+        }
+      }
+    }
+    const std::string peer = who.empty() ? "a peer failed, left or timed out after " +
+                                               std::to_string(static_cast<int>(o.timeout_seconds)) + " s"
+                                         : "rank " + who + " failed";
     throw Error("distributed: rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": " + what +
-                " failed (a peer failed, left or timed out after " + std::to_string(o.timeout_seconds) + " s): " + msg);
+                " failed (" + peer + "): " + msg);
   }
 }
 
@@ -76,7 +108,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
   if (options.world_size == 1) return g;
   g->impl_ = std::make_unique<Impl>();
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000));
-  guarded(options, "joining the group", [&] {
+  guarded(options, nullptr, "joining the group", [&] {
     if (!options.store_file.empty()) {
       g->impl_->store = c10::make_intrusive<c10d::FileStore>(options.store_file, options.world_size);
       g->impl_->store->setTimeout(timeout);
@@ -85,7 +117,9 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
       so.port = static_cast<uint16_t>(options.master_port);
       so.isServer = options.rank == 0;
       so.numWorkers = options.world_size;
-      so.waitWorkers = true;
+      // The rendezvous is Gloo's (its keys in the store, one timeout), not
+      // the store's own wait for workers (which takes a multiple of it).
+      so.waitWorkers = false;
       so.timeout = timeout;
       g->impl_->store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
     }
@@ -103,7 +137,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
 std::vector<std::string> ProcessGroup::allgather(const std::string& mine) {
   if (world_size() == 1) return {mine};
   std::vector<std::string> out(static_cast<size_t>(world_size()));
-  guarded(options_, "allgather", [&] {
+  guarded(options_, impl_->store.get(), "allgather", [&] {
     // Lengths first, then the bytes padded to the longest.
     std::vector<at::Tensor> len_in = {torch::tensor({static_cast<int64_t>(mine.size())}, torch::kLong)};
     std::vector<std::vector<at::Tensor>> len_out(1);
@@ -128,7 +162,7 @@ std::vector<std::string> ProcessGroup::allgather(const std::string& mine) {
 
 void ProcessGroup::allreduce_sum(float* data, size_t count) {
   if (world_size() == 1 || count == 0) return;
-  guarded(options_, "allreduce", [&] {
+  guarded(options_, impl_->store.get(), "allreduce", [&] {
     std::vector<at::Tensor> t = {torch::from_blob(data, {static_cast<int64_t>(count)}, torch::kFloat)};
     impl_->pg->allreduce(t)->wait();
   });
@@ -136,7 +170,7 @@ void ProcessGroup::allreduce_sum(float* data, size_t count) {
 
 void ProcessGroup::allreduce_sum(double* data, size_t count) {
   if (world_size() == 1 || count == 0) return;
-  guarded(options_, "allreduce", [&] {
+  guarded(options_, impl_->store.get(), "allreduce", [&] {
     std::vector<at::Tensor> t = {torch::from_blob(data, {static_cast<int64_t>(count)}, torch::kDouble)};
     impl_->pg->allreduce(t)->wait();
   });
@@ -144,7 +178,7 @@ void ProcessGroup::allreduce_sum(double* data, size_t count) {
 
 void ProcessGroup::barrier() {
   if (world_size() == 1) return;
-  guarded(options_, "barrier", [&] { impl_->pg->barrier()->wait(); });
+  guarded(options_, impl_->store.get(), "barrier", [&] { impl_->pg->barrier()->wait(); });
 }
 
 std::vector<size_t> shard_items(size_t count, size_t block, int rank, int world_size) {

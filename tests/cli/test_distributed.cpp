@@ -1,0 +1,202 @@
+// Scale-out over c10d: the process group (ranks as threads over a FileStore),
+// and sharded CLI jobs (ranks as processes over a TCPStore on 127.0.0.1)
+// whose outputs must be byte-identical to one process's. Only loopback is
+// ever bound or connected to.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "test_support.h"
+
+#include "stepverify/distributed.h"
+#include "stepverify/errors.h"
+
+using namespace stepverify;
+
+namespace {
+
+// A free TCP port on 127.0.0.1 (bound to port 0, then released).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const std::string kCli = STEPVERIFY_CLI;
+const std::string kLaunch = std::string(STEPVERIFY_SOURCE_DIR) + "/scripts/launch_local.sh";
+
+}  // namespace
+
+TEST_CASE("process group: allgather, allreduce and barrier across 3 ranks, a world of 1 alone", "[distributed]") {
+  test::TempDir tmp;
+  const int W = 3;
+  std::vector<std::vector<std::string>> gathered(W);
+  std::vector<std::vector<double>> sums(W);
+  std::vector<std::vector<float>> fsums(W);
+  std::vector<std::string> errors(W);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < W; ++r)
+    ranks.emplace_back([&, r] {
+      try {
+        DistributedOptions o;
+        o.rank = r;
+        o.world_size = W;
+        o.store_file = (tmp.path / "store").string();
+        o.timeout_seconds = 30;
+        auto g = ProcessGroup::create(o);
+        // Different lengths, an empty one, bytes that are not text.
+        gathered[r] =
+            g->allgather(r == 1 ? std::string()
+                                : std::string(static_cast<size_t>(5 * r + 1), 'a' + r) + std::string(1, '\0') + "\xff");
+        sums[r] = {1.0 * r, 10.0 + r, -0.5};
+        g->allreduce_sum(sums[r].data(), sums[r].size());
+        fsums[r] = {static_cast<float>(r + 1)};
+        g->allreduce_sum(fsums[r].data(), fsums[r].size());
+        g->barrier();
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  for (auto& t : ranks) t.join();
+  for (int r = 0; r < W; ++r) {
+    INFO("rank " << r << ": " << errors[r]);
+    REQUIRE(errors[r].empty());
+    REQUIRE(gathered[r].size() == 3);
+    CHECK(gathered[r][0] == std::string("a") + std::string(1, '\0') + "\xff");
+    CHECK(gathered[r][1].empty());
+    CHECK(gathered[r][2] == std::string(11, 'c') + std::string(1, '\0') + "\xff");
+    CHECK(sums[r] == std::vector<double>{3.0, 33.0, -1.5});
+    CHECK(fsums[r] == std::vector<float>{6.0f});
+  }
+  // A world of 1 needs no store and returns its own values.
+  auto one = ProcessGroup::create({});
+  CHECK(one->allgather("x") == std::vector<std::string>{"x"});
+  double v = 2;
+  one->allreduce_sum(&v, 1);
+  CHECK(v == 2);
+  // The assignment every sharded job uses: blocks dealt round-robin.
+  CHECK(shard_items(7, 2, 1, 3) == std::vector<size_t>{2, 3});
+  CHECK(shard_items(7, 1, 0, 3) == std::vector<size_t>{0, 3, 6});
+  DistributedOptions bad;
+  bad.rank = 2;
+  bad.world_size = 2;
+  CHECK_THROWS_AS(ProcessGroup::create(bad), ConfigError);
+}
+
+TEST_CASE("sharded score and label: 2 and 3 local ranks write the bytes one process writes", "[distributed]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  test::TempDir tmp;
+  {
+    std::ofstream f(tmp.path / "in.jsonl");
+    for (int i = 0; i < 150; ++i)
+      f << nlohmann::json{{"id", i},
+                          {"question", "What is " + std::to_string(i) + " + 7?"},
+                          {"steps",
+                           {std::to_string(i) + " + 7 = " + std::to_string(i + 7 + (i % 5 == 0)),
+                            "The answer is " + std::to_string(i + 7)}}}
+               .dump()
+        << "\n";
+    f << "not json\n";  // reported once, by rank 0; skipped by all
+  }
+  auto run = [&](int ranks, const std::string& args, const std::string& out) {
+    const std::string cmd = (ranks == 1 ? kCli : kLaunch + " " + std::to_string(ranks) + " " + kCli) + " " + args +
+                            " --output " + (tmp.path / out).string();
+    const auto [rc, text] = test::run_command("(" + cmd + " 2>&1)");
+    INFO(cmd << "\n" << text);
+    REQUIRE(rc == 0);
+    return slurp(tmp.path / out);
+  };
+  const std::string score = "score --model " + dir->string() + " --input " + (tmp.path / "in.jsonl").string();
+  const auto one = run(1, score, "one.jsonl");
+  CHECK(test::count_of(one, "\n") == 150);
+  CHECK(run(2, score, "two.jsonl") == one);
+  CHECK(run(3, score, "three.jsonl") == one);
+
+  const std::string models = STEPVERIFY_SOURCE_DIR "/models";
+  {
+    std::ofstream f(tmp.path / "label.jsonl");
+    for (int i = 0; i < 10; ++i) {
+      const int a = 3 + 2 * i, b = 5 + i, c = a + b + (i % 3 == 0);
+      f << nlohmann::json{{"question", "Ana has " + std::to_string(a) + " pens. Ana finds " + std::to_string(b) +
+                                           " more pens. How many pens does Ana have now?"},
+                          {"steps",
+                           {std::to_string(a) + " + " + std::to_string(b) + " = " + std::to_string(c),
+                            "The answer is " + std::to_string(c)}},
+                          {"gold", std::to_string(a + b)}}
+               .dump()
+        << "\n";
+    }
+  }
+  for (const std::string method : {"mc", "binary"}) {
+    INFO(method);
+    const std::string label = "label --policy " + models + "/policy --input " + (tmp.path / "label.jsonl").string() +
+                              " --rollouts 4 --requests-per-call 3 --method " + method;
+    const auto l1 = run(1, label, "l1.jsonl");
+    CHECK(test::count_of(l1, "\n") == 10);
+    CHECK(run(2, label, "l2.jsonl") == l1);
+    CHECK(run(3, label, "l3.jsonl") == l1);
+  }
+}
+
+TEST_CASE("a rank that fails or never comes makes the others exit with an error naming it, within the timeout",
+          "[distributed]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  test::TempDir tmp;
+  test::write_text(tmp.path / "in.jsonl",
+                   nlohmann::json{{"question", "What is 1 + 1?"}, {"steps", {"1 + 1 = 2"}}}.dump() + "\n");
+  const std::string common = kCli + " score --model " + dir->string() + " --output " +
+                             (tmp.path / "out.jsonl").string() + " --dist-timeout 8 --world-size 2 --master 127.0.0.1:";
+  SECTION("rank 1 fails after joining (its input cannot be read)") {
+    const std::string port = std::to_string(free_port());
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto [rc, text] = test::run_command(
+        "(" + common + port + " --rank 0 --input " + (tmp.path / "in.jsonl").string() + " 2>&1 & " + common + port +
+        " --rank 1 --input " + (tmp.path / "missing.jsonl").string() + " >/dev/null 2>&1; wait $!)");
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    INFO(text);
+    CHECK(rc != 0);
+    CHECK(text.find("rank 0 of 2") != std::string::npos);
+    CHECK(text.find("rank 1 failed") != std::string::npos);
+    CHECK(secs < 8 + 5);
+    CHECK_FALSE(std::filesystem::exists(tmp.path / "out.jsonl"));
+  }
+  SECTION("rank 1 never starts: rank 0 gives up at the timeout") {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto [rc, text] = test::run_command("(" + common + std::to_string(free_port()) + " --rank 0 --input " +
+                                              (tmp.path / "in.jsonl").string() + " 2>&1)");
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    INFO(text);
+    CHECK(rc != 0);
+    CHECK(text.find("joining the group failed") != std::string::npos);
+    CHECK(secs < 8 + 5);
+  }
+  SECTION("the launcher stops the job and returns the failure") {
+    const auto [rc, text] =
+        test::run_command("(" + kLaunch + " 2 sh -c 'if [ \"$RANK\" = 1 ]; then exit 3; fi; exec sleep 30' 2>&1)");
+    INFO(text);
+    CHECK(rc == 3);
+  }
+}
