@@ -62,6 +62,9 @@ Run add_train(CLI::App& app) {
 
   auto vload = std::make_shared<LoadOptions>();
   add_load_flags(*v, *vload);  // the backbone's dtype in training and in the saved verifier
+  // Data-parallel over ranks: gradients averaged by allreduce, rank 0 writes.
+  auto vdist = std::make_shared<DistributedFlags>();
+  add_distributed_flags(*v, *vdist);
   auto* l = app.add_subcommand("lm", "Next-token training of a causal LM on prompt/completion pairs");
   auto lm_init = std::make_shared<std::string>(), lm_data = std::make_shared<std::string>(),
        lm_eval = std::make_shared<std::string>(), lm_out = std::make_shared<std::string>();
@@ -74,20 +77,27 @@ Run add_train(CLI::App& app) {
   add_train_options(*l, *lo);
   auto lmload = std::make_shared<LoadOptions>();
   add_load_flags(*l, *lmload);  // the model's dtype in training and in the saved checkpoint
+  auto ldist = std::make_shared<DistributedFlags>();
+  add_distributed_flags(*l, *ldist);
 
   return [=] {
     if (v->parsed()) {
-      VerifierTrainer t(*backbone, VerifierSpec::from_file(*spec), *out, vo->train.seed, vload->dtype);
+      auto group = ProcessGroup::create(vdist->resolve());
+      vo->train.group = group.get();
+      VerifierTrainer t(*backbone, VerifierSpec::from_file(*spec), *out, vo->train.seed, vload->dtype, group.get());
       const auto train = read_examples(*data, *format);
       const auto ev = eval->empty() ? std::vector<VerifierExample>{} : read_examples(*eval, *format);
       std::cerr << fmt::format("{} training examples, {} evaluation examples\n", train.size(), ev.size());
       auto rep = t.train(train, ev, *vo);
       t.save();
+      if (!group->is_root()) return 0;
       std::cerr << fmt::format("loss {:.4f} -> {:.4f} in {:.0f} s; saved {}\n", rep.first_loss, rep.final_loss,
                                rep.seconds, *out);
       return 0;
     }
     detail::check_output_dir(*lm_out, {*lm_init});
+    auto group = ProcessGroup::create(ldist->resolve());
+    lo->group = group.get();
     auto model = Model::load(*lm_init, *lmload);
     const auto& tok = model->tokenizer();
     auto read = [&](const std::string& path) {
@@ -114,6 +124,7 @@ Run add_train(CLI::App& app) {
     };
     auto t = trainable_copy(*model, true, lmload->dtype);
     auto rep = train_causal_lm(*t, read(*lm_data), lm_eval->empty() ? std::vector<LmExample>{} : read(*lm_eval), *lo);
+    if (!group->is_root()) return 0;  // rank 0 writes
     save_checkpoint(*lm_out, *t, *lm_init);
     std::cerr << fmt::format("loss {:.4f} -> {:.4f} in {:.0f} s; saved {}\n", rep.first_loss, rep.final_loss,
                              rep.seconds, *lm_out);

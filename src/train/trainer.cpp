@@ -12,6 +12,7 @@
 
 #include "backbone/tensor_io.h"
 #include "stepverify/checkpoint.h"
+#include "stepverify/distributed.h"
 #include "stepverify/errors.h"
 #include "stepverify/runtime.h"
 #include "stepverify/train/training.h"
@@ -90,19 +91,30 @@ using LossFn = std::function<at::Tensor(const std::vector<int64_t>&)>;
 // the batch is split into contiguous parts whose losses and gradients are
 // computed concurrently; each weighs by its share of the examples, and the
 // gradients are summed in shard order (the same bits whichever thread ends first).
-double micro_batch(const std::vector<at::Tensor>& params, const std::vector<int64_t>& batch, const LossFn& loss,
-                   int shards, int accumulation, int64_t step) {
+// With a group of W ranks, this rank takes the contiguous slice r of W of
+// the micro-batch (the others' slices are theirs), and the shares are of the
+// whole micro-batch, so that the ranks' sums add up to its mean.
+double micro_batch(const std::vector<at::Tensor>& params, const std::vector<int64_t>& whole, const LossFn& loss,
+                   int shards, int accumulation, int64_t step, int rank, int world) {
   auto not_finite = [&] {
     return Error(fmt::format("training: the loss is not finite at step {} (lower the learning rate)", step));
   };
+  const size_t total = whole.size();
+  const size_t lo = total * static_cast<size_t>(rank) / static_cast<size_t>(world),
+               hi = total * static_cast<size_t>(rank + 1) / static_cast<size_t>(world);
+  const std::vector<int64_t> batch(whole.begin() + static_cast<std::ptrdiff_t>(lo),
+                                   whole.begin() + static_cast<std::ptrdiff_t>(hi));
   const size_t n = batch.size();
+  if (n == 0) return 0;  // more ranks than examples: this one adds nothing
+  const double slice = static_cast<double>(n) / static_cast<double>(total);
   const size_t S = std::min(static_cast<size_t>(std::max(shards, 1)), n);
   if (S <= 1) {
     auto l = loss(batch);
     const double v = l.item<double>();
     if (!std::isfinite(v)) throw not_finite();
-    (l / accumulation).backward();
-    return v / accumulation;
+    // (One process: exactly the division it always made.)
+    (world == 1 ? l / accumulation : l * (slice / accumulation)).backward();
+    return world == 1 ? v / accumulation : v * slice / accumulation;
   }
   std::vector<std::vector<at::Tensor>> grads(S);
   std::vector<double> values(S, 0);
@@ -112,7 +124,7 @@ double micro_batch(const std::vector<at::Tensor>& params, const std::vector<int6
       const size_t from = n * k / S, to = n * (k + 1) / S;
       const std::vector<int64_t> part(batch.begin() + static_cast<std::ptrdiff_t>(from),
                                       batch.begin() + static_cast<std::ptrdiff_t>(to));
-      const double share = static_cast<double>(to - from) / static_cast<double>(n);
+      const double share = static_cast<double>(to - from) / static_cast<double>(total);
       auto l = loss(part);
       values[k] = l.item<double>() * share;
       if (!std::isfinite(values[k])) return;
@@ -128,9 +140,9 @@ double micro_batch(const std::vector<at::Tensor>& params, const std::vector<int6
   for (auto& w : workers) w.join();
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
-  double total = 0;
-  for (double v : values) total += v;
-  if (!std::isfinite(total)) throw not_finite();
+  double sum = 0;
+  for (double v : values) sum += v;
+  if (!std::isfinite(sum)) throw not_finite();
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < params.size(); ++i) {
     at::Tensor g;
@@ -143,7 +155,35 @@ double micro_batch(const std::vector<at::Tensor>& params, const std::vector<int6
     else
       into = g;
   }
-  return total / accumulation;
+  return sum / accumulation;
+}
+
+// Sums the parameters' gradients and `loss` over the group's ranks. A
+// gradient no rank computed stays undefined (the optimizer skips it, as one
+// process would).
+void allreduce_gradients(ProcessGroup& group, const std::vector<at::Tensor>& params, double& loss) {
+  torch::NoGradGuard no_grad;
+  std::vector<float> flat;
+  std::vector<double> meta(params.size() + 1, 0.0);  // per parameter: 1 when this rank has its gradient; then the loss
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto& g = params[i].grad();
+    if (g.defined()) meta[i] = 1;
+    const auto f = (g.defined() ? g : torch::zeros_like(params[i])).to(torch::kFloat).contiguous();
+    flat.insert(flat.end(), f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+  }
+  meta.back() = loss;
+  group.allreduce_sum(flat.data(), flat.size());
+  group.allreduce_sum(meta.data(), meta.size());
+  loss = meta.back();
+  size_t at = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int64_t k = params[i].numel();
+    if (meta[i] > 0) {
+      auto g = torch::from_blob(flat.data() + at, params[i].sizes(), torch::kFloat).to(params[i].scalar_type()).clone();
+      params[i].mutable_grad() = g;
+    }
+    at += static_cast<size_t>(k);
+  }
 }
 
 }  // namespace
@@ -173,6 +213,7 @@ TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_ex
   const unsigned hw = std::thread::hardware_concurrency();
   const int shards = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, hw));
   const BlasThreadsScope one_blas_thread_per_shard(shards > 1 ? 1 : 0);
+  const int world = o.group ? o.group->world_size() : 1, rank = o.group ? o.group->rank() : 0;
   TrainReport rep;
   const auto t0 = std::chrono::steady_clock::now();
   auto last_print = t0;
@@ -187,9 +228,10 @@ TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_ex
     double step_loss = 0;
     for (int a = 0; a < o.accumulation; ++a) {
       const auto batch = order.next();
-      step_loss += micro_batch(parameters, batch, loss, shards, o.accumulation, step);
+      step_loss += micro_batch(parameters, batch, loss, shards, o.accumulation, step, rank, world);
       rep.examples += static_cast<int64_t>(batch.size());
     }
+    if (o.group) allreduce_gradients(*o.group, parameters, step_loss);
     if (o.clip_grad_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, o.clip_grad_norm);
     opt.step();
     if (step == 0) rep.first_loss = step_loss;
@@ -213,7 +255,7 @@ TrainReport train_loop(const std::vector<at::Tensor>& parameters, int64_t num_ex
     }
     const auto now = std::chrono::steady_clock::now();
     const double secs = std::chrono::duration<double>(now - t0).count();
-    if (o.progress &&
+    if (o.progress && rank == 0 &&
         (last || do_eval || std::chrono::duration<double>(now - last_print).count() > (tty ? 0.5 : 30.0))) {
       last_print = now;
       const int width = 24;

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "stepverify/distributed.h"
 #include "stepverify/errors.h"
 #include "stepverify/train/training.h"
 #include "train/batching.h"
@@ -27,8 +28,9 @@ struct Prepared {
 }  // namespace
 
 VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, VerifierSpec spec,
-                                 const std::filesystem::path& out_dir, uint64_t seed, c10::ScalarType dtype)
-    : out_dir_(out_dir), spec_(std::move(spec)) {
+                                 const std::filesystem::path& out_dir, uint64_t seed, c10::ScalarType dtype,
+                                 ProcessGroup* group)
+    : out_dir_(out_dir), spec_(std::move(spec)), group_(group) {
   if (spec_.heads.empty()) throw ConfigError("VerifierTrainer: the spec has no heads");
   for (const auto& h : spec_.heads) {
     if (h.type != HeadType::Linear)
@@ -60,8 +62,11 @@ VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, Veri
     extra[h.weights + ".weight"] = w;
     extra[h.weights + ".bias"] = b;
   }
-  save_checkpoint(out_dir_, *backbone_, backbone_dir, extra);
-  detail::write_file_atomic(out_dir_ / "stepverify.json", spec_.to_json() + "\n");
+  if (!group_ || group_->is_root()) {
+    save_checkpoint(out_dir_, *backbone_, backbone_dir, extra);
+    detail::write_file_atomic(out_dir_ / "stepverify.json", spec_.to_json() + "\n");
+  }
+  if (group_) group_->barrier();  // the others read what rank 0 wrote
   VerifierOptions vo;
   vo.prefix_cache_bytes = 0;
   vo.load.dtype = dtype;  // the saved weights used in place
@@ -239,7 +244,8 @@ void VerifierTrainer::save() const {
     extra[h.weights + ".weight"] = w;
     extra[h.weights + ".bias"] = b;
   }
-  save_checkpoint(out_dir_, *backbone_, out_dir_, extra);
+  if (!group_ || group_->is_root()) save_checkpoint(out_dir_, *backbone_, out_dir_, extra);
+  if (group_) group_->barrier();
 }
 
 }  // namespace stepverify

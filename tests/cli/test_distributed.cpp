@@ -14,6 +14,8 @@
 
 #include "test_support.h"
 
+#include "backbone/tensor_io.h"
+#include "stepverify/checkpoint.h"
 #include "stepverify/distributed.h"
 #include "stepverify/errors.h"
 
@@ -199,4 +201,66 @@ TEST_CASE("a rank that fails or never comes makes the others exit with an error 
     INFO(text);
     CHECK(rc == 3);
   }
+}
+
+TEST_CASE("data-parallel training: 2 ranks end with the parameters of one process splitting batches alike",
+          "[distributed]") {
+  const std::string models = STEPVERIFY_SOURCE_DIR "/models";
+  if (!std::filesystem::exists(models + "/policy/config.json")) return;
+  test::TempDir tmp;
+  {
+    std::ofstream lm(tmp.path / "lm.jsonl"), trl(tmp.path / "trl.jsonl");
+    for (int i = 0; i < 24; ++i) {
+      const int a = 2 + 3 * i, b = 5 + i % 7;
+      const std::string q = "Ana has " + std::to_string(a) + " pens. Ana finds " + std::to_string(b) +
+                            " more pens. How many pens does Ana have now?";
+      const int c = a + b + (i % 4 == 0);
+      lm << nlohmann::json{{"prompt", q + "\n"},
+                           {"completion", std::to_string(a) + " + " + std::to_string(b) + " = " +
+                                              std::to_string(a + b) + "\nThe answer is " + std::to_string(a + b) +
+                                              "\n"}}
+                .dump()
+         << "\n";
+      trl << nlohmann::json{{"prompt", q},
+                            {"completions",
+                             {std::to_string(a) + " + " + std::to_string(b) + " = " + std::to_string(c),
+                              "The answer is " + std::to_string(c)}},
+                            {"labels", {c == a + b, c == a + b}}}
+                 .dump()
+          << "\n";
+    }
+  }
+  // The 2 ranks each take half of every micro-batch at one thread; the one
+  // process splits it the same way over 2 threads.
+  auto same_weights = [&](const std::string& cmd, const std::string& out) {
+    const auto one = test::run_command("(" + kCli + " " + cmd + " --threads 2 --out " +
+                                       (tmp.path / (out + "1")).string() + " 2>&1)");
+    INFO(one.second);
+    REQUIRE(one.first == 0);
+    const auto two = test::run_command("(" + kLaunch + " 2 " + kCli + " " + cmd + " --threads 1 --out " +
+                                       (tmp.path / (out + "2")).string() + " 2>&1)");
+    INFO(two.second);
+    REQUIRE(two.first == 0);
+    auto a = SafetensorsFile::open(tmp.path / (out + "1") / "model.safetensors");
+    auto b = SafetensorsFile::open(tmp.path / (out + "2") / "model.safetensors");
+    REQUIRE(a->names() == b->names());
+    double worst = 0;
+    for (const auto& n : a->names())
+      worst = std::max(worst, test::max_abs_diff(to_tensor(a->tensor(n)), to_tensor(b->tensor(n))));
+    CHECK(worst < 1e-5);
+    // And training moved them from where they started.
+    auto init = SafetensorsFile::open(models + "/policy/model.safetensors");
+    double moved = 0;
+    for (const auto& n : a->names())
+      if (init->contains(n))
+        moved = std::max(moved, test::max_abs_diff(to_tensor(a->tensor(n)), to_tensor(init->tensor(n))));
+    CHECK(moved > 1e-4);
+  };
+  same_weights("train lm --init " + models + "/policy --data " + (tmp.path / "lm.jsonl").string() +
+                   " --steps 4 --batch 8 --warmup 1",
+               "lm");
+  same_weights("train verifier --backbone " + models + "/policy --spec " + models +
+                   "/verifier/stepverify.json --data " + (tmp.path / "trl.jsonl").string() +
+                   " --steps 4 --batch 8 --warmup 1 --last-layers 1",
+               "verifier");
 }

@@ -55,6 +55,8 @@
 
 namespace stepverify {
 
+class ProcessGroup;  // stepverify/distributed.h
+
 /// Options of the optimisation loop.
 struct STEPVERIFY_API TrainOptions {
   int64_t steps = 1000;         ///< optimizer steps
@@ -81,6 +83,15 @@ struct STEPVERIFY_API TrainOptions {
   /// arithmetic, not the examples: pin it for runs that must match across
   /// machines (speed-up figures in README.md).
   int threads = 0;
+  /// Data-parallel over a process group (null: this process alone): every
+  /// rank draws the same batches, computes the gradients of its contiguous
+  /// slice of each micro-batch (split among its threads as above), and the
+  /// gradients and losses are summed over the ranks by allreduce before the
+  /// optimizer step, each weighted by its share of the examples; every rank
+  /// ends with the same parameters. The rank count changes the arithmetic
+  /// (sums in another order, within float tolerance of one process), not the
+  /// examples. Not owned; callers write checkpoints on rank 0 only.
+  ProcessGroup* group = nullptr;
 };
 
 /// One logged point of a run.
@@ -171,12 +182,15 @@ class STEPVERIFY_API VerifierTrainer {
   /// float32 weights and read float32 inputs. Backbone layers trained in
   /// bfloat16 are updated in bfloat16 (no float32 master copy): with it,
   /// train the heads (VerifierTrainOptions::last_layers 0) or a few layers.
+  /// With a `group` (data-parallel training, TrainOptions::group), rank 0
+  /// writes out_dir and the others wait for it, and save() writes on rank 0
+  /// only; every rank starts from the same seeded heads. Not owned.
   VerifierTrainer(const std::filesystem::path& backbone_dir, VerifierSpec spec, const std::filesystem::path& out_dir,
-                  uint64_t seed = 0, c10::ScalarType dtype = c10::kFloat);
+                  uint64_t seed = 0, c10::ScalarType dtype = c10::kFloat, ProcessGroup* group = nullptr);
   ~VerifierTrainer();
   TrainReport train(const std::vector<VerifierExample>& train, const std::vector<VerifierExample>& eval,
                     const VerifierTrainOptions& options);
-  /// Writes the trained weights to out_dir.
+  /// Writes the trained weights to out_dir (with a group: rank 0, then every rank waits for it).
   void save() const;
   /// The verifier as loaded from out_dir before training (renders inputs).
   const Verifier& renderer() const { return *renderer_; }
@@ -189,6 +203,7 @@ class STEPVERIFY_API VerifierTrainer {
   std::shared_ptr<const Verifier> renderer_;
   std::shared_ptr<TransformerImpl> backbone_;
   std::map<std::string, std::pair<at::Tensor, at::Tensor>> heads_;  // name -> (weight [C,H], bias [C])
+  ProcessGroup* group_ = nullptr;
 };
 
 }  // namespace stepverify
