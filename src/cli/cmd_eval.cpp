@@ -15,6 +15,8 @@
 
 #include "cli/commands.h"
 #include "cli/eval_model.h"
+#include "cli/flags.h"
+#include "stepverify/distributed.h"
 #include "stepverify/errors.h"
 #include "util/files.h"
 #include "stepverify/eval/evaluation.h"
@@ -34,6 +36,7 @@ struct ProcessBenchArgs {
   std::string scores, model, spec, data, dtype = "fp32";
   bool json = false;
   std::string predictions, markdown, svg;
+  DistributedFlags dist;  ///< --model: records scored across ranks; rank 0 reports
 };
 
 int run_processbench(const ProcessBenchArgs& a) {
@@ -43,9 +46,16 @@ int run_processbench(const ProcessBenchArgs& a) {
     ro.require_step_scores = true;
     records = read_processbench_records(a.scores, ro);
   } else if (!a.model.empty()) {
+    auto group = ProcessGroup::create(a.dist.resolve());
     records = read_processbench_records(a.data);
+    if (!group->is_root()) {  // scores its share; rank 0 evaluates and reports
+      std::vector<std::pair<std::string, std::vector<std::string>>> batch;
+      for (const auto& r : records) batch.emplace_back(r.problem, r.steps);
+      score_with_model(a.model, a.spec, a.dtype, batch, *group);
+      return 0;
+    }
     score_processbench_records(
-        records, [&](const auto& problems) { return score_with_model(a.model, a.spec, a.dtype, problems); });
+        records, [&](const auto& problems) { return score_with_model(a.model, a.spec, a.dtype, problems, *group); });
   } else {
     throw InputError("eval processbench: give --scores FILE.jsonl, or --model DIR with --data FILE_OR_DIR");
   }
@@ -89,6 +99,7 @@ Run add_eval(CLI::App& app) {
   auto* cal = pb->add_option("--calibrate-on", a->options.calibrate_on,
                              "choose the threshold maximising F1 on this split, then apply it to every split");
   pb->add_flag("--json", a->json, "print one JSON object on stdout");
+  add_distributed_flags(*pb, a->dist);
   pb->add_option("--predictions", a->predictions, "write per-record predictions (JSONL; valid --scores input)");
   pb->add_option("--markdown", a->markdown, "write a Markdown table");
   pb->add_option("--svg", a->svg, "write an SVG bar chart of F1 per split");

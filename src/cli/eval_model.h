@@ -7,6 +7,10 @@
 #include <utility>
 #include <vector>
 
+namespace stepverify {
+class ProcessGroup;
+}  // namespace stepverify
+
 namespace stepverify::cli {
 
 /// Loads the verifier in `model_dir` (spec: a preset name or spec file, empty
@@ -14,9 +18,12 @@ namespace stepverify::cli {
 /// value) and returns, for each
 /// (problem, steps) pair, one step score per step (Scores::step_scores of the
 /// first step-level head), in input order. Throws a stepverify::Error on a bad
-/// model or input. Called once per run with every record.
+/// model or input. Called once per run with every record. Over a group of
+/// ranks, each scores the chunks of 64 records whose index is its rank
+/// modulo the world (the batches one process forms) and rank 0 returns every
+/// score (the others: nothing).
 extern std::vector<std::vector<double>> score_with_model(
     const std::string& model_dir, const std::string& spec, const std::string& dtype,
-    const std::vector<std::pair<std::string, std::vector<std::string>>>& problems_and_steps);
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& problems_and_steps, ProcessGroup& group);
 
 }  // namespace stepverify::cli

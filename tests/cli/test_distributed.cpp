@@ -106,7 +106,8 @@ TEST_CASE("process group: allgather, allreduce and barrier across 3 ranks, a wor
   CHECK_THROWS_AS(ProcessGroup::create(bad), ConfigError);
 }
 
-TEST_CASE("sharded score and label: 2 and 3 local ranks write the bytes one process writes", "[distributed]") {
+TEST_CASE("sharded score, eval processbench and label: 2 and 3 local ranks write the bytes one process writes",
+          "[distributed]") {
   auto dir = test::fixture("qwen2_prm");
   if (!dir) return;
   test::TempDir tmp;
@@ -135,6 +136,32 @@ TEST_CASE("sharded score and label: 2 and 3 local ranks write the bytes one proc
   CHECK(test::count_of(one, "\n") == 150);
   CHECK(run(2, score, "two.jsonl") == one);
   CHECK(run(3, score, "three.jsonl") == one);
+
+  // eval processbench --model: the per-record predictions, byte for byte.
+  {
+    nlohmann::json records = nlohmann::json::array();
+    for (int i = 0; i < 140; ++i)
+      records.push_back({{"id", "arith-" + std::to_string(i)},
+                         {"problem", "What is " + std::to_string(i) + " * 2?"},
+                         {"steps",
+                          {std::to_string(i) + " * 2 = " + std::to_string(2 * i + (i % 3 == 0)),
+                           "The answer is " + std::to_string(2 * i)}},
+                         {"label", i % 3 == 0 ? 0 : -1}});
+    test::write_text(tmp.path / "pb.json", records.dump());
+    auto eval = [&](int ranks, const std::string& out) {
+      const std::string cmd = (ranks == 1 ? kCli : kLaunch + " " + std::to_string(ranks) + " " + kCli) +
+                              " eval processbench --model " + dir->string() + " --data " +
+                              (tmp.path / "pb.json").string() + " --json --predictions " + (tmp.path / out).string();
+      const auto [rc, text] = test::run_command("(" + cmd + " 2>/dev/null)");
+      INFO(cmd);
+      REQUIRE(rc == 0);
+      return text + slurp(tmp.path / out);
+    };
+    const auto p1 = eval(1, "p1.jsonl");
+    CHECK(test::count_of(p1, "\n") > 140);
+    CHECK(eval(2, "p2.jsonl") == p1);
+    CHECK(eval(3, "p3.jsonl") == p1);
+  }
 
   const std::string models = STEPVERIFY_SOURCE_DIR "/models";
   {
