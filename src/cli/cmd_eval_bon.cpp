@@ -13,9 +13,11 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "stepverify/distributed.h"
 #include "stepverify/eval/bon.h"
 #include "stepverify/errors.h"
 
@@ -28,12 +30,19 @@ struct BonArgs {
   std::string input;
   bool json = false;
   std::string markdown, svg, reliability_svg;
+  DistributedFlags dist;  ///< problems' curves computed across ranks; rank 0 reports
 };
 
 int run_bon(const BonArgs& a) {
-  const std::vector<BonProblem> problems = read_bon_problems(a.input, &std::cerr);  // bad lines reported, skipped
+  auto group = ProcessGroup::create(a.dist.resolve());
+  std::ostringstream quiet;  // other ranks read the same lines and report nothing
+  const std::vector<BonProblem> problems =
+      read_bon_problems(a.input, group->is_root() ? static_cast<std::ostream*>(&std::cerr) : &quiet);
   if (problems.empty()) throw InputError("eval bon: no usable problem in " + a.input);
-  const BonResult result = evaluate_bon(problems, a.options);
+  BonOptions options = a.options;
+  options.group = group.get();
+  const BonResult result = evaluate_bon(problems, options);
+  if (!group->is_root()) return 0;
   if (result.labeled_solutions > 0 && !result.reliability)
     std::cerr << "note: a labeled step score lies outside [0, 1]; no reliability table\n";
   if (result.labeled_solutions > 0 && !result.step_auroc)
@@ -80,6 +89,7 @@ Run add_eval_bon(CLI::App& eval) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   bon->add_flag("--json", a->json, "print one JSON object on stdout");
+  add_distributed_flags(*bon, a->dist);
   bon->add_option("--markdown", a->markdown, "write the Markdown report");
   bon->add_option("--svg", a->svg, "write an SVG plot of accuracy against N per method");
   bon->add_option("--reliability-svg", a->reliability_svg, "write an SVG reliability diagram of step scores");

@@ -9,6 +9,10 @@
 // cost of re-canonicalising every answer.
 #include "stepverify/eval/bon.h"
 
+#include <cstring>
+
+#include "stepverify/distributed.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -407,10 +411,17 @@ BonResult evaluate_bon(const std::vector<BonProblem>& problems, const BonOptions
   std::vector<double> step_scores;
   std::vector<int> step_labels;
   std::vector<ProcessBenchRecord> records;
-  for (size_t pi = 0; pi < problems.size(); ++pi) {
+  // Per problem, its contribution to each curve point (N-major, then method),
+  // computed by the rank that owns it.
+  const size_t cells = r.n.size() * methods.size();
+  const int world = options.group ? options.group->world_size() : 1, rank = options.group ? options.group->rank() : 0;
+  std::vector<std::vector<double>> contribution(problems.size());
+  for (size_t pi : shard_items(problems.size(), 1, rank, world)) {
     const BonProblem& p = problems[pi];
     const Prepared prep = prepare(p, pi, options);
     const size_t k = p.candidates.size();
+    auto& cell = contribution[pi];
+    cell.assign(cells, 0.0);
     for (size_t ni = 0; ni < r.n.size(); ++ni) {
       const auto subsets = subsets_of(k, static_cast<size_t>(r.n[ni]), pi, options);
       std::vector<double> right(methods.size(), 0.0);
@@ -428,8 +439,34 @@ BonResult evaluate_bon(const std::vector<BonProblem>& problems, const BonOptions
         }
       }
       for (size_t mi = 0; mi < methods.size(); ++mi)
-        r.curves[mi].accuracy[ni] += right[mi] / static_cast<double>(subsets.size());
+        cell[ni * methods.size() + mi] = right[mi] / static_cast<double>(subsets.size());
     }
+  }
+  if (options.group && world > 1) {
+    // Each rank's cells, in its problems' order, as raw doubles.
+    std::string mine;
+    for (size_t pi : shard_items(problems.size(), 1, rank, world))
+      mine.append(reinterpret_cast<const char*>(contribution[pi].data()), cells * sizeof(double));
+    const auto all = options.group->allgather(mine);
+    for (int from = 0; from < world; ++from) {
+      const auto owned = shard_items(problems.size(), 1, from, world);
+      const std::string& bytes = all[static_cast<size_t>(from)];
+      if (bytes.size() != owned.size() * cells * sizeof(double))
+        throw Error("evaluate_bon: rank " + std::to_string(from) + " sent " + std::to_string(bytes.size()) +
+                    " bytes of curves");
+      for (size_t j = 0; j < owned.size(); ++j) {
+        auto& cell = contribution[owned[j]];
+        cell.resize(cells);
+        std::memcpy(cell.data(), bytes.data() + j * cells * sizeof(double), cells * sizeof(double));
+      }
+    }
+  }
+  for (size_t pi = 0; pi < problems.size(); ++pi) {
+    const BonProblem& p = problems[pi];
+    const size_t k = p.candidates.size();
+    for (size_t ni = 0; ni < r.n.size(); ++ni)
+      for (size_t mi = 0; mi < methods.size(); ++mi)
+        r.curves[mi].accuracy[ni] += contribution[pi][ni * methods.size() + mi];
 
     // Step labels.
     for (size_t ci = 0; ci < k; ++ci) {

@@ -163,6 +163,35 @@ TEST_CASE("sharded score, eval processbench and label: 2 and 3 local ranks write
     CHECK(eval(3, "p3.jsonl") == p1);
   }
 
+  // eval bon: curves over subsets, computed per problem across ranks.
+  {
+    std::ofstream f(tmp.path / "bon.jsonl");
+    uint64_t x = 7;
+    auto next = [&] { return (x = x * 6364136223846793005ull + 1442695040888963407ull) >> 33; };
+    for (int i = 0; i < 40; ++i) {
+      nlohmann::json cands = nlohmann::json::array();
+      for (int k = 0; k < 8; ++k) {
+        const bool right = next() % 3 != 0;
+        cands.push_back({{"answer", std::to_string(right ? i : i + 1 + static_cast<int>(next() % 3))},
+                         {"score", static_cast<double>(next() % 1000) / 1000},
+                         {"step_scores", {static_cast<double>(next() % 1000) / 1000, right ? 0.9 : 0.2}},
+                         {"step_labels", {true, right}}});
+      }
+      f << nlohmann::json{{"id", i}, {"gold", std::to_string(i)}, {"candidates", cands}}.dump() << "\n";
+    }
+  }
+  auto bon = [&](int ranks) {
+    const auto [rc, text] =
+        test::run_command("(" + (ranks == 1 ? kCli : kLaunch + " " + std::to_string(ranks) + " " + kCli) +
+                          " eval bon --input " + (tmp.path / "bon.jsonl").string() + " --json 2>/dev/null)");
+    REQUIRE(rc == 0);
+    return text;
+  };
+  const auto b1 = bon(1);
+  CHECK(b1.find("\"majority\"") != std::string::npos);
+  CHECK(bon(2) == b1);
+  CHECK(bon(3) == b1);
+
   const std::string models = STEPVERIFY_SOURCE_DIR "/models";
   {
     std::ofstream f(tmp.path / "label.jsonl");

@@ -86,6 +86,10 @@
 #include "stepverify/eval/evaluation.h"
 
 namespace stepverify {
+class ProcessGroup;  // stepverify/distributed.h
+}  // namespace stepverify
+
+namespace stepverify {
 
 /// One sampled solution of a best-of-N problem.
 struct STEPVERIFY_API BonCandidate {
@@ -139,6 +143,11 @@ struct STEPVERIFY_API BonOptions {
   const AnswerExtractor* extractor = nullptr;
   /// Equivalence for grouping and for comparison with gold; null: MathEquivalence.
   const AnswerEquivalence* equivalence = nullptr;
+  /// The problems' curves (the subset draws and selections, the bulk of the
+  /// work) dealt round-robin over a process group, gathered bit-exact and
+  /// summed in problem order: every rank returns the single process's result
+  /// (null: this process alone). Not owned.
+  ProcessGroup* group = nullptr;
 };
 
 /// Accuracy against N of one method.
