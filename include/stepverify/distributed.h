@@ -7,11 +7,13 @@
 //   pg->allreduce_sum(grads.data(), grads.size());         // in place, the same sum on every rank
 //
 // The store is c10d's TCPStore (rank 0 serves it at master_addr:master_port)
-// or, with store_file, its FileStore (a path every rank can reach). Every
-// collective waits at most `timeout_seconds`; a peer that fails or disappears
-// makes the others throw stepverify::Error naming this rank, the world and
-// the collective (with c10d's own message, which names the peer's address),
-// never hang past the timeout.
+// or, with store_file, its FileStore (a path every rank can reach). The
+// rendezvous and every collective wait at most `timeout_seconds` (a peer's
+// longer share of the work counts: the default, c10d's 30 minutes, leaves
+// room for it); a peer that fails or disappears makes the others throw
+// stepverify::Error naming this rank, the world, the collective and the rank
+// that failed (when it left by an error; a killed one shows as Gloo's lost
+// connection with its address), never hang past the timeout.
 //
 // Built against a CUDA libtorch the same code would use NCCL for GPU tensors;
 // this build (Debian's CPU libtorch) has Gloo only.
@@ -37,13 +39,23 @@ struct STEPVERIFY_API DistributedOptions {
   int world_size = 1;                     ///< processes in the group (1: no store, no communication)
   std::string master_addr = "127.0.0.1";  ///< rank 0's TCPStore address
   int master_port = 29500;                ///< and port
-  /// A FileStore path shared by every rank instead of the TCPStore (empty: TCP).
+  /// A FileStore path shared by every rank instead of the TCPStore (empty:
+  /// TCP). A file left by a killed job holds its keys: use a fresh path, or a job_id.
   std::string store_file;
-  double timeout_seconds = 300;  ///< the longest any rendezvous or collective may wait
+  /// The network interface Gloo talks over (e.g. "eth0"). Empty:
+  /// $GLOO_SOCKET_IFNAME when set; else loopback when master_addr is a
+  /// loopback address (a local world); else the address this host's name
+  /// resolves to (c10d's default device).
+  std::string interface;
+  /// A name for this job's keys in the store (so a store reused by another
+  /// job never mixes them). Empty: $STEPVERIFY_JOB_ID, else $TORCHELASTIC_RUN_ID.
+  std::string job_id;
+  double timeout_seconds = 1800;  ///< the longest any rendezvous or collective may wait
 
   /// From the environment torchrun sets: RANK, WORLD_SIZE, MASTER_ADDR,
-  /// MASTER_PORT (and STEPVERIFY_STORE_FILE, STEPVERIFY_TIMEOUT); unset
-  /// means a world of 1. ConfigError naming the variable on a bad value.
+  /// MASTER_PORT, TORCHELASTIC_RUN_ID (and STEPVERIFY_STORE_FILE,
+  /// STEPVERIFY_TIMEOUT, STEPVERIFY_JOB_ID, GLOO_SOCKET_IFNAME); unset means
+  /// a world of 1. ConfigError naming the variable on a bad value.
   static DistributedOptions from_env();
   /// ConfigError unless 0 <= rank < world_size, the port is 1..65535 and the timeout positive.
   void check() const;

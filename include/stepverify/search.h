@@ -130,8 +130,11 @@ struct STEPVERIFY_API SearchOptions {
   int max_steps = 12;                ///< steps before a solution is cut
   int64_t max_proposals = 0;         ///< budget in proposals (0: none)
   int64_t max_generated_tokens = 0;  ///< budget in generated tokens (0: none)
-  bool dedup = true;                 ///< drop a proposal identical to a sibling
-  std::string head;                  ///< verifier head that ranks (empty: the first)
+  /// Budget in verifier tokens (SearchResult::verifier_tokens; 0: none),
+  /// checked before each expansion as the others are.
+  int64_t max_verifier_tokens = 0;
+  bool dedup = true;  ///< drop a proposal identical to a sibling
+  std::string head;   ///< verifier head that ranks (empty: the first)
   /// How a partial solution's step scores rank it (the value of the last
   /// step, or min/prod/mean over steps).
   Aggregate aggregate = Aggregate::Last;
@@ -188,7 +191,10 @@ STEPVERIFY_API SearchResult lookahead_search(const Verifier& verifier, StepPropo
 /// Monte Carlo tree search over steps (AlphaMath, rStar-Math): PUCT selection
 /// with the policy's step probability as the prior (options.mcts), expansion
 /// of a leaf with `expansions` proposals scored together through sessions
-/// forked from the leaf's (a leaf's session is released once it is expanded),
+/// forked from the leaf's (a node's session is released once it has
+/// `expansions` children or a call for more brought nothing new; a node whose
+/// proposals collapsed into fewer texts is asked again, "widened", when the
+/// search would otherwise revisit a finished solution below it),
 /// evaluation of every new node (by the verifier or a rollout), backup of the
 /// values along the path (mean values), and the final pick by
 /// options.final_pick (MostVisited, BestScore: the finished solution of the

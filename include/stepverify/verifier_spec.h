@@ -170,7 +170,9 @@ struct STEPVERIFY_API HeadSpec {
 struct STEPVERIFY_API ImplicitSpec {
   /// The reference LM's checkpoint directory, relative to the verifier's
   /// checkpoint (or absolute). Its tokenizer is not read: the two models
-  /// share the checkpoint's (same vocabulary, checked).
+  /// share the checkpoint's. The vocabulary size, KV geometry, sliding window
+  /// and context are checked; the token mapping is trusted (a reference is
+  /// the model the tuned one was trained from).
   std::string reference;
   double beta = 0.05;                              ///< the reward scale (PRIME's default)
   TokenReduction reduction = TokenReduction::Sum;  ///< token rewards -> step reward

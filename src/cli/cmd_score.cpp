@@ -87,11 +87,9 @@ Run add_score(CLI::App& app) {
     vo.heads = split_csv(*heads);
     auto verifier = Verifier::load(*model, vo);
     auto in = open_input(*files);
-    std::unique_ptr<detail::AtomicFile> output;  // rank 0 writes
-    if (group->is_root()) {
-      detail::check_output_not_input(files->output, {files->input});
-      output = std::make_unique<detail::AtomicFile>(files->output);
-    }
+    detail::check_output_not_input(files->output, {files->input});  // on every rank, before any work
+    std::unique_ptr<detail::AtomicFile> output;                     // rank 0 writes
+    if (group->is_root()) output = std::make_unique<detail::AtomicFile>(files->output);
     std::ostringstream quiet;  // other ranks read the same lines and report nothing
 
     std::vector<Record> records;

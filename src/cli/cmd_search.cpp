@@ -68,6 +68,7 @@ Run add_search(CLI::App& app) {
   app.add_option("--max-steps", o->max_steps, "steps before a solution is cut");
   app.add_option("--max-proposals", o->max_proposals, "budget in proposals (0: none)");
   app.add_option("--max-tokens", o->max_generated_tokens, "budget in generated tokens (0: none)");
+  app.add_option("--max-verifier-tokens", o->max_verifier_tokens, "budget in verifier tokens (0: none)");
   app.add_option("--max-step-tokens", so->max_step_tokens, "tokens per step before it is cut");
   app.add_option("--temperature", so->sampling.temperature, "sampling temperature (0: greedy)");
   app.add_option("--top-k", so->sampling.top_k, "top-k sampling (0: off)");

@@ -101,7 +101,11 @@ void add_distributed_flags(CLI::App& app, DistributedFlags& f) {
   app.add_option("--master", f.master,
                  "ADDR:PORT of rank 0's store (default: $MASTER_ADDR:$MASTER_PORT, else 127.0.0.1:29500)");
   app.add_option("--store-file", f.store_file, "a file every rank can reach, as the store instead of TCP");
-  app.add_option("--dist-timeout", f.timeout, "seconds any rendezvous or collective may wait (default 300)");
+  app.add_option("--dist-timeout", f.timeout,
+                 "seconds any rendezvous or collective may wait, a slower peer's extra work included (default 1800)");
+  app.add_option("--interface", f.interface,
+                 "network interface Gloo uses across machines (default: $GLOO_SOCKET_IFNAME, loopback for a local "
+                 "world, else this host's address)");
 }
 
 DistributedOptions DistributedFlags::resolve() const {
@@ -120,6 +124,7 @@ DistributedOptions DistributedFlags::resolve() const {
     }
   }
   if (!store_file.empty()) o.store_file = store_file;
+  if (!interface.empty()) o.interface = interface;
   if (timeout > 0) o.timeout_seconds = timeout;
   o.check();
   return o;

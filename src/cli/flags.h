@@ -58,7 +58,7 @@ int jsonl_status(const detail::JsonlCounts& counts, const std::string& what);
 /// applies the flags given.
 struct DistributedFlags {
   int world_size = -1, rank = -1;
-  std::string master, store_file;
+  std::string master, store_file, interface;
   double timeout = -1;
   DistributedOptions resolve() const;
 };

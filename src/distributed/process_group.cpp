@@ -7,6 +7,7 @@
 #include <exception>
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
@@ -35,6 +36,9 @@ DistributedOptions DistributedOptions::from_env() {
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) o.master_addr = a;
   o.master_port = static_cast<int>(env_int("MASTER_PORT", o.master_port));
   if (const char* f = std::getenv("STEPVERIFY_STORE_FILE"); f && *f) o.store_file = f;
+  if (const char* i = std::getenv("GLOO_SOCKET_IFNAME"); i && *i) o.interface = i;
+  for (const char* key : {"STEPVERIFY_JOB_ID", "TORCHELASTIC_RUN_ID"})
+    if (const char* j = std::getenv(key); o.job_id.empty() && j && *j) o.job_id = j;
   o.timeout_seconds = static_cast<double>(env_int("STEPVERIFY_TIMEOUT", static_cast<long>(o.timeout_seconds)));
   o.check();
   return o;
@@ -123,10 +127,19 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
       so.timeout = timeout;
       g->impl_->store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
     }
+    if (!options.job_id.empty())
+      g->impl_->store = c10::make_intrusive<c10d::PrefixStore>("stepverify/" + options.job_id, g->impl_->store);
     auto go = c10d::ProcessGroupGloo::Options::create();
-    // The interface that reaches the master (loopback for local worlds).
-    go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(
-        options.store_file.empty() ? options.master_addr : std::string("127.0.0.1")));
+    // The interface peers reach this rank on: the one named; loopback for a
+    // local world; else this host's own address (c10d's default device).
+    const auto& m = options.master_addr;
+    const bool local = m == "localhost" || m.rfind("127.", 0) == 0 || m == "::1";
+    if (!options.interface.empty())
+      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(options.interface));
+    else if (local)
+      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else
+      go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     go->timeout = timeout;
     go->threads = 1;
     g->impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->impl_->store, options.rank, options.world_size, go);

@@ -55,6 +55,7 @@ class Search {
   bool budget_left() const {
     if (options_.max_proposals > 0 && result_.proposals >= options_.max_proposals) return false;
     if (options_.max_generated_tokens > 0 && result_.generated_tokens >= options_.max_generated_tokens) return false;
+    if (options_.max_verifier_tokens > 0 && result_.verifier_tokens >= options_.max_verifier_tokens) return false;
     return true;
   }
 
@@ -71,9 +72,9 @@ class Search {
   // a proposal budget, only as many parents as the budget allows are expanded.
   std::vector<Node> expand_all(const std::vector<Node>& parents, const std::vector<int>& ks) {
     if (!budget_left()) return {};
-    if (options_.max_generated_tokens > 0) {
+    if (options_.max_generated_tokens > 0 || options_.max_verifier_tokens > 0) {
       // A token budget is checked before each parent, as the tokens a call
-      // generates are only known afterwards.
+      // generates (and the verifier runs) are only known afterwards.
       std::vector<Node> children;
       for (size_t i = 0; i < parents.size(); ++i)
         for (auto& c : expand(parents[i], ks[i])) children.push_back(std::move(c));

@@ -1,6 +1,8 @@
 // VerifierTrainer: linear heads (and the last layers) over a backbone, with
 // the PRM, ORM, OVM and SORM losses at the positions the verifier reads.
 
+#include <chrono>
+
 #include <fmt/format.h>
 
 #include "stepverify/distributed.h"
@@ -62,11 +64,29 @@ VerifierTrainer::VerifierTrainer(const std::filesystem::path& backbone_dir, Veri
     extra[h.weights + ".weight"] = w;
     extra[h.weights + ".bias"] = b;
   }
+  // The other ranks read what rank 0 wrote (out_dir must be on a filesystem
+  // they share): a token rank 0 writes beside it proves they see this run's.
+  std::string token;
   if (!group_ || group_->is_root()) {
     save_checkpoint(out_dir_, *backbone_, backbone_dir, extra);
     detail::write_file_atomic(out_dir_ / "stepverify.json", spec_.to_json() + "\n");
+    if (group_) {
+      token = std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + "-" + std::to_string(seed);
+      detail::write_file_atomic(out_dir_ / ".stepverify_run", token);
+    }
   }
-  if (group_) group_->barrier();  // the others read what rank 0 wrote
+  if (group_) {
+    token = group_->allgather(token).at(0);  // after rank 0 wrote it
+    std::string seen;
+    try {
+      seen = detail::read_file(out_dir_ / ".stepverify_run");
+    } catch (const Error&) {}
+    if (seen != token)
+      throw ConfigError(fmt::format(
+          "VerifierTrainer: rank {} does not see the checkpoint rank 0 wrote in {}; data-parallel training needs "
+          "the output directory on a filesystem every rank shares",
+          group_->rank(), out_dir_.string()));
+  }
   VerifierOptions vo;
   vo.prefix_cache_bytes = 0;
   vo.load.dtype = dtype;  // the saved weights used in place
@@ -244,7 +264,11 @@ void VerifierTrainer::save() const {
     extra[h.weights + ".weight"] = w;
     extra[h.weights + ".bias"] = b;
   }
-  if (!group_ || group_->is_root()) save_checkpoint(out_dir_, *backbone_, out_dir_, extra);
+  if (!group_ || group_->is_root()) {
+    save_checkpoint(out_dir_, *backbone_, out_dir_, extra);
+    std::error_code ec;
+    std::filesystem::remove(out_dir_ / ".stepverify_run", ec);
+  }
   if (group_) group_->barrier();
 }
 

@@ -247,10 +247,15 @@ GenerativeResult GenerativeVerifier::verify(const std::string& question, const s
   const std::string text = prompt(question, steps);
   const auto ids = tok.encode(text, eo);
   const int64_t context = model_->config().max_position_embeddings;
-  if (ids.empty() || static_cast<int64_t>(ids.size()) >= context)
+  // Room for the final question after the longest chain (and a few tokens
+  // for the text's re-tokenization at the read).
+  EncodeOptions raw;
+  raw.add_special_tokens = false;
+  const int64_t reserve = static_cast<int64_t>(tok.encode(spec_.final_question, raw).size()) + 8;
+  const int64_t budget = std::min<int64_t>(options.max_tokens, context - static_cast<int64_t>(ids.size()) - reserve);
+  if (ids.empty() || budget < 1)
     throw InputError("generative verifier: the prompt takes " + std::to_string(ids.size()) +
-                     " tokens of a context of " + std::to_string(context));
-  const int64_t budget = std::min<int64_t>(options.max_tokens, context - static_cast<int64_t>(ids.size()));
+                     " tokens of a context of " + std::to_string(context) + ", leaving no room for a chain");
   GenerativeResult out;
   out.prompt_tokens = static_cast<int64_t>(ids.size());
   c10::InferenceMode guard;

@@ -103,8 +103,11 @@ void validate(const VerifierSpec& s, const std::string& where) {
       throw ConfigError(where + ": " + at +
                         (implicit ? ": an implicit verifier's heads are of type 'implicit'"
                                   : ": type 'implicit' needs \"kind\": \"implicit\""));
-    if (implicit && h.read != ReadAt::StepEnd)
-      throw ConfigError(where + ": " + at + ": an implicit head reads at 'step_end'");
+    if (implicit && (h.read != ReadAt::StepEnd || h.activation != Activation::None || h.class_index != 0 ||
+                     h.logprob_span != LogprobSpan::Step || h.features != HeadFeatures::Hidden))
+      throw ConfigError(where + ": " + at +
+                        ": an implicit head reads at 'step_end' with activation 'none', class_index 0 and its "
+                        "step's tokens (logprob_span 'step')");
     if (h.features != HeadFeatures::Hidden && (h.type != HeadType::Linear || s.input.style != TemplateStyle::Tokens))
       throw ConfigError(where + ": " + at +
                         ": features 'hidden+logprob' need a linear head and a tokens-style template");
@@ -260,6 +263,12 @@ VerifierSpec VerifierSpec::from_json(const std::string& text, const std::string&
     take(hj, "name", h.name, source);
     take_enum(hj, "meaning", h.meaning, source, at + ".meaning");
     take_enum(hj, "type", h.type, source, at + ".type");
+    if (h.type == HeadType::Implicit) {  // an implicit head's own defaults (the fields below may restate them)
+      h.weights.clear();
+      h.activation = Activation::None;
+      h.class_index = 0;
+      h.read = ReadAt::StepEnd;
+    }
     take(hj, "weights", h.weights, source);
     take(hj, "file", h.file, source);
     take_enum(hj, "activation", h.activation, source, at + ".activation");

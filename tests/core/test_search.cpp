@@ -436,6 +436,20 @@ TEST_CASE("MCTS: selection, backup and expansion order follow PUCT, computed by 
     CHECK(prop.calls[0].second == 3);
     for (size_t c = 1; c < prop.calls.size(); ++c) CHECK(prop.calls[c].second == 0);
   }
+  SECTION("a verifier-token budget stops it after the expansion that spends it") {
+    VerifierOptions vo;
+    vo.prefix_cache_bytes = 0;  // the question costs its tokens every time
+    auto fresh = Verifier::load(*dir, vo);
+    o.max_verifier_tokens = 1;  // spent by the question's own tokens
+    PriorProposer prop;
+    const auto r = mcts(*fresh, prop, q, o);
+    CHECK(r.proposals == 0);
+    o.max_verifier_tokens = r.verifier_tokens + 1;  // room for one expansion
+    PriorProposer again;
+    const auto s = mcts(*fresh, again, q, o);
+    CHECK(s.proposals == 3);
+    CHECK(again.calls.size() == 1);
+  }
   CHECK_THROWS_AS(([&] {
                     SearchOptions bad;
                     bad.mcts.prior_temperature = 0;

@@ -6,6 +6,7 @@
 #include "test_support.h"
 
 #include "stepverify/errors.h"
+#include "stepverify/search.h"
 #include "stepverify/session.h"
 #include "stepverify/tokenizer.h"
 #include "stepverify/verifier.h"
@@ -927,6 +928,22 @@ TEST_CASE("implicit PRM: step rewards are beta times the log-ratio of two LMs ov
     CHECK(batch[0].step_scores[2] == Approx(want["sum"][2]).margin(1e-5));
     CHECK(batch[1].step_scores[0] == Approx(want["sum"][0]).margin(1e-5));
   }
+  SECTION("search ranks by its rewards through forked sessions") {
+    struct Fixed : StepProposer {
+      std::vector<std::string> steps;
+      std::vector<Proposal> propose(const std::string&, const std::vector<std::string>& done, int k) override {
+        std::vector<Proposal> out;
+        for (int i = 0; i < k; ++i) out.push_back({steps[done.size()], done.size() + 1 == steps.size(), 4});
+        return out;
+      }
+    } prop;
+    prop.steps = steps;
+    SearchOptions so;
+    so.aggregate = Aggregate::Sum;  // a prefix's value
+    const auto r = sample_and_rank(*v, prop, q, 1, so);
+    CHECK(r.steps == steps);
+    CHECK(r.score == Approx(want["sum"][0] + want["sum"][1] + want["sum"][2]).margin(1e-5));
+  }
   SECTION("the score CLI reads the implicit spec as any other") {
     test::write_text(tuned.dir() / "in.jsonl", nlohmann::json{{"question", q}, {"steps", steps}}.dump() + "\n");
     const auto [rc, out] =
@@ -960,5 +977,13 @@ TEST_CASE("implicit PRM: step rewards are beta times the log-ratio of two LMs ov
     CHECK_THROWS_AS(VerifierSpec::from_json(R"({"kind": "implicit", "beta": 0.1})"), ConfigError);  // no reference
     CHECK_THROWS_AS(VerifierSpec::from_json(R"({"reference": "x", "heads": []})"), ConfigError);    // not implicit
     CHECK_THROWS_AS(VerifierSpec::from_json(R"({"kind": "implicit", "reference": "x", "beta": 0})"), ConfigError);
+    // A head written out takes the implicit head's own defaults; one that would read otherwise is refused.
+    const auto written = VerifierSpec::from_json(
+        R"({"kind": "implicit", "reference": "x", "heads": [{"name": "r", "type": "implicit"}]})");
+    CHECK(written.heads.at(0).activation == Activation::None);
+    CHECK(written.heads.at(0).read == ReadAt::StepEnd);
+    CHECK_THROWS_AS(VerifierSpec::from_json(R"({"kind": "implicit", "reference": "x",
+                                               "heads": [{"type": "implicit", "logprob_span": "solution"}]})"),
+                    ConfigError);
   }
 }
