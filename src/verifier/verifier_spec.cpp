@@ -1,10 +1,12 @@
 // Verifier specs: JSON form and the presets of released verifiers.
 #include "stepverify/verifier_spec.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <map>
 #include <set>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -19,9 +21,20 @@ namespace {
 using nlohmann::json;
 
 template <typename T>
+struct is_int_vector : std::false_type {};
+template <typename T>
+struct is_int_vector<std::vector<T>> : std::is_integral<T> {};
+
+template <typename T>
 void take(const json& j, const char* key, T& out, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return;
+  // A float where an integer goes is refused (converting 1e300 to int is undefined).
+  auto integer = [](const json& v) { return v.is_number_integer(); };
+  bool ok = true;
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) ok = integer(*it);
+  if constexpr (is_int_vector<T>::value) ok = !it->is_array() || std::all_of(it->begin(), it->end(), integer);
+  if (!ok) throw ConfigError(where + ": field '" + key + "' must hold integers (" + it->dump() + ")");
   try {
     out = it->get<T>();
   } catch (const json::exception&) {

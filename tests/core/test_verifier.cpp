@@ -977,6 +977,12 @@ TEST_CASE("implicit PRM: step rewards are beta times the log-ratio of two LMs ov
     CHECK_THROWS_AS(VerifierSpec::from_json(R"({"kind": "implicit", "beta": 0.1})"), ConfigError);  // no reference
     CHECK_THROWS_AS(VerifierSpec::from_json(R"({"reference": "x", "heads": []})"), ConfigError);    // not implicit
     CHECK_THROWS_AS(VerifierSpec::from_json(R"({"kind": "implicit", "reference": "x", "beta": 0})"), ConfigError);
+    // A float where an integer goes (nlohmann reads 1e30 and 2^95 as floats) is refused, never cast.
+    CHECK_THROWS_AS(VerifierSpec::from_json(R"({"heads": [{"class_index": 1e30}]})"), ConfigError);
+    CHECK_THROWS_AS(VerifierSpec::from_json(R"({"heads": [{"class_index": 24444444444444444444444444444}]})"),
+                    ConfigError);
+    CHECK_THROWS_AS(VerifierSpec::from_json(R"({"heads": [{"type": "lm_candidates", "candidate_ids": [1, 2.5]}]})"),
+                    ConfigError);
     // A head written out takes the implicit head's own defaults; one that would read otherwise is refused.
     const auto written = VerifierSpec::from_json(
         R"({"kind": "implicit", "reference": "x", "heads": [{"name": "r", "type": "implicit"}]})");
