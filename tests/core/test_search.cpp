@@ -43,6 +43,21 @@ struct ScriptedProposer : StepProposer {
   }
 };
 
+// What scoring each distinct node of a tree once costs: the question's
+// tokens, then each node's tokens beyond its parent's.
+int64_t tree_tokens(const Verifier& v, const std::string& q, const std::vector<std::vector<std::string>>& nodes) {
+  auto tokens = [&](const std::vector<std::string>& steps) {
+    return static_cast<int64_t>(v.input_template().render(q, steps, true).ids.size());
+  };
+  int64_t total = tokens({});
+  std::set<std::vector<std::string>> seen;
+  for (const auto& n : nodes) {
+    if (n.empty() || !seen.insert(n).second) continue;
+    total += tokens(n) - tokens(std::vector<std::string>(n.begin(), n.end() - 1));
+  }
+  return total;
+}
+
 }  // namespace
 
 TEST_CASE("beam search scores each node once: verifier tokens equal the unique tokens of the tree", "[search]") {
@@ -60,16 +75,12 @@ TEST_CASE("beam search scores each node once: verifier tokens equal the unique t
   REQUIRE_FALSE(r.steps.empty());
   CHECK(r.steps.size() == 3);
   CHECK((r.answer == "10" || r.answer == "11"));
-  int64_t unique = static_cast<int64_t>(v->input_template().render(q, {}, true).ids.size());
-  std::set<std::vector<std::string>> nodes;
+  std::vector<std::vector<std::string>> nodes;
   for (const auto& [parent, step] : prop.children) {
-    auto child = parent;
-    child.push_back(step);
-    if (!nodes.insert(child).second) continue;
-    unique += static_cast<int64_t>(v->input_template().render(q, child, true).ids.size() -
-                                   v->input_template().render(q, parent, true).ids.size());
+    nodes.push_back(parent);
+    nodes.back().push_back(step);
   }
-  CHECK(r.verifier_tokens == unique);
+  CHECK(r.verifier_tokens == tree_tokens(*v, q, nodes));
   CHECK(r.proposals == static_cast<int64_t>(prop.children.size()));
   // The pick is the best finished candidate.
   for (const auto& c : r.candidates)
@@ -387,16 +398,10 @@ TEST_CASE("MCTS: selection, backup and expansion order follow PUCT, computed by 
     o.final_pick = FinalPick::MostVisited;
     PriorProposer prop;
     const auto r = mcts(*fresh, prop, q, o);
-    int64_t unique = static_cast<int64_t>(fresh->input_template().render(q, {}, true).ids.size());
-    std::set<std::vector<std::string>> nodes;
+    std::vector<std::vector<std::string>> nodes;
     for (const auto& [parent, k] : prop.calls)
-      for (int i = 0; i < k; ++i) {
-        const auto child = plus(parent, PriorProposer::text(parent.size(), i));
-        if (!nodes.insert(child).second) continue;
-        unique += static_cast<int64_t>(fresh->input_template().render(q, child, true).ids.size() -
-                                       fresh->input_template().render(q, parent, true).ids.size());
-      }
-    CHECK(r.verifier_tokens == unique);
+      for (int i = 0; i < k; ++i) nodes.push_back(plus(parent, PriorProposer::text(parent.size(), i)));
+    CHECK(r.verifier_tokens == tree_tokens(*fresh, q, nodes));
     // Every answer proposed is a finished candidate (3 per expansion at depth 2).
     size_t finished = 0, answers = 0;
     for (const auto& c : r.candidates) finished += c.finished;
@@ -559,18 +564,9 @@ TEST_CASE("MCTS widens a node whose proposals collapsed into one text, scoring n
   for (const auto& c : r.candidates) finished += c.finished;
   CHECK(finished == 4);
   // Scored once each: the question, 2 first steps, 4 answers.
-  int64_t unique = static_cast<int64_t>(v->input_template().render(q, {}, true).ids.size());
-  for (const auto& c : r.candidates) {
-    auto parent = c.steps;
-    parent.pop_back();
-    unique += static_cast<int64_t>(v->input_template().render(q, c.steps, true).ids.size() -
-                                   v->input_template().render(q, parent, true).ids.size());
-  }
-  for (int n = 0; n < 2; ++n) {
-    const std::vector<std::string> first = {"Step 1: " + std::to_string(2 + n) + " + 3 = " + std::to_string(5 + n) +
-                                            "."};
-    unique += static_cast<int64_t>(v->input_template().render(q, first, true).ids.size() -
-                                   v->input_template().render(q, {}, true).ids.size());
-  }
-  CHECK(r.verifier_tokens == unique);
+  std::vector<std::vector<std::string>> nodes;
+  for (int n = 0; n < 2; ++n)
+    nodes.push_back({"Step 1: " + std::to_string(2 + n) + " + 3 = " + std::to_string(5 + n) + "."});
+  for (const auto& c : r.candidates) nodes.push_back(c.steps);
+  CHECK(r.verifier_tokens == tree_tokens(*v, q, nodes));
 }
