@@ -12,8 +12,14 @@
 // longer share of the work counts: the default, c10d's 30 minutes, leaves
 // room for it); a peer that fails or disappears makes the others throw
 // stepverify::Error naming this rank, the world, the collective and the rank
-// that failed (when it left by an error; a killed one shows as Gloo's lost
-// connection with its address), never hang past the timeout.
+// at fault, never hang past the timeout. The rank at fault is found in the
+// store: a rank leaving by an exception marks itself failed; every rank
+// bumps a heartbeat counter each second from a thread, so a killed rank (or
+// one whose machine or network went down) is the one whose counter stopped;
+// a TCPStore that cannot be read means rank 0, which served it, is gone. A
+// rank that never joins is named by the others when they give up. After a
+// failed collective the group is broken: every later call throws the same
+// error.
 //
 // Built against a CUDA libtorch the same code would use NCCL for GPU tensors;
 // this build (Debian's CPU libtorch) has Gloo only.
@@ -84,6 +90,8 @@ class STEPVERIFY_API ProcessGroup {
  private:
   struct Impl;
   explicit ProcessGroup(DistributedOptions options);
+  template <typename F>
+  void guarded(const char* what, F&& f);
   DistributedOptions options_;
   std::unique_ptr<Impl> impl_;
 };

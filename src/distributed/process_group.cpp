@@ -1,10 +1,14 @@
 // ProcessGroup: c10d's ProcessGroupGloo over a TCPStore or FileStore.
 #include "stepverify/distributed.h"
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
+#include <thread>
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -53,56 +57,167 @@ void DistributedOptions::check() const {
   if (!(timeout_seconds > 0)) throw ConfigError("distributed: the timeout must be positive");
 }
 
+namespace {
+
+// Store keys, under the job's prefix: a rank that leaves by an error, a
+// rank's heartbeat counter, a rank that has joined, a rank done diagnosing a
+// failure (it leaves next: its heartbeat stopping then is no fault).
+std::string failed_key(int rank) { return "stepverify/failed/" + std::to_string(rank); }
+std::string beat_key(int rank) { return "stepverify/beat/" + std::to_string(rank); }
+std::string joined_key(int rank) { return "stepverify/joined/" + std::to_string(rank); }
+std::string diagnosed_key(int rank) { return "stepverify/diagnosed/" + std::to_string(rank); }
+
+// Every rank bumps its heartbeat this often; a counter that has not moved in
+// kStillBeats intervals belongs to a process that is gone (the thread beats
+// while the rank computes outside a collective).
+constexpr auto kBeat = std::chrono::milliseconds(1000);
+constexpr int kStillBeats = 3;
+
+std::string join_names(const std::vector<int>& ranks) {
+  std::string s = ranks.size() == 1 ? "rank " : "ranks ";
+  for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
+  return s;
+}
+
+std::string strip_trace(std::string msg) {
+  if (const size_t cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
+  return msg;
+}
+
+}  // namespace
+
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  bool store_elsewhere = false;  // a TCPStore served by rank 0, and this is not rank 0
+  std::string broken;            // after a failed collective: its error, thrown again by later calls
+
+  // The heartbeat thread.
+  std::thread beat;
+  std::mutex beat_mutex;
+  std::condition_variable beat_cv;
+  bool beat_stop = false;
+
+  void start_beat(int rank) {
+    beat = std::thread([this, key = beat_key(rank)] {
+      std::unique_lock<std::mutex> lock(beat_mutex);
+      while (!beat_stop) {
+        lock.unlock();
+        try {
+          store->add(key, 1);
+        } catch (...) {
+          return;  // the store is gone (rank 0 left): nothing left to tell
+        }
+        lock.lock();
+        beat_cv.wait_for(lock, kBeat, [&] { return beat_stop; });
+      }
+    });
+  }
+  void stop_beat() {
+    {
+      std::lock_guard<std::mutex> lock(beat_mutex);
+      beat_stop = true;
+    }
+    beat_cv.notify_all();
+    if (beat.joinable()) beat.join();
+  }
+
+  // After a failed collective: who is at fault. Closes this rank's
+  // connections first (a peer blocked on this rank wakes), then reads the
+  // store: ranks that said they failed, ranks whose heartbeat stopped (killed,
+  // or their machine or network went down), or the store itself gone with
+  // rank 0. Rank 0 keeps its store up until the live ranks have read it.
+  std::string diagnose(const DistributedOptions& o) {
+    pg.reset();
+    const auto gone = [&] {
+      return std::string("rank 0, which serves the store, is gone: killed, or its machine or network is down");
+    };
+    const auto ranks_with = [&](std::string (*key)(int)) {
+      std::vector<int> who;
+      for (int r = 0; r < o.world_size; ++r)
+        if (r != o.rank && store->check({key(r)})) who.push_back(r);
+      return who;
+    };
+    const auto read_beats = [&] {
+      std::vector<int64_t> b(static_cast<size_t>(o.world_size));
+      for (int r = 0; r < o.world_size; ++r) b[static_cast<size_t>(r)] = store->add(beat_key(r), 0);
+      return b;
+    };
+    const auto has = [](const std::vector<int>& v, int r) { return std::find(v.begin(), v.end(), r) != v.end(); };
+    std::vector<int> failed, stopped;
+    try {
+      failed = ranks_with(failed_key);
+      if (failed.empty()) {
+        const auto before = read_beats();
+        std::this_thread::sleep_for(kBeat * kStillBeats);
+        failed = ranks_with(failed_key);
+        const auto after = read_beats();
+        const auto done = ranks_with(diagnosed_key);
+        for (int r = 0; r < o.world_size; ++r)
+          if (r != o.rank && before[static_cast<size_t>(r)] == after[static_cast<size_t>(r)] && !has(failed, r) &&
+              !has(done, r))
+            stopped.push_back(r);
+      }
+      store->set(diagnosed_key(o.rank), std::vector<uint8_t>{1});
+      if (o.rank == 0 && o.store_file.empty()) {
+        // This process serves the TCPStore: wait (a little) for the live
+        // ranks to read it before leaving.
+        const size_t live = static_cast<size_t>(o.world_size - 1) - failed.size() - stopped.size();
+        for (int i = 0; i < 2 * kStillBeats && ranks_with(diagnosed_key).size() < live; ++i)
+          std::this_thread::sleep_for(kBeat);
+      }
+    } catch (...) {
+      if (store_elsewhere) return gone();
+      return "the store cannot be read";
+    }
+    std::string out;
+    if (!failed.empty()) out = join_names(failed) + " failed";
+    if (!stopped.empty())
+      out += (out.empty() ? "" : "; ") + join_names(stopped) +
+             " stopped answering: killed, or its machine or network is down";
+    if (out.empty())
+      out = "no rank failed or stopped: a peer did not reach the collective within " +
+            std::to_string(static_cast<int>(o.timeout_seconds)) + " s, or left the group";
+    return out;
+  }
 };
 
 ProcessGroup::ProcessGroup(DistributedOptions options) : options_(std::move(options)) {}
 
-namespace {
-
-// The store key a rank leaves when it fails.
-std::string failed_key(int rank) { return "stepverify/failed/" + std::to_string(rank); }
-
-}  // namespace
-
 ProcessGroup::~ProcessGroup() {
-  // Leaving by an exception: say so in the store, so the peers' errors name
-  // this rank (best effort; a killed process leaves nothing, and the peers
-  // see the lost connection instead).
-  if (impl_ && impl_->store && std::uncaught_exceptions() > 0) {
+  if (!impl_) return;
+  // Leaving by an exception of its own (not one a collective's diagnosis
+  // raised): say so in the store, so the peers' errors name this rank.
+  if (impl_->store && impl_->broken.empty() && std::uncaught_exceptions() > 0) {
     try {
       const std::string v = "failed";
       impl_->store->set(failed_key(rank()), std::vector<uint8_t>(v.begin(), v.end()));
     } catch (...) {}
   }
+  impl_->stop_beat();
 }
 
-// Runs a c10d call; its failure (a lost peer, a timeout) becomes an Error
-// naming this rank, the collective and the ranks that said they failed.
+namespace {
+
+std::string failure(const DistributedOptions& o, const char* what, const std::string& peer, const std::string& msg) {
+  return "distributed: rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": " + what +
+         " failed (" + peer + "): " + msg;
+}
+
+}  // namespace
+
+// Runs a collective; its failure (a lost peer, a timeout) becomes an Error
+// naming this rank, the collective and the rank at fault. The group is then
+// broken: later calls throw the same error.
 template <typename F>
-void guarded(const DistributedOptions& o, c10d::Store* store, const char* what, F&& f) {
+void ProcessGroup::guarded(const char* what, F&& f) {
+  if (!impl_->broken.empty()) throw Error(impl_->broken);
   try {
     f();
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    if (const size_t cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
-    std::string who;
-    if (store) {
-      for (int r = 0; r < o.world_size; ++r) {
-        try {
-          if (r != o.rank && store->check({failed_key(r)})) who += (who.empty() ? "" : ", ") + std::to_string(r);
-        } catch (...) {
-          break;  // the store itself is gone (rank 0 served it)
-        }
-      }
-    }
-    const std::string peer = who.empty() ? "a peer failed, left or timed out after " +
-                                               std::to_string(static_cast<int>(o.timeout_seconds)) + " s"
-                                         : "rank " + who + " failed";
-    throw Error("distributed: rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": " + what +
-                " failed (" + peer + "): " + msg);
+    const std::string msg = strip_trace(e.what());
+    impl_->broken = failure(options_, what, impl_->diagnose(options_), msg);
+    throw Error(impl_->broken);
   }
 }
 
@@ -111,11 +226,12 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
   auto g = std::unique_ptr<ProcessGroup>(new ProcessGroup(options));
   if (options.world_size == 1) return g;
   g->impl_ = std::make_unique<Impl>();
+  Impl& impl = *g->impl_;
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000));
-  guarded(options, nullptr, "joining the group", [&] {
+  try {
     if (!options.store_file.empty()) {
-      g->impl_->store = c10::make_intrusive<c10d::FileStore>(options.store_file, options.world_size);
-      g->impl_->store->setTimeout(timeout);
+      impl.store = c10::make_intrusive<c10d::FileStore>(options.store_file, options.world_size);
+      impl.store->setTimeout(timeout);
     } else {
       c10d::TCPStoreOptions so;
       so.port = static_cast<uint16_t>(options.master_port);
@@ -125,10 +241,19 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
       // the store's own wait for workers (which takes a multiple of it).
       so.waitWorkers = false;
       so.timeout = timeout;
-      g->impl_->store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
+      impl.store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
+      impl.store_elsewhere = options.rank != 0;
     }
     if (!options.job_id.empty())
-      g->impl_->store = c10::make_intrusive<c10d::PrefixStore>("stepverify/" + options.job_id, g->impl_->store);
+      impl.store = c10::make_intrusive<c10d::PrefixStore>("stepverify/" + options.job_id, impl.store);
+  } catch (const std::exception& e) {
+    const std::string where = options.store_file.empty()
+                                  ? "the store at " + options.master_addr + ":" + std::to_string(options.master_port)
+                                  : "the store file " + options.store_file;
+    throw Error(failure(options, "joining the group", where + " cannot be reached", strip_trace(e.what())));
+  }
+  try {
+    impl.store->set(joined_key(options.rank), std::vector<uint8_t>{1});
     auto go = c10d::ProcessGroupGloo::Options::create();
     // The interface peers reach this rank on: the one named; loopback for a
     // local world; else this host's own address (c10d's default device).
@@ -142,15 +267,31 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
       go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     go->timeout = timeout;
     go->threads = 1;
-    g->impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->impl_->store, options.rank, options.world_size, go);
-  });
+    impl.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl.store, options.rank, options.world_size, go);
+  } catch (const std::exception& e) {
+    // Which ranks never joined (the store may be gone with rank 0).
+    std::vector<int> missing;
+    try {
+      for (int r = 0; r < options.world_size; ++r)
+        if (!impl.store->check({joined_key(r)})) missing.push_back(r);
+    } catch (...) {
+      if (impl.store_elsewhere) missing = {0};
+    }
+    const std::string peer = missing.empty() ? "a peer left, or did not finish joining within " +
+                                                   std::to_string(static_cast<int>(options.timeout_seconds)) + " s"
+                                             : join_names(missing) + " never joined within " +
+                                                   std::to_string(static_cast<int>(options.timeout_seconds)) + " s";
+    impl.broken = "joining";  // nothing to mark: the group never formed
+    throw Error(failure(options, "joining the group", peer, strip_trace(e.what())));
+  }
+  impl.start_beat(options.rank);
   return g;
 }
 
 std::vector<std::string> ProcessGroup::allgather(const std::string& mine) {
   if (world_size() == 1) return {mine};
   std::vector<std::string> out(static_cast<size_t>(world_size()));
-  guarded(options_, impl_->store.get(), "allgather", [&] {
+  guarded("allgather", [&] {
     // Lengths first, then the bytes padded to the longest.
     std::vector<at::Tensor> len_in = {torch::tensor({static_cast<int64_t>(mine.size())}, torch::kLong)};
     std::vector<std::vector<at::Tensor>> len_out(1);
@@ -175,7 +316,7 @@ std::vector<std::string> ProcessGroup::allgather(const std::string& mine) {
 
 void ProcessGroup::allreduce_sum(float* data, size_t count) {
   if (world_size() == 1 || count == 0) return;
-  guarded(options_, impl_->store.get(), "allreduce", [&] {
+  guarded("allreduce", [&] {
     std::vector<at::Tensor> t = {torch::from_blob(data, {static_cast<int64_t>(count)}, torch::kFloat)};
     impl_->pg->allreduce(t)->wait();
   });
@@ -183,7 +324,7 @@ void ProcessGroup::allreduce_sum(float* data, size_t count) {
 
 void ProcessGroup::allreduce_sum(double* data, size_t count) {
   if (world_size() == 1 || count == 0) return;
-  guarded(options_, impl_->store.get(), "allreduce", [&] {
+  guarded("allreduce", [&] {
     std::vector<at::Tensor> t = {torch::from_blob(data, {static_cast<int64_t>(count)}, torch::kDouble)};
     impl_->pg->allreduce(t)->wait();
   });
@@ -191,7 +332,7 @@ void ProcessGroup::allreduce_sum(double* data, size_t count) {
 
 void ProcessGroup::barrier() {
   if (world_size() == 1) return;
-  guarded(options_, impl_->store.get(), "barrier", [&] { impl_->pg->barrier()->wait(); });
+  guarded("barrier", [&] { impl_->pg->barrier()->wait(); });
 }
 
 std::vector<size_t> shard_items(size_t count, size_t block, int rank, int world_size) {

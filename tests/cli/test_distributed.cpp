@@ -248,7 +248,7 @@ TEST_CASE("a rank that fails or never comes makes the others exit with an error 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     INFO(text);
     CHECK(rc != 0);
-    CHECK(text.find("joining the group failed") != std::string::npos);
+    CHECK(text.find("joining the group failed (rank 1 never joined within 8 s)") != std::string::npos);
     CHECK(secs < 8 + 5);
   }
   SECTION("the launcher stops the job and returns the failure") {
@@ -256,6 +256,72 @@ TEST_CASE("a rank that fails or never comes makes the others exit with an error 
         test::run_command("(" + kLaunch + " 2 sh -c 'if [ \"$RANK\" = 1 ]; then exit 3; fi; exec sleep 30' 2>&1)");
     INFO(text);
     CHECK(rc == 3);
+  }
+}
+
+TEST_CASE("a rank killed mid-collective is named by the others, who exit long before the timeout", "[distributed]") {
+  test::TempDir tmp;
+  struct Rank {
+    int rc = -1;
+    std::string text;
+  };
+  // Starts one dist_worker per role (rank = index) and waits for them all.
+  double secs = 0;
+  const auto world = [&](const std::vector<std::string>& roles, const std::string& where, int timeout_s) {
+    std::string cmd = "(";
+    for (size_t r = 0; r < roles.size(); ++r) {
+      const std::string out = (tmp.path / ("rank" + std::to_string(r))).string();
+      cmd += "(" + std::string(STEPVERIFY_DIST_WORKER) + " " + std::to_string(r) + " " + std::to_string(roles.size()) +
+             " " + where + " " + std::to_string(timeout_s) + " " + roles[r] + " >" + out + ".txt 2>&1; echo $? >" +
+             out + ".rc) & ";
+    }
+    cmd += "wait) >/dev/null 2>&1";
+    const auto t0 = std::chrono::steady_clock::now();
+    test::run_command(cmd);
+    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::vector<Rank> ranks(roles.size());
+    for (size_t r = 0; r < roles.size(); ++r) {
+      const auto out = tmp.path / ("rank" + std::to_string(r));
+      ranks[r].rc = std::stoi(slurp(out.string() + ".rc"));
+      ranks[r].text = slurp(out.string() + ".txt");
+      UNSCOPED_INFO("rank " << r << " (" << roles[r] << "): exit " << ranks[r].rc << ": " << ranks[r].text);
+    }
+    return ranks;
+  };
+  const auto has = [](const std::string& text, const std::string& what) {
+    return text.find(what) != std::string::npos;
+  };
+  SECTION("rank 2 of 3 killed while ranks 0 and 1 wait in an allgather (TCPStore)") {
+    const auto ranks = world({"ok", "ok", "kill"}, std::to_string(free_port()), 60);
+    CHECK(ranks[2].rc == 128 + 9);
+    for (int r : {0, 1}) {
+      CHECK(ranks[r].rc == 1);
+      CHECK(has(ranks[r].text, "rank " + std::to_string(r) + " of 3: allgather failed"));
+      CHECK(has(ranks[r].text, "rank 2 stopped answering: killed"));
+    }
+    CHECK(secs < 20);  // the diagnosis takes seconds; the timeout is 60
+  }
+  SECTION("rank 0, which serves the TCPStore, killed") {
+    const auto ranks = world({"kill", "ok"}, std::to_string(free_port()), 60);
+    CHECK(ranks[0].rc == 128 + 9);
+    CHECK(ranks[1].rc == 1);
+    CHECK(has(ranks[1].text, "rank 1 of 2: allgather failed (rank 0, which serves the store, is gone: killed"));
+    CHECK(secs < 20);
+  }
+  SECTION("rank 0 of 3 killed over a FileStore") {
+    const auto ranks = world({"kill", "ok", "ok"}, (tmp.path / "store").string(), 60);
+    CHECK(ranks[0].rc == 128 + 9);
+    for (int r : {1, 2}) {
+      CHECK(ranks[r].rc == 1);
+      CHECK(has(ranks[r].text, "rank 0 stopped answering: killed"));
+    }
+    CHECK(secs < 20);
+  }
+  SECTION("a rank alive but late past the timeout is not called killed") {
+    const auto ranks = world({"ok", "slow"}, std::to_string(free_port()), 2);
+    CHECK(ranks[0].rc == 1);
+    CHECK(has(ranks[0].text, "rank 0 of 2: allgather failed (no rank failed or stopped: a peer did not reach"));
+    CHECK(ranks[1].rc == 1);  // it finds the group gone when it comes
   }
 }
 
