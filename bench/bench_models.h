@@ -32,17 +32,18 @@ inline std::string text_of(const Tokenizer& tok, int64_t target, int seed) {
   return s;
 }
 
-// Writes a random LlamaForTokenClassification verifier (trl preset) to `dir`;
-// false when the tokenizer fixture is missing.
+// Writes a random LlamaForTokenClassification verifier (trl preset) to `dir`,
+// or with `causal_lm` a LlamaForCausalLM; false when the tokenizer fixture is
+// missing.
 inline bool write_random_verifier(const std::filesystem::path& shared, const std::filesystem::path& dir, int64_t layers,
-                                  int64_t hidden) {
+                                  int64_t hidden, bool causal_lm = false) {
   namespace fs = std::filesystem;
   const fs::path tok_src = shared / "fixtures/hf/llama_gqa";
   if (!fs::exists(tok_src / "tokenizer.model")) return false;
   fs::create_directories(dir);
   for (const char* f : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"})
     fs::copy_file(tok_src / f, dir / f, fs::copy_options::overwrite_existing);
-  nlohmann::json cfg = {{"architectures", {"LlamaForTokenClassification"}},
+  nlohmann::json cfg = {{"architectures", {causal_lm ? "LlamaForCausalLM" : "LlamaForTokenClassification"}},
                         {"vocab_size", 1000},
                         {"hidden_size", hidden},
                         {"intermediate_size", hidden * 11 / 4},
@@ -61,8 +62,10 @@ inline bool write_random_verifier(const std::filesystem::path& shared, const std
     keep.push_back(item.value().detach().contiguous());
     tensors.push_back({item.key(), DType::F32, keep.back().sizes().vec(), keep.back().data_ptr()});
   }
-  keep.push_back(torch::randn({2, hidden}) * 0.05);
-  tensors.push_back({"score.weight", DType::F32, {2, hidden}, keep.back().data_ptr()});
+  if (!causal_lm) {
+    keep.push_back(torch::randn({2, hidden}) * 0.05);
+    tensors.push_back({"score.weight", DType::F32, {2, hidden}, keep.back().data_ptr()});
+  }
   save_safetensors(dir / "model.safetensors", tensors);
   return true;
 }

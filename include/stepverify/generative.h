@@ -74,7 +74,9 @@ struct STEPVERIFY_API GenerativeSpec {
 
 /// How chains are generated.
 struct STEPVERIFY_API GenerativeOptions {
-  int chains = 1;                 ///< k verification chains (their scores are averaged)
+  /// k verification chains (their scores are averaged), decoded together in
+  /// one batch. At temperature 0 they are all the same: one is decoded.
+  int chains = 1;
   int64_t max_tokens = 1024;      ///< tokens per chain before it is cut (then read as it stands)
   SamplingParams sampling = [] {  ///< temperature (0: greedy), top-k, top-p, seed
     SamplingParams p;
@@ -105,7 +107,7 @@ struct STEPVERIFY_API GenerativeResult {
   /// (NaN when no chain gave it one).
   std::vector<double> step_scores;
   std::vector<VerificationChain> chains;
-  int64_t generated_tokens = 0;  ///< over all chains (verifier compute for budgets)
+  int64_t generated_tokens = 0;  ///< tokens decoded, over all chains (verifier compute for budgets)
   int64_t prompt_tokens = 0;     ///< the prompt's tokens (prefilled once)
 };
 
@@ -130,7 +132,10 @@ class STEPVERIFY_API GenerativeVerifier {
   GenerativeResult verify(const std::string& question, const std::vector<std::string>& steps,
                           const GenerativeOptions& options = {}) const;
   /// Reads a chain given as text (no generation): its verdicts and its
-  /// yes/no score after (question, steps, chain) + final_question.
+  /// yes/no score after (question, steps, chain) + final_question, the chain
+  /// cut at final_question and at stop. verify() reads its chains the same
+  /// way, reusing the positions its decoding already computed (the same read
+  /// to float rounding).
   VerificationChain judge(const std::string& question, const std::vector<std::string>& steps,
                           const std::string& chain) const;
   /// The prompt (question, steps) renders to.
@@ -143,8 +148,15 @@ class STEPVERIFY_API GenerativeVerifier {
 
  private:
   struct Read;
-  // The yes/no read after prompt ids + chain ids (+ final question).
-  Read read(std::vector<int64_t> ids) const;
+  // The yes/no read after `ids` (prompt + chain + final question, tokenized
+  // as one text). The positions that row `row` of `prefix` holds for the
+  // same leading ids (`prefix_ids`) are reused; the rest is run.
+  Read read(const std::vector<int64_t>& ids, const KVCache* prefix, int64_t row,
+            const std::vector<int64_t>& prefix_ids) const;
+  // A chain's verdicts and its read (the chain cut at final_question and stop).
+  VerificationChain read_chain(const std::string& question, const std::vector<std::string>& steps,
+                               const std::string& chain, const KVCache* prefix, int64_t row,
+                               const std::vector<int64_t>& prefix_ids) const;
   std::shared_ptr<const Model> model_;
   GenerativeSpec spec_;
   int64_t yes_id_ = -1, no_id_ = -1;

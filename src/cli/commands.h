@@ -28,5 +28,6 @@ Run add_answers(CLI::App& app);
 Run add_vote(CLI::App& app);
 Run add_search(CLI::App& app);
 Run add_spec(CLI::App& app);
+Run add_judge(CLI::App& app);
 
 }  // namespace stepverify::cli

@@ -160,4 +160,18 @@ std::vector<std::string> run_sharded(ProcessGroup& group, size_t chunks,
   return outputs;
 }
 
+Solution parse_solution(const nlohmann::ordered_json& j) {
+  if (!j.is_object()) throw InputError("the line is not a JSON object");
+  const auto* q = j.contains("question") ? &j["question"] : j.contains("problem") ? &j["problem"] : nullptr;
+  if (!q || !q->is_string()) throw InputError("field 'question' (or 'problem') must be a string");
+  if (!j.contains("steps") || !j["steps"].is_array()) throw InputError("field 'steps' must be a list of strings");
+  Solution s;
+  s.question = q->get<std::string>();
+  for (size_t i = 0; i < j["steps"].size(); ++i) {
+    if (!j["steps"][i].is_string()) throw InputError("steps[" + std::to_string(i) + "] is not a string");
+    s.steps.push_back(j["steps"][i].get<std::string>());
+  }
+  return s;
+}
+
 }  // namespace stepverify::cli

@@ -8,10 +8,12 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "stepverify/aggregate.h"
 #include "stepverify/distributed.h"
 #include "stepverify/model.h"
+#include "stepverify/verifier.h"
 #include "util/files.h"
 #include "util/jsonl.h"
 
@@ -51,6 +53,10 @@ detail::BadLine bad_lines(const JsonlFiles& files);
 /// Reports "N of M lines could not be <what>" when lines were skipped; the
 /// exit status: 1 when lines were read and every one failed, else 0.
 int jsonl_status(const detail::JsonlCounts& counts, const std::string& what);
+
+/// The question and steps of one input line {"question" (or "problem"):
+/// str, "steps": [str]}; InputError naming the field at fault.
+Solution parse_solution(const nlohmann::ordered_json& line);
 
 /// The flags of a command sharded over processes: --world-size, --rank,
 /// --master ADDR:PORT, --store-file, --dist-timeout. resolve() starts from the

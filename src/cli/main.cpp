@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   add("tokenize", stepverify::cli::add_tokenize);
   add("forward", stepverify::cli::add_forward);
   add("score", stepverify::cli::add_score);
+  add("judge", stepverify::cli::add_judge);
   add("answers", stepverify::cli::add_answers);
   add("vote", stepverify::cli::add_vote);
   add("search", stepverify::cli::add_search);

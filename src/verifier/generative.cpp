@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -209,31 +210,54 @@ std::vector<Verdict> GenerativeVerifier::verdicts(const std::string& chain, size
   return out;
 }
 
-GenerativeVerifier::Read GenerativeVerifier::read(std::vector<int64_t> ids) const {
+GenerativeVerifier::Read GenerativeVerifier::read(const std::vector<int64_t>& ids, const KVCache* prefix, int64_t row,
+                                                  const std::vector<int64_t>& prefix_ids) const {
   if (static_cast<int64_t>(ids.size()) > model_->config().max_position_embeddings)
     throw InputError("generative verifier: the chain and its question take " + std::to_string(ids.size()) +
                      " tokens, more than the context of " + std::to_string(model_->config().max_position_embeddings));
   c10::InferenceMode guard;
+  // The positions `prefix` already holds for these ids (the text re-tokenized
+  // may part from the generated ids near the end); at least one is run.
+  int64_t reuse = 0;
+  if (prefix) {
+    const size_t n = std::min({ids.size() - 1, prefix_ids.size(), static_cast<size_t>(prefix->length())});
+    while (static_cast<size_t>(reuse) < n && ids[static_cast<size_t>(reuse)] == prefix_ids[static_cast<size_t>(reuse)])
+      ++reuse;
+  }
   ForwardInput in;
-  in.input_ids = to_batch(ids);
+  in.input_ids = to_batch(std::vector<int64_t>(ids.begin() + reuse, ids.end()));
+  std::optional<KVCache> cache;
+  if (reuse > 0) {
+    cache.emplace(prefix->gather(row, {{0, reuse}}));
+    in.cache = &*cache;
+  }
   const auto h = model_->forward(in).hidden[0];
   const auto p = torch::softmax(model_->logits(h[h.size(0) - 1]).to(torch::kDouble), -1);
   return {p[yes_id_].item<double>(), p[no_id_].item<double>()};
 }
 
-VerificationChain GenerativeVerifier::judge(const std::string& question, const std::vector<std::string>& steps,
-                                            const std::string& chain) const {
+VerificationChain GenerativeVerifier::read_chain(const std::string& question, const std::vector<std::string>& steps,
+                                                 const std::string& chain, const KVCache* prefix, int64_t row,
+                                                 const std::vector<int64_t>& prefix_ids) const {
   VerificationChain c;
   c.text = chain;
   if (const size_t cut = c.text.find(spec_.final_question); cut != std::string::npos) c.text.resize(cut);
+  if (!spec_.stop.empty())
+    if (const size_t cut = c.text.find(spec_.stop); cut != std::string::npos) c.text.resize(cut);
   c.verdicts = verdicts(c.text, steps.size());
   EncodeOptions eo;
   eo.add_special_tokens = spec_.add_special_tokens;
-  const auto r = read(model_->tokenizer().encode(prompt(question, steps) + c.text + spec_.final_question, eo));
+  const auto r = read(model_->tokenizer().encode(prompt(question, steps) + c.text + spec_.final_question, eo), prefix,
+                      row, prefix_ids);
   c.p_yes = r.p_yes;
   c.p_no = r.p_no;
   c.score = r.p_yes + r.p_no > 0 ? r.p_yes / (r.p_yes + r.p_no) : 0.5;
   return c;
+}
+
+VerificationChain GenerativeVerifier::judge(const std::string& question, const std::vector<std::string>& steps,
+                                            const std::string& chain) const {
+  return read_chain(question, steps, chain, nullptr, 0, {});
 }
 
 GenerativeResult GenerativeVerifier::verify(const std::string& question, const std::vector<std::string>& steps,
@@ -256,61 +280,88 @@ GenerativeResult GenerativeVerifier::verify(const std::string& question, const s
   if (ids.empty() || budget < 1)
     throw InputError("generative verifier: the prompt takes " + std::to_string(ids.size()) +
                      " tokens of a context of " + std::to_string(context) + ", leaving no room for a chain");
+  const int64_t K = options.chains;
+  // Greedy chains are all the same: one is decoded.
+  const bool greedy = options.sampling.temperature == 0;
+  const int64_t decoded = greedy ? 1 : K;
   GenerativeResult out;
   out.prompt_tokens = static_cast<int64_t>(ids.size());
+  out.chains.resize(static_cast<size_t>(decoded));
   c10::InferenceMode guard;
-  // The prompt once; each chain decodes from a fork of its cache.
-  KVCacheOptions co;
-  co.capacity = context;
-  auto prompt_cache = model_->new_cache(1, co);
+  // The prompt once; its cache row repeated K times, the chains decoded
+  // together. A chain that ends is read at once from its own row (the
+  // positions the read shares with it are reused) and leaves the batch.
+  KVCache rows = [&] {
+    KVCacheOptions co;
+    co.capacity = context;
+    return model_->new_cache(1, co);
+  }();
   ForwardInput in;
   in.input_ids = to_batch(ids);
-  in.cache = &prompt_cache;
+  in.cache = &rows;
   const auto h = model_->forward(in).hidden[0];
-  const auto first_logits = model_->logits(h[h.size(0) - 1]).unsqueeze(0);
+  const auto first = model_->logits(h[h.size(0) - 1]).unsqueeze(0);
+  const auto repeat = torch::zeros({decoded}, torch::kLong);
+  rows.reorder(repeat.to(first.device()));
+  auto logits = first.index_select(0, repeat.to(first.device()));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(options.sampling.seed);
   const auto& eos_ids = model_->config().eos_token_ids;
   const auto eos = tok.special_tokens().eos_id;
   DecodeOptions d;
   d.skip_special_tokens = true;
-  std::vector<double> correct(steps.size(), 0), judged(steps.size(), 0);
-  for (int k = 0; k < options.chains; ++k) {
-    auto cache = prompt_cache.fork();
-    auto logits = first_logits;
-    std::vector<int64_t> chain;
-    std::string chain_text;
-    bool ended = false;
-    while (static_cast<int64_t>(chain.size()) < budget) {
-      const int64_t id = detail::sample_logits(logits, options.sampling, gen)[0].item<int64_t>();
-      if ((eos && id == *eos) || std::find(eos_ids.begin(), eos_ids.end(), id) != eos_ids.end()) {
-        ended = true;
-        break;
+  std::vector<int64_t> live(static_cast<size_t>(decoded));  // the chain each batch row decodes
+  for (int64_t k = 0; k < decoded; ++k) live[static_cast<size_t>(k)] = k;
+  std::vector<std::vector<int64_t>> chain(static_cast<size_t>(decoded));
+  while (!live.empty()) {
+    const auto next = detail::sample_logits(logits, options.sampling, gen).cpu();
+    const auto drawn = next.accessor<int64_t, 1>();
+    std::vector<int64_t> keep;  // batch rows still decoding
+    for (size_t j = 0; j < live.size(); ++j) {
+      const auto k = static_cast<size_t>(live[j]);
+      const int64_t id = drawn[static_cast<int64_t>(j)];
+      // The row holds the prompt and the chain so far; `id` is not in it yet.
+      const bool is_eos = (eos && id == *eos) || std::find(eos_ids.begin(), eos_ids.end(), id) != eos_ids.end();
+      bool ended = is_eos, full = false;
+      if (!is_eos) {
+        chain[k].push_back(id);
+        const std::string so_far = tok.decode(chain[k], d);
+        ended = so_far.find(spec_.final_question) != std::string::npos ||
+                (!spec_.stop.empty() && so_far.find(spec_.stop) != std::string::npos);
+        full = static_cast<int64_t>(chain[k].size()) >= budget;
       }
-      chain.push_back(id);
-      chain_text = tok.decode(chain, d);
-      if (chain_text.find(spec_.final_question) != std::string::npos ||
-          (!spec_.stop.empty() && chain_text.find(spec_.stop) != std::string::npos)) {
-        ended = true;
-        break;
+      if (!ended && !full) {
+        keep.push_back(static_cast<int64_t>(j));
+        continue;
       }
-      ForwardInput step;
-      step.input_ids = torch::tensor({id}, torch::kLong).view({1, 1});
-      step.cache = &cache;
-      logits = model_->logits(model_->forward(step).hidden.select(1, 0));
+      std::vector<int64_t> held = ids;
+      held.insert(held.end(), chain[k].begin(), chain[k].end() - (is_eos ? 0 : 1));
+      auto c = read_chain(question, steps, tok.decode(chain[k], d), &rows, static_cast<int64_t>(j), held);
+      c.tokens = static_cast<int64_t>(chain[k].size());
+      c.truncated = !ended;
+      out.chains[k] = std::move(c);
     }
-    if (!spec_.stop.empty())
-      if (const size_t cut = chain_text.find(spec_.stop); cut != std::string::npos) chain_text.resize(cut);
-    auto c = judge(question, steps, chain_text);
-    c.tokens = static_cast<int64_t>(chain.size());
-    c.truncated = !ended;
-    out.generated_tokens += c.tokens;
-    out.score += c.score / options.chains;
+    if (keep.empty()) break;
+    std::vector<int64_t> still;
+    for (int64_t j : keep) still.push_back(live[static_cast<size_t>(j)]);
+    const auto index = torch::tensor(keep, torch::kLong);
+    auto step_ids = next.index_select(0, index);
+    if (keep.size() < live.size()) rows.reorder(index.to(first.device()));
+    live = std::move(still);
+    ForwardInput step;
+    step.input_ids = step_ids.view({static_cast<int64_t>(live.size()), 1}).to(first.device());
+    step.cache = &rows;
+    logits = model_->logits(model_->forward(step).hidden.select(1, 0));
+  }
+  for (const auto& c : out.chains) out.generated_tokens += c.tokens;
+  out.chains.resize(static_cast<size_t>(K), out.chains[0]);
+  std::vector<double> correct(steps.size(), 0), judged(steps.size(), 0);
+  for (const auto& c : out.chains) {
+    out.score += c.score / static_cast<double>(K);
     for (size_t s = 0; s < steps.size(); ++s)
       if (c.verdicts[s] != Verdict::Missing) {
         judged[s] += 1;
         correct[s] += c.verdicts[s] == Verdict::Correct;
       }
-    out.chains.push_back(std::move(c));
   }
   for (size_t s = 0; s < steps.size(); ++s) out.step_scores.push_back(judged[s] > 0 ? correct[s] / judged[s] : NAN);
   return out;

@@ -18,6 +18,8 @@
 #include "stepverify/checkpoint.h"
 #include "stepverify/distributed.h"
 #include "stepverify/errors.h"
+#include "stepverify/generative.h"
+#include "stepverify/verifier.h"
 
 using namespace stepverify;
 
@@ -215,6 +217,66 @@ TEST_CASE("sharded score, eval processbench and label: 2 and 3 local ranks write
     CHECK(test::count_of(l1, "\n") == 10);
     CHECK(run(2, label, "l2.jsonl") == l1);
     CHECK(run(3, label, "l3.jsonl") == l1);
+  }
+}
+
+TEST_CASE("judge: a generative verifier's chains per line, seeded per item; 2 ranks write the same bytes",
+          "[distributed]") {
+  auto dir = test::fixture("llama_gqa");
+  if (!dir) return;
+  test::TempDir tmp;
+  GenerativeSpec spec;
+  spec.name = "test";
+  spec.prompt_template = "Problem: {question}\nSolution:\n{steps}\nCheck:";
+  spec.stop = "e";
+  test::write_text(tmp.path / "spec.json", spec.to_json());
+  std::vector<Solution> sols;
+  {
+    std::ofstream f(tmp.path / "in.jsonl");
+    for (int i = 0; i < 5; ++i) {
+      sols.push_back(
+          {"What is " + std::to_string(i) + " + 1?", {std::to_string(i) + " + 1 = " + std::to_string(i + 1)}});
+      f << nlohmann::json{{"id", i}, {"question", sols.back().question}, {"steps", sols.back().steps}}.dump() << "\n";
+      if (i == 2) f << nlohmann::json{{"question", "q"}, {"steps", nlohmann::json::array()}}.dump() << "\n";
+    }
+  }
+  auto run = [&](int ranks, const std::string& out) {
+    const std::string cmd = (ranks == 1 ? kCli : kLaunch + " " + std::to_string(ranks) + " " + kCli) +
+                            " judge --model " + dir->string() + " --spec " + (tmp.path / "spec.json").string() +
+                            " --input " + (tmp.path / "in.jsonl").string() + " --output " + (tmp.path / out).string() +
+                            " --chains 3 --max-tokens 8 --temperature 1 --seed 5";
+    const auto [rc, text] = test::run_command("(" + cmd + " 2>&1)");
+    INFO(cmd << "\n" << text);
+    REQUIRE(rc == 0);
+    CHECK(text.find(":4: generative verifier: no steps to verify (line skipped)") != std::string::npos);
+    return slurp(tmp.path / out);
+  };
+  const auto one = run(1, "one.jsonl");
+  CHECK(run(2, "two.jsonl") == one);
+  // Each line holds what the library gives that item at seed 5 + (i << 20).
+  auto v = GenerativeVerifier::load(*dir, {(tmp.path / "spec.json").string(), {}});
+  std::istringstream lines(one);
+  std::string line;
+  for (size_t i = 0; std::getline(lines, line); ++i) {
+    REQUIRE(i < sols.size());
+    const auto j = nlohmann::json::parse(line);
+    CHECK(j["id"] == static_cast<int>(i));
+    GenerativeOptions o;
+    o.chains = 3;
+    o.max_tokens = 8;
+    o.sampling.temperature = 1;
+    o.sampling.seed = 5 + (static_cast<uint64_t>(i) << 20);
+    const auto r = v->verify(sols[i].question, sols[i].steps, o);
+    const auto& got = j["judge"];
+    REQUIRE(got["chains"].size() == 3);
+    CHECK(got["score"].get<double>() == Approx(r.score).epsilon(1e-12));
+    CHECK(got["generated_tokens"] == r.generated_tokens);
+    for (size_t k = 0; k < 3; ++k) {
+      CHECK(got["chains"][k]["text"] == r.chains[k].text);
+      CHECK(got["chains"][k]["tokens"] == r.chains[k].tokens);
+      CHECK(got["chains"][k]["verdicts"] == nlohmann::json{"missing"});
+    }
+    CHECK(got["step_scores"] == nlohmann::json::parse("[null]"));
   }
 }
 

@@ -1,6 +1,7 @@
 // Generative verifiers: the prompt, verdict parsing, the yes/no read and
 // chain generation, each against a hand computation on a tiny LM.
 #include <cmath>
+#include <set>
 
 #include <torch/torch.h>
 
@@ -117,10 +118,12 @@ TEST_CASE("generative verifier: the score is P(yes) / (P(yes) + P(no)) after the
     const auto text = model->tokenizer().decode(greedy, d);
     CHECK(r.chains[0].text == text.substr(0, text.find(spec.final_question)));
     CHECK(r.chains[1].text == r.chains[0].text);
-    CHECK(r.generated_tokens == r.chains[0].tokens + r.chains[1].tokens);
+    CHECK(r.generated_tokens == r.chains[0].tokens);  // greedy chains are one chain, decoded once
+    // Read from the positions the decoding computed: the full forward's read to rounding.
     const auto again = v.judge(q, steps, r.chains[0].text);
-    CHECK(r.chains[0].score == Approx(again.score).epsilon(1e-9));
-    CHECK(r.score == Approx(again.score).epsilon(1e-9));
+    CHECK(r.chains[0].p_yes == Approx(again.p_yes).epsilon(1e-5));
+    CHECK(r.chains[0].score == Approx(again.score).epsilon(1e-5));
+    CHECK(r.score == Approx(again.score).epsilon(1e-5));
     CHECK(r.step_scores.size() == 2);
     // Sampled chains are seeded: the same seed gives the same chains.
     o.sampling.temperature = 1.0;
@@ -130,4 +133,43 @@ TEST_CASE("generative verifier: the score is P(yes) / (P(yes) + P(no)) after the
     CHECK(s1.chains[1].text == s2.chains[1].text);
     CHECK(s1.score == s2.score);
   }
+}
+
+TEST_CASE("generative verifier: sampled chains decoded together, each read from its own row as a full forward reads it",
+          "[verifier]") {
+  auto dir = test::fixture("llama_gqa");
+  if (!dir) return;
+  auto model = Model::load(*dir);
+  auto spec = plain_spec();
+  spec.stop = "e";  // chains end at different lengths: rows leave the batch one by one
+  GenerativeVerifier v(model, spec);
+  const std::string q = "What is 2 + 3?";
+  const std::vector<std::string> steps = {"2 + 3 = 5.", "The answer is 5."};
+  GenerativeOptions o;
+  o.chains = 5;
+  o.max_tokens = 16;
+  o.sampling.temperature = 1.0;
+  o.sampling.seed = 3;
+  const auto r = v.verify(q, steps, o);
+  REQUIRE(r.chains.size() == 5);
+  std::set<int64_t> lengths;
+  int64_t tokens = 0;
+  double mean = 0;
+  for (const auto& c : r.chains) {
+    INFO(c.text);
+    lengths.insert(c.tokens);
+    tokens += c.tokens;
+    CHECK(c.text.find('e') == std::string::npos);  // cut at the stop text
+    CHECK(c.tokens <= 16);
+    const auto full = v.judge(q, steps, c.text);
+    CHECK(c.p_yes == Approx(full.p_yes).epsilon(1e-5));
+    CHECK(c.p_no == Approx(full.p_no).epsilon(1e-5));
+    mean += full.score / 5;
+  }
+  REQUIRE(lengths.size() >= 3);  // the batch shrank as chains ended
+  CHECK(r.generated_tokens == tokens);
+  CHECK(r.score == Approx(mean).epsilon(1e-5));
+  // Seeded: the same chains again.
+  const auto again = v.verify(q, steps, o);
+  for (size_t k = 0; k < 5; ++k) CHECK(again.chains[k].text == r.chains[k].text);
 }
