@@ -131,6 +131,10 @@ class STEPVERIFY_API GenerativeVerifier {
   /// an empty step, or a prompt longer than the context.
   GenerativeResult verify(const std::string& question, const std::vector<std::string>& steps,
                           const GenerativeOptions& options = {}) const;
+  /// The InputError verify() would throw before generating (no steps, an
+  /// empty step, a prompt leaving no room for a chain, bad options), or none.
+  void check(const std::string& question, const std::vector<std::string>& steps,
+             const GenerativeOptions& options = {}) const;
   /// Reads a chain given as text (no generation): its verdicts and its
   /// yes/no score after (question, steps, chain) + final_question, the chain
   /// cut at final_question and at stop. verify() reads its chains the same
@@ -148,6 +152,9 @@ class STEPVERIFY_API GenerativeVerifier {
 
  private:
   struct Read;
+  // The prompt's ids, after check()'s checks; *budget: tokens a chain may take.
+  std::vector<int64_t> prompt_ids(const std::string& question, const std::vector<std::string>& steps,
+                                  const GenerativeOptions& options, int64_t* budget) const;
   // The yes/no read after `ids` (prompt + chain + final question, tokenized
   // as one text). The positions that row `row` of `prefix` holds for the
   // same leading ids (`prefix_ids`) are reused; the rest is run.

@@ -103,6 +103,14 @@ struct STEPVERIFY_API MctsOptions {
   /// (max_proposals, max_generated_tokens) is spent.
   int iterations = 64;
   MctsEvaluation evaluation = MctsEvaluation::Verifier;  ///< how a new node is valued
+  /// Leaves expanded together: up to this many leaves per round, each
+  /// selected path given a virtual loss (a pending visit at the lowest value
+  /// seen) so the next selection looks elsewhere (a selection reaching a leaf
+  /// already picked adds its loss and tries again, 2 x parallel_leaves tries
+  /// a round); the picked leaves are proposed in one propose_many call and
+  /// scored in one verifier forward. 1: one leaf per round (each expansion
+  /// sees every earlier value). Each leaf picked counts as an iteration.
+  int parallel_leaves = 1;
 };
 
 /// How a search scores the children of a step.

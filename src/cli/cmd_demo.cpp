@@ -42,11 +42,14 @@ Run add_demo(CLI::App& app) {
   add_aggregate_flag(app, "--prm-aggregate", o->prm_aggregate, "PRM step scores -> solution and beam score");
   add_aggregate_flag(app, "--ovm-aggregate", o->ovm_aggregate,
                      "OVM step values -> beam score (last: the value of the partial solution, as OVM reads it)");
-  add_aggregate_flag(app, "--implicit-aggregate", o->implicit_aggregate,
-                     "implicit PRM step rewards -> solution score (default min; sum: the whole solution's implicit reward)");
+  add_aggregate_flag(
+      app, "--implicit-aggregate", o->implicit_aggregate,
+      "implicit PRM step rewards -> solution score (default min; sum: the whole solution's implicit reward)");
   app.add_option("--lookahead", o->lookahead_steps, "lookahead_prm: greedy steps rolled out per candidate (default 1)");
   app.add_option("--mcts-expansions", o->mcts_expansions, "mcts rows: proposals per expanded node (default 4)");
   app.add_option("--c-puct", o->mcts.c_puct, "mcts rows: exploration weight of PUCT (default 2)");
+  app.add_option("--mcts-parallel", o->mcts.parallel_leaves,
+                 "mcts rows: leaves expanded together under virtual loss (default 1)");
   app.add_option("--prior-temperature", o->mcts.prior_temperature,
                  "mcts rows: priors are a softmax of mean token log-probabilities / this (default 1)");
   app.add_option("--mcts-pick", o->mcts_pick, "mcts rows: the final pick, value (default) or visits")

@@ -8,7 +8,9 @@
 // "score", "tokens", "truncated"}], "generated_tokens", "prompt_tokens"}.
 // Item i (0-based among the valid lines) samples with seed S + (i << 20), so
 // its chains do not depend on the other lines or on the world size. A bad
-// line is reported with its line number and skipped (--strict: fatal).
+// line (no steps, an empty step, a prompt that leaves no room for a chain) is
+// reported with its line number and skipped (--strict: fatal); an item whose
+// chain cannot be read is written with "judge": {"error": why}.
 //
 // Sharded: with --world-size N (or torchrun's environment) rank r judges the
 // items i with i % N == r; rank 0 writes every line in input order.
@@ -93,7 +95,7 @@ Run add_judge(CLI::App& app) {
         in, files->input, bad_lines(*files),
         [&](ojson& j, const std::string&) {
           Solution s = parse_solution(j);
-          verifier->prompt(s.question, s.steps);  // no steps, an empty step: reported with the line
+          verifier->check(s.question, s.steps, *o);  // no steps, an empty step, too long: reported with the line
           items.emplace_back(std::move(j), std::move(s));
         },
         group->is_root() ? static_cast<std::ostream*>(&std::cerr) : &quiet);
@@ -104,7 +106,14 @@ Run add_judge(CLI::App& app) {
       GenerativeOptions io = *o;
       io.sampling.seed = o->sampling.seed + (static_cast<uint64_t>(i) << 20);
       ojson line = j;
-      line["judge"] = to_json(verifier->verify(s.question, s.steps, io));
+      try {
+        line["judge"] = to_json(verifier->verify(s.question, s.steps, io));
+      } catch (const InputError& e) {
+        // A chain that could not be read (its text re-tokenized past the
+        // context): the line is kept, with the reason; the job goes on.
+        line["judge"] = {{"error", e.what()}};
+        std::cerr << fmt::format("{}: item {}: {}\n", files->input, i, e.what());
+      }
       if (progress) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::cerr << fmt::format("\rjudged {}/{} solutions ({:.1f} s)", i + 1, items.size(), secs) << std::flush;

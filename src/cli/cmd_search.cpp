@@ -51,6 +51,8 @@ Run add_search(CLI::App& app) {
   app.add_option("--lookahead", o->lookahead_steps, "lookahead: greedy steps rolled out to rank each candidate");
   app.add_option("--c-puct", o->mcts.c_puct, "mcts: exploration weight of PUCT");
   app.add_option("--mcts-iterations", o->mcts.iterations, "mcts: selections at most");
+  app.add_option("--mcts-parallel", o->mcts.parallel_leaves,
+                 "mcts: leaves expanded together (one proposer call, one verifier forward) under virtual loss");
   app.add_option("--prior-temperature", o->mcts.prior_temperature,
                  "mcts: priors are a softmax of mean token log-probabilities / this");
   app.add_option("--evaluation", a->evaluation,

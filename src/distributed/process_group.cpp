@@ -69,9 +69,20 @@ std::string diagnosed_key(int rank) { return "stepverify/diagnosed/" + std::to_s
 
 // Every rank bumps its heartbeat this often; a counter that has not moved in
 // kStillBeats intervals belongs to a process that is gone (the thread beats
-// while the rank computes outside a collective).
+// while the rank computes outside a collective). A store operation of the
+// heartbeat or of a diagnosis waits at most kProbeTimeout (a store whose
+// machine went silent must not hold them for the job's timeout); the
+// heartbeat gives up after kBeatFailures failures in a row.
 constexpr auto kBeat = std::chrono::milliseconds(1000);
 constexpr int kStillBeats = 3;
+constexpr auto kProbeTimeout = std::chrono::milliseconds(10000);
+constexpr int kBeatFailures = 3;
+// How long rank 0, which serves the TCPStore, stays after a failure so the
+// ranks woken by it can read the store (later ones find it gone).
+constexpr int kLingerBeats = 10;
+
+const char* const kStoreGone =
+    "the store rank 0 served is gone: rank 0 left after an error, was killed, or its machine or network is down";
 
 std::string join_names(const std::vector<int>& ranks) {
   std::string s = ranks.size() == 1 ? "rank " : "ranks ";
@@ -88,7 +99,11 @@ std::string strip_trace(std::string msg) {
 
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
+  // The heartbeat's and the diagnosis's own client (a TCPStore with a short
+  // timeout; the FileStore itself).
+  c10::intrusive_ptr<c10d::Store> probe;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  bool serves_store = false;     // rank 0 of a TCPStore
   bool store_elsewhere = false;  // a TCPStore served by rank 0, and this is not rank 0
   std::string broken;            // after a failed collective: its error, thrown again by later calls
 
@@ -101,12 +116,13 @@ struct ProcessGroup::Impl {
   void start_beat(int rank) {
     beat = std::thread([this, key = beat_key(rank)] {
       std::unique_lock<std::mutex> lock(beat_mutex);
-      while (!beat_stop) {
+      for (int failures = 0; !beat_stop && failures < kBeatFailures;) {
         lock.unlock();
         try {
-          store->add(key, 1);
+          probe->add(key, 1);
+          failures = 0;
         } catch (...) {
-          return;  // the store is gone (rank 0 left): nothing left to tell
+          ++failures;  // the store is gone (rank 0 left), or slow: a few tries
         }
         lock.lock();
         beat_cv.wait_for(lock, kBeat, [&] { return beat_stop; });
@@ -122,59 +138,59 @@ struct ProcessGroup::Impl {
     if (beat.joinable()) beat.join();
   }
 
+  // The ranks other than `me` holding `key(r)` in the store.
+  std::vector<int> ranks_with(const DistributedOptions& o, std::string (*key)(int)) const {
+    std::vector<int> who;
+    for (int r = 0; r < o.world_size; ++r)
+      if (r != o.rank && probe->check({key(r)})) who.push_back(r);
+    return who;
+  }
+
+  // Rank 0 serving the TCPStore, after a failure: waits (a little) until
+  // `live` other ranks have read the store.
+  void linger(const DistributedOptions& o, size_t live) const {
+    for (int i = 0; i < kLingerBeats && ranks_with(o, diagnosed_key).size() < live; ++i)
+      std::this_thread::sleep_for(kBeat);
+  }
+
   // After a failed collective: who is at fault. Closes this rank's
   // connections first (a peer blocked on this rank wakes), then reads the
   // store: ranks that said they failed, ranks whose heartbeat stopped (killed,
-  // or their machine or network went down), or the store itself gone with
-  // rank 0. Rank 0 keeps its store up until the live ranks have read it.
+  // or their machine or network went down), ranks that gave up on the
+  // collective first, or the store itself gone with rank 0.
   std::string diagnose(const DistributedOptions& o) {
     pg.reset();
-    const auto gone = [&] {
-      return std::string("rank 0, which serves the store, is gone: killed, or its machine or network is down");
-    };
-    const auto ranks_with = [&](std::string (*key)(int)) {
-      std::vector<int> who;
-      for (int r = 0; r < o.world_size; ++r)
-        if (r != o.rank && store->check({key(r)})) who.push_back(r);
-      return who;
-    };
     const auto read_beats = [&] {
       std::vector<int64_t> b(static_cast<size_t>(o.world_size));
-      for (int r = 0; r < o.world_size; ++r) b[static_cast<size_t>(r)] = store->add(beat_key(r), 0);
+      for (int r = 0; r < o.world_size; ++r) b[static_cast<size_t>(r)] = probe->add(beat_key(r), 0);
       return b;
     };
     const auto has = [](const std::vector<int>& v, int r) { return std::find(v.begin(), v.end(), r) != v.end(); };
-    std::vector<int> failed, stopped;
+    std::vector<int> failed, stopped, first;
     try {
-      failed = ranks_with(failed_key);
+      failed = ranks_with(o, failed_key);
       if (failed.empty()) {
         const auto before = read_beats();
         std::this_thread::sleep_for(kBeat * kStillBeats);
-        failed = ranks_with(failed_key);
+        failed = ranks_with(o, failed_key);
         const auto after = read_beats();
-        const auto done = ranks_with(diagnosed_key);
+        first = ranks_with(o, diagnosed_key);
         for (int r = 0; r < o.world_size; ++r)
           if (r != o.rank && before[static_cast<size_t>(r)] == after[static_cast<size_t>(r)] && !has(failed, r) &&
-              !has(done, r))
+              !has(first, r))
             stopped.push_back(r);
       }
-      store->set(diagnosed_key(o.rank), std::vector<uint8_t>{1});
-      if (o.rank == 0 && o.store_file.empty()) {
-        // This process serves the TCPStore: wait (a little) for the live
-        // ranks to read it before leaving.
-        const size_t live = static_cast<size_t>(o.world_size - 1) - failed.size() - stopped.size();
-        for (int i = 0; i < 2 * kStillBeats && ranks_with(diagnosed_key).size() < live; ++i)
-          std::this_thread::sleep_for(kBeat);
-      }
+      probe->set(diagnosed_key(o.rank), std::vector<uint8_t>{1});
+      if (serves_store) linger(o, static_cast<size_t>(o.world_size - 1) - failed.size() - stopped.size());
     } catch (...) {
-      if (store_elsewhere) return gone();
-      return "the store cannot be read";
+      return store_elsewhere ? kStoreGone : "the store cannot be read";
     }
     std::string out;
     if (!failed.empty()) out = join_names(failed) + " failed";
     if (!stopped.empty())
       out += (out.empty() ? "" : "; ") + join_names(stopped) +
              " stopped answering: killed, or its machine or network is down";
+    if (out.empty() && !first.empty()) out = join_names(first) + " gave up on it first (see that error)";
     if (out.empty())
       out = "no rank failed or stopped: a peer did not reach the collective within " +
             std::to_string(static_cast<int>(o.timeout_seconds)) + " s, or left the group";
@@ -187,11 +203,17 @@ ProcessGroup::ProcessGroup(DistributedOptions options) : options_(std::move(opti
 ProcessGroup::~ProcessGroup() {
   if (!impl_) return;
   // Leaving by an exception of its own (not one a collective's diagnosis
-  // raised): say so in the store, so the peers' errors name this rank.
-  if (impl_->store && impl_->broken.empty() && std::uncaught_exceptions() > 0) {
+  // raised): say so in the store, so the peers' errors name this rank. Rank 0
+  // serving the store closes its connections (peers blocked on it wake) and
+  // stays a little, so they can read it.
+  if (impl_->probe && impl_->broken.empty() && std::uncaught_exceptions() > 0) {
     try {
       const std::string v = "failed";
-      impl_->store->set(failed_key(rank()), std::vector<uint8_t>(v.begin(), v.end()));
+      impl_->probe->set(failed_key(rank()), std::vector<uint8_t>(v.begin(), v.end()));
+      if (impl_->serves_store) {
+        impl_->pg.reset();
+        impl_->linger(options_, static_cast<size_t>(world_size() - 1));
+      }
     } catch (...) {}
   }
   impl_->stop_beat();
@@ -228,10 +250,36 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
   g->impl_ = std::make_unique<Impl>();
   Impl& impl = *g->impl_;
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000));
+  const auto started = std::chrono::steady_clock::now();
+  // The interface peers reach this rank on: the one named; loopback for a
+  // local world; else this host's own address (c10d's default device).
+  auto go = c10d::ProcessGroupGloo::Options::create();
+  try {
+    const auto& m = options.master_addr;
+    const bool local = m == "localhost" || m.rfind("127.", 0) == 0 || m == "::1";
+    if (!options.interface.empty())
+      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(options.interface));
+    else if (local)
+      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else
+      go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  } catch (const std::exception& e) {
+    const std::string which =
+        options.interface.empty() ? "this host's address" : "interface '" + options.interface + "'";
+    throw Error(failure(options, "joining the group", "no network device for " + which, strip_trace(e.what())));
+  }
+  go->timeout = timeout;
+  go->threads = 1;
+  const auto prefixed = [&](c10::intrusive_ptr<c10d::Store> st) -> c10::intrusive_ptr<c10d::Store> {
+    if (options.job_id.empty()) return st;
+    return c10::make_intrusive<c10d::PrefixStore>("stepverify/" + options.job_id, st);
+  };
   try {
     if (!options.store_file.empty()) {
       impl.store = c10::make_intrusive<c10d::FileStore>(options.store_file, options.world_size);
       impl.store->setTimeout(timeout);
+      impl.store = prefixed(impl.store);
+      impl.probe = impl.store;
     } else {
       c10d::TCPStoreOptions so;
       so.port = static_cast<uint16_t>(options.master_port);
@@ -241,11 +289,16 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
       // the store's own wait for workers (which takes a multiple of it).
       so.waitWorkers = false;
       so.timeout = timeout;
-      impl.store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
+      impl.store = prefixed(c10::make_intrusive<c10d::TCPStore>(options.master_addr, so));
+      c10d::TCPStoreOptions po;
+      po.port = so.port;
+      po.isServer = false;
+      po.waitWorkers = false;
+      po.timeout = kProbeTimeout;
+      impl.probe = prefixed(c10::make_intrusive<c10d::TCPStore>(options.master_addr, po));
+      impl.serves_store = options.rank == 0;
       impl.store_elsewhere = options.rank != 0;
     }
-    if (!options.job_id.empty())
-      impl.store = c10::make_intrusive<c10d::PrefixStore>("stepverify/" + options.job_id, impl.store);
   } catch (const std::exception& e) {
     const std::string where = options.store_file.empty()
                                   ? "the store at " + options.master_addr + ":" + std::to_string(options.master_port)
@@ -254,34 +307,24 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
   }
   try {
     impl.store->set(joined_key(options.rank), std::vector<uint8_t>{1});
-    auto go = c10d::ProcessGroupGloo::Options::create();
-    // The interface peers reach this rank on: the one named; loopback for a
-    // local world; else this host's own address (c10d's default device).
-    const auto& m = options.master_addr;
-    const bool local = m == "localhost" || m.rfind("127.", 0) == 0 || m == "::1";
-    if (!options.interface.empty())
-      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(options.interface));
-    else if (local)
-      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-    else
-      go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    go->timeout = timeout;
-    go->threads = 1;
     impl.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl.store, options.rank, options.world_size, go);
   } catch (const std::exception& e) {
-    // Which ranks never joined (the store may be gone with rank 0).
-    std::vector<int> missing;
-    try {
-      for (int r = 0; r < options.world_size; ++r)
-        if (!impl.store->check({joined_key(r)})) missing.push_back(r);
-    } catch (...) {
-      if (impl.store_elsewhere) missing = {0};
-    }
-    const std::string peer = missing.empty() ? "a peer left, or did not finish joining within " +
-                                                   std::to_string(static_cast<int>(options.timeout_seconds)) + " s"
-                                             : join_names(missing) + " never joined within " +
-                                                   std::to_string(static_cast<int>(options.timeout_seconds)) + " s";
     impl.broken = "joining";  // nothing to mark: the group never formed
+    // Which ranks never joined (the store may be gone with rank 0).
+    const bool waited = std::chrono::steady_clock::now() - started >= timeout;
+    std::string peer;
+    try {
+      std::vector<int> missing;
+      for (int r = 0; r < options.world_size; ++r)
+        if (!impl.probe->check({joined_key(r)})) missing.push_back(r);
+      peer =
+          missing.empty()
+              ? "every rank joined; a peer left or failed while the group formed"
+              : join_names(missing) + (missing.size() == 1 ? " has" : " have") + " not joined" +
+                    (waited ? " within " + std::to_string(static_cast<int>(options.timeout_seconds)) + " s" : " yet");
+    } catch (...) {
+      peer = impl.store_elsewhere ? kStoreGone : "the store cannot be read";
+    }
     throw Error(failure(options, "joining the group", peer, strip_trace(e.what())));
   }
   impl.start_beat(options.rank);

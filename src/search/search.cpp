@@ -66,6 +66,37 @@ class Search {
     return children_of({&parent}, {proposer_.propose(question_, parent.steps, k)}, {std::move(exclude)});
   }
 
+  // The children of each of `parents`, k proposals each (less the texts in
+  // exclude[i]): one propose_many call, all scored together; each child's
+  // origin is its parent's index. Under a token budget, one parent at a time
+  // (the budget is checked before each); under a proposal budget, only the
+  // parents it allows.
+  std::vector<Node> expand_each(const std::vector<const Node*>& parents, int k,
+                                std::vector<std::set<std::string>> exclude) {
+    if (!budget_left()) return {};
+    if (options_.max_generated_tokens > 0 || options_.max_verifier_tokens > 0) {
+      std::vector<Node> children;
+      for (size_t i = 0; i < parents.size(); ++i)
+        for (auto& c : expand(*parents[i], k, std::move(exclude[i]))) {
+          c.origin = i;
+          children.push_back(std::move(c));
+        }
+      return children;
+    }
+    size_t n = parents.size();
+    if (options_.max_proposals > 0)
+      n = std::min<size_t>(n, static_cast<size_t>((options_.max_proposals - result_.proposals + k - 1) / k));
+    std::vector<std::vector<std::string>> partials;
+    for (size_t i = 0; i < n; ++i) partials.push_back(parents[i]->steps);
+    auto got = proposer_.propose_many(question_, partials, k);
+    if (got.size() != partials.size())
+      throw Error("search: propose_many returned " + std::to_string(got.size()) + " lists of proposals for " +
+                  std::to_string(partials.size()) + " partial solutions");
+    exclude.resize(n);
+    return children_of(std::vector<const Node*>(parents.begin(), parents.begin() + static_cast<long>(n)), got,
+                       std::move(exclude));
+  }
+
   // The children of every node in `parents` (best first), parent i asking for
   // ks[i] proposals: one propose_many call per run of parents asking for the
   // same count (a step's counts fall from best to worst, so at most two). With
@@ -406,16 +437,25 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
     }
   };
   const size_t width = static_cast<size_t>(options.expansions);
-  // Expands tree[at] with `expansions` proposals scored together from its
-  // session; proposals equal to a child it has are dropped. The new nodes are
-  // evaluated and their values backed up along `path` (root .. at). Returns
-  // how many were added.
-  auto expand = [&](size_t at, const std::vector<size_t>& path) {
-    std::set<std::string> have;
-    for (size_t c : tree[at].children) have.insert(tree[c].node.steps.back());
-    auto kids = s.expand(tree[at].node, options.expansions, std::move(have));
-    tree[at].expanded = true;
-    if (kids.empty()) tree[at].saturated = true;  // nothing new comes from it
+  // A leaf chosen for expansion, and the path root .. leaf.
+  struct Pick {
+    size_t at;
+    std::vector<size_t> path;
+  };
+  // Expands the picked nodes with `expansions` proposals each: one proposer
+  // call and one verifier forward for them all (one node: its own call, as
+  // before batching). Proposals equal to a child a node has are dropped. The
+  // new nodes are evaluated, and their values backed up along each path.
+  auto expand = [&](const std::vector<Pick>& picks) {
+    std::vector<std::set<std::string>> have(picks.size());
+    std::vector<const Node*> parents;
+    for (size_t p = 0; p < picks.size(); ++p) {
+      for (size_t c : tree[picks[p].at].children) have[p].insert(tree[c].node.steps.back());
+      parents.push_back(&tree[picks[p].at].node);
+    }
+    const bool budget_before = s.budget_left();
+    auto kids = picks.size() == 1 ? s.expand(*parents[0], options.expansions, std::move(have[0]))
+                                  : s.expand_each(parents, options.expansions, std::move(have));
     std::vector<double> values;
     for (const auto& k : kids) values.push_back(k.rank);
     if (m.evaluation == MctsEvaluation::Rollout) {
@@ -428,8 +468,10 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
           s.add_candidate(*ends[j], ends[j]->finished);
         }
     }
-    double sum = 0;
+    std::vector<double> sum(picks.size(), 0);
+    std::vector<int64_t> count(picks.size(), 0);
     for (size_t j = 0; j < kids.size(); ++j) {
+      const size_t p = kids[j].origin, at = picks[p].at;
       TreeNode t;
       t.parent = static_cast<long>(at);
       t.value = t.total = values[j];
@@ -438,21 +480,33 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
       t.node = std::move(kids[j]);
       tree[at].children.push_back(tree.size());
       tree.push_back(std::move(t));
-      sum += values[j];
+      sum[p] += values[j];
+      count[p] += 1;
     }
-    // Priors over all its children, old and new.
-    std::vector<const Node*> siblings;
-    for (size_t c : tree[at].children) siblings.push_back(&tree[c].node);
-    const auto priors = priors_of(siblings, m.prior_temperature);
-    for (size_t j = 0; j < siblings.size(); ++j) tree[tree[at].children[j]].prior = priors[j];
-    // A full or saturated node is expanded no more: its children hold their own prefixes.
-    if (tree[at].saturated || tree[at].children.size() >= width) tree[at].node.session.reset();
-    backup(path, sum, static_cast<int64_t>(values.size()));
-    return values.size();
+    for (size_t p = 0; p < picks.size(); ++p) {
+      const size_t at = picks[p].at;
+      // A node that was asked (the budget allowed it) and brought nothing new
+      // is saturated: nothing new comes from it.
+      if (budget_before && count[p] == 0 && (picks.size() == 1 || s.budget_left())) tree[at].saturated = true;
+      tree[at].expanded = true;
+      // Priors over all its children, old and new.
+      std::vector<const Node*> siblings;
+      for (size_t c : tree[at].children) siblings.push_back(&tree[c].node);
+      const auto priors = priors_of(siblings, m.prior_temperature);
+      for (size_t j = 0; j < siblings.size(); ++j) tree[tree[at].children[j]].prior = priors[j];
+      // A full or saturated node is expanded no more: its children hold their own prefixes.
+      if (tree[at].saturated || tree[at].children.size() >= width) tree[at].node.session.reset();
+      backup(picks[p].path, sum[p], count[p]);
+    }
   };
-  for (int it = 0; it < m.iterations && s.budget_left(); ++it) {
-    // Selection: PUCT down to a node not yet expanded (or one with no children).
-    std::vector<size_t> path{0};
+  // Selection: PUCT from the root down to a node to expand: a new leaf, or,
+  // where the path ends at a finished solution or a dead end, the deepest node
+  // on it with fewer than `expansions` children that is not saturated (a
+  // policy sure of its step proposes one text k times: the node is widened,
+  // asked again until a call brings nothing new). None when there is nothing
+  // to widen: `path` then ends at the node to visit again.
+  auto select = [&](std::vector<size_t>& path) -> std::optional<size_t> {
+    path.assign(1, 0);
     size_t cur = 0;
     while (tree[cur].expanded && !tree[cur].children.empty()) {
       const double sqrt_n = std::sqrt(static_cast<double>(std::max<int64_t>(tree[cur].visits, 1)));
@@ -466,30 +520,55 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
       cur = best;
       path.push_back(cur);
     }
-    if (!tree[cur].node.finished && !tree[cur].expanded) {
-      expand(cur, path);  // a new leaf
-      continue;
-    }
-    // A finished solution or a dead end. Where proposals collapsed (a policy
-    // sure of its step proposes one text k times), the deepest node on the
-    // path with fewer than `expansions` children is widened instead: asked
-    // again, until a call brings nothing new.
-    size_t widen = path.size();
+    if (!tree[cur].node.finished && !tree[cur].expanded) return cur;
     for (size_t d = path.size(); d-- > 0;) {
       const auto& t = tree[path[d]];
       if (!t.node.finished && !t.saturated && t.children.size() < width) {
-        widen = d;
-        break;
+        path.resize(d + 1);
+        return path[d];
       }
     }
-    if (widen < path.size()) {
-      path.resize(widen + 1);
-      expand(path[widen], path);
-      continue;
+    return std::nullopt;
+  };
+  const int parallel = std::max(1, m.parallel_leaves);
+  double lowest = tree[0].value;  // the lowest value seen: a pending visit's virtual loss
+  for (int it = 0; it < m.iterations && s.budget_left();) {
+    // Up to `parallel` selections; each selected path carries a virtual loss
+    // (a visit at the lowest value seen) so the next selection looks
+    // elsewhere. A selection that reaches a node already picked adds its loss
+    // and tries again (2 x parallel selections at most per round).
+    std::vector<Pick> picks;
+    std::vector<std::vector<size_t>> losses;  // the paths given a virtual loss, taken back after the round
+    bool stop = false;
+    for (int tries = 0; static_cast<int>(picks.size()) < parallel && it < m.iterations && tries < 2 * parallel;
+         ++tries) {
+      std::vector<size_t> path;
+      const auto at = select(path);
+      if (at && std::any_of(picks.begin(), picks.end(), [&](const Pick& p) { return p.at == *at; })) {
+        backup(path, lowest, 1);
+        losses.push_back(std::move(path));
+        continue;
+      }
+      ++it;
+      if (!at) {
+        // Nothing to widen: the finished solution is visited again (its value once more).
+        if (path.back() == 0) {
+          stop = true;  // the question itself has no usable step
+          break;
+        }
+        backup(path, tree[path.back()].value, 1);
+        continue;
+      }
+      if (parallel > 1) {
+        backup(path, lowest, 1);
+        losses.push_back(path);
+      }
+      picks.push_back({*at, std::move(path)});
     }
-    // Nothing to widen: the finished solution is visited again (its value once more).
-    if (cur == 0) break;  // the question itself has no usable step
-    backup(path, tree[cur].value, 1);
+    for (const auto& path : losses) backup(path, -lowest, -1);
+    if (!picks.empty()) expand(picks);
+    for (const auto& t : tree) lowest = std::min(lowest, t.value);
+    if (stop) break;
   }
   for (auto& t : tree) {
     if (t.candidate >= 0) s.candidate(static_cast<size_t>(t.candidate)).visits = t.visits;

@@ -260,26 +260,40 @@ VerificationChain GenerativeVerifier::judge(const std::string& question, const s
   return read_chain(question, steps, chain, nullptr, 0, {});
 }
 
-GenerativeResult GenerativeVerifier::verify(const std::string& question, const std::vector<std::string>& steps,
-                                            const GenerativeOptions& options) const {
+std::vector<int64_t> GenerativeVerifier::prompt_ids(const std::string& question, const std::vector<std::string>& steps,
+                                                    const GenerativeOptions& options, int64_t* budget) const {
   if (options.chains < 1 || options.max_tokens < 1)
     throw InputError("generative verifier: chains and max_tokens must be at least 1");
   options.sampling.check("generative verifier");
   const auto& tok = model_->tokenizer();
   EncodeOptions eo;
   eo.add_special_tokens = spec_.add_special_tokens;
-  const std::string text = prompt(question, steps);
-  const auto ids = tok.encode(text, eo);
+  auto ids = tok.encode(prompt(question, steps), eo);
   const int64_t context = model_->config().max_position_embeddings;
   // Room for the final question after the longest chain (and a few tokens
   // for the text's re-tokenization at the read).
   EncodeOptions raw;
   raw.add_special_tokens = false;
   const int64_t reserve = static_cast<int64_t>(tok.encode(spec_.final_question, raw).size()) + 8;
-  const int64_t budget = std::min<int64_t>(options.max_tokens, context - static_cast<int64_t>(ids.size()) - reserve);
-  if (ids.empty() || budget < 1)
+  const int64_t room = std::min<int64_t>(options.max_tokens, context - static_cast<int64_t>(ids.size()) - reserve);
+  if (ids.empty() || room < 1)
     throw InputError("generative verifier: the prompt takes " + std::to_string(ids.size()) +
                      " tokens of a context of " + std::to_string(context) + ", leaving no room for a chain");
+  if (budget) *budget = room;
+  return ids;
+}
+
+void GenerativeVerifier::check(const std::string& question, const std::vector<std::string>& steps,
+                               const GenerativeOptions& options) const {
+  prompt_ids(question, steps, options, nullptr);
+}
+
+GenerativeResult GenerativeVerifier::verify(const std::string& question, const std::vector<std::string>& steps,
+                                            const GenerativeOptions& options) const {
+  int64_t budget = 0;
+  const auto ids = prompt_ids(question, steps, options, &budget);
+  const auto& tok = model_->tokenizer();
+  const int64_t context = model_->config().max_position_embeddings;
   const int64_t K = options.chains;
   // Greedy chains are all the same: one is decoded.
   const bool greedy = options.sampling.temperature == 0;

@@ -238,6 +238,11 @@ TEST_CASE("judge: a generative verifier's chains per line, seeded per item; 2 ra
           {"What is " + std::to_string(i) + " + 1?", {std::to_string(i) + " + 1 = " + std::to_string(i + 1)}});
       f << nlohmann::json{{"id", i}, {"question", sols.back().question}, {"steps", sols.back().steps}}.dump() << "\n";
       if (i == 2) f << nlohmann::json{{"question", "q"}, {"steps", nlohmann::json::array()}}.dump() << "\n";
+      if (i == 3) {  // a prompt that leaves no room for a chain: refused with its line, before any work
+        std::string long_q;
+        for (int w = 0; w < 3000; ++w) long_q += "seven ";
+        f << nlohmann::json{{"question", long_q}, {"steps", {"7"}}}.dump() << "\n";
+      }
     }
   }
   auto run = [&](int ranks, const std::string& out) {
@@ -249,6 +254,8 @@ TEST_CASE("judge: a generative verifier's chains per line, seeded per item; 2 ra
     INFO(cmd << "\n" << text);
     REQUIRE(rc == 0);
     CHECK(text.find(":4: generative verifier: no steps to verify (line skipped)") != std::string::npos);
+    CHECK(text.find(":6: generative verifier: the prompt takes") != std::string::npos);
+    CHECK(text.find("2 of 7 lines could not be judged") != std::string::npos);
     return slurp(tmp.path / out);
   };
   const auto one = run(1, "one.jsonl");
@@ -310,7 +317,7 @@ TEST_CASE("a rank that fails or never comes makes the others exit with an error 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     INFO(text);
     CHECK(rc != 0);
-    CHECK(text.find("joining the group failed (rank 1 never joined within 8 s)") != std::string::npos);
+    CHECK(text.find("joining the group failed (rank 1 has not joined within 8 s)") != std::string::npos);
     CHECK(secs < 8 + 5);
   }
   SECTION("the launcher stops the job and returns the failure") {
@@ -367,7 +374,19 @@ TEST_CASE("a rank killed mid-collective is named by the others, who exit long be
     const auto ranks = world({"kill", "ok"}, std::to_string(free_port()), 60);
     CHECK(ranks[0].rc == 128 + 9);
     CHECK(ranks[1].rc == 1);
-    CHECK(has(ranks[1].text, "rank 1 of 2: allgather failed (rank 0, which serves the store, is gone: killed"));
+    CHECK(has(ranks[1].text,
+              "rank 1 of 2: allgather failed (the store rank 0 served is gone: rank 0 left after an "
+              "error, was killed, or its machine or network is down)"));
+    CHECK(secs < 20);
+  }
+  SECTION("rank 0, which serves the TCPStore, leaves by an error: it stays until the others have read why") {
+    const auto ranks = world({"throw", "ok", "ok"}, std::to_string(free_port()), 60);
+    CHECK(ranks[0].rc == 1);
+    CHECK(has(ranks[0].text, "planned failure"));
+    for (int r : {1, 2}) {
+      CHECK(ranks[r].rc == 1);
+      CHECK(has(ranks[r].text, "rank " + std::to_string(r) + " of 3: allgather failed (rank 0 failed)"));
+    }
     CHECK(secs < 20);
   }
   SECTION("rank 0 of 3 killed over a FileStore") {
@@ -383,7 +402,8 @@ TEST_CASE("a rank killed mid-collective is named by the others, who exit long be
     const auto ranks = world({"ok", "slow"}, std::to_string(free_port()), 2);
     CHECK(ranks[0].rc == 1);
     CHECK(has(ranks[0].text, "rank 0 of 2: allgather failed (no rank failed or stopped: a peer did not reach"));
-    CHECK(ranks[1].rc == 1);  // it finds the group gone when it comes
+    CHECK(ranks[1].rc == 1);  // it finds the group gone when it comes, and says who gave up first
+    CHECK(has(ranks[1].text, "rank 1 of 2: allgather failed (rank 0 gave up on it first (see that error))"));
   }
 }
 

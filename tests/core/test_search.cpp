@@ -464,6 +464,63 @@ TEST_CASE("MCTS: selection, backup and expansion order follow PUCT, computed by 
                   InputError);
 }
 
+TEST_CASE("MCTS with parallel leaves: virtual loss spreads a round's selections, expanded in one batch", "[search]") {
+  auto dir = test::fixture("qwen2_prm");
+  if (!dir) return;
+  VerifierOptions vo;
+  vo.prefix_cache_bytes = 0;
+  auto v = Verifier::load(*dir, vo);
+  const std::string q = "What is 5 + 5?";
+  auto value = [&](const std::vector<std::string>& steps) { return v->score(q, steps).step_scores.back(); };
+  struct Batching : PriorProposer {
+    std::vector<size_t> batches;  // partial solutions per propose_many call
+    std::vector<std::vector<Proposal>> propose_many(const std::string& question,
+                                                    const std::vector<std::vector<std::string>>& partials,
+                                                    int k) override {
+      batches.push_back(partials.size());
+      return StepProposer::propose_many(question, partials, k);
+    }
+  };
+  SearchOptions o;
+  o.expansions = 3;
+  o.aggregate = Aggregate::Last;
+  o.mcts.c_puct = 0;  // greedy on means: the order is computable by hand
+  o.mcts.iterations = 4;
+  o.mcts.parallel_leaves = 3;
+  Batching prop;
+  const auto r = mcts(*v, prop, q, o);
+  // Round 1: the root alone (every other selection reaches it again). Round
+  // 2, 6 selections at most: the best first step by mean, given a virtual
+  // loss (a visit at the lowest value seen), then the best by the means so
+  // changed; a step selected again gets one more loss; 3 picks at most (and
+  // the 4 iterations leave room for 3).
+  std::vector<double> first(3);
+  for (int i = 0; i < 3; ++i) first[static_cast<size_t>(i)] = value({PriorProposer::text(0, i)});
+  const double lowest = std::min(0.0, *std::min_element(first.begin(), first.end()));
+  std::vector<double> mean = first, losses(3, 0);
+  std::vector<int> picks;
+  for (int tries = 0; tries < 6 && picks.size() < 3; ++tries) {
+    const int b = static_cast<int>(std::max_element(mean.begin(), mean.end()) - mean.begin());
+    if (std::find(picks.begin(), picks.end(), b) == picks.end()) picks.push_back(b);
+    const auto u = static_cast<size_t>(b);
+    losses[u] += 1;
+    mean[u] = (first[u] + losses[u] * lowest) / (1 + losses[u]);
+  }
+  INFO("first-step values " << first[0] << " " << first[1] << " " << first[2]);
+  REQUIRE(picks.size() >= 2);  // the case exercises a batch
+  REQUIRE(prop.calls.size() == 1 + picks.size());
+  CHECK(prop.calls[0].first.empty());
+  for (size_t p = 0; p < picks.size(); ++p)
+    CHECK(prop.calls[1 + p].first == std::vector<std::string>{PriorProposer::text(0, picks[p])});
+  CHECK(prop.batches == std::vector<size_t>{picks.size()});  // round 2 in one call
+  CHECK(r.proposals == static_cast<int64_t>(3 * (1 + picks.size())));
+  // Every node scored once, the round's nodes together.
+  std::vector<std::vector<std::string>> nodes;
+  for (const auto& [parent, k] : prop.calls)
+    for (int i = 0; i < k; ++i) nodes.push_back(plus(parent, PriorProposer::text(parent.size(), i)));
+  CHECK(r.verifier_tokens == tree_tokens(*v, q, nodes));
+}
+
 TEST_CASE("lookahead search ranks each candidate by its greedy rollout's score", "[search]") {
   auto dir = test::fixture("qwen2_prm");
   if (!dir) return;

@@ -6,12 +6,13 @@
 // ROLE "ok" keeps gathering (20 rounds, 50 ms apart); "kill" gathers 3
 // rounds, then, while its peers wait in the 4th, kills itself with SIGKILL;
 // "slow" gathers 3 rounds, then computes (sleeps) for 3 x TIMEOUT_S before
-// the 4th. Prints "done" or the error on stderr; exit 0 or 1.
+// the 4th; "throw" gathers 3 rounds, then leaves by an exception. Prints "done" or the error on stderr; exit 0 or 1.
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -19,7 +20,7 @@
 
 int main(int argc, char** argv) {
   if (argc != 6) {
-    std::fprintf(stderr, "usage: dist_worker RANK WORLD PORT|STORE_FILE TIMEOUT_S ok|kill|slow\n");
+    std::fprintf(stderr, "usage: dist_worker RANK WORLD PORT|STORE_FILE TIMEOUT_S ok|kill|slow|throw\n");
     return 2;
   }
   stepverify::DistributedOptions o;
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the peers are in the collective now
         ::kill(::getpid(), SIGKILL);
       }
+      if (round == 3 && role == "throw") throw std::runtime_error("planned failure");
       if (round == 3 && role == "slow")
         std::this_thread::sleep_for(std::chrono::duration<double>(3 * o.timeout_seconds));
       g->allgather(std::to_string(o.rank));
