@@ -6,7 +6,8 @@
 // stepverify/eval/evaluation.h). --scores reads records that already carry
 // "step_scores" (the output of `stepverify score` on ProcessBench, or of
 // --predictions); --model scores the records of --data with a verifier via
-// score_with_model (cli/eval_model.h). With --json stdout holds exactly one
+// score_with_model (cli/eval_model.h), or with --generative judges them with a
+// generative verifier (judge_with_model). With --json stdout holds exactly one
 // JSON object {"splits": {...}, "average_f1": x}; otherwise a table. Notes and
 // "wrote FILE" lines go to stderr.
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "cli/flags.h"
 #include "stepverify/distributed.h"
 #include "stepverify/errors.h"
+#include "stepverify/generative.h"
 #include "util/files.h"
 #include "stepverify/eval/evaluation.h"
 
@@ -36,7 +38,9 @@ struct ProcessBenchArgs {
   std::string scores, model, spec, data, dtype = "fp32";
   bool json = false;
   std::string predictions, markdown, svg;
-  DistributedFlags dist;  ///< --model: records scored across ranks; rank 0 reports
+  DistributedFlags dist;    ///< --model: records scored across ranks; rank 0 reports
+  bool generative = false;  ///< --generative: the model is a generative verifier (judge's chains)
+  GenerativeOptions gen;    ///< --chains, --max-tokens, --temperature, --seed
 };
 
 int run_processbench(const ProcessBenchArgs& a) {
@@ -48,14 +52,17 @@ int run_processbench(const ProcessBenchArgs& a) {
   } else if (!a.model.empty()) {
     auto group = ProcessGroup::create(a.dist.resolve());
     records = read_processbench_records(a.data);
+    const auto scorer = [&](const std::vector<std::pair<std::string, std::vector<std::string>>>& problems) {
+      return a.generative ? judge_with_model(a.model, a.spec, a.dtype, a.gen, problems, *group)
+                          : score_with_model(a.model, a.spec, a.dtype, problems, *group);
+    };
     if (!group->is_root()) {  // scores its share; rank 0 evaluates and reports
       std::vector<std::pair<std::string, std::vector<std::string>>> batch;
       for (const auto& r : records) batch.emplace_back(r.problem, r.steps);
-      score_with_model(a.model, a.spec, a.dtype, batch, *group);
+      scorer(batch);
       return 0;
     }
-    score_processbench_records(
-        records, [&](const auto& problems) { return score_with_model(a.model, a.spec, a.dtype, problems, *group); });
+    score_processbench_records(records, scorer);
   } else {
     throw InputError("eval processbench: give --scores FILE.jsonl, or --model DIR with --data FILE_OR_DIR");
   }
@@ -98,6 +105,16 @@ Run add_eval(CLI::App& app) {
                   ->capture_default_str();
   auto* cal = pb->add_option("--calibrate-on", a->options.calibrate_on,
                              "choose the threshold maximising F1 on this split, then apply it to every split");
+  auto* gen = pb->add_flag("--generative", a->generative,
+                           "with --model: a generative verifier (its --spec a generative preset or file); a step's "
+                           "score is the share of chains calling it correct (1 where none judged it)");
+  pb->add_option("--chains", a->gen.chains, "with --generative: verification chains per record")->needs(gen);
+  pb->add_option("--max-tokens", a->gen.max_tokens, "with --generative: tokens per chain")->needs(gen);
+  pb->add_option("--temperature", a->gen.sampling.temperature, "with --generative: sampling temperature (0: greedy)")
+      ->needs(gen);
+  pb->add_option("--seed", a->gen.sampling.seed, "with --generative: record i samples with seed + (i << 20)")
+      ->needs(gen);
+  gen->needs(model);
   pb->add_flag("--json", a->json, "print one JSON object on stdout");
   add_distributed_flags(*pb, a->dist);
   pb->add_option("--predictions", a->predictions, "write per-record predictions (JSONL; valid --scores input)");

@@ -9,6 +9,7 @@
 
 namespace stepverify {
 class ProcessGroup;
+struct GenerativeOptions;
 }  // namespace stepverify
 
 namespace stepverify::cli {
@@ -24,6 +25,15 @@ namespace stepverify::cli {
 /// score (the others: nothing).
 extern std::vector<std::vector<double>> score_with_model(
     const std::string& model_dir, const std::string& spec, const std::string& dtype,
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& problems_and_steps, ProcessGroup& group);
+
+/// The same for a generative verifier (GenerativeVerifier, spec: a preset or
+/// a generative spec file): a step's score is the share of the chains that
+/// call it correct, 1 where no chain gave it a verdict (not flagged). Record i
+/// samples with seed options.sampling.seed + (i << 20); over a group, rank r
+/// judges the records i with i % world == r.
+extern std::vector<std::vector<double>> judge_with_model(
+    const std::string& model_dir, const std::string& spec, const std::string& dtype, const GenerativeOptions& options,
     const std::vector<std::pair<std::string, std::vector<std::string>>>& problems_and_steps, ProcessGroup& group);
 
 }  // namespace stepverify::cli

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -285,6 +287,69 @@ TEST_CASE("judge: a generative verifier's chains per line, seeded per item; 2 ra
     }
     CHECK(got["step_scores"] == nlohmann::json::parse("[null]"));
   }
+}
+
+TEST_CASE("eval processbench --generative: a step's score is the share of chains calling it correct; 2 ranks agree",
+          "[distributed]") {
+  auto dir = test::fixture("llama_gqa");
+  if (!dir) return;
+  test::TempDir tmp;
+  // Verdicts a random LM writes often: "e" (correct) and "a" (incorrect), so chains judge steps.
+  GenerativeSpec spec;
+  spec.name = "letters";
+  spec.prompt_template = "Problem: {question}\nSolution:\n{steps}\nCheck:";
+  spec.correct_verdict = "e";
+  spec.incorrect_verdict = "a";
+  test::write_text(tmp.path / "spec.json", spec.to_json());
+  nlohmann::json records = nlohmann::json::array();
+  std::vector<Solution> sols;
+  for (int i = 0; i < 6; ++i) {
+    sols.push_back({"What is " + std::to_string(i) + " * 3?",
+                    {std::to_string(i) + " * 3 = " + std::to_string(3 * i + (i % 2)), "So the answer is clear.",
+                     "The answer is " + std::to_string(3 * i)}});
+    records.push_back({{"id", "arith-" + std::to_string(i)},
+                       {"problem", sols.back().question},
+                       {"steps", sols.back().steps},
+                       {"label", i % 2 == 1 ? 0 : -1}});
+  }
+  test::write_text(tmp.path / "pb.json", records.dump());
+  auto eval = [&](int ranks, const std::string& out) {
+    const std::string cmd = (ranks == 1 ? kCli : kLaunch + " " + std::to_string(ranks) + " " + kCli) +
+                            " eval processbench --model " + dir->string() + " --generative --spec " +
+                            (tmp.path / "spec.json").string() + " --data " + (tmp.path / "pb.json").string() +
+                            " --chains 3 --max-tokens 24 --temperature 1 --seed 2 --json --predictions " +
+                            (tmp.path / out).string();
+    const auto [rc, text] = test::run_command("(" + cmd + " 2>/dev/null)");
+    INFO(cmd << "\n" << text);
+    REQUIRE(rc == 0);
+    return text + slurp(tmp.path / out);
+  };
+  const auto one = eval(1, "p1.jsonl");
+  CHECK(eval(2, "p2.jsonl") == one);
+  // Each record's step scores and first-error prediction, from the library at seed 2 + (i << 20).
+  auto v = GenerativeVerifier::load(*dir, {(tmp.path / "spec.json").string(), {}});
+  std::istringstream lines(slurp(tmp.path / "p1.jsonl"));
+  std::string line;
+  std::set<double> seen;
+  for (size_t i = 0; std::getline(lines, line); ++i) {
+    REQUIRE(i < sols.size());
+    const auto j = nlohmann::json::parse(line);
+    GenerativeOptions o;
+    o.chains = 3;
+    o.max_tokens = 24;
+    o.sampling.temperature = 1;
+    o.sampling.seed = 2 + (static_cast<uint64_t>(i) << 20);
+    const auto r = v->verify(sols[i].question, sols[i].steps, o);
+    int first_error = -1;
+    for (size_t s = 0; s < 3; ++s) {
+      const double want = std::isnan(r.step_scores[s]) ? 1.0 : r.step_scores[s];
+      CHECK(j["step_scores"][s].get<double>() == want);
+      seen.insert(want);
+      if (first_error < 0 && want < 0.5) first_error = static_cast<int>(s);
+    }
+    CHECK(j["prediction"] == first_error);
+  }
+  CHECK(seen.size() >= 2);  // the chains gave verdicts both ways: the case is not all "no verdict"
 }
 
 TEST_CASE("a rank that fails or never comes makes the others exit with an error naming it, within the timeout",

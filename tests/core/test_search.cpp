@@ -338,6 +338,14 @@ std::vector<std::string> plus(std::vector<std::string> steps, const std::string&
   return steps;
 }
 
+// Every node a PriorProposer proposed (its expansions; rollouts excluded).
+std::vector<std::vector<std::string>> proposed_nodes(const PriorProposer& prop) {
+  std::vector<std::vector<std::string>> nodes;
+  for (const auto& [parent, k] : prop.calls)
+    for (int i = 0; i < k; ++i) nodes.push_back(plus(parent, PriorProposer::text(parent.size(), i)));
+  return nodes;
+}
+
 }  // namespace
 
 TEST_CASE("MCTS: selection, backup and expansion order follow PUCT, computed by hand", "[search]") {
@@ -398,10 +406,7 @@ TEST_CASE("MCTS: selection, backup and expansion order follow PUCT, computed by 
     o.final_pick = FinalPick::MostVisited;
     PriorProposer prop;
     const auto r = mcts(*fresh, prop, q, o);
-    std::vector<std::vector<std::string>> nodes;
-    for (const auto& [parent, k] : prop.calls)
-      for (int i = 0; i < k; ++i) nodes.push_back(plus(parent, PriorProposer::text(parent.size(), i)));
-    CHECK(r.verifier_tokens == tree_tokens(*fresh, q, nodes));
+    CHECK(r.verifier_tokens == tree_tokens(*fresh, q, proposed_nodes(prop)));
     // Every answer proposed is a finished candidate (3 per expansion at depth 2).
     size_t finished = 0, answers = 0;
     for (const auto& c : r.candidates) finished += c.finished;
@@ -515,10 +520,7 @@ TEST_CASE("MCTS with parallel leaves: virtual loss spreads a round's selections,
   CHECK(prop.batches == std::vector<size_t>{picks.size()});  // round 2 in one call
   CHECK(r.proposals == static_cast<int64_t>(3 * (1 + picks.size())));
   // Every node scored once, the round's nodes together.
-  std::vector<std::vector<std::string>> nodes;
-  for (const auto& [parent, k] : prop.calls)
-    for (int i = 0; i < k; ++i) nodes.push_back(plus(parent, PriorProposer::text(parent.size(), i)));
-  CHECK(r.verifier_tokens == tree_tokens(*v, q, nodes));
+  CHECK(r.verifier_tokens == tree_tokens(*v, q, proposed_nodes(prop)));
 }
 
 TEST_CASE("lookahead search ranks each candidate by its greedy rollout's score", "[search]") {
