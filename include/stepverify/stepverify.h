@@ -7,6 +7,7 @@
 #pragma once
 
 #include "stepverify/core.h"
+#include "stepverify/distributed.h"
 #include "stepverify/eval/bon.h"
 #include "stepverify/eval/evaluation.h"
 #include "stepverify/train/datasets.h"
