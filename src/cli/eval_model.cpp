@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "stepverify/distributed.h"
+#include "stepverify/errors.h"
 #include "stepverify/generative.h"
 #include "stepverify/verifier.h"
 
@@ -77,10 +78,26 @@ std::vector<std::vector<double>> judge_with_model(
   vo.load.dtype = dtype_from_flag(dtype);
   auto verifier = GenerativeVerifier::load(model_dir, vo);
   const size_t n = problems_and_steps.size();
+  // Every record checked before any chain (a prompt too long for the context
+  // fails the run at once, naming the record, not hours in).
+  for (size_t i = 0; i < n; ++i) {
+    try {
+      verifier->check(problems_and_steps[i].first, problems_and_steps[i].second, options);
+    } catch (const InputError& e) {
+      throw InputError("record " + std::to_string(i) + ": " + e.what());
+    }
+  }
   return gather_scores(group, n, n, [&](size_t i) {
     GenerativeOptions o = options;
     o.sampling.seed = options.sampling.seed + (static_cast<uint64_t>(i) << 20);
-    auto r = verifier->verify(problems_and_steps[i].first, problems_and_steps[i].second, o);
+    GenerativeResult r;
+    try {
+      r = verifier->verify(problems_and_steps[i].first, problems_and_steps[i].second, o);
+    } catch (const InputError& e) {
+      // A chain that could not be read (re-tokenized past the context): no verdicts.
+      std::cerr << fmt::format("\nrecord {}: {} (scored as judged by no chain)\n", i, e.what());
+      r.step_scores.assign(problems_and_steps[i].second.size(), NAN);
+    }
     for (double& s : r.step_scores)
       if (std::isnan(s)) s = 1;  // no chain judged the step: not flagged
     if (group.is_root()) std::cerr << fmt::format("\rjudging record {}/{}", i + 1, n) << std::flush;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -71,12 +72,10 @@ std::string diagnosed_key(int rank) { return "stepverify/diagnosed/" + std::to_s
 // kStillBeats intervals belongs to a process that is gone (the thread beats
 // while the rank computes outside a collective). A store operation of the
 // heartbeat or of a diagnosis waits at most kProbeTimeout (a store whose
-// machine went silent must not hold them for the job's timeout); the
-// heartbeat gives up after kBeatFailures failures in a row.
+// machine went silent must not hold them for the job's timeout).
 constexpr auto kBeat = std::chrono::milliseconds(1000);
 constexpr int kStillBeats = 3;
 constexpr auto kProbeTimeout = std::chrono::milliseconds(10000);
-constexpr int kBeatFailures = 3;
 // How long rank 0, which serves the TCPStore, stays after a failure so the
 // ranks woken by it can read the store (later ones find it gone).
 constexpr int kLingerBeats = 10;
@@ -99,9 +98,13 @@ std::string strip_trace(std::string msg) {
 
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  // The heartbeat's and the diagnosis's own client (a TCPStore with a short
-  // timeout; the FileStore itself).
+  // The diagnosis's own client (a TCPStore with a short timeout; the
+  // FileStore itself).
   c10::intrusive_ptr<c10d::Store> probe;
+  // A new client like `probe`, for the heartbeat (a TCPStore client whose
+  // operation timed out may read a late reply as the next one's, so the
+  // heartbeat and the diagnosis never share one); null for a FileStore.
+  std::function<c10::intrusive_ptr<c10d::Store>()> new_client;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
   bool serves_store = false;     // rank 0 of a TCPStore
   bool store_elsewhere = false;  // a TCPStore served by rank 0, and this is not rank 0
@@ -114,15 +117,22 @@ struct ProcessGroup::Impl {
   bool beat_stop = false;
 
   void start_beat(int rank) {
-    beat = std::thread([this, key = beat_key(rank)] {
+    // Its own client, so a timed-out operation never leaves a late reply
+    // for the diagnosis to read. Its first failure ends it (the store is
+    // gone with rank 0; or a live store answered nothing in 10 s, and a
+    // new_client could block an exit for as long).
+    c10::intrusive_ptr<c10d::Store> client = probe;
+    try {
+      if (new_client) client = new_client();
+    } catch (...) {}  // (then the diagnosis's; rank 0's store just answered)
+    beat = std::thread([this, client, key = beat_key(rank)] {
       std::unique_lock<std::mutex> lock(beat_mutex);
-      for (int failures = 0; !beat_stop && failures < kBeatFailures;) {
+      while (!beat_stop) {
         lock.unlock();
         try {
-          probe->add(key, 1);
-          failures = 0;
+          client->add(key, 1);
         } catch (...) {
-          ++failures;  // the store is gone (rank 0 left), or slow: a few tries
+          return;
         }
         lock.lock();
         beat_cv.wait_for(lock, kBeat, [&] { return beat_stop; });
@@ -290,12 +300,18 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
       so.waitWorkers = false;
       so.timeout = timeout;
       impl.store = prefixed(c10::make_intrusive<c10d::TCPStore>(options.master_addr, so));
-      c10d::TCPStoreOptions po;
-      po.port = so.port;
-      po.isServer = false;
-      po.waitWorkers = false;
-      po.timeout = kProbeTimeout;
-      impl.probe = prefixed(c10::make_intrusive<c10d::TCPStore>(options.master_addr, po));
+      impl.new_client = [addr = options.master_addr, port = options.master_port,
+                         job = options.job_id]() -> c10::intrusive_ptr<c10d::Store> {
+        c10d::TCPStoreOptions po;
+        po.port = static_cast<uint16_t>(port);
+        po.isServer = false;
+        po.waitWorkers = false;
+        po.timeout = kProbeTimeout;
+        auto st = c10::make_intrusive<c10d::TCPStore>(addr, po);
+        if (job.empty()) return st;
+        return c10::make_intrusive<c10d::PrefixStore>("stepverify/" + job, st);
+      };
+      impl.probe = impl.new_client();
       impl.serves_store = options.rank == 0;
       impl.store_elsewhere = options.rank != 0;
     }

@@ -70,13 +70,14 @@ class Search {
   // exclude[i]): one propose_many call, all scored together; each child's
   // origin is its parent's index. Under a token budget, one parent at a time
   // (the budget is checked before each); under a proposal budget, only the
-  // parents it allows.
+  // parents it allows. *asked: how many parents (the first ones) were asked.
   std::vector<Node> expand_each(const std::vector<const Node*>& parents, int k,
-                                std::vector<std::set<std::string>> exclude) {
+                                std::vector<std::set<std::string>> exclude, size_t* asked) {
+    *asked = 0;
     if (!budget_left()) return {};
     if (options_.max_generated_tokens > 0 || options_.max_verifier_tokens > 0) {
       std::vector<Node> children;
-      for (size_t i = 0; i < parents.size(); ++i)
+      for (size_t i = 0; i < parents.size() && budget_left(); ++i, ++*asked)
         for (auto& c : expand(*parents[i], k, std::move(exclude[i]))) {
           c.origin = i;
           children.push_back(std::move(c));
@@ -88,6 +89,7 @@ class Search {
       n = std::min<size_t>(n, static_cast<size_t>((options_.max_proposals - result_.proposals + k - 1) / k));
     std::vector<std::vector<std::string>> partials;
     for (size_t i = 0; i < n; ++i) partials.push_back(parents[i]->steps);
+    *asked = n;
     auto got = proposer_.propose_many(question_, partials, k);
     if (got.size() != partials.size())
       throw Error("search: propose_many returned " + std::to_string(got.size()) + " lists of proposals for " +
@@ -386,7 +388,13 @@ struct TreeNode {
   bool expanded = false;
   bool saturated = false;  // asked again, it proposed nothing new
   long candidate = -1;     // its index among the result's candidates (finished nodes)
+  int64_t pending = 0;     // mcts parallel leaves: virtual losses of this round
   double mean() const { return visits > 0 ? total / static_cast<double>(visits) : 0; }
+  // The mean seen by selection: each pending visit counts at `loss`.
+  double mean_with(double loss) const {
+    const int64_t n = visits + pending;
+    return n > 0 ? (total + static_cast<double>(pending) * loss) / static_cast<double>(n) : 0;
+  }
 };
 
 // Softmax over siblings of their mean token log-probabilities / temperature.
@@ -453,9 +461,9 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
       for (size_t c : tree[picks[p].at].children) have[p].insert(tree[c].node.steps.back());
       parents.push_back(&tree[picks[p].at].node);
     }
-    const bool budget_before = s.budget_left();
+    size_t asked = s.budget_left() ? 1 : 0;
     auto kids = picks.size() == 1 ? s.expand(*parents[0], options.expansions, std::move(have[0]))
-                                  : s.expand_each(parents, options.expansions, std::move(have));
+                                  : s.expand_each(parents, options.expansions, std::move(have), &asked);
     std::vector<double> values;
     for (const auto& k : kids) values.push_back(k.rank);
     if (m.evaluation == MctsEvaluation::Rollout) {
@@ -485,9 +493,9 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
     }
     for (size_t p = 0; p < picks.size(); ++p) {
       const size_t at = picks[p].at;
-      // A node that was asked (the budget allowed it) and brought nothing new
-      // is saturated: nothing new comes from it.
-      if (budget_before && count[p] == 0 && (picks.size() == 1 || s.budget_left())) tree[at].saturated = true;
+      if (p >= asked) continue;  // the budget ran out first: left as it was
+      // A node asked that brought nothing new is saturated: nothing new comes from it.
+      if (count[p] == 0) tree[at].saturated = true;
       tree[at].expanded = true;
       // Priors over all its children, old and new.
       std::vector<const Node*> siblings;
@@ -499,6 +507,7 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
       backup(picks[p].path, sum[p], count[p]);
     }
   };
+  double lowest = 0;  // the lowest value of a node seen (0 before any): a pending visit's virtual loss
   // Selection: PUCT from the root down to a node to expand: a new leaf, or,
   // where the path ends at a finished solution or a dead end, the deepest node
   // on it with fewer than `expansions` children that is not saturated (a
@@ -509,12 +518,13 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
     path.assign(1, 0);
     size_t cur = 0;
     while (tree[cur].expanded && !tree[cur].children.empty()) {
-      const double sqrt_n = std::sqrt(static_cast<double>(std::max<int64_t>(tree[cur].visits, 1)));
+      const double sqrt_n = std::sqrt(static_cast<double>(std::max<int64_t>(tree[cur].visits + tree[cur].pending, 1)));
       size_t best = tree[cur].children[0];
       double best_u = -INFINITY;
       for (size_t c : tree[cur].children) {
         const auto& t = tree[c];
-        const double u = t.mean() + m.c_puct * t.prior * sqrt_n / (1.0 + static_cast<double>(t.visits));
+        const double u = (t.pending ? t.mean_with(lowest) : t.mean()) +
+                         m.c_puct * t.prior * sqrt_n / (1.0 + static_cast<double>(t.visits + t.pending));
         if (u > best_u) best_u = u, best = c;
       }
       cur = best;
@@ -531,7 +541,6 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
     return std::nullopt;
   };
   const int parallel = std::max(1, m.parallel_leaves);
-  double lowest = tree[0].value;  // the lowest value seen: a pending visit's virtual loss
   for (int it = 0; it < m.iterations && s.budget_left();) {
     // Up to `parallel` selections; each selected path carries a virtual loss
     // (a visit at the lowest value seen) so the next selection looks
@@ -545,7 +554,7 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
       std::vector<size_t> path;
       const auto at = select(path);
       if (at && std::any_of(picks.begin(), picks.end(), [&](const Pick& p) { return p.at == *at; })) {
-        backup(path, lowest, 1);
+        for (size_t i : path) tree[i].pending += 1;
         losses.push_back(std::move(path));
         continue;
       }
@@ -560,14 +569,15 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
         continue;
       }
       if (parallel > 1) {
-        backup(path, lowest, 1);
+        for (size_t i : path) tree[i].pending += 1;
         losses.push_back(path);
       }
       picks.push_back({*at, std::move(path)});
     }
-    for (const auto& path : losses) backup(path, -lowest, -1);
+    for (const auto& path : losses)
+      for (size_t i : path) tree[i].pending -= 1;
     if (!picks.empty()) expand(picks);
-    for (const auto& t : tree) lowest = std::min(lowest, t.value);
+    for (size_t i = 1; i < tree.size(); ++i) lowest = i == 1 ? tree[i].value : std::min(lowest, tree[i].value);
     if (stop) break;
   }
   for (auto& t : tree) {

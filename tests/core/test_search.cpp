@@ -490,18 +490,14 @@ TEST_CASE("MCTS with parallel leaves: virtual loss spreads a round's selections,
   o.expansions = 3;
   o.aggregate = Aggregate::Last;
   o.mcts.c_puct = 0;  // greedy on means: the order is computable by hand
-  o.mcts.iterations = 4;
   o.mcts.parallel_leaves = 3;
-  Batching prop;
-  const auto r = mcts(*v, prop, q, o);
   // Round 1: the root alone (every other selection reaches it again). Round
   // 2, 6 selections at most: the best first step by mean, given a virtual
   // loss (a visit at the lowest value seen), then the best by the means so
-  // changed; a step selected again gets one more loss; 3 picks at most (and
-  // the 4 iterations leave room for 3).
+  // changed; a step selected again gets one more loss; 3 picks at most.
   std::vector<double> first(3);
   for (int i = 0; i < 3; ++i) first[static_cast<size_t>(i)] = value({PriorProposer::text(0, i)});
-  const double lowest = std::min(0.0, *std::min_element(first.begin(), first.end()));
+  const double lowest = *std::min_element(first.begin(), first.end());  // the lowest value of a node
   std::vector<double> mean = first, losses(3, 0);
   std::vector<int> picks;
   for (int tries = 0; tries < 6 && picks.size() < 3; ++tries) {
@@ -513,6 +509,9 @@ TEST_CASE("MCTS with parallel leaves: virtual loss spreads a round's selections,
   }
   INFO("first-step values " << first[0] << " " << first[1] << " " << first[2]);
   REQUIRE(picks.size() >= 2);  // the case exercises a batch
+  o.mcts.iterations = static_cast<int>(1 + picks.size());  // the two rounds only
+  Batching prop;
+  const auto r = mcts(*v, prop, q, o);
   REQUIRE(prop.calls.size() == 1 + picks.size());
   CHECK(prop.calls[0].first.empty());
   for (size_t p = 0; p < picks.size(); ++p)
