@@ -40,7 +40,7 @@ struct ProcessBenchArgs {
   std::string predictions, markdown, svg;
   DistributedFlags dist;    ///< --model: records scored across ranks; rank 0 reports
   bool generative = false;  ///< --generative: the model is a generative verifier (judge's chains)
-  GenerativeOptions gen;    ///< --chains, --max-tokens, --temperature, --seed
+  GenerativeOptions gen;    ///< --chains, --max-tokens, --temperature, --top-k, --top-p, --seed
 };
 
 int run_processbench(const ProcessBenchArgs& a) {
@@ -108,12 +108,7 @@ Run add_eval(CLI::App& app) {
   auto* gen = pb->add_flag("--generative", a->generative,
                            "with --model: a generative verifier (its --spec a generative preset or file); a step's "
                            "score is the share of chains calling it correct (1 where none judged it)");
-  pb->add_option("--chains", a->gen.chains, "with --generative: verification chains per record")->needs(gen);
-  pb->add_option("--max-tokens", a->gen.max_tokens, "with --generative: tokens per chain")->needs(gen);
-  pb->add_option("--temperature", a->gen.sampling.temperature, "with --generative: sampling temperature (0: greedy)")
-      ->needs(gen);
-  pb->add_option("--seed", a->gen.sampling.seed, "with --generative: record i samples with seed + (i << 20)")
-      ->needs(gen);
+  for (auto* opt : add_generative_flags(*pb, a->gen, "with --generative: ")) opt->needs(gen);
   gen->needs(model);
   pb->add_flag("--json", a->json, "print one JSON object on stdout");
   add_distributed_flags(*pb, a->dist);

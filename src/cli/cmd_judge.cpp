@@ -71,14 +71,7 @@ Run add_judge(CLI::App& app) {
                  "a preset (thinkprm) or a generative spec JSON file (default: generative.json beside the "
                  "checkpoint, else thinkprm)");
   add_jsonl_flags(app, *files);
-  app.add_option("--chains", o->chains, "verification chains per solution (their scores are averaged)")
-      ->capture_default_str();
-  app.add_option("--max-tokens", o->max_tokens, "tokens per chain before it is cut")->capture_default_str();
-  app.add_option("--temperature", o->sampling.temperature, "sampling temperature (0: greedy, one chain)")
-      ->capture_default_str();
-  app.add_option("--top-k", o->sampling.top_k, "top-k sampling (0: off)");
-  app.add_option("--top-p", o->sampling.top_p, "nucleus sampling mass");
-  app.add_option("--seed", o->sampling.seed, "sampling seed (item i uses seed + (i << 20))")->capture_default_str();
+  add_generative_flags(app, *o);
   add_load_flags(app, vo->load);
   auto dist = std::make_shared<DistributedFlags>();
   add_distributed_flags(app, *dist);
@@ -103,11 +96,9 @@ Run add_judge(CLI::App& app) {
     const bool progress = group->is_root() && items.size() > 1 && ::isatty(2);
     const auto texts = run_sharded(*group, items.size(), [&](size_t i) {
       auto& [j, s] = items[i];
-      GenerativeOptions io = *o;
-      io.sampling.seed = o->sampling.seed + (static_cast<uint64_t>(i) << 20);
       ojson line = j;
       try {
-        line["judge"] = to_json(verifier->verify(s.question, s.steps, io));
+        line["judge"] = to_json(verifier->verify(s.question, s.steps, item_options(*o, i)));
       } catch (const InputError& e) {
         // A chain that could not be read (its text re-tokenized past the
         // context): the line is kept, with the reason; the job goes on.

@@ -88,11 +88,9 @@ std::vector<std::vector<double>> judge_with_model(
     }
   }
   return gather_scores(group, n, n, [&](size_t i) {
-    GenerativeOptions o = options;
-    o.sampling.seed = options.sampling.seed + (static_cast<uint64_t>(i) << 20);
     GenerativeResult r;
     try {
-      r = verifier->verify(problems_and_steps[i].first, problems_and_steps[i].second, o);
+      r = verifier->verify(problems_and_steps[i].first, problems_and_steps[i].second, item_options(options, i));
     } catch (const InputError& e) {
       // A chain that could not be read (re-tokenized past the context): no verdicts.
       std::cerr << fmt::format("\nrecord {}: {} (scored as judged by no chain)\n", i, e.what());

@@ -174,4 +174,23 @@ Solution parse_solution(const nlohmann::ordered_json& j) {
   return s;
 }
 
+std::vector<CLI::Option*> add_generative_flags(CLI::App& app, GenerativeOptions& o, const std::string& when) {
+  return {
+      app.add_option("--chains", o.chains, when + "verification chains per solution (their scores are averaged)")
+          ->capture_default_str(),
+      app.add_option("--max-tokens", o.max_tokens, when + "tokens per chain before it is cut")->capture_default_str(),
+      app.add_option("--temperature", o.sampling.temperature, when + "sampling temperature (0: greedy, one chain)")
+          ->capture_default_str(),
+      app.add_option("--top-k", o.sampling.top_k, when + "top-k sampling (0: off)"),
+      app.add_option("--top-p", o.sampling.top_p, when + "nucleus sampling mass"),
+      app.add_option("--seed", o.sampling.seed, when + "sampling seed (item i uses seed + (i << 20))")
+          ->capture_default_str()};
+}
+
+GenerativeOptions item_options(const GenerativeOptions& options, size_t i) {
+  GenerativeOptions o = options;
+  o.sampling.seed = options.sampling.seed + (static_cast<uint64_t>(i) << 20);
+  return o;
+}
+
 }  // namespace stepverify::cli

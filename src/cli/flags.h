@@ -12,6 +12,7 @@
 
 #include "stepverify/aggregate.h"
 #include "stepverify/distributed.h"
+#include "stepverify/generative.h"
 #include "stepverify/model.h"
 #include "stepverify/verifier.h"
 #include "util/files.h"
@@ -53,6 +54,14 @@ detail::BadLine bad_lines(const JsonlFiles& files);
 /// Reports "N of M lines could not be <what>" when lines were skipped; the
 /// exit status: 1 when lines were read and every one failed, else 0.
 int jsonl_status(const detail::JsonlCounts& counts, const std::string& what);
+
+/// Binds --chains, --max-tokens, --temperature, --top-k, --top-p and --seed
+/// to `options` (the help prefixed with `when`, e.g. "with --generative: ");
+/// returns the options, so a command can tie them to another flag.
+std::vector<CLI::Option*> add_generative_flags(CLI::App& app, GenerativeOptions& options, const std::string& when = "");
+/// The options of item i of a generative job: seed + (i << 20), so an
+/// item's chains depend on neither the other items nor the world size.
+GenerativeOptions item_options(const GenerativeOptions& options, size_t i);
 
 /// The question and steps of one input line {"question" (or "problem"):
 /// str, "steps": [str]}; InputError naming the field at fault.

@@ -89,6 +89,12 @@ std::string join_names(const std::vector<int>& ranks) {
   return s;
 }
 
+// `store` with this job's keys under their own prefix (none without a job id).
+c10::intrusive_ptr<c10d::Store> for_job(c10::intrusive_ptr<c10d::Store> store, const std::string& job_id) {
+  if (job_id.empty()) return store;
+  return c10::make_intrusive<c10d::PrefixStore>("stepverify/" + job_id, std::move(store));
+}
+
 std::string strip_trace(std::string msg) {
   if (const size_t cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
   return msg;
@@ -106,9 +112,8 @@ struct ProcessGroup::Impl {
   // heartbeat and the diagnosis never share one); null for a FileStore.
   std::function<c10::intrusive_ptr<c10d::Store>()> new_client;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
-  bool serves_store = false;     // rank 0 of a TCPStore
-  bool store_elsewhere = false;  // a TCPStore served by rank 0, and this is not rank 0
-  std::string broken;            // after a failed collective: its error, thrown again by later calls
+  bool tcp = false;    // a TCPStore, which rank 0 serves (else a FileStore)
+  std::string broken;  // after a failed collective: its error, thrown again by later calls
 
   // The heartbeat thread.
   std::thread beat;
@@ -191,9 +196,9 @@ struct ProcessGroup::Impl {
             stopped.push_back(r);
       }
       probe->set(diagnosed_key(o.rank), std::vector<uint8_t>{1});
-      if (serves_store) linger(o, static_cast<size_t>(o.world_size - 1) - failed.size() - stopped.size());
+      if (tcp && o.rank == 0) linger(o, static_cast<size_t>(o.world_size - 1) - failed.size() - stopped.size());
     } catch (...) {
-      return store_elsewhere ? kStoreGone : "the store cannot be read";
+      return tcp && o.rank != 0 ? kStoreGone : "the store cannot be read";
     }
     std::string out;
     if (!failed.empty()) out = join_names(failed) + " failed";
@@ -220,7 +225,7 @@ ProcessGroup::~ProcessGroup() {
     try {
       const std::string v = "failed";
       impl_->probe->set(failed_key(rank()), std::vector<uint8_t>(v.begin(), v.end()));
-      if (impl_->serves_store) {
+      if (impl_->tcp && rank() == 0) {
         impl_->pg.reset();
         impl_->linger(options_, static_cast<size_t>(world_size() - 1));
       }
@@ -280,15 +285,11 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
   }
   go->timeout = timeout;
   go->threads = 1;
-  const auto prefixed = [&](c10::intrusive_ptr<c10d::Store> st) -> c10::intrusive_ptr<c10d::Store> {
-    if (options.job_id.empty()) return st;
-    return c10::make_intrusive<c10d::PrefixStore>("stepverify/" + options.job_id, st);
-  };
   try {
     if (!options.store_file.empty()) {
       impl.store = c10::make_intrusive<c10d::FileStore>(options.store_file, options.world_size);
       impl.store->setTimeout(timeout);
-      impl.store = prefixed(impl.store);
+      impl.store = for_job(impl.store, options.job_id);
       impl.probe = impl.store;
     } else {
       c10d::TCPStoreOptions so;
@@ -299,7 +300,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
       // the store's own wait for workers (which takes a multiple of it).
       so.waitWorkers = false;
       so.timeout = timeout;
-      impl.store = prefixed(c10::make_intrusive<c10d::TCPStore>(options.master_addr, so));
+      impl.store = for_job(c10::make_intrusive<c10d::TCPStore>(options.master_addr, so), options.job_id);
       impl.new_client = [addr = options.master_addr, port = options.master_port,
                          job = options.job_id]() -> c10::intrusive_ptr<c10d::Store> {
         c10d::TCPStoreOptions po;
@@ -307,13 +308,10 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
         po.isServer = false;
         po.waitWorkers = false;
         po.timeout = kProbeTimeout;
-        auto st = c10::make_intrusive<c10d::TCPStore>(addr, po);
-        if (job.empty()) return st;
-        return c10::make_intrusive<c10d::PrefixStore>("stepverify/" + job, st);
+        return for_job(c10::make_intrusive<c10d::TCPStore>(addr, po), job);
       };
       impl.probe = impl.new_client();
-      impl.serves_store = options.rank == 0;
-      impl.store_elsewhere = options.rank != 0;
+      impl.tcp = true;
     }
   } catch (const std::exception& e) {
     const std::string where = options.store_file.empty()
@@ -339,7 +337,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const DistributedOptions& opt
               : join_names(missing) + (missing.size() == 1 ? " has" : " have") + " not joined" +
                     (waited ? " within " + std::to_string(static_cast<int>(options.timeout_seconds)) + " s" : " yet");
     } catch (...) {
-      peer = impl.store_elsewhere ? kStoreGone : "the store cannot be read";
+      peer = impl.tcp && options.rank != 0 ? kStoreGone : "the store cannot be read";
     }
     throw Error(failure(options, "joining the group", peer, strip_trace(e.what())));
   }

@@ -40,11 +40,7 @@ std::vector<Generation> generate(const Model& model, const std::vector<std::vect
                    [&](size_t a, size_t b) { return prompts[a].size() < prompts[b].size(); });
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.sampling.seed);
   const auto& tok = model.tokenizer();
-  const auto eos = tok.special_tokens().eos_id;
-  const auto& eos_ids = model.config().eos_token_ids;
-  auto is_eos = [&](int64_t id) {
-    return (eos && id == *eos) || std::find(eos_ids.begin(), eos_ids.end(), id) != eos_ids.end();
-  };
+  auto is_eos = [&](int64_t id) { return detail::is_end_token(model, id); };
   const auto dev = model.device();
   for (size_t start = 0; start < order.size(); start += per_batch) {
     const size_t end = std::min(order.size(), start + per_batch);

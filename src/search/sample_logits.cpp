@@ -1,8 +1,10 @@
-// Drawing next tokens from logits.
+// Drawing next tokens from logits; where generated text ends.
 #include "search/sample_logits.h"
 
 #include "stepverify/errors.h"
+#include "stepverify/model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <torch/torch.h>
@@ -28,6 +30,12 @@ at::Tensor sample_logits(at::Tensor logits, const SamplingParams& p, at::Generat
     logits = logits.scatter(-1, idx, sorted.masked_fill(drop, -INFINITY));
   }
   return at::multinomial(logits.softmax(-1), 1, /*replacement=*/false, gen).squeeze(-1);
+}
+
+bool is_end_token(const Model& model, int64_t id) {
+  const auto eos = model.tokenizer().special_tokens().eos_id;
+  const auto& ids = model.config().eos_token_ids;
+  return (eos && id == *eos) || std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
 }  // namespace stepverify::detail

@@ -70,8 +70,6 @@ std::vector<Proposal> SamplingProposer::decode(KVCache& rows, at::Tensor logits,
   std::vector<std::vector<int64_t>> gen(static_cast<size_t>(R));
   std::vector<Proposal> out(static_cast<size_t>(R));
   std::vector<bool> done(static_cast<size_t>(R), false);
-  const auto& eos_ids = policy_->config().eos_token_ids;
-  const auto eos = tok.special_tokens().eos_id;
   DecodeOptions d;
   d.skip_special_tokens = true;
   for (int64_t t = 0; t < options_.max_step_tokens; ++t) {
@@ -86,8 +84,7 @@ std::vector<Proposal> SamplingProposer::decode(KVCache& rows, at::Tensor logits,
       if (done[r]) continue;
       const int64_t id = ids[static_cast<int64_t>(r)];
       out[r].logprob += lp[static_cast<int64_t>(r)];
-      const bool is_eos = (eos && id == *eos) || std::find(eos_ids.begin(), eos_ids.end(), id) != eos_ids.end();
-      if (is_eos) {
+      if (detail::is_end_token(*policy_, id)) {
         done[r] = true;
         out[r].finished = true;
         out[r].text = tok.decode(gen[r], d);

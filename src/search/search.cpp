@@ -66,6 +66,15 @@ class Search {
     return children_of({&parent}, {proposer_.propose(question_, parent.steps, k)}, {std::move(exclude)});
   }
 
+  // The proposer's propose_many, checked to give one list per partial solution.
+  std::vector<std::vector<Proposal>> propose_many(const std::vector<std::vector<std::string>>& partials, int k) {
+    auto got = proposer_.propose_many(question_, partials, k);
+    if (got.size() != partials.size())
+      throw Error("search: propose_many returned " + std::to_string(got.size()) + " lists of proposals for " +
+                  std::to_string(partials.size()) + " partial solutions");
+    return got;
+  }
+
   // The children of each of `parents`, k proposals each (less the texts in
   // exclude[i]): one propose_many call, all scored together; each child's
   // origin is its parent's index. Under a token budget, one parent at a time
@@ -90,10 +99,7 @@ class Search {
     std::vector<std::vector<std::string>> partials;
     for (size_t i = 0; i < n; ++i) partials.push_back(parents[i]->steps);
     *asked = n;
-    auto got = proposer_.propose_many(question_, partials, k);
-    if (got.size() != partials.size())
-      throw Error("search: propose_many returned " + std::to_string(got.size()) + " lists of proposals for " +
-                  std::to_string(partials.size()) + " partial solutions");
+    auto got = propose_many(partials, k);
     exclude.resize(n);
     return children_of(std::vector<const Node*>(parents.begin(), parents.begin() + static_cast<long>(n)), got,
                        std::move(exclude));
@@ -123,10 +129,7 @@ class Search {
     for (size_t lo = 0, hi = 0; lo < n; lo = hi) {
       std::vector<std::vector<std::string>> partials;
       for (hi = lo; hi < n && ks[hi] == ks[lo]; ++hi) partials.push_back(parents[hi].steps);
-      auto got = proposer_.propose_many(question_, partials, ks[lo]);
-      if (got.size() != partials.size())
-        throw Error("search: propose_many returned " + std::to_string(got.size()) + " lists of proposals for " +
-                    std::to_string(partials.size()) + " partial solutions");
+      auto got = propose_many(partials, ks[lo]);
       for (size_t i = lo; i < hi; ++i) {
         asking.push_back(&parents[i]);
         proposals.push_back(std::move(got[i - lo]));
@@ -445,6 +448,7 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
     }
   };
   const size_t width = static_cast<size_t>(options.expansions);
+  double lowest = 0;  // the lowest value of a node seen (0 before any): a pending visit's virtual loss
   // A leaf chosen for expansion, and the path root .. leaf.
   struct Pick {
     size_t at;
@@ -486,6 +490,7 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
       t.visits = 1;
       if (kids[j].finished) t.candidate = s.add_candidate(kids[j], true);
       t.node = std::move(kids[j]);
+      lowest = tree.size() == 1 ? t.value : std::min(lowest, t.value);  // the first node after the root sets it
       tree[at].children.push_back(tree.size());
       tree.push_back(std::move(t));
       sum[p] += values[j];
@@ -507,7 +512,6 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
       backup(picks[p].path, sum[p], count[p]);
     }
   };
-  double lowest = 0;  // the lowest value of a node seen (0 before any): a pending visit's virtual loss
   // Selection: PUCT from the root down to a node to expand: a new leaf, or,
   // where the path ends at a finished solution or a dead end, the deepest node
   // on it with fewer than `expansions` children that is not saturated (a
@@ -577,7 +581,6 @@ SearchResult mcts(const Verifier& verifier, StepProposer& proposer, const std::s
     for (const auto& path : losses)
       for (size_t i : path) tree[i].pending -= 1;
     if (!picks.empty()) expand(picks);
-    for (size_t i = 1; i < tree.size(); ++i) lowest = i == 1 ? tree[i].value : std::min(lowest, tree[i].value);
     if (stop) break;
   }
   for (auto& t : tree) {

@@ -319,13 +319,12 @@ GenerativeResult GenerativeVerifier::verify(const std::string& question, const s
   rows.reorder(repeat.to(first.device()));
   auto logits = first.index_select(0, repeat.to(first.device()));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(options.sampling.seed);
-  const auto& eos_ids = model_->config().eos_token_ids;
-  const auto eos = tok.special_tokens().eos_id;
   DecodeOptions d;
   d.skip_special_tokens = true;
   std::vector<int64_t> live(static_cast<size_t>(decoded));  // the chain each batch row decodes
   for (int64_t k = 0; k < decoded; ++k) live[static_cast<size_t>(k)] = k;
   std::vector<std::vector<int64_t>> chain(static_cast<size_t>(decoded));
+  std::vector<std::string> text(static_cast<size_t>(decoded));  // each chain decoded so far
   while (!live.empty()) {
     const auto next = detail::sample_logits(logits, options.sampling, gen).cpu();
     const auto drawn = next.accessor<int64_t, 1>();
@@ -334,13 +333,13 @@ GenerativeResult GenerativeVerifier::verify(const std::string& question, const s
       const auto k = static_cast<size_t>(live[j]);
       const int64_t id = drawn[static_cast<int64_t>(j)];
       // The row holds the prompt and the chain so far; `id` is not in it yet.
-      const bool is_eos = (eos && id == *eos) || std::find(eos_ids.begin(), eos_ids.end(), id) != eos_ids.end();
+      const bool is_eos = detail::is_end_token(*model_, id);
       bool ended = is_eos, full = false;
       if (!is_eos) {
         chain[k].push_back(id);
-        const std::string so_far = tok.decode(chain[k], d);
-        ended = so_far.find(spec_.final_question) != std::string::npos ||
-                (!spec_.stop.empty() && so_far.find(spec_.stop) != std::string::npos);
+        text[k] = tok.decode(chain[k], d);
+        ended = text[k].find(spec_.final_question) != std::string::npos ||
+                (!spec_.stop.empty() && text[k].find(spec_.stop) != std::string::npos);
         full = static_cast<int64_t>(chain[k].size()) >= budget;
       }
       if (!ended && !full) {
@@ -349,7 +348,7 @@ GenerativeResult GenerativeVerifier::verify(const std::string& question, const s
       }
       std::vector<int64_t> held = ids;
       held.insert(held.end(), chain[k].begin(), chain[k].end() - (is_eos ? 0 : 1));
-      auto c = read_chain(question, steps, tok.decode(chain[k], d), &rows, static_cast<int64_t>(j), held);
+      auto c = read_chain(question, steps, text[k], &rows, static_cast<int64_t>(j), held);
       c.tokens = static_cast<int64_t>(chain[k].size());
       c.truncated = !ended;
       out.chains[k] = std::move(c);

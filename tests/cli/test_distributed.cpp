@@ -49,6 +49,14 @@ std::string slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// A generative spec with a short plain prompt (the fixture LM's context is 512).
+GenerativeSpec plain_spec(const std::string& name) {
+  GenerativeSpec spec;
+  spec.name = name;
+  spec.prompt_template = "Problem: {question}\nSolution:\n{steps}\nCheck:";
+  return spec;
+}
+
 const std::string kCli = STEPVERIFY_CLI;
 const std::string kLaunch = std::string(STEPVERIFY_SOURCE_DIR) + "/scripts/launch_local.sh";
 
@@ -227,9 +235,7 @@ TEST_CASE("judge: a generative verifier's chains per line, seeded per item; 2 ra
   auto dir = test::fixture("llama_gqa");
   if (!dir) return;
   test::TempDir tmp;
-  GenerativeSpec spec;
-  spec.name = "test";
-  spec.prompt_template = "Problem: {question}\nSolution:\n{steps}\nCheck:";
+  auto spec = plain_spec("test");
   spec.stop = "e";
   test::write_text(tmp.path / "spec.json", spec.to_json());
   std::vector<Solution> sols;
@@ -295,9 +301,7 @@ TEST_CASE("eval processbench --generative: a step's score is the share of chains
   if (!dir) return;
   test::TempDir tmp;
   // Verdicts a random LM writes often: "e" (correct) and "a" (incorrect), so chains judge steps.
-  GenerativeSpec spec;
-  spec.name = "letters";
-  spec.prompt_template = "Problem: {question}\nSolution:\n{steps}\nCheck:";
+  auto spec = plain_spec("letters");
   spec.correct_verdict = "e";
   spec.incorrect_verdict = "a";
   test::write_text(tmp.path / "spec.json", spec.to_json());
