@@ -1,13 +1,13 @@
 // bench/forward: backbone forward throughput against the fp32 GEMM rate of the
 // same machine and threads, measured in the same run.
 //
-//   build/bench/forward [--quick] [--seq N] [--model llama-25M|llama-125M|qwen2-1.5B]
+//   build/bench/forward [--quick] [--seq N] [--reps N] [--model llama-25M|llama-125M|qwen2-1.5B]
 //
 // Models are Llama shapes with random weights made here (~25M and ~125M
 // parameters) and the Qwen2.5-Math-PRM-1.5B backbone shape (fp32 and bf16,
-// batch 1, 512 tokens). FLOPs per token = 2 x non-embedding parameters + attention
-// (4 x layers x T x heads x head_dim: QK^T and PV over the full T x T block as
-// computed). gemm_fraction = achieved FLOP/s / the fp32 GEMM rate measured
+// batch 1, 512 tokens). FLOPs per token = 2 x non-embedding parameters + causal
+// attention (QK^T and PV over the keys each query sees: on average (T + 1) / 2,
+// so 2 x layers x (T + 1) x heads x head_dim). gemm_fraction = achieved FLOP/s / the fp32 GEMM rate measured
 // right before and after that configuration (best of both), with the same
 // threads. The last line is one JSON object.
 #include <algorithm>
@@ -66,13 +66,15 @@ int main(int argc, char** argv) {
   bool quick = false;
   int64_t only_seq = 0;
   std::string only_model;
+  int reps_arg = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
     if (std::strcmp(argv[i], "--seq") == 0 && i + 1 < argc) only_seq = std::atoll(argv[++i]);
     if (std::strcmp(argv[i], "--model") == 0 && i + 1 < argc) only_model = argv[++i];
+    if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps_arg = std::atoi(argv[++i]);
   }
   auto rt = configure_runtime();
-  const int reps = quick ? 2 : 3;
+  const int reps = reps_arg > 0 ? reps_arg : quick ? 2 : 3;
 
   // The Qwen2.5-Math-PRM-1.5B shape runs at batch 1 and 512 tokens only, in
   // fp32 and bf16 (bf16 matrix products run through oneDNN at about the fp32
@@ -130,7 +132,7 @@ int main(int argc, char** argv) {
           local_peak = std::max(local_peak, measure_gemm());
           peak = std::max(peak, local_peak);
           const double tokens_per_s = B * T / best;
-          const double flops_per_token = 2.0 * nonembed + 4.0 * s.layers * T * s.hidden;
+          const double flops_per_token = 2.0 * nonembed + 2.0 * s.layers * (T + 1) * s.hidden;
           const double achieved = tokens_per_s * flops_per_token;
           result["configs"].push_back({{"model", s.name},
                                        {"dtype", dtype == torch::kFloat ? "fp32" : "bf16"},

@@ -107,6 +107,10 @@ class STEPVERIFY_API KVCache {
   // makes the new positions part of the cache.
   void reserve(int64_t new_tokens, const at::Tensor& new_mask);
   std::pair<at::Tensor, at::Tensor> write(int64_t layer, const at::Tensor& k, const at::Tensor& v);
+  // The pending positions of one layer's K and V [batch, kv_heads, pending,
+  // head_dim], to be written in place, and the views write() returns.
+  std::pair<at::Tensor, at::Tensor> slots(int64_t layer) const;
+  std::pair<at::Tensor, at::Tensor> written(int64_t layer) const;
   at::Tensor pending_mask() const;  // [batch, length+pending]
   void commit();
 

@@ -73,11 +73,23 @@ class STEPVERIFY_API RMSNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+/// The attention mask of one forward: the additive bias and, per query
+/// position, how far its visible keys reach, so attention can skip the keys
+/// no query of a block sees (a causal prefill computes about half the score
+/// matrix).
+struct AttentionMask {
+  at::Tensor bias;  // [B, 1, 1, T, S]: 0 where a key is visible, the dtype's lowest value elsewhere
+  // [T] or empty (every key may be visible): for query t, keys at or past
+  // key_extent[t] are masked in every batch row (S for a query some row sees
+  // no key of, which HF attends uniformly).
+  std::vector<int64_t> key_extent;
+};
+
 class STEPVERIFY_API AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const ModelConfig& config);
-  /// x [B,T,H]; cos/sin [B,T,d]; mask [B,1,1,T,S] additive; cache optional.
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+  /// x [B,T,H]; cos/sin [B,T,d]; mask over S keys; cache optional.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask,
                      KVCache* cache, int64_t layer) const;
   /// Puts q/k/v weights (and biases) in one tensor, the three parameters
   /// becoming views of it, so inference runs one GEMM instead of three.
@@ -107,7 +119,7 @@ TORCH_MODULE(MLP);
 class STEPVERIFY_API DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const ModelConfig& config);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask,
                      KVCache* cache, int64_t layer) const;
   Attention self_attn{nullptr};
   MLP mlp{nullptr};
@@ -152,8 +164,8 @@ class STEPVERIFY_API TransformerImpl : public torch::nn::Module {
   Linear lm_head{nullptr};
 
  private:
-  at::Tensor build_mask(const at::Tensor& key_valid, int64_t past, int64_t T, c10::ScalarType dtype,
-                        const at::Tensor& visibility) const;
+  AttentionMask build_mask(const at::Tensor& key_valid, int64_t past, int64_t T, c10::ScalarType dtype,
+                           const at::Tensor& visibility) const;
   ModelConfig config_;
   RotaryEmbedding rope_;
 };

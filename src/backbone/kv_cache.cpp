@@ -192,11 +192,18 @@ void KVCache::reserve(int64_t new_tokens, const at::Tensor& new_mask) {
 }
 
 std::pair<at::Tensor, at::Tensor> KVCache::write(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
-  auto& K = storage_->k[layer];
-  auto& V = storage_->v[layer];
-  K.narrow(2, length_, pending_).copy_(k);
-  V.narrow(2, length_, pending_).copy_(v);
-  return {K.narrow(2, 0, length_ + pending_), V.narrow(2, 0, length_ + pending_)};
+  auto [K, V] = slots(layer);
+  K.copy_(k);
+  V.copy_(v);
+  return written(layer);
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::slots(int64_t layer) const {
+  return {storage_->k[layer].narrow(2, length_, pending_), storage_->v[layer].narrow(2, length_, pending_)};
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::written(int64_t layer) const {
+  return {storage_->k[layer].narrow(2, 0, length_ + pending_), storage_->v[layer].narrow(2, 0, length_ + pending_)};
 }
 
 at::Tensor KVCache::pending_mask() const { return storage_->mask.narrow(1, 0, length_ + pending_); }

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
+#include "backbone/cpu_kernels.h"
 #include "stepverify/errors.h"
 
 namespace stepverify {
@@ -37,6 +39,13 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
   return out.view(sizes);
 }
 
+// Inference in fp32 on the CPU over a contiguous tensor: the fused loops of
+// cpu_kernels.h apply.
+bool fused_f32(const at::Tensor& t) {
+  return !at::GradMode::is_enabled() && t.scalar_type() == at::kFloat && t.device().is_cpu() && t.is_contiguous() &&
+         t.numel() > 0;
+}
+
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
@@ -58,6 +67,13 @@ RMSNormImpl::RMSNormImpl(int64_t hidden, double eps) : eps_(eps) {
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) const {
+  if (fused_f32(x) && weight.scalar_type() == at::kFloat && weight.is_contiguous()) {
+    auto out = at::empty_like(x);
+    const int64_t n = x.size(-1);
+    detail::rms_norm_f32(x.data_ptr<float>(), weight.data_ptr<float>(), out.data_ptr<float>(), x.numel() / n, n,
+                         static_cast<float>(eps_));
+    return out;
+  }
   // HF: computed in float32, cast back to the input dtype before the weight.
   auto xf = x.to(torch::kFloat);
   auto var = xf.pow(2).mean(-1, /*keepdim=*/true);
@@ -74,12 +90,13 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                  const at::Tensor& mask, KVCache* cache, int64_t layer) const {
-  const int64_t B = x.size(0), T = x.size(1), G = heads_ / kv_heads_;
-  const int64_t nq = heads_ * head_dim_, nkv = kv_heads_ * head_dim_;
-  at::Tensor q, k, v;
-  if (qkv_weight_.defined() && !at::GradMode::is_enabled()) {
-    auto qkv = project(x, qkv_weight_, qkv_bias_);
+                                  const AttentionMask& mask, KVCache* cache, int64_t layer) const {
+  const int64_t B = x.size(0), T = x.size(1), G = heads_ / kv_heads_, d = head_dim_;
+  const int64_t nq = heads_ * d, nkv = kv_heads_ * d;
+  const bool grad = at::GradMode::is_enabled();
+  at::Tensor q, k, v, qkv;
+  if (qkv_weight_.defined() && !grad) {
+    qkv = project(x, qkv_weight_, qkv_bias_);
     q = qkv.narrow(-1, 0, nq);
     k = qkv.narrow(-1, nq, nkv);
     v = qkv.narrow(-1, nq + nkv, nkv);
@@ -88,50 +105,102 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     k = k_proj->forward(x);
     v = v_proj->forward(x);
   }
-  q = q.view({B, T, heads_, head_dim_}).transpose(1, 2);
-  k = k.view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
-  v = v.view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
-  auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [B, 1, T, d]
-  q = q * c + rotate_half(q) * s;
-  k = k * c + rotate_half(k) * s;
-  at::Tensor K = k, V = v;
-  if (cache) std::tie(K, V) = cache->write(layer, k, v);
-  const int64_t S = K.size(2);
-  // Grouped-query attention without repeating K/V: the G query heads of one
-  // KV head are stacked along the query axis (HF's repeat_kv order). Scores
-  // are computed per batch row and block of queries so that the score tensor
-  // stays under kScoreBytes: large blocks would be served by fresh mmap()s
-  // (page faults on every layer) and fall out of cache.
-  constexpr int64_t kScoreBytes = 8 << 20;
-  const double scale = std::sqrt(static_cast<double>(head_dim_));
-  const int64_t row_bytes = kv_heads_ * G * S * static_cast<int64_t>(c10::elementSize(q.scalar_type()));
-  const int64_t block = std::clamp<int64_t>(kScoreBytes / std::max<int64_t>(row_bytes, 1), 1, T);
-  auto qg = q.reshape({B, kv_heads_, G, T, head_dim_});
-  if (at::GradMode::is_enabled() || B * T * row_bytes <= kScoreBytes) {
-    // Small score tensors (decoding, training batches of short texts): one
-    // batched product for all rows, differentiable without slice copies.
-    auto scores = (at::matmul(qg.reshape({B, kv_heads_, G * T, head_dim_}), K.transpose(-1, -2)) / scale)
-                      .view({B, kv_heads_, G, T, S}) +
-                  mask;
-    auto probs = at::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
-    auto o = at::matmul(probs.view({B, kv_heads_, G * T, S}), V);  // [B, kv, G*T, d]
-    return o_proj->forward(
-        o.view({B, kv_heads_, G, T, head_dim_}).permute({0, 3, 1, 2, 4}).reshape({B, T, heads_ * head_dim_}));
+  // Queries as [B, kv, T, G, d]: the G query heads of one KV head (HF's
+  // repeat_kv order) side by side per position, so a block of positions is
+  // one [G * n, d] matrix per KV head without repeating K/V.
+  at::Tensor q5, K, V;
+  auto slots = cache ? cache->slots(layer) : std::pair<at::Tensor, at::Tensor>{};
+  if (qkv.defined() && fused_f32(qkv) && cos.scalar_type() == at::kFloat &&
+      (!cache ||
+       (slots.first.scalar_type() == at::kFloat && slots.first.stride(-1) == 1 && slots.second.stride(-1) == 1))) {
+    // One pass over the projection: rotated queries in that layout, rotated
+    // keys and the values straight into the cache (or fresh [B, kv, T, d]).
+    q5 = at::empty({B, kv_heads_, T, G, d}, qkv.options());
+    if (!cache)
+      slots = {at::empty({B, kv_heads_, T, d}, qkv.options()), at::empty({B, kv_heads_, T, d}, qkv.options())};
+    const auto cs = cos.contiguous(), sn = sin.contiguous();
+    const float* src = qkv.data_ptr<float>();
+    float* qp = q5.data_ptr<float>();
+    float* kp = slots.first.data_ptr<float>();
+    float* vp = slots.second.data_ptr<float>();
+    const auto ks = slots.first.strides(), vs = slots.second.strides();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t bt = b * T + t;
+        const float* row = src + bt * (nq + 2 * nkv);
+        const float* c = cs.data_ptr<float>() + bt * d;
+        const float* sv = sn.data_ptr<float>() + bt * d;
+        for (int64_t h = 0; h < heads_; ++h)
+          detail::rope_f32(row + h * d, c, sv, qp + (((b * kv_heads_ + h / G) * T + t) * G + h % G) * d, d);
+        for (int64_t j = 0; j < kv_heads_; ++j) {
+          detail::rope_f32(row + nq + j * d, c, sv, kp + b * ks[0] + j * ks[1] + t * ks[2], d);
+          std::memcpy(vp + b * vs[0] + j * vs[1] + t * vs[2], row + nq + nkv + j * d, d * sizeof(float));
+        }
+      }
+    std::tie(K, V) = cache ? cache->written(layer) : slots;
+  } else {
+    q = q.view({B, T, heads_, d}).transpose(1, 2);
+    k = k.view({B, T, kv_heads_, d}).transpose(1, 2);
+    v = v.view({B, T, kv_heads_, d}).transpose(1, 2);
+    auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [B, 1, T, d]
+    q = q * c + rotate_half(q) * s;
+    k = k * c + rotate_half(k) * s;
+    K = k;
+    V = v;
+    if (cache) std::tie(K, V) = cache->write(layer, k, v);
+    q5 = q.reshape({B, kv_heads_, G, T, d}).transpose(2, 3);
   }
-  auto out = at::empty({B, T, kv_heads_, G, head_dim_}, q.options());
-  auto Kt = K.transpose(-1, -2);
+  const int64_t S = K.size(2);
+  const double scale = std::sqrt(static_cast<double>(d));
+  if (grad) {
+    // Training: one differentiable batched product, no slice copies.
+    auto scores = (at::matmul(q5.transpose(2, 3).reshape({B, kv_heads_, G * T, d}), K.transpose(-1, -2)) / scale)
+                      .view({B, kv_heads_, G, T, S}) +
+                  mask.bias;
+    auto probs = at::softmax(scores, -1, torch::kFloat).to(q5.scalar_type());
+    auto o = at::matmul(probs.view({B, kv_heads_, G * T, S}), V);  // [B, kv, G*T, d]
+    return o_proj->forward(o.view({B, kv_heads_, G, T, d}).permute({0, 3, 1, 2, 4}).reshape({B, T, nq}));
+  }
+  // Inference. Keys no query of a block sees are skipped (mask.key_extent):
+  // a causal prefill computes about half the scores. Scores start as the
+  // mask and the product is added with the 1/sqrt(d) scale folded in (one
+  // pass fewer than scaling and masking after it). Long inputs go by batch
+  // row and block of kQueryBlock queries, so the score tensor stays small
+  // (in cache, and under kScoreBytes: larger buffers would be fresh mmap()s,
+  // page faults on every layer); short ones (decoding, appended steps) take
+  // one batched product for every row.
+  constexpr int64_t kScoreBytes = 8 << 20;
+  constexpr int64_t kQueryBlock = 128;
+  const int64_t elem = static_cast<int64_t>(c10::elementSize(q5.scalar_type()));
+  auto extent = [&](int64_t t0, int64_t n) {
+    if (mask.key_extent.empty()) return S;
+    const auto first = mask.key_extent.begin() + t0;
+    return std::clamp<int64_t>(*std::max_element(first, first + n), 1, S);
+  };
+  // Attention of queries [t0, t0+n) of batch rows [b0, b0+nb) over keys
+  // [0, e): [nb, n, kv, G, d].
+  auto attend = [&](int64_t b0, int64_t nb, int64_t t0, int64_t n, int64_t e) {
+    auto scores = at::empty({nb, kv_heads_, n, G, e}, q5.options());
+    scores.copy_(mask.bias.narrow(0, b0, nb).narrow(3, t0, n).narrow(4, 0, e).transpose(2, 3));
+    auto s3 = scores.view({nb * kv_heads_, n * G, e});
+    s3.baddbmm_(q5.narrow(0, b0, nb).narrow(2, t0, n).reshape({nb * kv_heads_, n * G, d}),
+                K.narrow(0, b0, nb).narrow(2, 0, e).reshape({nb * kv_heads_, e, d}).transpose(1, 2), 1.0, 1.0 / scale);
+    auto probs = at::softmax(s3, -1, torch::kFloat).to(q5.scalar_type());
+    return at::bmm(probs, V.narrow(0, b0, nb).narrow(2, 0, e).reshape({nb * kv_heads_, e, d}))
+        .view({nb, kv_heads_, n, G, d})
+        .permute({0, 2, 1, 3, 4});
+  };
+  if (T <= kQueryBlock && B * T * heads_ * S * elem <= kScoreBytes)
+    return project(attend(0, B, 0, T, extent(0, T)).reshape({B, T, nq}), o_proj->weight, o_proj->bias);
+  const int64_t block = std::clamp<int64_t>(kScoreBytes / std::max<int64_t>(heads_ * S * elem, 1), 1, kQueryBlock);
+  auto out = at::empty({B, T, kv_heads_, G, d}, q5.options());
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t0 = 0; t0 < T; t0 += block) {
       const int64_t n = std::min(block, T - t0);
-      auto qb = qg[b].narrow(2, t0, n).reshape({kv_heads_, G * n, head_dim_});
-      auto scores = (at::matmul(qb, Kt[b]) / scale).view({kv_heads_, G, n, S}) + mask[b].narrow(2, t0, n);
-      auto probs = at::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
-      auto ob = at::matmul(probs.view({kv_heads_, G * n, S}), V[b]);  // [kv, G*n, d]
-      out[b].narrow(0, t0, n).copy_(ob.view({kv_heads_, G, n, head_dim_}).permute({2, 0, 1, 3}));
+      out[b].narrow(0, t0, n).copy_(attend(b, 1, t0, n, extent(t0, n))[0]);
     }
   }
-  out = out.view({B, T, heads_ * head_dim_});
-  return project(out, o_proj->weight, o_proj->bias);
+  return project(out.view({B, T, nq}), o_proj->weight, o_proj->bias);
 }
 
 namespace {
@@ -180,7 +249,13 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) const {
   if (gate_up_weight_.defined() && !at::GradMode::is_enabled()) {
     auto gu = project(x, gate_up_weight_, gate_up_bias_);
     const int64_t n = gu.size(-1) / 2;
-    return project(at::silu(gu.narrow(-1, 0, n)) * gu.narrow(-1, n, n), down_proj->weight, down_proj->bias);
+    if (!fused_f32(gu))
+      return project(at::silu(gu.narrow(-1, 0, n)) * gu.narrow(-1, n, n), down_proj->weight, down_proj->bias);
+    auto sizes = gu.sizes().vec();
+    sizes.back() = n;
+    auto act = at::empty(sizes, gu.options());
+    detail::silu_mul_f32(gu.data_ptr<float>(), act.data_ptr<float>(), gu.numel() / (2 * n), n);
+    return project(act, down_proj->weight, down_proj->bias);
   }
   return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
 }
@@ -193,7 +268,7 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                     const at::Tensor& mask, KVCache* cache, int64_t layer) const {
+                                     const AttentionMask& mask, KVCache* cache, int64_t layer) const {
   auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, cache, layer);
   return h + mlp->forward(post_attention_layernorm->forward(h));
 }
@@ -214,8 +289,8 @@ TransformerImpl::TransformerImpl(const ModelConfig& c, bool with_lm_head, c10::D
   if (with_lm_head) lm_head = register_module("lm_head", make_linear(c.hidden_size, c.vocab_size, false));
 }
 
-at::Tensor TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t past, int64_t T, c10::ScalarType dtype,
-                                       const at::Tensor& visibility) const {
+AttentionMask TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t past, int64_t T, c10::ScalarType dtype,
+                                          const at::Tensor& visibility) const {
   const int64_t S = key_valid.size(1);
   auto dev = key_valid.device();
   at::Tensor visible;
@@ -234,8 +309,15 @@ at::Tensor TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t past
   const double minval = AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "mask_min", [] {
     return static_cast<double>(std::numeric_limits<scalar_t>::lowest());
   });
-  auto mask = at::zeros(visible.sizes(), torch::dtype(dtype).device(dev)).masked_fill(visible.logical_not(), minval);
-  return mask.view({mask.size(0), 1, 1, T, S});
+  auto bias = at::zeros(visible.sizes(), torch::dtype(dtype).device(dev)).masked_fill(visible.logical_not(), minval);
+  AttentionMask mask{bias.view({bias.size(0), 1, 1, T, S}), {}};
+  // Per query: 1 + the last key any row sees, or S where some row sees none.
+  auto seen = visible.any(0);  // [T, S]
+  auto last = (seen.to(torch::kInt) * torch::arange(1, S + 1, torch::dtype(torch::kInt).device(dev))).amax(-1);  // [T]
+  auto blind = visible.any(-1).logical_not().any(0);                                                             // [T]
+  auto extent = at::where(blind, at::full_like(last, S), last).to(torch::kCPU, torch::kLong).contiguous();
+  mask.key_extent.assign(extent.data_ptr<int64_t>(), extent.data_ptr<int64_t>() + T);
+  return mask;
 }
 
 ForwardOutput TransformerImpl::forward(const ForwardInput& in, const TransformerImpl* companion) const {

@@ -1,0 +1,169 @@
+// The fused fp32 loops of the inference forward (src/backbone/cpu_kernels.h)
+// against the formulas evaluated in double here, and the inference forward
+// (fused loops, attention that skips masked key blocks) against the training
+// forward, which runs torch's composite ops over the unfused projections.
+#include "test_support.h"
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "backbone/cpu_kernels.h"
+#include "stepverify/model.h"
+#include "stepverify/transformer.h"
+
+using namespace stepverify;
+
+namespace {
+
+std::vector<float> uniform(size_t n, float lo, float hi, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+double rel_err(double got, double want) { return std::abs(got - want) / std::max(1.0, std::abs(want)); }
+
+}  // namespace
+
+TEST_CASE("exp_f32 is within 2 float ulps of exp on [-87, 88]; clamps outside; NaN stays NaN", "[parity]") {
+  double worst = 0;
+  for (double x = -87.0; x <= 88.0; x += 0.00731) {
+    const double want = std::exp(static_cast<double>(static_cast<float>(x)));
+    worst = std::max(worst, std::abs(stepverify::detail::exp_f32(static_cast<float>(x)) - want) / want);
+  }
+  CHECK(worst < 2.5e-7);
+  CHECK(stepverify::detail::exp_f32(0.0f) == 1.0f);
+  CHECK(stepverify::detail::exp_f32(1000.0f) == stepverify::detail::exp_f32(88.0f));  // clamped, finite
+  CHECK(std::isfinite(stepverify::detail::exp_f32(1000.0f)));
+  CHECK(stepverify::detail::exp_f32(-1000.0f) > 0.0f);
+  CHECK(stepverify::detail::exp_f32(-1000.0f) < 1e-37f);
+  CHECK(std::isnan(stepverify::detail::exp_f32(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST_CASE("rms_norm_f32 equals HF's RMSNorm formula for widths around the vector length", "[parity]") {
+  for (int64_t n : {1, 7, 15, 16, 17, 33, 1539}) {
+    const int64_t rows = 3;
+    auto x = uniform(rows * n, -3, 3, 1 + n), w = uniform(n, 0.5f, 1.5f, 2 + n);
+    std::vector<float> out(rows * n);
+    stepverify::detail::rms_norm_f32(x.data(), w.data(), out.data(), rows, n, 1e-6f);
+    double worst = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      double ss = 0;
+      for (int64_t j = 0; j < n; ++j) ss += double(x[r * n + j]) * x[r * n + j];
+      const double inv = 1.0 / std::sqrt(ss / n + 1e-6);
+      for (int64_t j = 0; j < n; ++j) worst = std::max(worst, rel_err(out[r * n + j], w[j] * x[r * n + j] * inv));
+    }
+    INFO("n = " << n);
+    CHECK(worst < 2e-6);
+  }
+  // In place, as the header allows.
+  auto x = uniform(40, -1, 1, 9), w = uniform(40, 1, 1, 9), copy = x;
+  std::vector<float> out(40);
+  stepverify::detail::rms_norm_f32(copy.data(), w.data(), out.data(), 1, 40, 1e-5f);
+  stepverify::detail::rms_norm_f32(x.data(), w.data(), x.data(), 1, 40, 1e-5f);
+  CHECK(x == out);
+}
+
+TEST_CASE("silu_mul_f32 equals silu(gate) * up, tails and extreme gates included", "[parity]") {
+  for (int64_t n : {1, 5, 16, 31, 48, 1377}) {
+    const int64_t rows = 2;
+    auto gu = uniform(rows * 2 * n, -12, 12, 3 + n);
+    gu[0] = -200.0f;  // exp(200) overflows: silu is -0
+    if (n > 1) gu[1] = 95.0f;
+    std::vector<float> out(rows * n);
+    stepverify::detail::silu_mul_f32(gu.data(), out.data(), rows, n);
+    double worst = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < n; ++j) {
+        const double g = gu[r * 2 * n + j], u = gu[r * 2 * n + n + j];
+        worst = std::max(worst, rel_err(out[r * n + j], g / (1.0 + std::exp(-g)) * u));
+      }
+    INFO("n = " << n);
+    CHECK(worst < 1e-6);
+  }
+}
+
+TEST_CASE("rope_f32 rotates each half as HF's rotate_half does", "[parity]") {
+  for (int64_t d : {2, 8, 64, 80, 128}) {
+    auto x = uniform(d, -2, 2, 4 + d), ang = uniform(d / 2, -7, 7, 5 + d);
+    std::vector<float> c(d), s(d), out(d);
+    for (int64_t j = 0; j < d; ++j) {
+      c[j] = std::cos(ang[j % (d / 2)]);
+      s[j] = std::sin(ang[j % (d / 2)]);
+    }
+    stepverify::detail::rope_f32(x.data(), c.data(), s.data(), out.data(), d);
+    const int64_t h = d / 2;
+    double worst = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      const double rot = j < h ? -double(x[j + h]) : double(x[j - h]);
+      worst = std::max(worst, std::abs(out[j] - (double(x[j]) * c[j] + rot * s[j])));
+    }
+    INFO("d = " << d);
+    CHECK(worst < 1e-6);
+  }
+}
+
+namespace {
+
+// Hidden states of one forward, by inference (Model::forward) or by the
+// training path (grad mode: unfused projections and torch's composite ops).
+at::Tensor hidden(const Model& m, const ForwardInput& in, bool training) {
+  if (!training) return m.forward(in).hidden;
+  torch::AutoGradMode on(true);
+  return m.transformer().forward(in).hidden.detach();
+}
+
+}  // namespace
+
+TEST_CASE("inference forward (fused loops, blocked attention skipping masked keys) equals the training forward",
+          "[parity]") {
+  // Long enough for several query blocks; GQA, biases, sliding windows and
+  // left padding (rows that see no key) exercise the key extents.
+  struct Case {
+    const char* name;
+    std::string config;
+  };
+  const std::vector<Case> cases = {
+      {"llama gqa",
+       R"({"architectures":["LlamaForCausalLM"],"vocab_size":64,"hidden_size":48,"intermediate_size":40,)"
+       R"("num_hidden_layers":2,"num_attention_heads":6,"num_key_value_heads":2,"max_position_embeddings":1024})"},
+      {"qwen2 bias",
+       R"({"architectures":["Qwen2ForCausalLM"],"vocab_size":64,"hidden_size":32,"intermediate_size":72,)"
+       R"("num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":4,"max_position_embeddings":1024})"},
+      {"mistral sliding window",
+       R"({"architectures":["MistralForCausalLM"],"vocab_size":64,"hidden_size":32,"intermediate_size":48,)"
+       R"("num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":1,"max_position_embeddings":1024,)"
+       R"("sliding_window":50})"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    auto m = Model::random(ModelConfig::from_json(c.config), 17);
+    const int64_t T = 300;
+    ForwardInput in;
+    in.input_ids = torch::randint(0, 64, {2, T}, torch::kLong);
+    in.attention_mask = torch::ones({2, T}, torch::kLong);
+    in.attention_mask[1].narrow(0, 0, 37).zero_();  // row 1 left-padded
+    auto pos = torch::arange(T, torch::kLong).unsqueeze(0).repeat({2, 1});
+    pos[1] = (pos[1] - 37).clamp_min(0);
+    in.position_ids = pos;
+    auto want = hidden(*m, in, true);
+    auto got = hidden(*m, in, false);
+    CHECK(test::max_abs_diff(got.narrow(1, 37, T - 37), want.narrow(1, 37, T - 37)) < 1e-4);
+    CHECK(test::max_abs_diff(got[0], want[0]) < 1e-4);
+
+    // The same text through a cache: 200 positions, then 100 more.
+    auto cache = m->new_cache(1);
+    ForwardInput first, second;
+    first.input_ids = in.input_ids[0].narrow(0, 0, 200).unsqueeze(0);
+    first.cache = &cache;
+    auto h1 = m->forward(first).hidden;
+    second.input_ids = in.input_ids[0].narrow(0, 200, 100).unsqueeze(0);
+    second.cache = &cache;
+    auto h2 = m->forward(second).hidden;
+    CHECK(test::max_abs_diff(torch::cat({h1, h2}, 1)[0], want[0]) < 1e-4);
+  }
+}
