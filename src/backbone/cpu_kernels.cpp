@@ -1,115 +1,61 @@
-// Fused fp32 loops of the inference forward (see cpu_kernels.h). Written with
-// GCC/Clang vector extensions of 16 floats, which the compiler maps to one
-// AVX-512 register, two AVX2 ones or four SSE ones in the clone it builds for
-// each instruction set.
+// Picks the build of the fused loops for this CPU, once (see cpu_kernels.h).
 #include "backbone/cpu_kernels.h"
 
-#include <cmath>
-#include <cstring>
-
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define STEPVERIFY_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#endif
-#endif
-#ifndef STEPVERIFY_CLONES
-#define STEPVERIFY_CLONES
+// One declaration per instruction set; defined in cpu_kernels_<isa>.cpp.
+#define STEPVERIFY_DECLARE_KERNELS(isa)                                                              \
+  namespace stepverify::detail::isa {                                                                \
+  void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int64_t n, float eps); \
+  void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n);                           \
+  void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d);          \
+  float exp_f32(float x);                                                                            \
+  }
+STEPVERIFY_DECLARE_KERNELS(base)
+#ifdef STEPVERIFY_X86_KERNELS
+STEPVERIFY_DECLARE_KERNELS(avx2)
+STEPVERIFY_DECLARE_KERNELS(avx512)
 #endif
 
 namespace stepverify::detail {
 namespace {
 
-constexpr int kLanes = 16;
-typedef float vf __attribute__((vector_size(kLanes * sizeof(float))));
-typedef int32_t vi __attribute__((vector_size(kLanes * sizeof(int32_t))));
-typedef uint32_t vu __attribute__((vector_size(kLanes * sizeof(uint32_t))));
+struct Kernels {
+  decltype(&base::rms_norm_f32) rms_norm = base::rms_norm_f32;
+  decltype(&base::silu_mul_f32) silu_mul = base::silu_mul_f32;
+  decltype(&base::rope_f32) rope = base::rope_f32;
+  decltype(&base::exp_f32) exp = base::exp_f32;
+};
 
-inline vf load(const float* p) {
-  vf v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-inline vf splat(float x) { return vf{} + x; }
-inline vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+#define STEPVERIFY_USE_KERNELS(k, isa) \
+  k.rms_norm = isa::rms_norm_f32;      \
+  k.silu_mul = isa::silu_mul_f32;      \
+  k.rope = isa::rope_f32;              \
+  k.exp = isa::exp_f32
 
-// exp by Cephes' expf scheme: x = k ln2 + r with |r| <= ln2/2, a degree-7
-// polynomial for exp(r), 2^k added to the exponent bits. Inputs are clamped
-// to [-87, 88] so 2^k stays a normal float (exp(-87) ~ 1.6e-38, exp(88) ~
-// 1.7e38); NaN passes through.
-inline vf exp_v(vf x) {
-  const vf lo = splat(-87.0f), hi = splat(88.0f);
-  x = select(x < lo, lo, x);
-  x = select(x > hi, hi, x);
-  const vf round = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const vf k = (x * 1.44269504088896341f + round) - round;
-  vf r = x - k * 0.693359375f;
-  r = r - k * -2.12194440e-4f;
-  vf p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const vf y = p * r * r + r + 1.0f;
-  const vu scale = (vu) __builtin_convertvector(k, vi) << 23;
-  return (vf)((vu)y + scale);
-}
-
-inline float sum_lanes(vf v) {
-  float s = 0;
-  for (int i = 0; i < kLanes; ++i) s += v[i];
-  return s;
+const Kernels& kernels() {
+  static const Kernels k = [] {
+    Kernels k;
+#ifdef STEPVERIFY_X86_KERNELS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+      STEPVERIFY_USE_KERNELS(k, avx512);
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      STEPVERIFY_USE_KERNELS(k, avx2);
+    }
+#endif
+    return k;
+  }();
+  return k;
 }
 
 }  // namespace
 
-STEPVERIFY_CLONES void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int64_t n, float eps) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * n;
-    float* o = out + r * n;
-    vf acc = {};
-    int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes) {
-      const vf v = load(xr + j);
-      acc += v * v;
-    }
-    float ss = sum_lanes(acc);
-    for (; j < n; ++j) ss += xr[j] * xr[j];
-    const float inv = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
-    for (j = 0; j < n; ++j) o[j] = w[j] * (xr[j] * inv);
-  }
+void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int64_t n, float eps) {
+  kernels().rms_norm(x, w, out, rows, n, eps);
 }
-
-STEPVERIFY_CLONES void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* g = gu + r * 2 * n;
-    const float* u = g + n;
-    float* o = out + r * n;
-    int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes) {
-      const vf a = load(g + j);
-      store(o + j, a / (1.0f + exp_v(-a)) * load(u + j));
-    }
-    if (j < n) {  // the tail, through a zero-padded vector
-      float tg[kLanes] = {}, tu[kLanes] = {}, to[kLanes];
-      const int64_t m = n - j;
-      std::memcpy(tg, g + j, m * sizeof(float));
-      std::memcpy(tu, u + j, m * sizeof(float));
-      const vf a = load(tg);
-      store(to, a / (1.0f + exp_v(-a)) * load(tu));
-      std::memcpy(o + j, to, m * sizeof(float));
-    }
-  }
+void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n) { kernels().silu_mul(gu, out, rows, n); }
+void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d) {
+  kernels().rope(x, cos, sin, out, d);
 }
-
-STEPVERIFY_CLONES void rope_f32(const float* __restrict x, const float* __restrict cos, const float* __restrict sin,
-                                float* __restrict out, int64_t d) {
-  const int64_t h = d / 2;
-  for (int64_t j = 0; j < h; ++j) out[j] = x[j] * cos[j] - x[j + h] * sin[j];
-  for (int64_t j = 0; j < h; ++j) out[h + j] = x[h + j] * cos[h + j] + x[j] * sin[h + j];
-}
-
-float exp_f32(float x) { return exp_v(splat(x))[0]; }
+float exp_f32(float x) { return kernels().exp(x); }
 
 }  // namespace stepverify::detail

@@ -1,0 +1,110 @@
+// The fused fp32 loops of cpu_kernels.h, included by one file per instruction
+// set (cpu_kernels_<isa>.cpp, each compiled with its -m flags) inside the
+// namespace STEPVERIFY_KERNEL_ISA; cpu_kernels.cpp picks one at run time.
+// Written with GCC/Clang vector extensions of 16 floats, which the compiler
+// maps to one AVX-512 register, two AVX2 ones or four SSE ones. (One file per
+// set rather than target_clones: Clang refuses vector arguments between
+// functions of different targets.)
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace stepverify::detail::STEPVERIFY_KERNEL_ISA {
+namespace {
+
+constexpr int kLanes = 16;
+typedef float vf __attribute__((vector_size(kLanes * sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(kLanes * sizeof(int32_t))));
+typedef uint32_t vu __attribute__((vector_size(kLanes * sizeof(uint32_t))));
+
+inline vf load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline vf splat(float x) { return vf{} + x; }
+inline vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+
+// exp by Cephes' expf scheme: x = k ln2 + r with |r| <= ln2/2, a degree-7
+// polynomial for exp(r), 2^k added to the exponent bits. Inputs are clamped
+// to [-87, 88] so 2^k stays a normal float (exp(-87) ~ 1.6e-38, exp(88) ~
+// 1.7e38); NaN passes through.
+inline vf exp_v(vf x) {
+  const vf lo = splat(-87.0f), hi = splat(88.0f);
+  x = select(x < lo, lo, x);
+  x = select(x > hi, hi, x);
+  const vf round = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const vf k = (x * 1.44269504088896341f + round) - round;
+  vf r = x - k * 0.693359375f;
+  r = r - k * -2.12194440e-4f;
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const vf y = p * r * r + r + 1.0f;
+  const vu scale = (vu) __builtin_convertvector(k, vi) << 23;
+  return (vf)((vu)y + scale);
+}
+
+inline float sum_lanes(vf v) {
+  float s = 0;
+  for (int i = 0; i < kLanes; ++i) s += v[i];
+  return s;
+}
+
+}  // namespace
+
+void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int64_t n, float eps) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n;
+    float* o = out + r * n;
+    vf acc = {};
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes) {
+      const vf v = load(xr + j);
+      acc += v * v;
+    }
+    float ss = sum_lanes(acc);
+    for (; j < n; ++j) ss += xr[j] * xr[j];
+    const float inv = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+    for (j = 0; j < n; ++j) o[j] = w[j] * (xr[j] * inv);
+  }
+}
+
+void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* g = gu + r * 2 * n;
+    const float* u = g + n;
+    float* o = out + r * n;
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes) {
+      const vf a = load(g + j);
+      store(o + j, a / (1.0f + exp_v(-a)) * load(u + j));
+    }
+    if (j < n) {  // the tail, through a zero-padded vector
+      float tg[kLanes] = {}, tu[kLanes] = {}, to[kLanes];
+      const int64_t m = n - j;
+      std::memcpy(tg, g + j, m * sizeof(float));
+      std::memcpy(tu, u + j, m * sizeof(float));
+      const vf a = load(tg);
+      store(to, a / (1.0f + exp_v(-a)) * load(tu));
+      std::memcpy(o + j, to, m * sizeof(float));
+    }
+  }
+}
+
+void rope_f32(const float* __restrict x, const float* __restrict cos, const float* __restrict sin,
+              float* __restrict out, int64_t d) {
+  const int64_t h = d / 2;
+  for (int64_t j = 0; j < h; ++j) out[j] = x[j] * cos[j] - x[j + h] * sin[j];
+  for (int64_t j = 0; j < h; ++j) out[h + j] = x[h + j] * cos[h + j] + x[j] * sin[h + j];
+}
+
+float exp_f32(float x) { return exp_v(splat(x))[0]; }
+
+}  // namespace stepverify::detail::STEPVERIFY_KERNEL_ISA
