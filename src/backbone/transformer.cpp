@@ -164,11 +164,11 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   // Inference. Keys no query of a block sees are skipped (mask.key_extent):
   // a causal prefill computes about half the scores. Scores start as the
   // mask and the product is added with the 1/sqrt(d) scale folded in (one
-  // pass fewer than scaling and masking after it). Long inputs go by batch
-  // row and block of kQueryBlock queries, so the score tensor stays small
-  // (in cache, and under kScoreBytes: larger buffers would be fresh mmap()s,
-  // page faults on every layer); short ones (decoding, appended steps) take
-  // one batched product for every row.
+  // pass fewer than scaling and masking after it). Queries go by blocks of
+  // kQueryBlock positions and batch rows by as many as keep the score tensor
+  // under kScoreBytes (in cache; larger buffers would be fresh mmap()s, page
+  // faults on every layer): decoding and short appends take one batched
+  // product for every row.
   constexpr int64_t kScoreBytes = 8 << 20;
   constexpr int64_t kQueryBlock = 128;
   const int64_t elem = static_cast<int64_t>(c10::elementSize(q5.scalar_type()));
@@ -190,14 +190,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
         .view({nb, kv_heads_, n, G, d})
         .permute({0, 2, 1, 3, 4});
   };
-  if (T <= kQueryBlock && B * T * heads_ * S * elem <= kScoreBytes)
+  const int64_t block = std::min(T, kQueryBlock);
+  const int64_t rows = std::clamp<int64_t>(kScoreBytes / std::max<int64_t>(block * heads_ * S * elem, 1), 1, B);
+  if (rows == B && block == T)
     return project(attend(0, B, 0, T, extent(0, T)).reshape({B, T, nq}), o_proj->weight, o_proj->bias);
-  const int64_t block = std::clamp<int64_t>(kScoreBytes / std::max<int64_t>(heads_ * S * elem, 1), 1, kQueryBlock);
   auto out = at::empty({B, T, kv_heads_, G, d}, q5.options());
-  for (int64_t b = 0; b < B; ++b) {
+  for (int64_t b0 = 0; b0 < B; b0 += rows) {
+    const int64_t nb = std::min(rows, B - b0);
     for (int64_t t0 = 0; t0 < T; t0 += block) {
       const int64_t n = std::min(block, T - t0);
-      out[b].narrow(0, t0, n).copy_(attend(b, 1, t0, n, extent(t0, n))[0]);
+      out.narrow(0, b0, nb).narrow(1, t0, n).copy_(attend(b0, nb, t0, n, extent(t0, n)));
     }
   }
   return project(out.view({B, T, nq}), o_proj->weight, o_proj->bias);
