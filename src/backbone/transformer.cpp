@@ -110,7 +110,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   // one [G * n, d] matrix per KV head without repeating K/V.
   at::Tensor q5, K, V;
   auto slots = cache ? cache->slots(layer) : std::pair<at::Tensor, at::Tensor>{};
-  if (qkv.defined() && fused_f32(qkv) && cos.scalar_type() == at::kFloat &&
+  if (qkv.defined() && fused_f32(qkv) && cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat &&
+      cos.sizes() == at::IntArrayRef{B, T, d} && sin.sizes() == cos.sizes() &&
       (!cache ||
        (slots.first.scalar_type() == at::kFloat && slots.first.stride(-1) == 1 && slots.second.stride(-1) == 1))) {
     // One pass over the projection: rotated queries in that layout, rotated
