@@ -5,6 +5,11 @@
 // maps to one AVX-512 register, two AVX2 ones or four SSE ones. (One file per
 // set rather than target_clones: Clang refuses vector arguments between
 // functions of different targets.)
+//
+// Keep to compiler builtins and this file's own (internal) helpers: an inline
+// function of a library header emitted here would carry this file's -m flags,
+// and the linker could pick that copy for the other files too. (Checked with
+// nm: the objects define no weak code symbols.)
 #pragma once
 
 #include <cmath>
