@@ -15,7 +15,46 @@
 
 using namespace stepverify;
 
+// Each instruction set's build of the loops, called directly (the library
+// calls the one its CPU check picks).
+#define DECLARE_KERNELS(isa)                                                                         \
+  namespace stepverify::detail::isa {                                                                \
+  void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int64_t n, float eps); \
+  void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n);                           \
+  void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d);          \
+  float exp_f32(float x);                                                                            \
+  }
+DECLARE_KERNELS(base)
+#if defined(__x86_64__)
+DECLARE_KERNELS(avx2)
+DECLARE_KERNELS(avx512)
+#endif
+
 namespace {
+
+struct KernelSet {
+  const char* name;
+  void (*rms_norm)(const float*, const float*, float*, int64_t, int64_t, float);
+  void (*silu_mul)(const float*, float*, int64_t, int64_t);
+  void (*rope)(const float*, const float*, const float*, float*, int64_t);
+  float (*exp)(float);
+};
+
+#define KERNEL_SET(isa) \
+  KernelSet { #isa, detail::isa::rms_norm_f32, detail::isa::silu_mul_f32, detail::isa::rope_f32, detail::isa::exp_f32 }
+
+// The dispatched loops, then every build this CPU can run.
+std::vector<KernelSet> kernel_sets() {
+  namespace detail = stepverify::detail;
+  std::vector<KernelSet> sets = {
+      {"dispatched", detail::rms_norm_f32, detail::silu_mul_f32, detail::rope_f32, detail::exp_f32}, KERNEL_SET(base)};
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) sets.push_back(KERNEL_SET(avx2));
+  if (__builtin_cpu_supports("avx512f")) sets.push_back(KERNEL_SET(avx512));
+#endif
+  return sets;
+}
 
 std::vector<float> uniform(size_t n, float lo, float hi, unsigned seed) {
   std::mt19937 gen(seed);
@@ -30,80 +69,92 @@ double rel_err(double got, double want) { return std::abs(got - want) / std::max
 }  // namespace
 
 TEST_CASE("exp_f32 is within 2 float ulps of exp on [-87, 88]; clamps outside; NaN stays NaN", "[parity]") {
-  double worst = 0;
-  for (double x = -87.0; x <= 88.0; x += 0.00731) {
-    const double want = std::exp(static_cast<double>(static_cast<float>(x)));
-    worst = std::max(worst, std::abs(stepverify::detail::exp_f32(static_cast<float>(x)) - want) / want);
+  for (const auto& k : kernel_sets()) {
+    INFO(k.name);
+    double worst = 0;
+    for (double x = -87.0; x <= 88.0; x += 0.00731) {
+      const double want = std::exp(static_cast<double>(static_cast<float>(x)));
+      worst = std::max(worst, std::abs(k.exp(static_cast<float>(x)) - want) / want);
+    }
+    CHECK(worst < 2.5e-7);
+    CHECK(k.exp(0.0f) == 1.0f);
+    CHECK(k.exp(1000.0f) == k.exp(88.0f));  // clamped, finite
+    CHECK(std::isfinite(k.exp(1000.0f)));
+    CHECK(k.exp(-1000.0f) > 0.0f);
+    CHECK(k.exp(-1000.0f) < 1e-37f);
+    CHECK(std::isnan(k.exp(std::numeric_limits<float>::quiet_NaN())));
   }
-  CHECK(worst < 2.5e-7);
-  CHECK(stepverify::detail::exp_f32(0.0f) == 1.0f);
-  CHECK(stepverify::detail::exp_f32(1000.0f) == stepverify::detail::exp_f32(88.0f));  // clamped, finite
-  CHECK(std::isfinite(stepverify::detail::exp_f32(1000.0f)));
-  CHECK(stepverify::detail::exp_f32(-1000.0f) > 0.0f);
-  CHECK(stepverify::detail::exp_f32(-1000.0f) < 1e-37f);
-  CHECK(std::isnan(stepverify::detail::exp_f32(std::numeric_limits<float>::quiet_NaN())));
 }
 
 TEST_CASE("rms_norm_f32 equals HF's RMSNorm formula for widths around the vector length", "[parity]") {
-  for (int64_t n : {1, 7, 15, 16, 17, 33, 1539}) {
-    const int64_t rows = 3;
-    auto x = uniform(rows * n, -3, 3, 1 + n), w = uniform(n, 0.5f, 1.5f, 2 + n);
-    std::vector<float> out(rows * n);
-    stepverify::detail::rms_norm_f32(x.data(), w.data(), out.data(), rows, n, 1e-6f);
-    double worst = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      double ss = 0;
-      for (int64_t j = 0; j < n; ++j) ss += double(x[r * n + j]) * x[r * n + j];
-      const double inv = 1.0 / std::sqrt(ss / n + 1e-6);
-      for (int64_t j = 0; j < n; ++j) worst = std::max(worst, rel_err(out[r * n + j], w[j] * x[r * n + j] * inv));
+  for (const auto& k : kernel_sets()) {
+    INFO(k.name);
+    for (int64_t n : {1, 7, 15, 16, 17, 33, 1539}) {
+      const int64_t rows = 3;
+      auto x = uniform(rows * n, -3, 3, 1 + n), w = uniform(n, 0.5f, 1.5f, 2 + n);
+      std::vector<float> out(rows * n);
+      k.rms_norm(x.data(), w.data(), out.data(), rows, n, 1e-6f);
+      double worst = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        double ss = 0;
+        for (int64_t j = 0; j < n; ++j) ss += double(x[r * n + j]) * x[r * n + j];
+        const double inv = 1.0 / std::sqrt(ss / n + 1e-6);
+        for (int64_t j = 0; j < n; ++j) worst = std::max(worst, rel_err(out[r * n + j], w[j] * x[r * n + j] * inv));
+      }
+      INFO("n = " << n);
+      CHECK(worst < 2e-6);
     }
-    INFO("n = " << n);
-    CHECK(worst < 2e-6);
+    // In place, as the header allows.
+    auto x = uniform(40, -1, 1, 9), w = uniform(40, 1, 1, 9), copy = x;
+    std::vector<float> out(40);
+    k.rms_norm(copy.data(), w.data(), out.data(), 1, 40, 1e-5f);
+    k.rms_norm(x.data(), w.data(), x.data(), 1, 40, 1e-5f);
+    CHECK(x == out);
   }
-  // In place, as the header allows.
-  auto x = uniform(40, -1, 1, 9), w = uniform(40, 1, 1, 9), copy = x;
-  std::vector<float> out(40);
-  stepverify::detail::rms_norm_f32(copy.data(), w.data(), out.data(), 1, 40, 1e-5f);
-  stepverify::detail::rms_norm_f32(x.data(), w.data(), x.data(), 1, 40, 1e-5f);
-  CHECK(x == out);
 }
 
 TEST_CASE("silu_mul_f32 equals silu(gate) * up, tails and extreme gates included", "[parity]") {
-  for (int64_t n : {1, 5, 16, 31, 48, 1377}) {
-    const int64_t rows = 2;
-    auto gu = uniform(rows * 2 * n, -12, 12, 3 + n);
-    gu[0] = -200.0f;  // exp(200) overflows: silu is -0
-    if (n > 1) gu[1] = 95.0f;
-    std::vector<float> out(rows * n);
-    stepverify::detail::silu_mul_f32(gu.data(), out.data(), rows, n);
-    double worst = 0;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < n; ++j) {
-        const double g = gu[r * 2 * n + j], u = gu[r * 2 * n + n + j];
-        worst = std::max(worst, rel_err(out[r * n + j], g / (1.0 + std::exp(-g)) * u));
-      }
-    INFO("n = " << n);
-    CHECK(worst < 1e-6);
+  for (const auto& k : kernel_sets()) {
+    INFO(k.name);
+    for (int64_t n : {1, 5, 16, 31, 48, 1377}) {
+      const int64_t rows = 2;
+      auto gu = uniform(rows * 2 * n, -12, 12, 3 + n);
+      gu[0] = -200.0f;  // exp(200) overflows: silu is -0
+      if (n > 1) gu[1] = 95.0f;
+      std::vector<float> out(rows * n);
+      k.silu_mul(gu.data(), out.data(), rows, n);
+      double worst = 0;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j) {
+          const double g = gu[r * 2 * n + j], u = gu[r * 2 * n + n + j];
+          worst = std::max(worst, rel_err(out[r * n + j], g / (1.0 + std::exp(-g)) * u));
+        }
+      INFO("n = " << n);
+      CHECK(worst < 1e-6);
+    }
   }
 }
 
 TEST_CASE("rope_f32 rotates each half as HF's rotate_half does", "[parity]") {
-  for (int64_t d : {2, 8, 64, 80, 128}) {
-    auto x = uniform(d, -2, 2, 4 + d), ang = uniform(d / 2, -7, 7, 5 + d);
-    std::vector<float> c(d), s(d), out(d);
-    for (int64_t j = 0; j < d; ++j) {
-      c[j] = std::cos(ang[j % (d / 2)]);
-      s[j] = std::sin(ang[j % (d / 2)]);
+  for (const auto& k : kernel_sets()) {
+    INFO(k.name);
+    for (int64_t d : {2, 8, 64, 80, 128}) {
+      auto x = uniform(d, -2, 2, 4 + d), ang = uniform(d / 2, -7, 7, 5 + d);
+      std::vector<float> c(d), s(d), out(d);
+      for (int64_t j = 0; j < d; ++j) {
+        c[j] = std::cos(ang[j % (d / 2)]);
+        s[j] = std::sin(ang[j % (d / 2)]);
+      }
+      k.rope(x.data(), c.data(), s.data(), out.data(), d);
+      const int64_t h = d / 2;
+      double worst = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        const double rot = j < h ? -double(x[j + h]) : double(x[j - h]);
+        worst = std::max(worst, std::abs(out[j] - (double(x[j]) * c[j] + rot * s[j])));
+      }
+      INFO("d = " << d);
+      CHECK(worst < 1e-6);
     }
-    stepverify::detail::rope_f32(x.data(), c.data(), s.data(), out.data(), d);
-    const int64_t h = d / 2;
-    double worst = 0;
-    for (int64_t j = 0; j < d; ++j) {
-      const double rot = j < h ? -double(x[j + h]) : double(x[j - h]);
-      worst = std::max(worst, std::abs(out[j] - (double(x[j]) * c[j] + rot * s[j])));
-    }
-    INFO("d = " << d);
-    CHECK(worst < 1e-6);
   }
 }
 
