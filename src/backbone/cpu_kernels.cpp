@@ -1,20 +1,6 @@
 // Picks the build of the fused loops for this CPU, once (see cpu_kernels.h).
 #include "backbone/cpu_kernels.h"
 
-// One declaration per instruction set; defined in cpu_kernels_<isa>.cpp.
-#define STEPVERIFY_DECLARE_KERNELS(isa)                                                              \
-  namespace stepverify::detail::isa {                                                                \
-  void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int64_t n, float eps); \
-  void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n);                           \
-  void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d);          \
-  float exp_f32(float x);                                                                            \
-  }
-STEPVERIFY_DECLARE_KERNELS(base)
-#ifdef STEPVERIFY_X86_KERNELS
-STEPVERIFY_DECLARE_KERNELS(avx2)
-STEPVERIFY_DECLARE_KERNELS(avx512)
-#endif
-
 namespace stepverify::detail {
 namespace {
 

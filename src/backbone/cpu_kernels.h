@@ -32,3 +32,18 @@ void rope_f32(const float* x, const float* cos, const float* sin, float* out, in
 float exp_f32(float x);
 
 }  // namespace stepverify::detail
+
+// Each instruction set's build of the same four functions
+// (cpu_kernels_<isa>.cpp): the dispatcher picks one, the tests call each.
+#define STEPVERIFY_DECLARE_KERNELS(isa)                                                              \
+  namespace stepverify::detail::isa {                                                                \
+  void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int64_t n, float eps); \
+  void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n);                           \
+  void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d);          \
+  float exp_f32(float x);                                                                            \
+  }
+STEPVERIFY_DECLARE_KERNELS(base)
+#if defined(__x86_64__)
+STEPVERIFY_DECLARE_KERNELS(avx2)
+STEPVERIFY_DECLARE_KERNELS(avx512)
+#endif

@@ -15,21 +15,8 @@
 
 using namespace stepverify;
 
-// Each instruction set's build of the loops, called directly (the library
-// calls the one its CPU check picks).
-#define DECLARE_KERNELS(isa)                                                                         \
-  namespace stepverify::detail::isa {                                                                \
-  void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int64_t n, float eps); \
-  void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n);                           \
-  void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d);          \
-  float exp_f32(float x);                                                                            \
-  }
-DECLARE_KERNELS(base)
-#if defined(__x86_64__)
-DECLARE_KERNELS(avx2)
-DECLARE_KERNELS(avx512)
-#endif
-
+// Each instruction set's build of the loops is called directly too (the
+// library calls the one its CPU check picks).
 namespace {
 
 struct KernelSet {
