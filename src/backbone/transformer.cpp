@@ -314,7 +314,9 @@ AttentionMask TransformerImpl::build_mask(const at::Tensor& key_valid, int64_t p
   });
   auto bias = at::zeros(visible.sizes(), torch::dtype(dtype).device(dev)).masked_fill(visible.logical_not(), minval);
   AttentionMask mask{bias.view({bias.size(0), 1, 1, T, S}), {}};
-  // Per query: 1 + the last key any row sees, or S where some row sees none.
+  // Per query: 1 + the last key any row sees, or S where some row sees none
+  // (inference only: training attends over every key).
+  if (at::GradMode::is_enabled()) return mask;
   auto seen = visible.any(0);  // [T, S]
   auto last = (seen.to(torch::kInt) * torch::arange(1, S + 1, torch::dtype(torch::kInt).device(dev))).amax(-1);  // [T]
   auto blind = visible.any(-1).logical_not().any(0);                                                             // [T]
