@@ -5,7 +5,7 @@
 // ProcessBench's first-error metric per split and its average (see
 // stepverify/eval/evaluation.h). --scores reads records that already carry
 // "step_scores" (the output of `stepverify score` on ProcessBench, or of
-// --predictions); --model scores the records of --data with a verifier via
+// --predictions, or `stepverify judge`'s "judge" scores); --model scores the records of --data with a verifier via
 // score_with_model (cli/eval_model.h), or with --generative judges them with a
 // generative verifier (judge_with_model). With --json stdout holds exactly one
 // JSON object {"splits": {...}, "average_f1": x}; otherwise a table. Notes and
@@ -95,7 +95,7 @@ Run add_eval(CLI::App& app) {
   CLI::App* pb = app.add_subcommand(
       "processbench", "ProcessBench: error accuracy, correct accuracy and F1 of first-error predictions, per split");
   auto* scores = pb->add_option("--scores", a->scores,
-                                "JSONL of scored records: ProcessBench fields (id, label, ...) plus step_scores");
+                                "JSONL of scored records: ProcessBench fields (id, label, ...) plus step_scores, or the output of judge");
   auto* model = pb->add_option("--model", a->model, "verifier checkpoint directory (scores --data with it)");
   auto* spec = pb->add_option("--spec", a->spec, "with --model: a preset name or a spec JSON file");
   pb->add_option("--dtype", a->dtype, "with --model: fp32 (default), bf16 or fp16 (CUDA only)")

@@ -45,23 +45,50 @@ ProcessBenchRecord parse_record(const json& j, const ProcessBenchReadOptions& op
       r.steps.push_back((*steps)[i].get<std::string>());
     }
   }
-  auto scores = j.find("step_scores");
-  if (scores == j.end() || scores->is_null()) {
-    if (options.require_step_scores) throw FormatError(where + ": field 'step_scores' is missing");
-  } else {
-    if (!scores->is_array()) throw FormatError(where + ": field 'step_scores' must be a list of numbers");
+  // The scores: "step_scores", else the judge's (`stepverify judge` output).
+  const json* scores = nullptr;
+  std::string field = "step_scores";
+  bool judged = false;
+  if (auto s = j.find("step_scores"); s != j.end() && !s->is_null()) {
+    scores = &*s;
+  } else if (auto jd = j.find("judge"); jd != j.end() && !jd->is_null()) {
+    if (!jd->is_object()) throw FormatError(where + ": field 'judge' must be an object");
+    judged = true;
+    field = "judge.step_scores";
+    if (auto s = jd->find("step_scores"); s != jd->end() && !s->is_null()) {
+      scores = &*s;
+    } else if (auto e = jd->find("error"); e != jd->end()) {
+      // The judge could not read any chain: every step is judged by none.
+      if (steps == j.end() || steps->is_null())
+        throw FormatError(where + ": the judge gave an error (" + e->dump() + ") and the record has no 'steps'");
+      r.step_scores.assign(r.steps.size(), 1.0);
+    } else {
+      throw FormatError(where + ": field 'judge' has neither 'step_scores' nor 'error'");
+    }
+  }
+  if (scores) {
+    if (!scores->is_array()) throw FormatError(where + ": field '" + field + "' must be a list of numbers");
     for (size_t i = 0; i < scores->size(); ++i) {
       const json& s = (*scores)[i];
+      if (judged && s.is_null()) {  // no chain gave the step a verdict: not flagged
+        r.step_scores.push_back(1.0);
+        continue;
+      }
       if (!s.is_number() || !std::isfinite(s.get<double>()))
-        throw FormatError(where + ": step_scores[" + std::to_string(i) + "] is not a finite number (" + s.dump() + ")");
+        throw FormatError(where + ": " + field + "[" + std::to_string(i) + "] is not a finite number (" + s.dump() +
+                          ")");
       r.step_scores.push_back(s.get<double>());
     }
+  }
+  if (scores || judged) {
     if (steps != j.end() && !steps->is_null() && r.steps.size() != r.step_scores.size())
       throw FormatError(where + ": " + std::to_string(r.steps.size()) + " steps but " +
                         std::to_string(r.step_scores.size()) + " step scores");
     if (r.label >= 0 && static_cast<size_t>(r.label) >= r.step_scores.size())
       throw FormatError(where + ": label " + std::to_string(r.label) + " but only " +
                         std::to_string(r.step_scores.size()) + " step scores");
+  } else if (options.require_step_scores) {
+    throw FormatError(where + ": field 'step_scores' is missing");
   }
   if (r.label >= 0 && !r.steps.empty() && static_cast<size_t>(r.label) >= r.steps.size())
     throw FormatError(where + ": label " + std::to_string(r.label) + " but only " + std::to_string(r.steps.size()) +

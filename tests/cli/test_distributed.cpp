@@ -354,6 +354,24 @@ TEST_CASE("eval processbench --generative: a step's score is the share of chains
     CHECK(j["prediction"] == first_error);
   }
   CHECK(seen.size() >= 2);  // the chains gave verdicts both ways: the case is not all "no verdict"
+
+  // The same chains through `judge`, then `eval processbench --scores` on its
+  // output: the same predictions and metrics as --generative.
+  {
+    std::ofstream f(tmp.path / "pb.jsonl");
+    for (const auto& r : records) f << r.dump() << "\n";
+  }
+  const std::string judge = kCli + " judge --model " + dir->string() + " --spec " + (tmp.path / "spec.json").string() +
+                            " --input " + (tmp.path / "pb.jsonl").string() + " --output " +
+                            (tmp.path / "judged.jsonl").string() +
+                            " --chains 3 --max-tokens 24 --temperature 1 --seed 2 2>/dev/null";
+  REQUIRE(test::run_command(judge).first == 0);
+  const std::string from_judge = kCli + " eval processbench --scores " + (tmp.path / "judged.jsonl").string() +
+                                 " --json --predictions " + (tmp.path / "p3.jsonl").string() + " 2>/dev/null";
+  const auto [rc, text] = test::run_command(from_judge);
+  INFO(from_judge << "\n" << text);
+  REQUIRE(rc == 0);
+  CHECK(text + slurp(tmp.path / "p3.jsonl") == one);
 }
 
 TEST_CASE("a rank that fails or never comes makes the others exit with an error naming it, within the timeout",

@@ -429,6 +429,48 @@ TEST_CASE("processbench: reading scored JSONL and ProcessBench files", "[evaluat
   CHECK_THROWS_WITH(read_processbench_records(file, ro), Catch::Contains("[0]: record 'x-0'"));
 }
 
+TEST_CASE("processbench: reading the output of stepverify judge", "[evaluation]") {
+  // `judge` writes the record back with "judge": {"step_scores", ...}; a null
+  // is a step no chain gave a verdict (read as 1: not flagged), an "error" a
+  // record none of whose chains could be read (every step 1).
+  const std::string text =
+      R"({"id": "gsm8k-0", "label": 1, "steps": ["a", "b", "c"], "judge": {"score": 0.2, "step_scores": [1, 0.25, null]}})"
+      "\n"
+      R"({"id": "gsm8k-1", "label": -1, "steps": ["a", "b"], "judge": {"score": 1, "step_scores": [0.75, null]}})"
+      "\n"
+      R"({"id": "math-0", "label": 0, "steps": ["a", "b"], "judge": {"error": "the chain ran past the context"}})"
+      "\n"
+      R"({"id": "math-1", "label": -1, "steps": ["a"], "step_scores": [0.1], "judge": {"step_scores": [0.9]}})"
+      "\n";
+  ProcessBenchReadOptions ro;
+  ro.require_step_scores = true;
+  const auto rs = parse_processbench_records(text, "judged.jsonl", ro);
+  REQUIRE(rs.size() == 4);
+  CHECK(rs[0].step_scores == std::vector<double>{1, 0.25, 1});
+  CHECK(rs[1].step_scores == std::vector<double>{0.75, 1});
+  CHECK(rs[2].step_scores == std::vector<double>{1, 1});
+  CHECK(rs[3].step_scores == std::vector<double>{0.1});  // a top-level "step_scores" wins
+  // At threshold 0.5: record 0's first flagged step is 1 (its label), record
+  // 1 flags none (correct), record 2 none (label 0: missed), record 3 step 0.
+  const auto res = evaluate_processbench(rs);
+  CHECK(res.predictions == std::vector<int>{1, -1, -1, 0});
+
+  auto expect_format_error = [&](const std::string& line, const std::string& needle) {
+    CHECK_THROWS_AS(parse_processbench_records(line, "judged.jsonl", ro), FormatError);
+    CHECK_THROWS_WITH(parse_processbench_records(line, "judged.jsonl", ro), Catch::Contains(needle));
+  };
+  expect_format_error(R"({"id": "a-1", "label": -1, "steps": ["x"], "judge": {"step_scores": ["y"]}})",
+                      "judged.jsonl:1: record 'a-1': judge.step_scores[0] is not a finite number");
+  expect_format_error(R"({"id": "a-1", "label": -1, "steps": ["x"], "judge": {"step_scores": [1, 1]}})",
+                      "1 steps but 2 step scores");
+  expect_format_error(R"({"id": "a-1", "label": -1, "judge": {"error": "e"}})", "the record has no 'steps'");
+  expect_format_error(R"({"id": "a-1", "label": -1, "steps": ["x"], "judge": {"score": 1}})",
+                      "neither 'step_scores' nor 'error'");
+  expect_format_error(R"({"id": "a-1", "label": -1, "steps": ["x"], "judge": 3})", "'judge' must be an object");
+  // Top-level nulls stay errors: only a judge's null means "no verdict".
+  expect_format_error(R"({"id": "a-1", "label": -1, "step_scores": [null]})", "step_scores[0]");
+}
+
 TEST_CASE("processbench: reading the real directory", "[evaluation][data]") {
   auto dir = processbench_dir();
   if (!dir) return;

@@ -130,7 +130,8 @@ STEPVERIFY_API double calibrate_threshold(const std::vector<ProcessBenchRecord>&
 
 /// Options of read_processbench_records.
 struct STEPVERIFY_API ProcessBenchReadOptions {
-  /// Every record must carry "step_scores" (as `eval processbench --scores` needs).
+  /// Every record must carry "step_scores" or a judge's scores (as `eval
+  /// processbench --scores` needs).
   bool require_step_scores = false;
 };
 
@@ -140,7 +141,11 @@ struct STEPVERIFY_API ProcessBenchReadOptions {
 /// *.jsonl file in it, by file name). Fields: "id" (string, required),
 /// "label" (integer >= -1, required), "problem" or "question" (string),
 /// "steps" (strings), "step_scores" (numbers, as many as steps when both are
-/// present). Other fields are ignored. Throws IoError when a file cannot be
+/// present). A record without "step_scores" that carries "judge" (the output
+/// of `stepverify judge`) takes the judge's "step_scores", a null (no chain
+/// gave the step a verdict) read as 1, i.e. not flagged, as `eval processbench
+/// --generative` scores it; a judge "error" (no chain could be read) gives
+/// every step 1. Other fields are ignored. Throws IoError when a file cannot be
 /// read, FormatError naming file and line (or array index) for a bad record.
 STEPVERIFY_API std::vector<ProcessBenchRecord> read_processbench_records(const std::filesystem::path& path,
                                                                          const ProcessBenchReadOptions& options = {});
