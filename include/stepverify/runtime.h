@@ -18,8 +18,9 @@
 // figures in README.md). OPENBLAS_CORETYPE forces a kernel set but is read
 // only at load, so a program fixes it by restarting itself with
 // restart_for_blas_kernels (above). Every program of this project calls both.
-// configure_runtime writes one warning to stderr when the kernels lag the CPU
-// and nothing fixed them.
+// configure_runtime writes one warning to stderr when the kernels lag the CPU,
+// naming OPENBLAS_CORETYPE when a value set before the program started (a
+// container image's or a shell profile's) holds them back.
 //
 // Thread safety: configure_runtime and the blas_ queries may be called from
 // any thread; the first configure_runtime call wins, later calls return the

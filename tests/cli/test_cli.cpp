@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "stepverify/model.h"
+#include "stepverify/runtime.h"
 #include "stepverify/verifier.h"
 
 using namespace stepverify;
@@ -463,4 +464,25 @@ TEST_CASE("cli spec --from-vllm prints the spec a vLLM pooler config describes",
   const auto [rc2, preset] = run_cli("spec --preset qwen2.5-math-rm");
   REQUIRE(rc2 == 0);
   CHECK(nlohmann::json::parse(preset)["heads"][0]["type"] == "mlp");
+}
+
+TEST_CASE("cli: an OPENBLAS_CORETYPE set before the program that holds the kernels back gets a warning naming it",
+          "[cli]") {
+  const std::string best = blas_kernels_for_cpu();
+  if (!blas_is_openblas() || best.empty()) {
+    WARN("no OpenBLAS, or a CPU without AVX2: no kernel set to prefer");
+    return;
+  }
+  const std::string cli = " " + std::string(STEPVERIFY_CLI) + " --version 2>&1)";
+  // Prescott (SSE3) lags every CPU with AVX2: the warning names the variable,
+  // its value and the set to use instead; the program still runs.
+  const auto [rc, text] = test::run_command("(OPENBLAS_CORETYPE=Prescott" + cli);
+  CHECK(rc == 0);
+  CHECK(
+      text.find("warning: OPENBLAS_CORETYPE=Prescott makes OpenBLAS run its Prescott kernels on a CPU that runs its " +
+                best + " ones; matrix products run 2-4x slower. Unset it or set OPENBLAS_CORETYPE=" + best) !=
+      std::string::npos);
+  // The CPU's own set, or no variable (the program restarts itself with it): silent.
+  CHECK(test::run_command("(OPENBLAS_CORETYPE=" + best + cli).second.find("warning") == std::string::npos);
+  CHECK(test::run_command("(env -u OPENBLAS_CORETYPE" + cli).second.find("warning") == std::string::npos);
 }
