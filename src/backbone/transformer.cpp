@@ -51,6 +51,49 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// The fused RoPE pass applies: an fp32 inference projection, one cos/sin row
+// per (batch row, position) ([B, T, d] fp32, as RotaryEmbedding gives), and
+// fp32 key/value destinations whose rows are contiguous.
+bool fused_rope_applies(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin,
+                        const std::pair<at::Tensor, at::Tensor>& kv_out, int64_t d) {
+  const int64_t B = qkv.size(0), T = qkv.size(1);
+  if (!fused_f32(qkv) || cos.scalar_type() != at::kFloat || sin.scalar_type() != at::kFloat ||
+      cos.sizes() != at::IntArrayRef{B, T, d} || sin.sizes() != cos.sizes())
+    return false;
+  if (!kv_out.first.defined()) return true;  // fresh outputs
+  return kv_out.first.scalar_type() == at::kFloat && kv_out.second.scalar_type() == at::kFloat &&
+         kv_out.first.stride(-1) == 1 && kv_out.second.stride(-1) == 1;
+}
+
+// One pass over the fused projection qkv [B, T, (heads + 2 kv) d]: the
+// rotated queries into q5 [B, kv, T, G, d] (G = heads / kv), the rotated keys
+// and the values into kv_out's first T positions ([B, kv, >= T, d], any
+// strides with unit rows: a KV cache's slots).
+void fused_rope_split(const at::Tensor& qkv, const at::Tensor& cos, const at::Tensor& sin, int64_t heads,
+                      int64_t kv_heads, const at::Tensor& q5, const std::pair<at::Tensor, at::Tensor>& kv_out) {
+  const int64_t B = qkv.size(0), T = qkv.size(1), d = cos.size(-1), G = heads / kv_heads;
+  const int64_t nq = heads * d, nkv = kv_heads * d;
+  const auto cs = cos.contiguous(), sn = sin.contiguous();
+  const float* src = qkv.data_ptr<float>();
+  float* qp = q5.data_ptr<float>();
+  float* kp = kv_out.first.data_ptr<float>();
+  float* vp = kv_out.second.data_ptr<float>();
+  const auto ks = kv_out.first.strides(), vs = kv_out.second.strides();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t bt = b * T + t;
+      const float* row = src + bt * (nq + 2 * nkv);
+      const float* c = cs.data_ptr<float>() + bt * d;
+      const float* sv = sn.data_ptr<float>() + bt * d;
+      for (int64_t h = 0; h < heads; ++h)
+        detail::rope_f32(row + h * d, c, sv, qp + (((b * kv_heads + h / G) * T + t) * G + h % G) * d, d);
+      for (int64_t j = 0; j < kv_heads; ++j) {
+        detail::rope_f32(row + nq + j * d, c, sv, kp + b * ks[0] + j * ks[1] + t * ks[2], d);
+        std::memcpy(vp + b * vs[0] + j * vs[1] + t * vs[2], row + nq + nkv + j * d, d * sizeof(float));
+      }
+    }
+}
+
 }  // namespace
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
@@ -110,34 +153,13 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   // one [G * n, d] matrix per KV head without repeating K/V.
   at::Tensor q5, K, V;
   auto slots = cache ? cache->slots(layer) : std::pair<at::Tensor, at::Tensor>{};
-  if (qkv.defined() && fused_f32(qkv) && cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat &&
-      cos.sizes() == at::IntArrayRef{B, T, d} && sin.sizes() == cos.sizes() &&
-      (!cache ||
-       (slots.first.scalar_type() == at::kFloat && slots.first.stride(-1) == 1 && slots.second.stride(-1) == 1))) {
+  if (qkv.defined() && fused_rope_applies(qkv, cos, sin, slots, d)) {
     // One pass over the projection: rotated queries in that layout, rotated
     // keys and the values straight into the cache (or fresh [B, kv, T, d]).
     q5 = at::empty({B, kv_heads_, T, G, d}, qkv.options());
     if (!cache)
       slots = {at::empty({B, kv_heads_, T, d}, qkv.options()), at::empty({B, kv_heads_, T, d}, qkv.options())};
-    const auto cs = cos.contiguous(), sn = sin.contiguous();
-    const float* src = qkv.data_ptr<float>();
-    float* qp = q5.data_ptr<float>();
-    float* kp = slots.first.data_ptr<float>();
-    float* vp = slots.second.data_ptr<float>();
-    const auto ks = slots.first.strides(), vs = slots.second.strides();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < T; ++t) {
-        const int64_t bt = b * T + t;
-        const float* row = src + bt * (nq + 2 * nkv);
-        const float* c = cs.data_ptr<float>() + bt * d;
-        const float* sv = sn.data_ptr<float>() + bt * d;
-        for (int64_t h = 0; h < heads_; ++h)
-          detail::rope_f32(row + h * d, c, sv, qp + (((b * kv_heads_ + h / G) * T + t) * G + h % G) * d, d);
-        for (int64_t j = 0; j < kv_heads_; ++j) {
-          detail::rope_f32(row + nq + j * d, c, sv, kp + b * ks[0] + j * ks[1] + t * ks[2], d);
-          std::memcpy(vp + b * vs[0] + j * vs[1] + t * vs[2], row + nq + nkv + j * d, d * sizeof(float));
-        }
-      }
+    fused_rope_split(qkv, cos, sin, heads_, kv_heads_, q5, slots);
     std::tie(K, V) = cache ? cache->written(layer) : slots;
   } else {
     q = q.view({B, T, heads_, d}).transpose(1, 2);
