@@ -8,6 +8,7 @@ struct Kernels {
   decltype(&base::rms_norm_f32) rms_norm = base::rms_norm_f32;
   decltype(&base::silu_mul_f32) silu_mul = base::silu_mul_f32;
   decltype(&base::rope_f32) rope = base::rope_f32;
+  decltype(&base::gemv_rows_f32) gemv_rows = base::gemv_rows_f32;
   decltype(&base::exp_f32) exp = base::exp_f32;
 };
 
@@ -15,6 +16,7 @@ struct Kernels {
   k.rms_norm = isa::rms_norm_f32;      \
   k.silu_mul = isa::silu_mul_f32;      \
   k.rope = isa::rope_f32;              \
+  k.gemv_rows = isa::gemv_rows_f32;    \
   k.exp = isa::exp_f32
 
 const Kernels& kernels() {
@@ -41,6 +43,9 @@ void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int6
 void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n) { kernels().silu_mul(gu, out, rows, n); }
 void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d) {
   kernels().rope(x, cos, sin, out, d);
+}
+void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n) {
+  kernels().gemv_rows(x, m, k, w, bias, y, n);
 }
 float exp_f32(float x) { return kernels().exp(x); }
 

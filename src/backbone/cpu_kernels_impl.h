@@ -12,6 +12,7 @@
 // nm: the objects define no weak code symbols.)
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -56,10 +57,19 @@ inline vf exp_v(vf x) {
   return (vf)((vu)y + scale);
 }
 
+// The sum of the 16 lanes, pairwise (halves added until one lane is left).
 inline float sum_lanes(vf v) {
-  float s = 0;
-  for (int i = 0; i < kLanes; ++i) s += v[i];
-  return s;
+  typedef float v8 __attribute__((vector_size(8 * sizeof(float))));
+  typedef float v4 __attribute__((vector_size(4 * sizeof(float))));
+  v8 a, b;
+  std::memcpy(&a, &v, sizeof a);
+  std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
+  a += b;
+  v4 c, d;
+  std::memcpy(&c, &a, sizeof c);
+  std::memcpy(&d, reinterpret_cast<const char*>(&a) + sizeof c, sizeof d);
+  c += d;
+  return (c[0] + c[2]) + (c[1] + c[3]);
 }
 
 }  // namespace
@@ -111,5 +121,89 @@ void rope_f32(const float* __restrict x, const float* __restrict cos, const floa
 }
 
 float exp_f32(float x) { return exp_v(splat(x))[0]; }
+
+namespace {
+
+// Weight rows per pass of gemv_rows_f32 with M input rows: each load of an
+// input chunk serves R rows, and the R x M accumulators must stay in
+// registers: 32 vector registers with AVX-512 (at most 16 accumulators),
+// 16 half-width ones below (each vector two of them).
+constexpr int weight_rows_per_pass(int m) {
+#if defined(__AVX512F__)
+  return m <= 4 ? 4 : 2;
+#else
+  return m <= 2 ? 2 : 1;
+#endif
+}
+
+constexpr int64_t kPrefetchAhead = 512;  // floats: 2 KiB ahead in each weight row
+
+// y[r][j] for M input rows and the R weight rows from j; the k % 16 tail in
+// scalar arithmetic.
+template <int M, int R>
+inline void gemv_block(const float* x, int64_t k, const float* w, const float* bias, float* y, int64_t n, int64_t j) {
+  const int64_t kv = k / kLanes * kLanes;
+  vf acc[R][M] = {};
+  for (int64_t c = 0; c < kv; c += kLanes) {
+    vf wv[R];
+    for (int q = 0; q < R; ++q) {
+      __builtin_prefetch(w + (j + q) * k + c + kPrefetchAhead);
+      wv[q] = load(w + (j + q) * k + c);
+    }
+    for (int r = 0; r < M; ++r) {
+      const vf xv = load(x + r * k + c);
+      for (int q = 0; q < R; ++q) acc[q][r] += wv[q] * xv;
+    }
+  }
+  for (int q = 0; q < R; ++q)
+    for (int r = 0; r < M; ++r) {
+      float s = sum_lanes(acc[q][r]);
+      for (int64_t c = kv; c < k; ++c) s += x[r * k + c] * w[(j + q) * k + c];
+      y[r * n + j + q] = bias ? s + bias[j + q] : s;
+    }
+}
+
+template <int M>
+inline void gemv_rows(const float* x, int64_t k, const float* w, const float* bias, float* y, int64_t n) {
+  constexpr int R = weight_rows_per_pass(M);
+  int64_t j = 0;
+  for (; j + R <= n; j += R) gemv_block<M, R>(x, k, w, bias, y, n, j);
+  for (; j < n; ++j) gemv_block<M, 1>(x, k, w, bias, y, n, j);
+}
+
+}  // namespace
+
+void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n) {
+  for (int64_t r0 = 0; r0 < m; r0 += 8) {  // up to eight input rows per pass over the weights
+    const float* xr = x + r0 * k;
+    float* yr = y + r0 * n;
+    switch (std::min<int64_t>(m - r0, 8)) {
+      case 1:
+        gemv_rows<1>(xr, k, w, bias, yr, n);
+        break;
+      case 2:
+        gemv_rows<2>(xr, k, w, bias, yr, n);
+        break;
+      case 3:
+        gemv_rows<3>(xr, k, w, bias, yr, n);
+        break;
+      case 4:
+        gemv_rows<4>(xr, k, w, bias, yr, n);
+        break;
+      case 5:
+        gemv_rows<5>(xr, k, w, bias, yr, n);
+        break;
+      case 6:
+        gemv_rows<6>(xr, k, w, bias, yr, n);
+        break;
+      case 7:
+        gemv_rows<7>(xr, k, w, bias, yr, n);
+        break;
+      default:
+        gemv_rows<8>(xr, k, w, bias, yr, n);
+        break;
+    }
+  }
+}
 
 }  // namespace stepverify::detail::STEPVERIFY_KERNEL_ISA

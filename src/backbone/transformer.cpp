@@ -14,25 +14,33 @@ namespace {
 
 Linear make_linear(int64_t in, int64_t out, bool bias) { return Linear(in, out, bias); }
 
-// y = x W^T + b. A decode step's few fp32 rows on the CPU take one
-// matrix-vector product each: OpenBLAS's GEMM packs W first, which for one
-// row costs more than the product (measured over 370 MB of weights on this
-// 2-core machine: 1 row 38.6 ms by GEMM against 14.6 ms by mv, 2 rows 40.2
-// against 25.0, 4 rows 46.8 against 37.7; at 8 rows GEMM wins). Training
-// (grad mode), other dtypes and devices take at::linear.
+// y = x W^T + b. A decode step's few fp32 rows on the CPU skip the GEMM:
+// OpenBLAS's GEMM packs W first, which for a few rows costs more than the
+// product. One row takes OpenBLAS's matrix-vector product (on every core);
+// two to seven take gemv_rows_f32, which reads each weight once for all
+// rows (one thread). Measured over 377 MB of fp32 weights on this 2-core
+// machine, OpenBLAS SkylakeX kernels, best of two rounds: GEMM 26-36 ms for
+// 1-8 rows; mv 11.7 ms for one row, 23 / 28 / 44 ms for 2 / 3 / 4 (once per
+// row); gemv_rows 16 / 19 / 19 / 21 / 27 / 28 / 33 ms for 1 / 2 / 3 / 4 / 5 /
+// 6 / 8 rows, level with GEMM at 8. Training (grad mode), other dtypes and
+// devices take at::linear.
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  constexpr int64_t kRowsByMv = 4;
+  constexpr int64_t kMaxRowsOutsideGemm = 7;
   const int64_t k = x.size(-1);
   const int64_t rows = k > 0 ? x.numel() / k : 0;
-  if (rows == 0 || rows > kRowsByMv || x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat ||
-      !x.device().is_cpu() || at::GradMode::is_enabled() || !w.is_contiguous())
+  if (rows == 0 || rows > kMaxRowsOutsideGemm || x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat ||
+      !x.device().is_cpu() || at::GradMode::is_enabled() || !w.is_contiguous() ||
+      (b.defined() && (b.scalar_type() != at::kFloat || !b.is_contiguous())))
     return at::linear(x, w, b);
-  const auto flat = x.reshape({rows, k});
+  const auto flat = x.reshape({rows, k}).contiguous();
   auto out = at::empty({rows, w.size(0)}, x.options());
-  for (int64_t r = 0; r < rows; ++r) {
-    auto row = out[r];
-    at::mv_out(row, w, flat[r]);
+  if (rows == 1) {
+    auto row = out[0];
+    at::mv_out(row, w, flat[0]);
     if (b.defined()) row.add_(b);
+  } else {
+    detail::gemv_rows_f32(flat.data_ptr<float>(), rows, k, w.data_ptr<float>(),
+                          b.defined() ? b.data_ptr<float>() : nullptr, out.data_ptr<float>(), w.size(0));
   }
   auto sizes = x.sizes().vec();
   sizes.back() = w.size(0);

@@ -24,17 +24,22 @@ struct KernelSet {
   void (*rms_norm)(const float*, const float*, float*, int64_t, int64_t, float);
   void (*silu_mul)(const float*, float*, int64_t, int64_t);
   void (*rope)(const float*, const float*, const float*, float*, int64_t);
+  void (*gemv_rows)(const float*, int64_t, int64_t, const float*, const float*, float*, int64_t);
   float (*exp)(float);
 };
 
-#define KERNEL_SET(isa) \
-  KernelSet { #isa, detail::isa::rms_norm_f32, detail::isa::silu_mul_f32, detail::isa::rope_f32, detail::isa::exp_f32 }
+#define KERNEL_SET(isa)                                                                                            \
+  KernelSet {                                                                                                      \
+#isa, detail::isa::rms_norm_f32, detail::isa::silu_mul_f32, detail::isa::rope_f32, detail::isa::gemv_rows_f32, \
+        detail::isa::exp_f32                                                                                       \
+  }
 
 // The dispatched loops, then every build this CPU can run.
 std::vector<KernelSet> kernel_sets() {
   namespace detail = stepverify::detail;
-  std::vector<KernelSet> sets = {
-      {"dispatched", detail::rms_norm_f32, detail::silu_mul_f32, detail::rope_f32, detail::exp_f32}, KERNEL_SET(base)};
+  std::vector<KernelSet> sets = {{"dispatched", detail::rms_norm_f32, detail::silu_mul_f32, detail::rope_f32,
+                                  detail::gemv_rows_f32, detail::exp_f32},
+                                 KERNEL_SET(base)};
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) sets.push_back(KERNEL_SET(avx2));
@@ -70,6 +75,41 @@ TEST_CASE("exp_f32 is within 2 float ulps of exp on [-87, 88]; clamps outside; N
     CHECK(k.exp(-1000.0f) > 0.0f);
     CHECK(k.exp(-1000.0f) < 1e-37f);
     CHECK(std::isnan(k.exp(std::numeric_limits<float>::quiet_NaN())));
+  }
+}
+
+TEST_CASE("gemv_rows_f32 equals x W^T + b summed in double, for every row count and ragged widths", "[parity]") {
+  for (const auto& kset : kernel_sets()) {
+    INFO(kset.name);
+    // m past 8 takes a second pass over the weights; n not a multiple of the
+    // weight rows per pass (4 or 2) leaves single rows; k % 16 a scalar tail.
+    for (int64_t m : {1, 2, 3, 4, 5, 7, 8, 11}) {
+      for (int64_t k : {1, 15, 16, 17, 100, 1539}) {
+        for (int64_t n : {1, 3, 4, 9}) {
+          INFO("m " << m << " k " << k << " n " << n);
+          const auto x = uniform(m * k, -2, 2, 7 + m), w = uniform(n * k, -1, 1, 11 + k), b = uniform(n, -3, 3, 5);
+          std::vector<float> y(m * n, std::nanf("")), y0(m * n, std::nanf(""));
+          kset.gemv_rows(x.data(), m, k, w.data(), b.data(), y.data(), n);
+          kset.gemv_rows(x.data(), m, k, w.data(), nullptr, y0.data(), n);
+          double worst = 0, worst0 = 0;
+          for (int64_t r = 0; r < m; ++r)
+            for (int64_t j = 0; j < n; ++j) {
+              double dot = 0, mag = 0;
+              for (int64_t c = 0; c < k; ++c) {
+                dot += static_cast<double>(x[r * k + c]) * w[j * k + c];
+                mag += std::abs(static_cast<double>(x[r * k + c]) * w[j * k + c]);
+              }
+              // Float rounding of a k-term sum: bounded by k eps sum|x w|; 1e-6 relative to the magnitude is far tighter
+              // than that bound and still far looser than any indexing error.
+              const double tol = 1e-6 * (mag + 1);
+              worst = std::max(worst, std::abs(y[r * n + j] - (dot + b[j])) / tol);
+              worst0 = std::max(worst0, std::abs(y0[r * n + j] - dot) / tol);
+            }
+          CHECK(worst <= 1.0);
+          CHECK(worst0 <= 1.0);
+        }
+      }
+    }
   }
 }
 
@@ -193,15 +233,20 @@ TEST_CASE("inference forward (fused loops, blocked attention skipping masked key
     CHECK(test::max_abs_diff(got.narrow(1, 37, T - 37), want.narrow(1, 37, T - 37)) < 1e-4);
     CHECK(test::max_abs_diff(got[0], want[0]) < 1e-4);
 
-    // The same text through a cache: 200 positions, then 100 more.
+    // The same text through a cache: 200 positions, then appends of 1 to 8
+    // positions (a decode step's few rows: matrix-vector products, then
+    // gemv_rows_f32, then GEMM), then the rest.
     auto cache = m->new_cache(1);
-    ForwardInput first, second;
-    first.input_ids = in.input_ids[0].narrow(0, 0, 200).unsqueeze(0);
-    first.cache = &cache;
-    auto h1 = m->forward(first).hidden;
-    second.input_ids = in.input_ids[0].narrow(0, 200, 100).unsqueeze(0);
-    second.cache = &cache;
-    auto h2 = m->forward(second).hidden;
-    CHECK(test::max_abs_diff(torch::cat({h1, h2}, 1)[0], want[0]) < 1e-4);
+    std::vector<at::Tensor> parts;
+    int64_t at = 0;
+    for (int64_t n : {200, 1, 2, 3, 4, 5, 6, 7, 8, 64}) {
+      ForwardInput step;
+      step.input_ids = in.input_ids[0].narrow(0, at, n).unsqueeze(0);
+      step.cache = &cache;
+      parts.push_back(m->forward(step).hidden);
+      at += n;
+    }
+    REQUIRE(at == T);
+    CHECK(test::max_abs_diff(torch::cat(parts, 1)[0], want[0]) < 1e-4);
   }
 }
