@@ -9,7 +9,9 @@
 // attention (QK^T and PV over the keys each query sees: on average (T + 1) / 2,
 // so 2 x layers x (T + 1) x heads x head_dim). gemm_fraction = achieved FLOP/s / the fp32 GEMM rate measured
 // right before and after that configuration (best of both), with the same
-// threads. The last line is one JSON object.
+// threads. Then decode steps at B = 1, 2, 4, 8 rows (not with --seq): each
+// step's weight streaming rate and its tokens/s against one row. The last
+// line is one JSON object.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -102,7 +104,8 @@ int main(int argc, char** argv) {
                            {"torch_threads", rt.torch_threads},
                            {"blas_kernels", blas_kernels()},
                            {"blas_threads", rt.blas_threads},
-                           {"configs", nlohmann::json::array()}};
+                           {"configs", nlohmann::json::array()},
+                           {"decode", nlohmann::json::array()}};
   for (const auto& s : shapes) {
     if (!only_model.empty() && s.name != only_model) continue;
     const bool big = s.hidden >= 1536;
@@ -146,6 +149,44 @@ int main(int argc, char** argv) {
                                        {"gemm_fraction", achieved / local_peak}});
         }
       }
+      // Decode: one new token per row over a cache of kContext positions,
+      // logits included (a sampler's step). Every weight is read once per
+      // step whatever B, so a step's time over the weights' bytes is the
+      // rate they stream at; B rows per step against one row is the gain of
+      // decoding a batch (chains, beams) together.
+      if (only_seq || (quick && big)) continue;
+      constexpr int64_t kContext = 256, kSteps = 8;
+      const double weight_bytes = static_cast<double>(nonembed + s.vocab * s.hidden) * c10::elementSize(dtype);
+      double one_row = 0;
+      for (int64_t B : {1, 2, 4, 8}) {
+        auto cache = model->new_cache(B);
+        ForwardInput prefill;
+        prefill.input_ids = torch::randint(0, s.vocab, {B, kContext}, torch::kLong);
+        prefill.cache = &cache;
+        model->forward(prefill);
+        auto step = [&] {
+          ForwardInput d;
+          d.input_ids = torch::randint(0, s.vocab, {B, 1}, torch::kLong);
+          d.cache = &cache;
+          model->logits(model->forward(d).hidden);
+        };
+        step();  // warm-up
+        double best = 1e30;
+        for (int r = 0; r < reps; ++r) {
+          auto t0 = Clock::now();
+          for (int64_t i = 0; i < kSteps; ++i) step();
+          best = std::min(best, seconds_since(t0) / kSteps);
+        }
+        if (B == 1) one_row = B / best;
+        result["decode"].push_back({{"model", s.name},
+                                    {"dtype", dtype == torch::kFloat ? "fp32" : "bf16"},
+                                    {"batch", B},
+                                    {"context", kContext},
+                                    {"step_ms", best * 1e3},
+                                    {"tokens_per_s", B / best},
+                                    {"weight_gb_per_s", weight_bytes / best / 1e9},
+                                    {"speedup_vs_batch1", B / best / one_row}});
+      }
     }
   }
   result["gemm_gflops"] = peak / 1e9;
@@ -156,6 +197,14 @@ int main(int argc, char** argv) {
                c["gflops"].get<double>(), c["gemm_gflops"].get<double>(), c["gemm_fraction"].get<double>());
   }
   fmt::print("best fp32 GEMM rate in this run: {:.1f} GFLOP/s\n", peak / 1e9);
+  if (!result["decode"].empty())
+    fmt::print("\ndecode (context 256, logits included)\n{:<11} {:<5} {:>4} {:>9} {:>9} {:>12} {:>10}\n", "model", "dtype",
+               "B", "step ms", "tokens/s", "weights GB/s", "vs B=1");
+  for (auto& c : result["decode"])
+    fmt::print("{:<11} {:<5} {:>4} {:>9.1f} {:>9.1f} {:>12.1f} {:>9.2f}x\n", c["model"].get<std::string>(),
+               c["dtype"].get<std::string>(), c["batch"].get<int64_t>(), c["step_ms"].get<double>(),
+               c["tokens_per_s"].get<double>(), c["weight_gb_per_s"].get<double>(),
+               c["speedup_vs_batch1"].get<double>());
   std::cout << result.dump() << std::endl;
   return 0;
 }
