@@ -136,7 +136,10 @@ constexpr int weight_rows_per_pass(int m) {
 #endif
 }
 
-constexpr int64_t kPrefetchAhead = 512;  // floats: 2 KiB ahead in each weight row
+// Floats: 2 KiB ahead in each weight row (near a row's end, into the rows
+// after it; past the last row the hint touches nothing, as a prefetch never
+// faults).
+constexpr int64_t kPrefetchAhead = 512;
 
 // y[r][j] for M input rows and the R weight rows from j; the k % 16 tail in
 // scalar arithmetic.
