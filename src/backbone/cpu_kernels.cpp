@@ -9,14 +9,16 @@ struct Kernels {
   decltype(&base::silu_mul_f32) silu_mul = base::silu_mul_f32;
   decltype(&base::rope_f32) rope = base::rope_f32;
   decltype(&base::gemv_rows_f32) gemv_rows = base::gemv_rows_f32;
+  decltype(&base::gemv_rows_bf16) gemv_rows_bf16 = base::gemv_rows_bf16;
   decltype(&base::exp_f32) exp = base::exp_f32;
 };
 
-#define STEPVERIFY_USE_KERNELS(k, isa) \
-  k.rms_norm = isa::rms_norm_f32;      \
-  k.silu_mul = isa::silu_mul_f32;      \
-  k.rope = isa::rope_f32;              \
-  k.gemv_rows = isa::gemv_rows_f32;    \
+#define STEPVERIFY_USE_KERNELS(k, isa)    \
+  k.rms_norm = isa::rms_norm_f32;         \
+  k.silu_mul = isa::silu_mul_f32;         \
+  k.rope = isa::rope_f32;                 \
+  k.gemv_rows = isa::gemv_rows_f32;       \
+  k.gemv_rows_bf16 = isa::gemv_rows_bf16; \
   k.exp = isa::exp_f32
 
 const Kernels& kernels() {
@@ -46,6 +48,9 @@ void rope_f32(const float* x, const float* cos, const float* sin, float* out, in
 }
 void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n) {
   kernels().gemv_rows(x, m, k, w, bias, y, n);
+}
+void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t n) {
+  kernels().gemv_rows_bf16(x, m, k, w, bias, y, n);
 }
 float exp_f32(float x) { return kernels().exp(x); }
 

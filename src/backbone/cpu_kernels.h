@@ -34,6 +34,10 @@ void rope_f32(const float* x, const float* cos, const float* sin, float* out, in
 /// the inputs.
 void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n);
 
+/// gemv_rows_f32 over bf16 weights (their raw bits), widened to float as
+/// they are read and summed in float: half the bytes streamed.
+void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t n);
+
 /// exp(x) for one float, the same approximation silu_mul_f32 uses (relative
 /// error under 2e-7 on [-87, 88]; inputs outside are clamped). For tests.
 float exp_f32(float x);
@@ -48,6 +52,8 @@ float exp_f32(float x);
   void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n);                                          \
   void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d);                         \
   void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n); \
+  void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y,         \
+                      int64_t n);                                                                                   \
   float exp_f32(float x);                                                                                           \
   }
 STEPVERIFY_DECLARE_KERNELS(base)

@@ -141,17 +141,34 @@ constexpr int weight_rows_per_pass(int m) {
 // faults).
 constexpr int64_t kPrefetchAhead = 512;
 
+// Weights as floats: fp32 as they are, bf16 (raw bits) widened exactly (the
+// bits are a float's upper half).
+inline vf load_w(const float* p) { return load(p); }
+inline vf load_w(const uint16_t* p) {
+  typedef uint16_t vh __attribute__((vector_size(kLanes * sizeof(uint16_t))));
+  vh h;
+  std::memcpy(&h, p, sizeof h);
+  return (vf)(__builtin_convertvector(h, vu) << 16);
+}
+inline float scalar_w(float v) { return v; }
+inline float scalar_w(uint16_t v) {
+  const uint32_t bits = static_cast<uint32_t>(v) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
 // y[r][j] for M input rows and the R weight rows from j; the k % 16 tail in
 // scalar arithmetic.
-template <int M, int R>
-inline void gemv_block(const float* x, int64_t k, const float* w, const float* bias, float* y, int64_t n, int64_t j) {
+template <int M, int R, typename W>
+inline void gemv_block(const float* x, int64_t k, const W* w, const float* bias, float* y, int64_t n, int64_t j) {
   const int64_t kv = k / kLanes * kLanes;
   vf acc[R][M] = {};
   for (int64_t c = 0; c < kv; c += kLanes) {
     vf wv[R];
     for (int q = 0; q < R; ++q) {
       __builtin_prefetch(w + (j + q) * k + c + kPrefetchAhead);
-      wv[q] = load(w + (j + q) * k + c);
+      wv[q] = load_w(w + (j + q) * k + c);
     }
     for (int r = 0; r < M; ++r) {
       const vf xv = load(x + r * k + c);
@@ -161,22 +178,21 @@ inline void gemv_block(const float* x, int64_t k, const float* w, const float* b
   for (int q = 0; q < R; ++q)
     for (int r = 0; r < M; ++r) {
       float s = sum_lanes(acc[q][r]);
-      for (int64_t c = kv; c < k; ++c) s += x[r * k + c] * w[(j + q) * k + c];
+      for (int64_t c = kv; c < k; ++c) s += x[r * k + c] * scalar_w(w[(j + q) * k + c]);
       y[r * n + j + q] = bias ? s + bias[j + q] : s;
     }
 }
 
-template <int M>
-inline void gemv_rows(const float* x, int64_t k, const float* w, const float* bias, float* y, int64_t n) {
+template <int M, typename W>
+inline void gemv_rows(const float* x, int64_t k, const W* w, const float* bias, float* y, int64_t n) {
   constexpr int R = weight_rows_per_pass(M);
   int64_t j = 0;
   for (; j + R <= n; j += R) gemv_block<M, R>(x, k, w, bias, y, n, j);
   for (; j < n; ++j) gemv_block<M, 1>(x, k, w, bias, y, n, j);
 }
 
-}  // namespace
-
-void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n) {
+template <typename W>
+void gemv_rows_any(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n) {
   for (int64_t r0 = 0; r0 < m; r0 += 8) {  // up to eight input rows per pass over the weights
     const float* xr = x + r0 * k;
     float* yr = y + r0 * n;
@@ -207,6 +223,16 @@ void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const f
         break;
     }
   }
+}
+
+}  // namespace
+
+void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n) {
+  gemv_rows_any(x, m, k, w, bias, y, n);
+}
+
+void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t n) {
+  gemv_rows_any(x, m, k, w, bias, y, n);
 }
 
 }  // namespace stepverify::detail::STEPVERIFY_KERNEL_ISA

@@ -14,37 +14,47 @@ namespace {
 
 Linear make_linear(int64_t in, int64_t out, bool bias) { return Linear(in, out, bias); }
 
-// y = x W^T + b. A decode step's few fp32 rows on the CPU skip the GEMM:
-// OpenBLAS's GEMM packs W first, which for a few rows costs more than the
-// product. One row takes OpenBLAS's matrix-vector product (on every core);
-// two to seven take gemv_rows_f32, which reads each weight once for all
-// rows (one thread). Measured over 377 MB of fp32 weights on this 2-core
-// machine, OpenBLAS SkylakeX kernels, best of two rounds: GEMM 26-36 ms for
-// 1-8 rows; mv 11.7 ms for one row, 23 / 28 / 44 ms for 2 / 3 / 4 (once per
-// row); gemv_rows 16 / 19 / 19 / 21 / 27 / 28 / 33 ms for 1 / 2 / 3 / 4 / 5 /
-// 6 / 8 rows, level with GEMM at 8. Training (grad mode), other dtypes and
-// devices take at::linear.
+// y = x W^T + b. A decode step's few rows on the CPU skip the GEMM, which
+// packs W first and for a few rows costs more than the product:
+// - fp32, one row: OpenBLAS's matrix-vector product (on every core);
+// - fp32, two to seven rows: gemv_rows_f32, which reads each weight once for
+//   all rows (one thread). Measured over 377 MB of weights on this 2-core
+//   machine, OpenBLAS SkylakeX kernels, best of two rounds: GEMM 26-36 ms
+//   for 1-8 rows; mv 11.7 ms for one row, 23 / 28 / 44 ms for 2 / 3 / 4
+//   (once per row); gemv_rows 16 / 19 / 19 / 21 / 27 / 28 / 33 ms for 1 / 2
+//   / 3 / 4 / 5 / 6 / 8 rows, level with GEMM at 8.
+// - bf16, one to seven rows: gemv_rows_bf16 (half the bytes; oneDNN's bf16
+//   product streamed the weights at about 11 GB/s whatever the rows),
+//   summed in float and rounded to bf16 once, as oneDNN does.
+// Training (grad mode), other dtypes and devices take at::linear.
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   constexpr int64_t kMaxRowsOutsideGemm = 7;
-  const int64_t k = x.size(-1);
+  const int64_t k = x.size(-1), n = w.size(0);
   const int64_t rows = k > 0 ? x.numel() / k : 0;
-  if (rows == 0 || rows > kMaxRowsOutsideGemm || x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat ||
-      !x.device().is_cpu() || at::GradMode::is_enabled() || !w.is_contiguous() ||
-      (b.defined() && (b.scalar_type() != at::kFloat || !b.is_contiguous())))
+  const auto dtype = x.scalar_type();
+  const bool fp32 = dtype == at::kFloat, bf16 = dtype == at::kBFloat16;
+  if (rows == 0 || rows > kMaxRowsOutsideGemm || !(fp32 || bf16) || w.scalar_type() != dtype || !x.device().is_cpu() ||
+      at::GradMode::is_enabled() || !w.is_contiguous() || (b.defined() && b.scalar_type() != dtype))
     return at::linear(x, w, b);
-  const auto flat = x.reshape({rows, k}).contiguous();
-  auto out = at::empty({rows, w.size(0)}, x.options());
-  if (rows == 1) {
+  auto sizes = x.sizes().vec();
+  sizes.back() = n;
+  const auto flat = x.reshape({rows, k}).to(at::kFloat).contiguous();  // bf16 widens exactly
+  auto out = at::empty({rows, n}, x.options().dtype(at::kFloat));
+  if (fp32 && rows == 1) {
     auto row = out[0];
     at::mv_out(row, w, flat[0]);
     if (b.defined()) row.add_(b);
-  } else {
-    detail::gemv_rows_f32(flat.data_ptr<float>(), rows, k, w.data_ptr<float>(),
-                          b.defined() ? b.data_ptr<float>() : nullptr, out.data_ptr<float>(), w.size(0));
+    return out.view(sizes);
   }
-  auto sizes = x.sizes().vec();
-  sizes.back() = w.size(0);
-  return out.view(sizes);
+  const auto bias = b.defined() ? b.to(at::kFloat).contiguous() : at::Tensor();
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  if (fp32) {
+    detail::gemv_rows_f32(flat.data_ptr<float>(), rows, k, w.data_ptr<float>(), bp, out.data_ptr<float>(), n);
+    return out.view(sizes);
+  }
+  detail::gemv_rows_bf16(flat.data_ptr<float>(), rows, k, static_cast<const uint16_t*>(w.data_ptr()), bp,
+                         out.data_ptr<float>(), n);
+  return out.to(at::kBFloat16).view(sizes);
 }
 
 // Inference in fp32 on the CPU over a contiguous tensor: the fused loops of

@@ -5,6 +5,7 @@
 #include "test_support.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -25,20 +26,21 @@ struct KernelSet {
   void (*silu_mul)(const float*, float*, int64_t, int64_t);
   void (*rope)(const float*, const float*, const float*, float*, int64_t);
   void (*gemv_rows)(const float*, int64_t, int64_t, const float*, const float*, float*, int64_t);
+  void (*gemv_rows_bf16)(const float*, int64_t, int64_t, const uint16_t*, const float*, float*, int64_t);
   float (*exp)(float);
 };
 
 #define KERNEL_SET(isa)                                                                                            \
   KernelSet {                                                                                                      \
 #isa, detail::isa::rms_norm_f32, detail::isa::silu_mul_f32, detail::isa::rope_f32, detail::isa::gemv_rows_f32, \
-        detail::isa::exp_f32                                                                                       \
+        detail::isa::gemv_rows_bf16, detail::isa::exp_f32                                                          \
   }
 
 // The dispatched loops, then every build this CPU can run.
 std::vector<KernelSet> kernel_sets() {
   namespace detail = stepverify::detail;
   std::vector<KernelSet> sets = {{"dispatched", detail::rms_norm_f32, detail::silu_mul_f32, detail::rope_f32,
-                                  detail::gemv_rows_f32, detail::exp_f32},
+                                  detail::gemv_rows_f32, detail::gemv_rows_bf16, detail::exp_f32},
                                  KERNEL_SET(base)};
 #if defined(__x86_64__)
   __builtin_cpu_init();
@@ -78,7 +80,21 @@ TEST_CASE("exp_f32 is within 2 float ulps of exp on [-87, 88]; clamps outside; N
   }
 }
 
-TEST_CASE("gemv_rows_f32 equals x W^T + b summed in double, for every row count and ragged widths", "[parity]") {
+TEST_CASE("gemv_rows_f32 and _bf16 equal x W^T + b summed in double, for every row count and ragged widths",
+          "[parity]") {
+  // bf16 weights as raw bits: a float's upper half (the float rounded to
+  // nearest even); the reference uses the values those bits hold.
+  auto to_bf16 = [](float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    return static_cast<uint16_t>((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+  };
+  auto from_bf16 = [](uint16_t h) {
+    const uint32_t u = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+  };
   for (const auto& kset : kernel_sets()) {
     INFO(kset.name);
     // m past 8 takes a second pass over the weights; n not a multiple of the
@@ -87,26 +103,39 @@ TEST_CASE("gemv_rows_f32 equals x W^T + b summed in double, for every row count 
       for (int64_t k : {1, 15, 16, 17, 100, 1539}) {
         for (int64_t n : {1, 3, 4, 9}) {
           INFO("m " << m << " k " << k << " n " << n);
-          const auto x = uniform(m * k, -2, 2, 7 + m), w = uniform(n * k, -1, 1, 11 + k), b = uniform(n, -3, 3, 5);
-          std::vector<float> y(m * n, std::nanf("")), y0(m * n, std::nanf(""));
-          kset.gemv_rows(x.data(), m, k, w.data(), b.data(), y.data(), n);
-          kset.gemv_rows(x.data(), m, k, w.data(), nullptr, y0.data(), n);
-          double worst = 0, worst0 = 0;
-          for (int64_t r = 0; r < m; ++r)
-            for (int64_t j = 0; j < n; ++j) {
-              double dot = 0, mag = 0;
-              for (int64_t c = 0; c < k; ++c) {
-                dot += static_cast<double>(x[r * k + c]) * w[j * k + c];
-                mag += std::abs(static_cast<double>(x[r * k + c]) * w[j * k + c]);
-              }
-              // Float rounding of a k-term sum: bounded by k eps sum|x w|; 1e-6 relative to the magnitude is far tighter
-              // than that bound and still far looser than any indexing error.
-              const double tol = 1e-6 * (mag + 1);
-              worst = std::max(worst, std::abs(y[r * n + j] - (dot + b[j])) / tol);
-              worst0 = std::max(worst0, std::abs(y0[r * n + j] - dot) / tol);
+          const auto x = uniform(m * k, -2, 2, 7 + m), b = uniform(n, -3, 3, 5);
+          const auto w32 = uniform(n * k, -1, 1, 11 + k);
+          std::vector<uint16_t> w16(w32.size());
+          std::vector<float> w16f(w32.size());
+          for (size_t i = 0; i < w32.size(); ++i) w16f[i] = from_bf16(w16[i] = to_bf16(w32[i]));
+          for (int bits : {32, 16}) {
+            INFO((bits == 32 ? "fp32" : "bf16") << " weights");
+            const auto& w = bits == 32 ? w32 : w16f;
+            std::vector<float> y(m * n, std::nanf("")), y0(m * n, std::nanf(""));
+            if (bits == 32) {
+              kset.gemv_rows(x.data(), m, k, w32.data(), b.data(), y.data(), n);
+              kset.gemv_rows(x.data(), m, k, w32.data(), nullptr, y0.data(), n);
+            } else {
+              kset.gemv_rows_bf16(x.data(), m, k, w16.data(), b.data(), y.data(), n);
+              kset.gemv_rows_bf16(x.data(), m, k, w16.data(), nullptr, y0.data(), n);
             }
-          CHECK(worst <= 1.0);
-          CHECK(worst0 <= 1.0);
+            double worst = 0, worst0 = 0;
+            for (int64_t r = 0; r < m; ++r)
+              for (int64_t j = 0; j < n; ++j) {
+                double dot = 0, mag = 0;
+                for (int64_t c = 0; c < k; ++c) {
+                  dot += static_cast<double>(x[r * k + c]) * w[j * k + c];
+                  mag += std::abs(static_cast<double>(x[r * k + c]) * w[j * k + c]);
+                }
+                // Float rounding of a k-term sum: bounded by k eps sum|x w|; 1e-6 relative to the magnitude is far
+                // tighter than that bound and still far looser than any indexing error.
+                const double tol = 1e-6 * (mag + 1);
+                worst = std::max(worst, std::abs(y[r * n + j] - (dot + b[j])) / tol);
+                worst0 = std::max(worst0, std::abs(y0[r * n + j] - dot) / tol);
+              }
+            CHECK(worst <= 1.0);
+            CHECK(worst0 <= 1.0);
+          }
         }
       }
     }
@@ -249,4 +278,44 @@ TEST_CASE("inference forward (fused loops, blocked attention skipping masked key
     REQUIRE(at == T);
     CHECK(test::max_abs_diff(torch::cat(parts, 1)[0], want[0]) < 1e-4);
   }
+}
+
+TEST_CASE("bf16 decode steps (gemv_rows_bf16) agree with a bf16 forward of the whole text", "[parity]") {
+  // The whole text runs through oneDNN's bf16 GEMM; appends of 1-7 positions
+  // through gemv_rows_bf16. Both sum in float and round each product's result
+  // to bf16, so they differ by the order of sums and then by bf16 rounding
+  // (8 bits: about 0.004 relative), carried through two layers.
+  LoadOptions lo;
+  lo.dtype = torch::kBFloat16;
+  auto m = Model::random(
+      ModelConfig::from_json(
+          R"({"architectures":["Qwen2ForCausalLM"],"vocab_size":64,"hidden_size":64,"intermediate_size":96,)"
+          R"("num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"max_position_embeddings":512})"),
+      23, lo);
+  const int64_t T = 64;
+  ForwardInput full;
+  full.input_ids = torch::randint(0, 64, {1, T}, torch::kLong);
+  const auto want = m->forward(full).hidden;
+  REQUIRE(want.scalar_type() == torch::kBFloat16);
+  auto cache = m->new_cache(1);
+  std::vector<at::Tensor> parts;
+  int64_t at = 0;
+  for (int64_t n : {20, 1, 2, 3, 4, 5, 6, 7, 16}) {
+    ForwardInput step;
+    step.input_ids = full.input_ids.narrow(1, at, n);
+    step.cache = &cache;
+    parts.push_back(m->forward(step).hidden);
+    at += n;
+  }
+  REQUIRE(at == T);
+  const auto got = torch::cat(parts, 1).to(torch::kFloat), ref = want.to(torch::kFloat);
+  const double diff = test::max_abs_diff(got, ref), scale = ref.abs().max().item<double>();
+  INFO("max |appends - whole| " << diff << " of max |h| " << scale);
+  CHECK(diff < 0.03 * scale);
+  // The logits of the appended positions pick the same tokens.
+  const auto agree = (m->logits(torch::cat(parts, 1)).argmax(-1) == m->logits(want).argmax(-1))
+                         .to(torch::kDouble)
+                         .mean()
+                         .item<double>();
+  CHECK(agree >= 0.95);
 }
