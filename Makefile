@@ -51,7 +51,7 @@ sanitize: $(SAN_DIR)/build.ninja
 	@cmake --build $(SAN_DIR)
 	@cd $(SAN_DIR) && ctest --output-on-failure -LE "slow|package|models" $(CTEST_FLAGS)
 
-# Each fuzz target for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=20 in CI).
+# Each fuzz target for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=10 in CI).
 fuzz: $(SAN_DIR)/build.ninja
 	@cmake --build $(SAN_DIR) --target fuzz_programs
 	@bash scripts/fuzz.sh $(SAN_DIR) $(FUZZ_SECONDS)
@@ -66,7 +66,7 @@ tsan: | deps
 
 # What CI runs: the tests, the sanitizer build and its tests, short fuzz runs, TSan.
 check-all: test sanitize
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 	@$(MAKE) --no-print-directory tsan
 
 clean:
