@@ -12,7 +12,6 @@
 // nm: the objects define no weak code symbols.)
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -193,35 +192,12 @@ inline void gemv_rows(const float* x, int64_t k, const W* w, const float* bias, 
 
 template <typename W>
 void gemv_rows_any(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n) {
+  using Rows = void (*)(const float*, int64_t, const W*, const float*, float*, int64_t);
+  static constexpr Rows kByRows[8] = {gemv_rows<1, W>, gemv_rows<2, W>, gemv_rows<3, W>, gemv_rows<4, W>,
+                                      gemv_rows<5, W>, gemv_rows<6, W>, gemv_rows<7, W>, gemv_rows<8, W>};
   for (int64_t r0 = 0; r0 < m; r0 += 8) {  // up to eight input rows per pass over the weights
-    const float* xr = x + r0 * k;
-    float* yr = y + r0 * n;
-    switch (std::min<int64_t>(m - r0, 8)) {
-      case 1:
-        gemv_rows<1>(xr, k, w, bias, yr, n);
-        break;
-      case 2:
-        gemv_rows<2>(xr, k, w, bias, yr, n);
-        break;
-      case 3:
-        gemv_rows<3>(xr, k, w, bias, yr, n);
-        break;
-      case 4:
-        gemv_rows<4>(xr, k, w, bias, yr, n);
-        break;
-      case 5:
-        gemv_rows<5>(xr, k, w, bias, yr, n);
-        break;
-      case 6:
-        gemv_rows<6>(xr, k, w, bias, yr, n);
-        break;
-      case 7:
-        gemv_rows<7>(xr, k, w, bias, yr, n);
-        break;
-      default:
-        gemv_rows<8>(xr, k, w, bias, yr, n);
-        break;
-    }
+    const int64_t rows = m - r0 < 8 ? m - r0 : 8;
+    kByRows[rows - 1](x + r0 * k, k, w, bias, y + r0 * n, n);
   }
 }
 

@@ -115,19 +115,18 @@ RuntimeOptions configure_runtime(const RuntimeOptions& options) {
     if (applied.torch_threads > 0) at::set_num_threads(applied.torch_threads);
     if (auto set = openblas_setter()) set(applied.blas_threads);
     if (applied.warn_blas_kernels && blas_kernels_lag_cpu()) {
-      const auto want = blas_kernels_for_cpu();
+      const auto want = blas_kernels_for_cpu(), in_use = blas_kernels();
       if (const char* set = std::getenv("OPENBLAS_CORETYPE"))  // a value inherited from an image or a shell profile
         std::fprintf(stderr,
                      "stepverify: warning: OPENBLAS_CORETYPE=%s makes OpenBLAS run its %s kernels on a CPU that runs "
                      "its %s ones; matrix products run %s slower. Unset it or set OPENBLAS_CORETYPE=%s.\n",
-                     set, blas_kernels().c_str(), want.c_str(), kernel_rank(blas_kernels()) == 2 ? "about 2x" : "2-4x",
-                     want.c_str());
+                     set, in_use.c_str(), want.c_str(), kernel_rank(in_use) == 2 ? "about 2x" : "2-4x", want.c_str());
       else
         std::fprintf(stderr,
                      "stepverify: warning: OpenBLAS runs its %s kernels on a CPU that runs its %s ones (the CPU is "
                      "newer than its table); matrix products run 2-4x slower. Set OPENBLAS_CORETYPE=%s, or call "
                      "stepverify::restart_for_blas_kernels(argv) first in main().\n",
-                     blas_kernels().c_str(), want.c_str(), want.c_str());
+                     in_use.c_str(), want.c_str(), want.c_str());
     }
   });
   return applied;

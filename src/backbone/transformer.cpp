@@ -92,6 +92,8 @@ void fused_rope_split(const at::Tensor& qkv, const at::Tensor& cos, const at::Te
   const int64_t B = qkv.size(0), T = qkv.size(1), d = cos.size(-1), G = heads / kv_heads;
   const int64_t nq = heads * d, nkv = kv_heads * d;
   const auto cs = cos.contiguous(), sn = sin.contiguous();
+  const float* cos_p = cs.data_ptr<float>();
+  const float* sin_p = sn.data_ptr<float>();
   const float* src = qkv.data_ptr<float>();
   float* qp = q5.data_ptr<float>();
   float* kp = kv_out.first.data_ptr<float>();
@@ -101,8 +103,8 @@ void fused_rope_split(const at::Tensor& qkv, const at::Tensor& cos, const at::Te
     for (int64_t t = 0; t < T; ++t) {
       const int64_t bt = b * T + t;
       const float* row = src + bt * (nq + 2 * nkv);
-      const float* c = cs.data_ptr<float>() + bt * d;
-      const float* sv = sn.data_ptr<float>() + bt * d;
+      const float* c = cos_p + bt * d;
+      const float* sv = sin_p + bt * d;
       for (int64_t h = 0; h < heads; ++h)
         detail::rope_f32(row + h * d, c, sv, qp + (((b * kv_heads + h / G) * T + t) * G + h % G) * d, d);
       for (int64_t j = 0; j < kv_heads; ++j) {
