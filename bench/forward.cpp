@@ -1,7 +1,8 @@
 // bench/forward: backbone forward throughput against the fp32 GEMM rate of the
 // same machine and threads, measured in the same run.
 //
-//   build/bench/forward [--quick] [--seq N] [--reps N] [--model llama-25M|llama-125M|qwen2-1.5B]
+//   build/bench/forward [--quick] [--seq N | --decode-only] [--reps N]
+//                       [--model llama-25M|llama-125M|qwen2-1.5B]
 //
 // Models are Llama shapes with random weights made here (~25M and ~125M
 // parameters) and the Qwen2.5-Math-PRM-1.5B backbone shape (fp32 and bf16,
@@ -9,7 +10,8 @@
 // attention (QK^T and PV over the keys each query sees: on average (T + 1) / 2,
 // so 2 x layers x (T + 1) x heads x head_dim). gemm_fraction = achieved FLOP/s / the fp32 GEMM rate measured
 // right before and after that configuration (best of both), with the same
-// threads. Then decode steps at B = 1, 2, 4, 8 rows (not with --seq): each
+// threads. Then decode steps at B = 1, 2, 4, 8 rows (not with --seq; alone
+// with --decode-only): each
 // step's weight streaming rate and its tokens/s against one row. The last
 // line is one JSON object.
 #include <algorithm>
@@ -31,6 +33,8 @@ using namespace stepverify;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+constexpr int64_t kContext = 256;  // cached positions before each decode step
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -65,12 +69,13 @@ ModelConfig make_config(const Shape& s) {
 
 int main(int argc, char** argv) {
   stepverify::restart_for_blas_kernels(argv);  // OpenBLAS kernels fit for this CPU
-  bool quick = false;
+  bool quick = false, decode_only = false;
   int64_t only_seq = 0;
   std::string only_model;
   int reps_arg = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    if (std::strcmp(argv[i], "--decode-only") == 0) decode_only = true;
     if (std::strcmp(argv[i], "--seq") == 0 && i + 1 < argc) only_seq = std::atoll(argv[++i]);
     if (std::strcmp(argv[i], "--model") == 0 && i + 1 < argc) only_model = argv[++i];
     if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps_arg = std::atoi(argv[++i]);
@@ -100,12 +105,9 @@ int main(int argc, char** argv) {
   fmt::print("{:<11} {:<5} {:>5} {:>4} {:>10} {:>12} {:>9} {:>9} {:>8}\n", "model", "dtype", "seq", "B", "params",
              "tokens/s", "GFLOP/s", "GEMM", "fraction");
 
-  nlohmann::json result = {{"gemm_gflops", peak / 1e9},
-                           {"torch_threads", rt.torch_threads},
-                           {"blas_kernels", blas_kernels()},
-                           {"blas_threads", rt.blas_threads},
-                           {"configs", nlohmann::json::array()},
-                           {"decode", nlohmann::json::array()}};
+  nlohmann::json result = {{"gemm_gflops", peak / 1e9},          {"torch_threads", rt.torch_threads},
+                           {"blas_kernels", blas_kernels()},     {"blas_threads", rt.blas_threads},
+                           {"configs", nlohmann::json::array()}, {"decode", nlohmann::json::array()}};
   for (const auto& s : shapes) {
     if (!only_model.empty() && s.name != only_model) continue;
     const bool big = s.hidden >= 1536;
@@ -117,7 +119,7 @@ int main(int argc, char** argv) {
       const int64_t nonembed = model->num_parameters(false);
       const int64_t total = model->num_parameters(true);
       for (int64_t T : seqs) {
-        if (only_seq && T != only_seq) continue;
+        if (decode_only || (only_seq && T != only_seq)) continue;
         if (big && T != 512) continue;
         for (int64_t B : batches) {
           if (quick && B * T > 1024) continue;
@@ -155,7 +157,7 @@ int main(int argc, char** argv) {
       // rate they stream at; B rows per step against one row is the gain of
       // decoding a batch (chains, beams) together.
       if (only_seq || (quick && big)) continue;
-      constexpr int64_t kContext = 256, kSteps = 8;
+      constexpr int64_t kSteps = 8;
       const double weight_bytes = static_cast<double>(nonembed + s.vocab * s.hidden) * c10::elementSize(dtype);
       double one_row = 0;
       for (int64_t B : {1, 2, 4, 8}) {
@@ -198,8 +200,8 @@ int main(int argc, char** argv) {
   }
   fmt::print("best fp32 GEMM rate in this run: {:.1f} GFLOP/s\n", peak / 1e9);
   if (!result["decode"].empty())
-    fmt::print("\ndecode (context 256, logits included)\n{:<11} {:<5} {:>4} {:>9} {:>9} {:>12} {:>10}\n", "model", "dtype",
-               "B", "step ms", "tokens/s", "weights GB/s", "vs B=1");
+    fmt::print("\ndecode (context {}, logits included)\n{:<11} {:<5} {:>4} {:>9} {:>9} {:>12} {:>10}\n", kContext,
+               "model", "dtype", "B", "step ms", "tokens/s", "weights GB/s", "vs B=1");
   for (auto& c : result["decode"])
     fmt::print("{:<11} {:<5} {:>4} {:>9.1f} {:>9.1f} {:>12.1f} {:>9.2f}x\n", c["model"].get<std::string>(),
                c["dtype"].get<std::string>(), c["batch"].get<int64_t>(), c["step_ms"].get<double>(),

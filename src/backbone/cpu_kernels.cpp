@@ -46,11 +46,13 @@ void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n) { kernel
 void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d) {
   kernels().rope(x, cos, sin, out, d);
 }
-void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n) {
-  kernels().gemv_rows(x, m, k, w, bias, y, n);
+void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n,
+                   int64_t j0, int64_t j1) {
+  kernels().gemv_rows(x, m, k, w, bias, y, n, j0, j1);
 }
-void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t n) {
-  kernels().gemv_rows_bf16(x, m, k, w, bias, y, n);
+void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t n,
+                    int64_t j0, int64_t j1) {
+  kernels().gemv_rows_bf16(x, m, k, w, bias, y, n, j0, j1);
 }
 float exp_f32(float x) { return kernels().exp(x); }
 

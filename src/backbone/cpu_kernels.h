@@ -27,16 +27,19 @@ void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n);
 /// is (-x[d/2:], x[:d/2]). `out` must not overlap `x`.
 void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d);
 
-/// y[r][j] = sum_c x[r][c] * w[j][c] (+ bias[j]): m rows x [m, k] times the
-/// transpose of w [n, k] into y [m, n], all row-major; bias may be null. The
-/// weights are read once per eight input rows (a decode step's few rows:
-/// memory-bound, where a GEMM first packs every weight). `y` must not overlap
-/// the inputs.
-void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n);
+/// y[r][j] = sum_c x[r][c] * w[j][c] (+ bias[j]) for the columns j in
+/// [j0, j1): m rows x [m, k] times the transpose of w [n, k] into y [m, n],
+/// all row-major; bias may be null; the other columns of y are not touched
+/// (so threads may split [0, n) between them). The weights are read once per
+/// eight input rows (a decode step's few rows: memory-bound, where a GEMM
+/// first packs every weight). `y` must not overlap the inputs.
+void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n,
+                   int64_t j0, int64_t j1);
 
 /// gemv_rows_f32 over bf16 weights (their raw bits), widened to float as
 /// they are read and summed in float: half the bytes streamed.
-void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t n);
+void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t n,
+                    int64_t j0, int64_t j1);
 
 /// exp(x) for one float, the same approximation silu_mul_f32 uses (relative
 /// error under 2e-7 on [-87, 88]; inputs outside are clamped). For tests.
@@ -46,15 +49,16 @@ float exp_f32(float x);
 
 // Each instruction set's build of the same functions
 // (cpu_kernels_<isa>.cpp): the dispatcher picks one, the tests call each.
-#define STEPVERIFY_DECLARE_KERNELS(isa)                                                                             \
-  namespace stepverify::detail::isa {                                                                               \
-  void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int64_t n, float eps);                \
-  void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n);                                          \
-  void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d);                         \
-  void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n); \
-  void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y,         \
-                      int64_t n);                                                                                   \
-  float exp_f32(float x);                                                                                           \
+#define STEPVERIFY_DECLARE_KERNELS(isa)                                                                                \
+  namespace stepverify::detail::isa {                                                                                  \
+  void rms_norm_f32(const float* x, const float* w, float* out, int64_t rows, int64_t n, float eps);                   \
+  void silu_mul_f32(const float* gu, float* out, int64_t rows, int64_t n);                                             \
+  void rope_f32(const float* x, const float* cos, const float* sin, float* out, int64_t d);                            \
+  void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n,     \
+                     int64_t j0, int64_t j1);                                                                          \
+  void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t n, \
+                      int64_t j0, int64_t j1);                                                                         \
+  float exp_f32(float x);                                                                                              \
   }
 STEPVERIFY_DECLARE_KERNELS(base)
 #if defined(__x86_64__)

@@ -135,10 +135,13 @@ constexpr int weight_rows_per_pass(int m) {
 #endif
 }
 
-// Floats: 2 KiB ahead in each weight row (near a row's end, into the rows
-// after it; past the last row the hint touches nothing, as a prefetch never
-// faults).
-constexpr int64_t kPrefetchAhead = 512;
+// Prefetch distance of gemv_rows, in blocks of R weight rows: while a block
+// is read, the one this many blocks after it is prefetched, as one linear
+// stream (the R rows of a block are contiguous). Measured over 377 MB of fp32
+// weights (k = 1536) on this 2-core machine: 13 -> 21 GB/s on one thread
+// against a per-row prefetch 2 KiB ahead (and 28 GB/s for a bare sum of the
+// same bytes); one and two blocks ahead were within noise of each other.
+constexpr int64_t kPrefetchBlocks = 2;
 
 // Weights as floats: fp32 as they are, bf16 (raw bits) widened exactly (the
 // bits are a float's upper half).
@@ -162,13 +165,16 @@ inline float scalar_w(uint16_t v) {
 template <int M, int R, typename W>
 inline void gemv_block(const float* x, int64_t k, const W* w, const float* bias, float* y, int64_t n, int64_t j) {
   const int64_t kv = k / kLanes * kLanes;
+  // Each step reads kLanes weights of each of the R rows: as many bytes of the
+  // block ahead are prefetched, a cache line at a time (past the last row the
+  // hint touches nothing: a prefetch never faults).
+  constexpr int64_t kStepBytes = R * kLanes * sizeof(W), kLine = 64;
+  const char* ahead = reinterpret_cast<const char*>(w + (j + kPrefetchBlocks * R) * k);
   vf acc[R][M] = {};
   for (int64_t c = 0; c < kv; c += kLanes) {
+    for (int64_t b = 0; b < kStepBytes; b += kLine) __builtin_prefetch(ahead + c / kLanes * kStepBytes + b);
     vf wv[R];
-    for (int q = 0; q < R; ++q) {
-      __builtin_prefetch(w + (j + q) * k + c + kPrefetchAhead);
-      wv[q] = load_w(w + (j + q) * k + c);
-    }
+    for (int q = 0; q < R; ++q) wv[q] = load_w(w + (j + q) * k + c);
     for (int r = 0; r < M; ++r) {
       const vf xv = load(x + r * k + c);
       for (int q = 0; q < R; ++q) acc[q][r] += wv[q] * xv;
@@ -183,32 +189,36 @@ inline void gemv_block(const float* x, int64_t k, const W* w, const float* bias,
 }
 
 template <int M, typename W>
-inline void gemv_rows(const float* x, int64_t k, const W* w, const float* bias, float* y, int64_t n) {
+inline void gemv_rows(const float* x, int64_t k, const W* w, const float* bias, float* y, int64_t n, int64_t j0,
+                      int64_t j1) {
   constexpr int R = weight_rows_per_pass(M);
-  int64_t j = 0;
-  for (; j + R <= n; j += R) gemv_block<M, R>(x, k, w, bias, y, n, j);
-  for (; j < n; ++j) gemv_block<M, 1>(x, k, w, bias, y, n, j);
+  int64_t j = j0;
+  for (; j + R <= j1; j += R) gemv_block<M, R>(x, k, w, bias, y, n, j);
+  for (; j < j1; ++j) gemv_block<M, 1>(x, k, w, bias, y, n, j);
 }
 
 template <typename W>
-void gemv_rows_any(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n) {
-  using Rows = void (*)(const float*, int64_t, const W*, const float*, float*, int64_t);
+void gemv_rows_any(const float* x, int64_t m, int64_t k, const W* w, const float* bias, float* y, int64_t n, int64_t j0,
+                   int64_t j1) {
+  using Rows = void (*)(const float*, int64_t, const W*, const float*, float*, int64_t, int64_t, int64_t);
   static constexpr Rows kByRows[8] = {gemv_rows<1, W>, gemv_rows<2, W>, gemv_rows<3, W>, gemv_rows<4, W>,
                                       gemv_rows<5, W>, gemv_rows<6, W>, gemv_rows<7, W>, gemv_rows<8, W>};
   for (int64_t r0 = 0; r0 < m; r0 += 8) {  // up to eight input rows per pass over the weights
     const int64_t rows = m - r0 < 8 ? m - r0 : 8;
-    kByRows[rows - 1](x + r0 * k, k, w, bias, y + r0 * n, n);
+    kByRows[rows - 1](x + r0 * k, k, w, bias, y + r0 * n, n, j0, j1);
   }
 }
 
 }  // namespace
 
-void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n) {
-  gemv_rows_any(x, m, k, w, bias, y, n);
+void gemv_rows_f32(const float* x, int64_t m, int64_t k, const float* w, const float* bias, float* y, int64_t n,
+                   int64_t j0, int64_t j1) {
+  gemv_rows_any(x, m, k, w, bias, y, n, j0, j1);
 }
 
-void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t n) {
-  gemv_rows_any(x, m, k, w, bias, y, n);
+void gemv_rows_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t n,
+                    int64_t j0, int64_t j1) {
+  gemv_rows_any(x, m, k, w, bias, y, n, j0, j1);
 }
 
 }  // namespace stepverify::detail::STEPVERIFY_KERNEL_ISA

@@ -45,7 +45,7 @@ GetThreads openblas_getter() { return reinterpret_cast<GetThreads>(::dlsym(RTLD_
 }  // namespace
 
 int blas_threads() {
-  auto get = openblas_getter();
+  static const auto get = openblas_getter();  // per call of a decode step's projections: look it up once
   return get ? get() : 0;
 }
 

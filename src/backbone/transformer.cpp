@@ -7,6 +7,8 @@
 #include <limits>
 
 #include "backbone/cpu_kernels.h"
+#include "backbone/parallel_parts.h"
+#include "stepverify/runtime.h"
 #include "stepverify/errors.h"
 
 namespace stepverify {
@@ -16,19 +18,19 @@ Linear make_linear(int64_t in, int64_t out, bool bias) { return Linear(in, out, 
 
 // y = x W^T + b. A decode step's few rows on the CPU skip the GEMM, which
 // packs W first and for a few rows costs more than the product:
-// - fp32, one row: OpenBLAS's matrix-vector product (on every core);
-// - fp32, two to seven rows: gemv_rows_f32, which reads each weight once for
-//   all rows (one thread). Measured over 377 MB of weights on this 2-core
-//   machine, OpenBLAS SkylakeX kernels, best of two rounds: GEMM 26-36 ms
-//   for 1-8 rows; mv 11.7 ms for one row, 23 / 28 / 44 ms for 2 / 3 / 4
-//   (once per row); gemv_rows 16 / 19 / 19 / 21 / 27 / 28 / 33 ms for 1 / 2
-//   / 3 / 4 / 5 / 6 / 8 rows, level with GEMM at 8.
-// - bf16, one to seven rows: gemv_rows_bf16 (half the bytes; oneDNN's bf16
-//   product streamed the weights at about 11 GB/s whatever the rows),
-//   summed in float and rounded to bf16 once, as oneDNN does.
+// - fp32, one row: OpenBLAS's matrix-vector product;
+// - fp32, two to eight rows, and bf16, one to eight: gemv_rows, which reads
+//   each weight once for all rows, its columns split over the BLAS thread
+//   count (run_parts). bf16 weights are widened in registers, summed in
+//   float and the result rounded to bf16 once, as oneDNN does (whose bf16
+//   product streamed the weights at about 11 GB/s whatever the rows).
+// Measured over 377 MB of fp32 weights (k = 1536) on this 2-core machine,
+// OpenBLAS SkylakeX kernels, two threads: gemv_rows 10-12 / 11-13 / 13-15 /
+// 26-28 ms for 1 / 2 / 4 / 8 rows; mv 9.5-11.7 ms a row; GEMM 34-40 ms for
+// 1-8 rows (39-52 for 12-32). bench/forward's decode block has the whole step.
 // Training (grad mode), other dtypes and devices take at::linear.
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  constexpr int64_t kMaxRowsOutsideGemm = 7;
+  constexpr int64_t kMaxRowsOutsideGemm = 8;
   const int64_t k = x.size(-1), n = w.size(0);
   const int64_t rows = k > 0 ? x.numel() / k : 0;
   const auto dtype = x.scalar_type();
@@ -48,12 +50,25 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
   }
   const auto bias = b.defined() ? b.to(at::kFloat).contiguous() : at::Tensor();
   const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  if (fp32) {
-    detail::gemv_rows_f32(flat.data_ptr<float>(), rows, k, w.data_ptr<float>(), bp, out.data_ptr<float>(), n);
-    return out.view(sizes);
-  }
-  detail::gemv_rows_bf16(flat.data_ptr<float>(), rows, k, static_cast<const uint16_t*>(w.data_ptr()), bp,
-                         out.data_ptr<float>(), n);
+  const float* xp = flat.data_ptr<float>();
+  float* yp = out.data_ptr<float>();
+  const void* wp = w.data_ptr();
+  // Columns in parts of whole 16-column blocks, at least 64 KiB of weights
+  // a part, up to four parts a thread (taken as threads come free).
+  constexpr int64_t kBlock = 16, kMinPartBytes = int64_t{64} << 10;
+  const int threads = std::max(1, blas_threads());
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const int64_t part_min_blocks = std::max<int64_t>(1, kMinPartBytes / (kBlock * k * w.element_size()));
+  const int64_t parts = std::max<int64_t>(1, std::min(int64_t{4} * threads, blocks / part_min_blocks));
+  auto part = [&](int64_t p) {
+    const int64_t j0 = blocks * p / parts * kBlock, j1 = std::min(n, blocks * (p + 1) / parts * kBlock);
+    if (fp32)
+      detail::gemv_rows_f32(xp, rows, k, static_cast<const float*>(wp), bp, yp, n, j0, j1);
+    else
+      detail::gemv_rows_bf16(xp, rows, k, static_cast<const uint16_t*>(wp), bp, yp, n, j0, j1);
+  };
+  detail::run_parts(parts, threads, part);
+  if (fp32) return out.view(sizes);
   return out.to(at::kBFloat16).view(sizes);
 }
 

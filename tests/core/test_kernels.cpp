@@ -6,11 +6,16 @@
 
 #include <cmath>
 #include <cstring>
+#include <thread>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "backbone/cpu_kernels.h"
+#include "backbone/parallel_parts.h"
 #include "stepverify/model.h"
 #include "stepverify/transformer.h"
 
@@ -25,8 +30,9 @@ struct KernelSet {
   void (*rms_norm)(const float*, const float*, float*, int64_t, int64_t, float);
   void (*silu_mul)(const float*, float*, int64_t, int64_t);
   void (*rope)(const float*, const float*, const float*, float*, int64_t);
-  void (*gemv_rows)(const float*, int64_t, int64_t, const float*, const float*, float*, int64_t);
-  void (*gemv_rows_bf16)(const float*, int64_t, int64_t, const uint16_t*, const float*, float*, int64_t);
+  void (*gemv_rows)(const float*, int64_t, int64_t, const float*, const float*, float*, int64_t, int64_t, int64_t);
+  void (*gemv_rows_bf16)(const float*, int64_t, int64_t, const uint16_t*, const float*, float*, int64_t, int64_t,
+                         int64_t);
   float (*exp)(float);
 };
 
@@ -113,11 +119,11 @@ TEST_CASE("gemv_rows_f32 and _bf16 equal x W^T + b summed in double, for every r
             const auto& w = bits == 32 ? w32 : w16f;
             std::vector<float> y(m * n, std::nanf("")), y0(m * n, std::nanf(""));
             if (bits == 32) {
-              kset.gemv_rows(x.data(), m, k, w32.data(), b.data(), y.data(), n);
-              kset.gemv_rows(x.data(), m, k, w32.data(), nullptr, y0.data(), n);
+              kset.gemv_rows(x.data(), m, k, w32.data(), b.data(), y.data(), n, 0, n);
+              kset.gemv_rows(x.data(), m, k, w32.data(), nullptr, y0.data(), n, 0, n);
             } else {
-              kset.gemv_rows_bf16(x.data(), m, k, w16.data(), b.data(), y.data(), n);
-              kset.gemv_rows_bf16(x.data(), m, k, w16.data(), nullptr, y0.data(), n);
+              kset.gemv_rows_bf16(x.data(), m, k, w16.data(), b.data(), y.data(), n, 0, n);
+              kset.gemv_rows_bf16(x.data(), m, k, w16.data(), nullptr, y0.data(), n, 0, n);
             }
             double worst = 0, worst0 = 0;
             for (int64_t r = 0; r < m; ++r)
@@ -135,6 +141,24 @@ TEST_CASE("gemv_rows_f32 and _bf16 equal x W^T + b summed in double, for every r
               }
             CHECK(worst <= 1.0);
             CHECK(worst0 <= 1.0);
+            // Columns [j0, j1) alone (threads split a product so): they equal
+            // the whole product's, the others stay untouched.
+            for (auto [j0, j1] : {std::pair<int64_t, int64_t>{0, n / 2}, {n / 2, n}, {1, n - 1}}) {
+              if (j0 >= j1) continue;
+              INFO("columns " << j0 << ".." << j1);
+              std::vector<float> ys(m * n, std::nanf(""));
+              if (bits == 32)
+                kset.gemv_rows(x.data(), m, k, w32.data(), b.data(), ys.data(), n, j0, j1);
+              else
+                kset.gemv_rows_bf16(x.data(), m, k, w16.data(), b.data(), ys.data(), n, j0, j1);
+              int wrong = 0;
+              for (int64_t r = 0; r < m; ++r)
+                for (int64_t j = 0; j < n; ++j) {
+                  const float got = ys[r * n + j];
+                  wrong += (j >= j0 && j < j1) ? got != y[r * n + j] : !std::isnan(got);
+                }
+              CHECK(wrong == 0);
+            }
           }
         }
       }
@@ -318,4 +342,25 @@ TEST_CASE("bf16 decode steps (gemv_rows_bf16) agree with a bf16 forward of the w
                          .mean()
                          .item<double>();
   CHECK(agree >= 0.95);
+}
+
+TEST_CASE("run_parts in a forked child runs on the child's own thread (the helpers stay the parent's)",
+          "[concurrency]") {
+  std::vector<int> calls(8, 0);
+  auto part = [&](int64_t p) { calls[static_cast<size_t>(p)] += 1; };
+  stepverify::detail::run_parts(8, 2, part);  // the parent's helpers exist now
+  REQUIRE(std::count(calls.begin(), calls.end(), 1) == 8);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::alarm(20);  // a child waiting on helpers it does not have would hang: fail by signal instead
+    std::vector<int> mine(8, 0);
+    auto count = [&](int64_t p) { mine[static_cast<size_t>(p)] += 1; };
+    stepverify::detail::run_parts(8, 2, count);
+    ::_exit(std::count(mine.begin(), mine.end(), 1) == 8 ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
