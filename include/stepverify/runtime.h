@@ -39,7 +39,8 @@ namespace stepverify {
 struct STEPVERIFY_API RuntimeOptions {
   /// torch intra-op threads (elementwise ops, softmax). 0 keeps torch's value.
   int torch_threads = 1;
-  /// OpenBLAS threads for GEMMs; 0 means all hardware threads.
+  /// OpenBLAS threads for GEMMs, and the threads that decode steps' few-row
+  /// projections split their columns over; 0 means all hardware threads.
   int blas_threads = 0;
   /// Keep freed memory in the process (mallopt M_MMAP_THRESHOLD / M_TRIM_THRESHOLD).
   bool keep_freed_memory = true;
@@ -62,8 +63,9 @@ STEPVERIFY_API bool blas_is_openblas();
 STEPVERIFY_API int blas_threads();
 
 /// OpenBLAS's thread count set to `threads` for the object's lifetime, then
-/// restored (`threads` 0: the count is left alone). Code that runs its own
-/// workers, one GEMM stream each, runs them with 1 (more BLAS threads than
+/// restored (`threads` 0: the count is left alone); decode steps' few-row
+/// projections follow the same count. Code that runs its own workers, one
+/// GEMM stream each, runs them with 1 (more BLAS threads than
 /// cores spin; timings in README.md). No effect when the BLAS is not OpenBLAS. The count is process-wide: create
 /// one scope at a time, from the thread that owns the workers.
 class STEPVERIFY_API BlasThreadsScope {
