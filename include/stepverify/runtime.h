@@ -40,7 +40,8 @@ struct STEPVERIFY_API RuntimeOptions {
   /// torch intra-op threads (elementwise ops, softmax). 0 keeps torch's value.
   int torch_threads = 1;
   /// OpenBLAS threads for GEMMs, and the threads that decode steps' few-row
-  /// projections split their columns over; 0 means all hardware threads.
+  /// projections split their columns over (one without OpenBLAS); 0 means
+  /// all hardware threads.
   int blas_threads = 0;
   /// Keep freed memory in the process (mallopt M_MMAP_THRESHOLD / M_TRIM_THRESHOLD).
   bool keep_freed_memory = true;

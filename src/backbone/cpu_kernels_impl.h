@@ -163,13 +163,13 @@ inline float scalar_w(uint16_t v) {
 // y[r][j] for M input rows and the R weight rows from j; the k % 16 tail in
 // scalar arithmetic.
 template <int M, int R, typename W>
-inline void gemv_block(const float* x, int64_t k, const W* w, const float* bias, float* y, int64_t n, int64_t j) {
+inline void gemv_block(const float* x, int64_t k, const W* w, const float* bias, float* y, int64_t n, int64_t j,
+                       const W* ahead_block) {
   const int64_t kv = k / kLanes * kLanes;
-  // Each step reads kLanes weights of each of the R rows: as many bytes of the
-  // block ahead are prefetched, a cache line at a time (past the last row the
-  // hint touches nothing: a prefetch never faults).
+  // Each step reads kLanes weights of each of the R rows: as many bytes of
+  // ahead_block (R rows) are prefetched, a cache line at a time.
   constexpr int64_t kStepBytes = R * kLanes * sizeof(W), kLine = 64;
-  const char* ahead = reinterpret_cast<const char*>(w + (j + kPrefetchBlocks * R) * k);
+  const char* ahead = reinterpret_cast<const char*>(ahead_block);
   vf acc[R][M] = {};
   for (int64_t c = 0; c < kv; c += kLanes) {
     for (int64_t b = 0; b < kStepBytes; b += kLine) __builtin_prefetch(ahead + c / kLanes * kStepBytes + b);
@@ -192,9 +192,13 @@ template <int M, typename W>
 inline void gemv_rows(const float* x, int64_t k, const W* w, const float* bias, float* y, int64_t n, int64_t j0,
                       int64_t j1) {
   constexpr int R = weight_rows_per_pass(M);
+  // The block kPrefetchBlocks ahead while it lies within [j0, j1) (another
+  // thread's columns are not this one's to fetch), else the block itself
+  // (already in cache: a wasted hint, but no address outside the weights).
+  constexpr int64_t kAhead = kPrefetchBlocks * R;
   int64_t j = j0;
-  for (; j + R <= j1; j += R) gemv_block<M, R>(x, k, w, bias, y, n, j);
-  for (; j < j1; ++j) gemv_block<M, 1>(x, k, w, bias, y, n, j);
+  for (; j + R <= j1; j += R) gemv_block<M, R>(x, k, w, bias, y, n, j, w + (j + kAhead + R <= j1 ? j + kAhead : j) * k);
+  for (; j < j1; ++j) gemv_block<M, 1>(x, k, w, bias, y, n, j, w + j * k);
 }
 
 template <typename W>

@@ -1,20 +1,24 @@
 // The pool behind run_parts (parallel_parts.h).
 //
-// Helpers wait for a new job generation, spinning a short while first (a
-// decode step calls run_parts a few hundred times in a row, tens of
-// microseconds apart; a futex wake-up costs about as much as a small part),
-// then sleeping on a condition variable. Parts are taken from an atomic
-// counter by the caller and the helpers alike, so a helper that wakes late
-// leaves its share to the others. Every helper checks out of every job before
-// the caller returns, so a job's fields are never rewritten while a helper
-// may still read them.
+// A job is announced by one atomic word: its sequence number and how many
+// helpers take part. Helpers wait for a new word, spinning a short, timed
+// while first (a decode step calls run_parts a few hundred times in a row,
+// tens of microseconds apart, and a futex wake-up costs about as much as a
+// small part), then sleeping on a condition variable. Parts are taken from an
+// atomic counter by the caller and the helpers alike, so a helper that wakes
+// late leaves its share to the others. Every helper that takes part checks
+// out before the caller returns, so a job's fields are never rewritten while
+// one of them may still read them; helpers that sit a job out read nothing
+// but the word.
 #include "backbone/parallel_parts.h"
 
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -29,6 +33,25 @@ void cpu_relax() {
 #endif
 }
 
+// Spins with cpu_relax until done() or `budget` has passed (the clock read
+// every 64 spins: a pause takes from a few to over a hundred cycles,
+// depending on the CPU). True when done.
+template <typename Done>
+bool spin_until(Done done, std::chrono::microseconds budget) {
+  const auto end = std::chrono::steady_clock::now() + budget;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= end) return done();
+  }
+}
+
+// Set while this thread runs parts: a part that calls run_parts runs its own
+// parts itself (the helpers are busy with the outer job).
+thread_local bool in_job = false;
+
 class Pool {
  public:
   // False when another call holds the helpers or this is a forked child: the
@@ -37,8 +60,8 @@ class Pool {
     if (::getpid() != pid_) return false;
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
-    grow(threads - 1);
-    active_ = threads - 1;
+    const int active = std::min(grow(threads - 1), static_cast<int>(kMaxHelpers));
+    if (active == 0) return false;
     fn_ = fn;
     ctx_ = ctx;
     parts_ = parts;
@@ -46,74 +69,82 @@ class Pool {
     checked_out_.store(0, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(wake_);
-      generation_.fetch_add(1, std::memory_order_release);
+      const uint64_t sequence = (word_.load(std::memory_order_relaxed) >> kActiveBits) + 1;
+      word_.store(sequence << kActiveBits | static_cast<uint64_t>(active), std::memory_order_release);
     }
     wake_cv_.notify_all();
     work();
-    const int helpers = static_cast<int>(helpers_.size());
-    while (checked_out_.load(std::memory_order_acquire) < helpers) cpu_relax();
+    auto all_out = [&] { return checked_out_.load(std::memory_order_acquire) == active; };
+    while (!spin_until(all_out, kSpin)) std::this_thread::yield();  // a helper not yet running
     return true;
   }
 
  private:
-  static constexpr int kMaxHelpers = 63;
-  // Pause instructions a helper spins through before sleeping (tens of
-  // microseconds).
-  static constexpr int kSpin = 20000;
+  static constexpr int kActiveBits = 8;
+  static constexpr int kMaxHelpers = (1 << kActiveBits) - 1;
+  // How long a helper spins for the next job before it sleeps.
+  static constexpr std::chrono::microseconds kSpin{50};
 
-  void grow(int helpers) {
-    helpers = helpers < kMaxHelpers ? helpers : kMaxHelpers;
-    while (static_cast<int>(helpers_.size()) < helpers) {
-      const uint64_t seen = generation_.load(std::memory_order_relaxed);
-      const int index = static_cast<int>(helpers_.size());
-      helpers_.emplace_back([this, seen, index] { helper(index, seen); });
-      helpers_.back().detach();  // the pool lives as long as the process
+  // Starts helpers up to `helpers` (as many as the system gives); returns
+  // how many there are.
+  int grow(int helpers) {
+    helpers = std::min(helpers, static_cast<int>(kMaxHelpers));
+    while (static_cast<int>(helpers_) < helpers) {
+      const uint64_t seen = word_.load(std::memory_order_relaxed);
+      const int index = helpers_;
+      try {
+        std::thread([this, seen, index] { helper(index, seen); }).detach();  // lives as long as the process
+      } catch (const std::system_error&) {
+        break;  // no more threads: run with those there are
+      }
+      ++helpers_;
     }
+    return helpers_;
   }
 
   void work() {
+    in_job = true;
     for (int64_t p; (p = next_.fetch_add(1, std::memory_order_relaxed)) < parts_;) fn_(ctx_, p);
+    in_job = false;
   }
 
   void helper(int index, uint64_t seen) {
     for (;;) {
-      uint64_t g = seen;
-      for (int s = 0; s < kSpin && g == seen; ++s) {
-        cpu_relax();
-        g = generation_.load(std::memory_order_acquire);
-      }
-      if (g == seen) {
+      uint64_t word = seen;
+      auto announced = [&] { return (word = word_.load(std::memory_order_acquire)) != seen; };
+      if (!spin_until(announced, kSpin)) {
         std::unique_lock<std::mutex> lock(wake_);
-        wake_cv_.wait(lock, [&] { return (g = generation_.load(std::memory_order_acquire)) != seen; });
+        wake_cv_.wait(lock, announced);
       }
-      seen = g;
-      if (index < active_) work();  // helpers past the job's thread count sit it out
+      seen = word;
+      if (index >= static_cast<int>(word & kMaxHelpers)) continue;  // this job needs fewer helpers
+      work();
       checked_out_.fetch_add(1, std::memory_order_release);
     }
   }
 
   const pid_t pid_ = ::getpid();
   std::mutex busy_;  // held by the one caller that has the helpers
-  std::vector<std::thread> helpers_;
+  int helpers_ = 0;  // started so far (under busy_)
   std::mutex wake_;
   std::condition_variable wake_cv_;
-  std::atomic<uint64_t> generation_{0};
+  // The job's sequence number << kActiveBits | the helpers taking part.
+  std::atomic<uint64_t> word_{0};
   std::atomic<int64_t> next_{0};
   std::atomic<int> checked_out_{0};
-  // The job: written by the caller before generation_ is raised, read by
-  // helpers after they see it raised, and unchanged until every helper has
+  // The job: written by the caller before word_ changes, read by the helpers
+  // taking part after they see it change, and unchanged until they have all
   // checked out.
   void (*fn_)(void*, int64_t) = nullptr;
   void* ctx_ = nullptr;
   int64_t parts_ = 0;
-  int active_ = 0;  // helpers that take parts
 };
 
 }  // namespace
 
 void run_parts(int64_t parts, int threads, void (*fn)(void*, int64_t), void* ctx) {
   if (parts <= 0) return;
-  if (threads > 1 && parts > 1) {
+  if (threads > 1 && parts > 1 && !in_job) {
     static Pool* const pool = new Pool;  // never destroyed: helpers may outlive main()
     if (pool->try_run(parts, threads, fn, ctx)) return;
   }

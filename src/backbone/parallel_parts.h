@@ -4,10 +4,11 @@
 // (runtime.h). Torch-free.
 //
 // Thread safety: run_parts may be called from any thread. One call at a time
-// has the helpers; a call made while they are busy (another thread's) runs
-// all its parts on its own thread, so concurrent callers never oversubscribe
-// the cores nor wait for each other. In a child process after fork() every
-// call runs on its own thread (the helpers are the parent's).
+// has the helpers; a call made while they are busy (another thread's, or a
+// part's own nested call) runs all its parts on its own thread, so
+// concurrent callers never add helpers beyond one call's and never wait for
+// each other. In a child process after fork() every call runs on its own
+// thread (the helpers are the parent's).
 #pragma once
 
 #include <cstdint>
