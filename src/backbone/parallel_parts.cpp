@@ -14,13 +14,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <system_error>
 #include <thread>
-#include <vector>
 
 namespace stepverify::detail {
 namespace {
@@ -60,7 +60,7 @@ class Pool {
     if (::getpid() != pid_) return false;
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
-    const int active = std::min(grow(threads - 1), static_cast<int>(kMaxHelpers));
+    const int active = std::min(threads - 1, grow(threads - 1));  // more may exist, from a larger count before
     if (active == 0) return false;
     fn_ = fn;
     ctx_ = ctx;

@@ -6,6 +6,9 @@
 // decode projections (run_parts) alone, under concurrent callers.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "test_support.h"
@@ -160,8 +163,23 @@ TEST_CASE("run_parts runs every part exactly once, for any thread count and from
       CHECK(std::count(calls.begin(), calls.end(), 1) == parts);
     }
   }
+  // After a job of 8 threads (above), a job of 2 runs on at most 2: the
+  // helpers beyond the count sit it out. Each part holds its thread a while
+  // (200 us), so idle helpers that joined would take parts.
+  {
+    std::mutex m;
+    std::set<std::thread::id> ids;
+    auto part = [&](int64_t) {
+      const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+      while (std::chrono::steady_clock::now() < end) {}
+      std::lock_guard<std::mutex> lock(m);
+      ids.insert(std::this_thread::get_id());
+    };
+    stepverify::detail::run_parts(64, 2, part);
+    CHECK(ids.size() <= 2);
+  }
   // Four callers at once, 300 jobs each, two threads a job: one caller at a
-  // time has the helpers, the others run alone; every job's sums are right.
+  // time has the helpers, the others run alone; every job's values are right.
   constexpr int kCallers = 4, kJobsEach = 300, kParts = 16;
   std::atomic<int> wrong{0};
   std::vector<std::thread> callers;
