@@ -12,7 +12,7 @@
 // but the word.
 #include "backbone/parallel_parts.h"
 
-#include <unistd.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -48,16 +48,24 @@ bool spin_until(Done done, std::chrono::microseconds budget) {
   }
 }
 
+// Set in a child of fork() (a handler the pool registers when it is made):
+// the helpers are the parent's and do not exist there.
+std::atomic<bool> forked_child{false};
+
 // Set while this thread runs parts: a part that calls run_parts runs its own
 // parts itself (the helpers are busy with the outer job).
 thread_local bool in_job = false;
 
 class Pool {
  public:
+  Pool() {
+    ::pthread_atfork(nullptr, nullptr, [] { forked_child.store(true, std::memory_order_relaxed); });
+  }
+
   // False when another call holds the helpers or this is a forked child: the
   // caller then runs the parts itself.
   bool try_run(int64_t parts, int threads, void (*fn)(void*, int64_t), void* ctx) {
-    if (::getpid() != pid_) return false;
+    if (forked_child) return false;
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
     const int active = std::min(threads - 1, grow(threads - 1));  // more may exist, from a larger count before
@@ -123,7 +131,6 @@ class Pool {
     }
   }
 
-  const pid_t pid_ = ::getpid();
   std::mutex busy_;  // held by the one caller that has the helpers
   int helpers_ = 0;  // started so far (under busy_)
   std::mutex wake_;

@@ -7,8 +7,8 @@
 // has the helpers; a call made while they are busy (another thread's, or a
 // part's own nested call) runs all its parts on its own thread, so
 // concurrent callers never add helpers beyond one call's and never wait for
-// each other. In a child process after fork() every call runs on its own
-// thread (the helpers are the parent's).
+// each other. In a child of fork() made after the pool started, every call
+// runs on its own thread (the helpers are the parent's).
 #pragma once
 
 #include <cstdint>
